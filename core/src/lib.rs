@@ -1,0 +1,31 @@
+//! hawser-core: the sans-IO heart of hawser.
+//!
+//! Nothing in this crate reads a clock, a socket, a file or a global RNG. A driver (the
+//! simulator in `hawser-sim`, or the tokio runtime) feeds a [`Node`] inputs through its
+//! `handle_*` methods and drains its outputs through `poll_transmit`, `poll_timeout`,
+//! `poll_event` and `poll_persist`. Same inputs in the same order give the same outputs,
+//! byte for byte.
+//!
+//! To write a protocol of your own, implement [`Protocol`]; `hawser-sim`'s `heartbeat`
+//! example is the guided tour.
+
+pub mod id;
+pub mod link;
+mod node;
+pub mod persist;
+mod protocol;
+pub mod rng;
+mod stats;
+pub mod time;
+pub mod wire;
+
+pub use id::{Addr, NodeId};
+pub use link::{
+    ConnId, ConnectError, Cookie, DownReason, LinkConfig, LinkEvent, SendError, Transmit,
+};
+pub use node::{Event, Identity, Node};
+pub use persist::{PersistSeq, Record, Snapshot};
+pub use protocol::{Ctx, Protocol, TimerId};
+pub use rng::NodeRng;
+pub use stats::Stats;
+pub use time::{Duration, Instant};

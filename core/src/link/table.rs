@@ -1,0 +1,580 @@
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::Cookie;
+use super::handshake::{Hello, LINK_VERSION, Opener, PROOF_LEN, Role, Sealer, TAG_LEN, Transcript};
+use crate::id::{Addr, NodeId};
+use crate::rng::NodeRng;
+use crate::stats::Stats;
+use crate::time::{Duration, Instant};
+use crate::wire::{self, FrameKind, MIN_MAX_FRAME, WireError};
+
+/// A transport connection, named by the node (the driver never invents ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConnId(pub u64);
+
+/// Limits of the link layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// Largest frame payload accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// A connection that has not authenticated within this time is closed, so a peer that
+    /// connects and says nothing holds no resources for long.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            max_frame: 4 << 20,
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl LinkConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_frame < MIN_MAX_FRAME || self.max_frame > (u32::MAX as usize) {
+            return Err(format!(
+                "max_frame = {}: must be between {MIN_MAX_FRAME} and {} bytes",
+                self.max_frame,
+                u32::MAX
+            ));
+        }
+        if self.handshake_timeout == Duration::ZERO {
+            return Err("handshake_timeout must be greater than zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the node asks the driver to do with connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Open a transport connection to `addr`; report it with `handle_connected` or
+    /// `handle_closed`.
+    Connect { conn: ConnId, addr: Addr },
+    /// Write one frame (header included) on the connection, after those before it.
+    Send { conn: ConnId, frame: Vec<u8> },
+    /// Close the connection once the frames queued before this are written.
+    Close { conn: ConnId },
+}
+
+/// Why an established link went down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DownReason {
+    /// The transport closed or reset (peer died, network broke, peer closed it).
+    Closed,
+    /// The peer sent something malformed or unauthenticated after the handshake.
+    Protocol,
+    /// The local cookie changed; links made under the old one are dropped.
+    Rekeyed,
+}
+
+/// Why an outbound connection did not become a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnectError {
+    /// The transport could not connect, or closed during the handshake.
+    Unreachable,
+    /// The peer does not hold our cookie (or we do not hold theirs).
+    AuthFailed,
+    /// The peer is not who we expected, speaks another link version, or is ourselves.
+    WrongPeer,
+    /// No handshake within the configured timeout.
+    Timeout,
+    /// The peer sent bytes that are not a valid handshake.
+    Malformed,
+}
+
+/// Happenings the node passes on: to the protocol and, as events, to the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    Up {
+        peer: NodeId,
+        addr: Addr,
+    },
+    Down {
+        peer: NodeId,
+        reason: DownReason,
+    },
+    ConnectFailed {
+        addr: Addr,
+        expected: Option<NodeId>,
+        error: ConnectError,
+    },
+    Message {
+        from: NodeId,
+        body: Vec<u8>,
+    },
+    /// A peer failed the cookie proof. `claimed` is the id it announced (unverified).
+    AuthFailure {
+        conn: ConnId,
+        claimed: Option<NodeId>,
+    },
+    /// Bytes on a connection that do not decode; the connection was closed.
+    DecodeError {
+        conn: ConnId,
+        error: WireError,
+    },
+}
+
+enum State {
+    /// Outbound, transport not connected yet.
+    Connecting,
+    /// Transport up; hellos and proofs in flight.
+    Handshaking {
+        ours: Vec<u8>,
+        peer: Option<(Hello, Vec<u8>)>,
+    },
+    Established {
+        peer: NodeId,
+        sealer: Sealer,
+        opener: Opener,
+    },
+}
+
+struct Conn {
+    role: Role,
+    /// For outbound connections: where we dialled and whom we expect there.
+    target: Option<(Addr, Option<NodeId>)>,
+    /// When the handshake must be done by (for the timeout).
+    deadline: Instant,
+    /// Order of creation: the newer of two same-initiator connections wins.
+    opened: u64,
+    state: State,
+}
+
+/// The link table of one node: its connections, their handshakes, its links.
+pub struct Links {
+    config: LinkConfig,
+    id: NodeId,
+    addr: Addr,
+    cookie: Cookie,
+    conns: BTreeMap<ConnId, Conn>,
+    by_peer: BTreeMap<NodeId, ConnId>,
+    deadlines: BTreeSet<(Instant, ConnId)>,
+    next_conn: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<LinkEvent>,
+}
+
+impl Links {
+    pub fn new(config: LinkConfig, id: NodeId, addr: Addr, cookie: Cookie) -> Links {
+        Links {
+            config,
+            id,
+            addr,
+            cookie,
+            conns: BTreeMap::new(),
+            by_peer: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            next_conn: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    pub fn addr(&self) -> &Addr {
+        &self.addr
+    }
+    pub fn max_frame(&self) -> usize {
+        self.config.max_frame
+    }
+    pub fn is_linked(&self, peer: NodeId) -> bool {
+        self.by_peer.contains_key(&peer)
+    }
+    /// Established peers, in id order.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_peer.keys().copied()
+    }
+    /// Connections that exist but are not (yet) links.
+    pub fn pending(&self) -> usize {
+        self.conns.len() - self.by_peer.len()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    fn new_conn(
+        &mut self,
+        now: Instant,
+        role: Role,
+        target: Option<(Addr, Option<NodeId>)>,
+        state: State,
+    ) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let deadline = now + self.config.handshake_timeout;
+        self.deadlines.insert((deadline, conn));
+        self.conns.insert(
+            conn,
+            Conn {
+                role,
+                target,
+                deadline,
+                opened: conn.0,
+                state,
+            },
+        );
+        conn
+    }
+
+    /// Dial `addr`. With `expected`, a link to that peer that already exists makes this a
+    /// no-op, and a different node answering at `addr` is refused.
+    pub fn connect(&mut self, now: Instant, addr: Addr, expected: Option<NodeId>) {
+        if expected.is_some_and(|p| p == self.id || self.is_linked(p)) {
+            return;
+        }
+        let conn = self.new_conn(
+            now,
+            Role::Initiator,
+            Some((addr.clone(), expected)),
+            State::Connecting,
+        );
+        self.transmits.push_back(Transmit::Connect { conn, addr });
+    }
+
+    /// Close the link to `peer` (after frames already queued). The protocol asked for it,
+    /// so it is not told again with a `Down`.
+    pub fn disconnect(&mut self, peer: NodeId) {
+        if let Some(conn) = self.by_peer.remove(&peer) {
+            self.drop_conn(conn);
+        }
+    }
+
+    /// Seal and queue a message for `peer`.
+    pub fn send(&mut self, stats: &mut Stats, peer: NodeId, body: &[u8]) -> Result<(), SendError> {
+        let Some(&conn) = self.by_peer.get(&peer) else {
+            stats.send_without_link += 1;
+            return Err(SendError::NotLinked(peer));
+        };
+        if body.len() + TAG_LEN > self.config.max_frame {
+            return Err(SendError::TooLarge {
+                len: body.len(),
+                max: self.config.max_frame - TAG_LEN,
+            });
+        }
+        let Some(Conn {
+            state: State::Established { sealer, .. },
+            ..
+        }) = self.conns.get_mut(&conn)
+        else {
+            unreachable!("by_peer only names established connections")
+        };
+        let frame = wire::encode_frame(FrameKind::Data, &sealer.seal(body));
+        stats.frames_out += 1;
+        stats.bytes_out += frame.len() as u64;
+        self.transmits.push_back(Transmit::Send { conn, frame });
+        Ok(())
+    }
+
+    /// The transport accepted an inbound connection.
+    pub fn accepted(&mut self, now: Instant, rng: &mut NodeRng) -> ConnId {
+        let conn = self.new_conn(now, Role::Responder, None, State::Connecting);
+        self.start_handshake(conn, rng);
+        conn
+    }
+
+    /// An outbound connection is up at the transport level.
+    pub fn connected(&mut self, conn: ConnId, rng: &mut NodeRng) {
+        if matches!(
+            self.conns.get(&conn),
+            Some(Conn {
+                state: State::Connecting,
+                ..
+            })
+        ) {
+            self.start_handshake(conn, rng);
+        }
+    }
+
+    fn start_handshake(&mut self, conn: ConnId, rng: &mut NodeRng) {
+        let mut nonce = [0u8; 32];
+        rng.fill(&mut nonce);
+        let hello = Hello {
+            version: LINK_VERSION,
+            node: self.id,
+            addr: self.addr.clone(),
+            nonce,
+        };
+        let ours = wire::encode(&hello);
+        self.transmits.push_back(Transmit::Send {
+            conn,
+            frame: wire::encode_frame(FrameKind::Hello, &ours),
+        });
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = State::Handshaking { ours, peer: None };
+        }
+    }
+
+    /// The transport closed, reset, or failed to connect.
+    pub fn closed(&mut self, conn: ConnId) {
+        let Some(c) = self.remove_conn(conn) else {
+            return;
+        };
+        match c.state {
+            State::Established { peer, .. } => {
+                if self.by_peer.get(&peer) == Some(&conn) {
+                    self.by_peer.remove(&peer);
+                    self.events.push_back(LinkEvent::Down {
+                        peer,
+                        reason: DownReason::Closed,
+                    });
+                }
+            }
+            _ => Self::connect_failed(&mut self.events, &c, ConnectError::Unreachable),
+        }
+    }
+
+    /// Close every connection whose handshake is overdue.
+    pub fn expire(&mut self, now: Instant, stats: &mut Stats) {
+        while let Some(&(t, conn)) = self.deadlines.first() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            stats.handshake_timeouts += 1;
+            self.fail(conn, ConnectError::Timeout);
+        }
+    }
+
+    /// A frame arrived on `conn`.
+    pub fn frame(&mut self, stats: &mut Stats, conn: ConnId, bytes: &[u8]) {
+        stats.frames_in += 1;
+        stats.bytes_in += bytes.len() as u64;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let frame = match wire::decode_frame(bytes, self.config.max_frame) {
+            Ok(f) => f,
+            Err(error) => return self.decode_error(stats, conn, error),
+        };
+        match (&mut c.state, frame.kind) {
+            (State::Established { opener, peer, .. }, FrameKind::Data) => {
+                match opener.open(frame.payload) {
+                    Some(body) => {
+                        let from = *peer;
+                        self.events.push_back(LinkEvent::Message {
+                            from,
+                            body: body.to_vec(),
+                        })
+                    }
+                    None => {
+                        stats.auth_failures += 1;
+                        let claimed = Some(*peer);
+                        self.events
+                            .push_back(LinkEvent::AuthFailure { conn, claimed });
+                        self.fail(conn, ConnectError::AuthFailed);
+                    }
+                }
+            }
+            (State::Handshaking { peer: None, .. }, FrameKind::Hello) => {
+                self.on_hello(stats, conn, frame.payload)
+            }
+            (State::Handshaking { peer: Some(_), .. }, FrameKind::Proof) => {
+                self.on_proof(stats, conn, frame.payload)
+            }
+            (_, kind) => {
+                let error = WireError::Payload(format!(
+                    "unexpected {kind:?} frame at this point of the link"
+                ));
+                self.decode_error(stats, conn, error)
+            }
+        }
+    }
+
+    fn on_hello(&mut self, stats: &mut Stats, conn: ConnId, payload: &[u8]) {
+        let hello: Hello = match wire::decode(payload) {
+            Ok(h) => h,
+            Err(error) => return self.decode_error(stats, conn, error),
+        };
+        let c = self.conns.get_mut(&conn).expect("caller checked");
+        let expected = c.target.as_ref().and_then(|(_, e)| *e);
+        if hello.version != LINK_VERSION
+            || hello.node == self.id
+            || expected.is_some_and(|e| e != hello.node)
+        {
+            return self.fail(conn, ConnectError::WrongPeer);
+        }
+        let State::Handshaking { ours, peer } = &mut c.state else {
+            unreachable!("caller checked")
+        };
+        let transcript = match c.role {
+            Role::Initiator => Transcript {
+                initiator_hello: ours,
+                responder_hello: payload,
+            },
+            Role::Responder => Transcript {
+                initiator_hello: payload,
+                responder_hello: ours,
+            },
+        };
+        let proof = transcript.proof(&self.cookie, c.role);
+        *peer = Some((hello, payload.to_vec()));
+        self.transmits.push_back(Transmit::Send {
+            conn,
+            frame: wire::encode_frame(FrameKind::Proof, &proof),
+        });
+    }
+
+    fn on_proof(&mut self, stats: &mut Stats, conn: ConnId, proof: &[u8]) {
+        let c = self.conns.get_mut(&conn).expect("caller checked");
+        let State::Handshaking {
+            ours,
+            peer: Some((hello, theirs)),
+        } = &c.state
+        else {
+            unreachable!("caller checked")
+        };
+        let (transcript, peer_role) = match c.role {
+            Role::Initiator => (
+                Transcript {
+                    initiator_hello: ours,
+                    responder_hello: theirs,
+                },
+                Role::Responder,
+            ),
+            Role::Responder => (
+                Transcript {
+                    initiator_hello: theirs,
+                    responder_hello: ours,
+                },
+                Role::Initiator,
+            ),
+        };
+        if proof.len() != PROOF_LEN || !transcript.verify(&self.cookie, peer_role, proof) {
+            stats.auth_failures += 1;
+            let claimed = Some(hello.node);
+            self.events
+                .push_back(LinkEvent::AuthFailure { conn, claimed });
+            return self.fail(conn, ConnectError::AuthFailed);
+        }
+        let (sealer, opener) = transcript.session(&self.cookie, c.role);
+        let (peer, addr) = (hello.node, hello.addr.clone());
+        self.deadlines.remove(&(c.deadline, conn));
+        c.state = State::Established {
+            peer,
+            sealer,
+            opener,
+        };
+        self.establish(conn, peer, addr);
+    }
+
+    /// Keep one link per peer. When two connections to the same peer authenticate (both
+    /// ends dialled at once), both ends must keep the same one without talking about it:
+    /// between connections dialled by different ends, the one dialled by the lower id
+    /// wins; between two dialled by the same end, the newer wins (the older is likely
+    /// a dead connection not yet noticed).
+    fn establish(&mut self, conn: ConnId, peer: NodeId, addr: Addr) {
+        let Some(&old) = self.by_peer.get(&peer) else {
+            self.by_peer.insert(peer, conn);
+            self.events.push_back(LinkEvent::Up { peer, addr });
+            return;
+        };
+        let (new_role, old_role) = (self.conns[&conn].role, self.conns[&old].role);
+        let new_wins = if new_role == old_role {
+            self.conns[&conn].opened > self.conns[&old].opened
+        } else {
+            let lower_dialled_new = (new_role == Role::Initiator) == (self.id < peer);
+            lower_dialled_new
+        };
+        let loser = if new_wins {
+            self.by_peer.insert(peer, conn);
+            old
+        } else {
+            conn
+        };
+        self.drop_conn(loser);
+    }
+
+    fn decode_error(&mut self, stats: &mut Stats, conn: ConnId, error: WireError) {
+        stats.decode_errors += 1;
+        self.events
+            .push_back(LinkEvent::DecodeError { conn, error });
+        self.fail(conn, ConnectError::Malformed);
+    }
+
+    /// Close a connection for cause, telling the protocol what it lost.
+    fn fail(&mut self, conn: ConnId, error: ConnectError) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if let State::Established { peer, .. } = c.state {
+            if self.by_peer.get(&peer) == Some(&conn) {
+                self.by_peer.remove(&peer);
+                let reason =
+                    if error == ConnectError::AuthFailed || error == ConnectError::Malformed {
+                        DownReason::Protocol
+                    } else {
+                        DownReason::Closed
+                    };
+                self.events.push_back(LinkEvent::Down { peer, reason });
+            }
+        } else {
+            Self::connect_failed(&mut self.events, c, error);
+        }
+        self.drop_conn(conn);
+    }
+
+    fn connect_failed(events: &mut VecDeque<LinkEvent>, c: &Conn, error: ConnectError) {
+        if let Some((addr, expected)) = &c.target {
+            events.push_back(LinkEvent::ConnectFailed {
+                addr: addr.clone(),
+                expected: *expected,
+                error,
+            });
+        }
+    }
+
+    fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        let c = self.conns.remove(&conn)?;
+        self.deadlines.remove(&(c.deadline, conn));
+        Some(c)
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        if self.remove_conn(conn).is_some() {
+            self.transmits.push_back(Transmit::Close { conn });
+        }
+    }
+
+    /// Replace the cookie: every connection made under the old one is closed, and every
+    /// link reported down, so nothing authenticated by the old secret survives.
+    pub fn rekey(&mut self, cookie: Cookie) {
+        self.cookie = cookie;
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            let c = self.conns.get(&conn).expect("listed above");
+            match c.state {
+                State::Established { peer, .. } if self.by_peer.get(&peer) == Some(&conn) => {
+                    self.by_peer.remove(&peer);
+                    self.events.push_back(LinkEvent::Down {
+                        peer,
+                        reason: DownReason::Rekeyed,
+                    });
+                }
+                State::Established { .. } => {}
+                _ => Self::connect_failed(&mut self.events, c, ConnectError::Unreachable),
+            }
+            self.drop_conn(conn);
+        }
+    }
+}
+
+/// Why a message could not be queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    NotLinked(NodeId),
+    TooLarge { len: usize, max: usize },
+}
