@@ -5,7 +5,7 @@
 //! there is no `Instant::now()` to call — and lets the simulator invent time freely.
 
 use core::fmt;
-use core::ops::{Add, AddAssign, Sub};
+use core::ops::{Add, AddAssign, Div, Sub};
 use serde::{Deserialize, Serialize};
 
 /// A point on the driver's monotonic clock, in nanoseconds since an arbitrary origin.
@@ -85,6 +85,14 @@ impl Add for Duration {
     type Output = Duration;
     fn add(self, d: Duration) -> Duration {
         Duration(self.0.saturating_add(d.0))
+    }
+}
+
+impl Div<u64> for Duration {
+    type Output = Duration;
+    /// Integer division; dividing by zero gives zero rather than a panic.
+    fn div(self, k: u64) -> Duration {
+        Duration(self.0.checked_div(k).unwrap_or(0))
     }
 }
 

@@ -1,1 +1,20 @@
-//! placeholder
+//! hawser-sim: a seeded discrete-event simulator for hawser nodes.
+//!
+//! One RNG (seeded from the run's seed) draws every latency; every node's RNG is derived
+//! from the same seed; a `(time, sequence)` queue orders events; no wall clock is read.
+//! So a run is a pure function of `(scenario, seed)`, and its **trace hash** — a BLAKE3
+//! hash over every delivered frame, connection event, timer wake and fault — proves it.
+//!
+//! The network models what protocols meet in production: connections behave like TCP
+//! (ordered, reliable while the path is up, latency drawn per frame); a partition
+//! blackholes frames until the connection breaks at the sender after `link_timeout`; a
+//! killed process's peers see resets; a frozen host is silent; a paused node processes
+//! its backlog late; a simulated disk loses what was not synced.
+
+mod disk;
+mod queue;
+mod topology;
+mod trace;
+mod world;
+
+pub use world::{Sim, SimConfig, SimStats, Status, Step};

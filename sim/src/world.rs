@@ -1,0 +1,967 @@
+//! The simulator proper: nodes, connections, faults, and the run loop.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::Write;
+
+use hawser_core::{
+    Addr, ConnId, Cookie, Duration, Event, Identity, Instant, LinkConfig, Node, NodeId, NodeRng,
+    PersistSeq, Protocol, Snapshot, Transmit,
+};
+use serde_json::json;
+
+use crate::disk::Disk;
+use crate::queue::Queue;
+use crate::topology::Topology;
+use crate::trace::Trace;
+
+/// How the simulated world behaves.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seeds the network's randomness and every node's RNG.
+    pub seed: u64,
+    /// One-way latency of each frame, uniform in `[min, max]`.
+    pub latency: (Duration, Duration),
+    /// How long a connection whose frames are blackholed takes to break at the sender
+    /// (a TCP retransmission timeout).
+    pub link_timeout: Duration,
+    /// How long a dial into a blackhole takes to fail.
+    pub connect_timeout: Duration,
+    /// How long a simulated fsync takes.
+    pub sync_latency: Duration,
+    /// A killed node loses what it wrote but had not synced.
+    pub lose_unsynced: bool,
+    pub link: LinkConfig,
+    /// The cluster cookie every node starts with.
+    pub cookie: Cookie,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            latency: (Duration::from_millis(1), Duration::from_millis(5)),
+            link_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(1),
+            sync_latency: Duration::from_millis(1),
+            lose_unsynced: true,
+            link: LinkConfig::default(),
+            cookie: Cookie::new("hawser-sim-cookie").expect("non-empty"),
+        }
+    }
+}
+
+/// What state a simulated node is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Never started.
+    Idle,
+    Up,
+    /// Processing nothing until the given time; inputs wait for it.
+    Paused,
+    /// Host silent: nothing in or out, no resets, until killed or restarted.
+    Frozen,
+    /// Process dead; its disk remains.
+    Down,
+}
+
+/// What happened in one simulated step, for observers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub at: Instant,
+    /// The node whose state the step may have changed, if any.
+    pub node: Option<usize>,
+}
+
+/// Figures about the run so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    pub events: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub connects: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Packet {
+    Fin,
+    Rst,
+}
+
+enum Payload {
+    Frame(Vec<u8>),
+    Control(Packet),
+}
+
+enum Ev {
+    Wake {
+        node: usize,
+        generation: u64,
+    },
+    Syn {
+        conn: u64,
+    },
+    Established {
+        conn: u64,
+    },
+    ConnectFail {
+        conn: u64,
+    },
+    Arrive {
+        conn: u64,
+        to: usize,
+        payload: Payload,
+    },
+    DirTimeout {
+        conn: u64,
+        from: usize,
+    },
+    Sync {
+        node: usize,
+        epoch: u64,
+        upto: PersistSeq,
+    },
+    Resume {
+        node: usize,
+        epoch: u64,
+    },
+    ClearExtra {
+        node: usize,
+        generation: u64,
+    },
+}
+
+impl Ev {
+    /// The node an event is addressed to, if it is held while that node is paused.
+    fn target(&self, conns: &BTreeMap<u64, SimConn>) -> Option<usize> {
+        match *self {
+            Ev::Wake { node, .. } | Ev::Sync { node, .. } => Some(node),
+            Ev::Syn { conn } => conns.get(&conn).map(|c| c.ends[1].node),
+            Ev::Established { conn } | Ev::ConnectFail { conn } => {
+                conns.get(&conn).map(|c| c.ends[0].node)
+            }
+            Ev::Arrive { conn, to, .. } => conns.get(&conn).map(|c| c.ends[to].node),
+            Ev::DirTimeout { conn, from } => conns.get(&conn).map(|c| c.ends[from].node),
+            Ev::Resume { .. } | Ev::ClearExtra { .. } => None,
+        }
+    }
+}
+
+/// One end of a simulated connection: side 0 dialled, side 1 accepted.
+struct End {
+    node: usize,
+    epoch: u64,
+    conn: Option<ConnId>,
+    open: bool,
+}
+
+/// One direction of a connection: FIFO delivery, and frames held while blackholed.
+#[derive(Default)]
+struct Dir {
+    last: Instant,
+    held: VecDeque<Payload>,
+    blocked_since: Option<Instant>,
+}
+
+struct SimConn {
+    ends: [End; 2],
+    dirs: [Dir; 2],
+    connect_deadline: Instant,
+}
+
+struct SimNode<P: Protocol> {
+    node: Option<Node<P>>,
+    status: Status,
+    epoch: u64,
+    wake: Option<Instant>,
+    wake_gen: u64,
+    extra_gen: u64,
+    /// The node's connection ids, mapped to the simulator's connection and side.
+    conns: BTreeMap<ConnId, (u64, usize)>,
+    disk: Disk,
+    cookie: Cookie,
+    deferred: Vec<Ev>,
+}
+
+type Factory<P> = Box<dyn FnMut(usize, &Snapshot) -> P>;
+
+/// A seeded discrete-event simulation of `n` nodes running protocol `P`.
+pub struct Sim<P: Protocol> {
+    config: SimConfig,
+    now: Instant,
+    rng: NodeRng,
+    queue: Queue<Ev>,
+    nodes: Vec<SimNode<P>>,
+    conns: BTreeMap<u64, SimConn>,
+    next_conn: u64,
+    blocked: BTreeSet<(u64, usize)>,
+    topo: Topology,
+    trace: Trace,
+    factory: Factory<P>,
+    events: Vec<(Instant, usize, Event<P::Event>)>,
+    stats: SimStats,
+}
+
+/// splitmix64: derives independent seeds from one.
+fn mix(seed: u64, salt: u64) -> u64 {
+    let mut z = seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl<P: Protocol> Sim<P> {
+    /// `factory(i, snapshot)` builds node `i`'s protocol, from what its disk holds.
+    pub fn new(
+        n: usize,
+        config: SimConfig,
+        factory: impl FnMut(usize, &Snapshot) -> P + 'static,
+    ) -> Result<Self, String> {
+        config.link.validate()?;
+        if config.latency.0 > config.latency.1 {
+            return Err(format!(
+                "latency range {:?}..{:?} is empty",
+                config.latency.0, config.latency.1
+            ));
+        }
+        let nodes = (0..n)
+            .map(|_| SimNode {
+                node: None,
+                status: Status::Idle,
+                epoch: 0,
+                wake: None,
+                wake_gen: 0,
+                extra_gen: 0,
+                conns: BTreeMap::new(),
+                disk: Disk::default(),
+                cookie: config.cookie.clone(),
+                deferred: Vec::new(),
+            })
+            .collect();
+        Ok(Sim {
+            rng: NodeRng::from_seed(mix(config.seed, u64::MAX)),
+            config,
+            now: Instant::ZERO,
+            queue: Queue::new(),
+            nodes,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            blocked: BTreeSet::new(),
+            topo: Topology::new(n),
+            trace: Trace::new(),
+            factory: Box::new(factory),
+            events: Vec::new(),
+            stats: SimStats::default(),
+        })
+    }
+
+    /// The address node `i` listens on.
+    pub fn addr(i: usize) -> Addr {
+        Addr::new(format!("n{i}")).expect("short and non-empty")
+    }
+    pub fn id(i: usize) -> NodeId {
+        NodeId(i as u64)
+    }
+    fn index_of(addr: &Addr) -> Option<usize> {
+        addr.as_str().strip_prefix('n')?.parse().ok()
+    }
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+    pub fn status(&self, i: usize) -> Status {
+        self.nodes[i].status
+    }
+    /// The node's state, while its process exists (up, paused or frozen).
+    pub fn node(&self, i: usize) -> Option<&Node<P>> {
+        self.nodes[i].node.as_ref()
+    }
+    /// What node `i`'s disk would give a restart.
+    pub fn disk(&self, i: usize) -> &Snapshot {
+        self.nodes[i].disk.snapshot()
+    }
+    /// Can frames flow both ways between `a` and `b` right now?
+    pub fn path_open(&self, a: usize, b: usize) -> bool {
+        self.topo.both_open(a, b)
+    }
+    /// The trace hash: identical for identical runs.
+    pub fn trace_hash(&self) -> String {
+        self.trace.hash()
+    }
+    /// Write every delivered event as a JSON line to `log`.
+    pub fn set_trace_log(&mut self, log: Box<dyn Write>) {
+        self.trace.set_log(log);
+    }
+    /// Node events since the last call, in the order they happened.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, (Instant, usize, Event<P::Event>)> {
+        self.events.drain(..)
+    }
+
+    // ---- the run loop -------------------------------------------------------------
+
+    /// Process the next event if it is due by `deadline`; otherwise move the clock to
+    /// `deadline` and return `None`.
+    pub fn step(&mut self, deadline: Instant) -> Option<Step> {
+        match self.queue.peek_time() {
+            Some(t) if t <= deadline => {
+                let (at, ev) = self.queue.pop().expect("peeked");
+                self.now = at;
+                self.stats.events += 1;
+                let node = self.handle(ev);
+                Some(Step { at, node })
+            }
+            _ => {
+                self.now = self.now.max(deadline);
+                None
+            }
+        }
+    }
+
+    /// Run every event due by `deadline`.
+    pub fn run_until(&mut self, deadline: Instant) {
+        while self.step(deadline).is_some() {}
+        self.trace.flush();
+    }
+
+    /// Pending events (a measure of the simulation's load).
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn handle(&mut self, ev: Ev) -> Option<usize> {
+        if let Some(target) = ev.target(&self.conns) {
+            if self.nodes[target].status == Status::Paused {
+                self.nodes[target].deferred.push(ev);
+                return None;
+            }
+        }
+        match ev {
+            Ev::Wake { node, generation } => self.on_wake(node, generation),
+            Ev::Syn { conn } => self.on_syn(conn),
+            Ev::Established { conn } => self.on_established(conn),
+            Ev::ConnectFail { conn } => self.on_connect_fail(conn),
+            Ev::Arrive { conn, to, payload } => self.on_arrive(conn, to, payload),
+            Ev::DirTimeout { conn, from } => self.on_dir_timeout(conn, from),
+            Ev::Sync { node, epoch, upto } => self.on_sync(node, epoch, upto),
+            Ev::Resume { node, epoch } => self.on_resume(node, epoch),
+            Ev::ClearExtra { node, generation } => {
+                if self.nodes[node].extra_gen == generation {
+                    self.topo.set_extra(node, Duration::ZERO);
+                }
+                None
+            }
+        }
+    }
+
+    fn latency(&mut self, from: usize, to: usize) -> Duration {
+        let (lo, hi) = self.config.latency;
+        let base = self.rng.below(lo.as_nanos(), hi.as_nanos() + 1);
+        Duration::from_nanos(base) + self.topo.extra(from, to)
+    }
+
+    /// Is this end's process the one that owns it, and able to take input?
+    fn end_live(&self, conn: u64, side: usize) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let end = &c.ends[side];
+        let n = &self.nodes[end.node];
+        end.open && end.epoch == n.epoch && matches!(n.status, Status::Up | Status::Paused)
+    }
+
+    // ---- driving nodes ------------------------------------------------------------
+
+    /// Drain everything a node produced after an input.
+    fn flush(&mut self, i: usize) {
+        loop {
+            let Some(node) = self.nodes[i].node.as_mut() else {
+                return;
+            };
+            let Some(t) = node.poll_transmit() else { break };
+            match t {
+                Transmit::Connect { conn, addr } => self.dial(i, conn, &addr),
+                Transmit::Send { conn, frame } => {
+                    if let Some(&(id, side)) = self.nodes[i].conns.get(&conn) {
+                        self.send(id, side, Payload::Frame(frame));
+                    }
+                }
+                Transmit::Close { conn } => {
+                    if let Some((id, side)) = self.nodes[i].conns.remove(&conn) {
+                        self.conns.get_mut(&id).expect("mapped").ends[side].open = false;
+                        self.send(id, side, Payload::Control(Packet::Fin));
+                        self.forget_if_closed(id);
+                    }
+                }
+            }
+        }
+        let n = &mut self.nodes[i];
+        let node = n.node.as_mut().expect("checked above");
+        while let Some(record) = node.poll_persist() {
+            n.disk.write(record);
+        }
+        if n.disk.syncing.is_none() {
+            if let Some(upto) = n.disk.last_pending() {
+                n.disk.syncing = Some(upto);
+                let epoch = n.epoch;
+                self.queue.push(
+                    self.now + self.config.sync_latency,
+                    Ev::Sync {
+                        node: i,
+                        epoch,
+                        upto,
+                    },
+                );
+            }
+        }
+        let n = &mut self.nodes[i];
+        let node = n.node.as_mut().expect("checked above");
+        while let Some(event) = node.poll_event() {
+            self.events.push((self.now, i, event));
+        }
+        if let Some(t) = node.poll_timeout() {
+            if n.wake.is_none_or(|w| t < w) {
+                n.wake = Some(t);
+                n.wake_gen += 1;
+                let generation = n.wake_gen;
+                self.queue.push(
+                    t.max(self.now),
+                    Ev::Wake {
+                        node: i,
+                        generation,
+                    },
+                );
+            }
+        }
+    }
+
+    fn dial(&mut self, i: usize, conn: ConnId, addr: &Addr) {
+        self.stats.connects += 1;
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let epoch = self.nodes[i].epoch;
+        let target = Self::index_of(addr).filter(|&k| k < self.nodes.len());
+        let deadline = self.now + self.config.connect_timeout;
+        let k = target.unwrap_or(i);
+        self.conns.insert(
+            id,
+            SimConn {
+                ends: [
+                    End {
+                        node: i,
+                        epoch,
+                        conn: Some(conn),
+                        open: true,
+                    },
+                    End {
+                        node: k,
+                        epoch: 0,
+                        conn: None,
+                        open: false,
+                    },
+                ],
+                dirs: [Dir::default(), Dir::default()],
+                connect_deadline: deadline,
+            },
+        );
+        self.nodes[i].conns.insert(conn, (id, 0));
+        self.trace.record(self.now, i, 3, &(k as u64).to_le_bytes());
+        match target {
+            Some(k) if self.topo.open(i, k) => {
+                let at = self.now + self.latency(i, k);
+                self.conns.get_mut(&id).expect("inserted").dirs[0].last = at;
+                self.queue.push(at, Ev::Syn { conn: id });
+            }
+            // No such address: refused at once. A blackhole: no answer until the timeout.
+            None => {
+                let at = self.now + self.config.latency.0;
+                self.queue.push(at, Ev::ConnectFail { conn: id })
+            }
+            Some(_) => self.queue.push(deadline, Ev::ConnectFail { conn: id }),
+        }
+    }
+
+    fn send(&mut self, id: u64, side: usize, payload: Payload) {
+        let (from, to) = {
+            let c = &self.conns[&id];
+            (c.ends[side].node, c.ends[1 - side].node)
+        };
+        let peer_gone = {
+            let c = &self.conns[&id];
+            c.ends[1 - side].conn.is_some() && !self.end_live(id, 1 - side)
+        };
+        if peer_gone {
+            // The peer's process is gone or closed its end: its kernel answers a frame
+            // with a reset, if the answer can get back; else the sender's retransmissions
+            // time out.
+            if matches!(payload, Payload::Frame(_)) && self.nodes[to].status != Status::Frozen {
+                let back = if self.topo.both_open(from, to) {
+                    self.now + self.latency(from, to) + self.latency(to, from)
+                } else {
+                    self.now + self.config.link_timeout
+                };
+                self.queue.push(
+                    back,
+                    Ev::Arrive {
+                        conn: id,
+                        to: side,
+                        payload: Payload::Control(Packet::Rst),
+                    },
+                );
+            }
+            return;
+        }
+        let open = self.topo.open(from, to);
+        let dir = &mut self.conns.get_mut(&id).expect("exists").dirs[side];
+        if !open || !dir.held.is_empty() {
+            dir.held.push_back(payload);
+            if dir.blocked_since.is_none() {
+                dir.blocked_since = Some(self.now);
+                self.blocked.insert((id, side));
+                self.queue.push(
+                    self.now + self.config.link_timeout,
+                    Ev::DirTimeout {
+                        conn: id,
+                        from: side,
+                    },
+                );
+            }
+            return;
+        }
+        let lat = self.latency(from, to);
+        let dir = &mut self.conns.get_mut(&id).expect("exists").dirs[side];
+        let at = (self.now + lat).max(dir.last);
+        dir.last = at;
+        self.queue.push(
+            at,
+            Ev::Arrive {
+                conn: id,
+                to: 1 - side,
+                payload,
+            },
+        );
+    }
+
+    /// After a heal: frames held on paths that are open again go out, in order.
+    fn release_held(&mut self) {
+        let blocked: Vec<(u64, usize)> = self.blocked.iter().copied().collect();
+        for (id, side) in blocked {
+            let Some(c) = self.conns.get(&id) else {
+                self.blocked.remove(&(id, side));
+                continue;
+            };
+            let (from, to) = (c.ends[side].node, c.ends[1 - side].node);
+            if !self.topo.open(from, to) {
+                continue;
+            }
+            self.blocked.remove(&(id, side));
+            let held: Vec<Payload> = {
+                let dir = &mut self.conns.get_mut(&id).expect("exists").dirs[side];
+                dir.blocked_since = None;
+                dir.held.drain(..).collect()
+            };
+            for payload in held {
+                self.send(id, side, payload);
+            }
+        }
+    }
+
+    fn forget_if_closed(&mut self, id: u64) {
+        if let Some(c) = self.conns.get(&id) {
+            let dead = |e: &End| !e.open;
+            if dead(&c.ends[0]) && dead(&c.ends[1]) {
+                self.conns.remove(&id);
+                self.blocked.remove(&(id, 0));
+                self.blocked.remove(&(id, 1));
+            }
+        }
+    }
+
+    /// Tell the owner of `side` that its connection is closed.
+    fn close_end(&mut self, id: u64, side: usize, tag: u8) -> Option<usize> {
+        if !self.end_live(id, side) {
+            return None;
+        }
+        let c = self.conns.get_mut(&id).expect("live");
+        let end = &mut c.ends[side];
+        end.open = false;
+        let (i, conn) = (end.node, end.conn.expect("live ends have ids"));
+        c.dirs[side].held.clear();
+        c.dirs[side].blocked_since = None;
+        self.nodes[i].conns.remove(&conn);
+        self.trace.record(self.now, i, tag, &conn.0.to_le_bytes());
+        self.forget_if_closed(id);
+        let now = self.now;
+        self.nodes[i]
+            .node
+            .as_mut()
+            .expect("live")
+            .handle_closed(now, conn);
+        self.flush(i);
+        Some(i)
+    }
+
+    fn on_wake(&mut self, i: usize, generation: u64) -> Option<usize> {
+        let n = &mut self.nodes[i];
+        if n.wake_gen != generation || n.status != Status::Up {
+            return None;
+        }
+        n.wake = None;
+        let now = self.now;
+        self.trace.record(now, i, 4, &[]);
+        n.node.as_mut().expect("up").handle_timeout(now);
+        self.flush(i);
+        Some(i)
+    }
+
+    fn on_syn(&mut self, id: u64) -> Option<usize> {
+        let c = self.conns.get(&id)?;
+        let (i, k) = (c.ends[0].node, c.ends[1].node);
+        let deadline = c.connect_deadline;
+        if !self.end_live(id, 0) {
+            return None;
+        }
+        match self.nodes[k].status {
+            Status::Up => {}
+            Status::Idle | Status::Down => {
+                let at = self.now + self.latency(k, i);
+                self.queue.push(at, Ev::ConnectFail { conn: id });
+                return None;
+            }
+            Status::Frozen | Status::Paused => {
+                self.queue.push(deadline, Ev::ConnectFail { conn: id });
+                return None;
+            }
+        }
+        if !self.topo.open(k, i) {
+            self.queue
+                .push(deadline.max(self.now), Ev::ConnectFail { conn: id });
+            return None;
+        }
+        let now = self.now;
+        let conn = self.nodes[k].node.as_mut().expect("up").handle_accept(now);
+        let at = now + self.latency(k, i);
+        let epoch = self.nodes[k].epoch;
+        let c = self.conns.get_mut(&id).expect("exists");
+        c.ends[1] = End {
+            node: k,
+            epoch,
+            conn: Some(conn),
+            open: true,
+        };
+        c.dirs[1].last = at;
+        self.nodes[k].conns.insert(conn, (id, 1));
+        self.queue.push(at, Ev::Established { conn: id });
+        self.trace.record(now, k, 5, &conn.0.to_le_bytes());
+        self.flush(k);
+        Some(k)
+    }
+
+    fn on_established(&mut self, id: u64) -> Option<usize> {
+        if !self.end_live(id, 0) {
+            return None;
+        }
+        let c = &self.conns[&id];
+        let (i, conn) = (c.ends[0].node, c.ends[0].conn.expect("dialled"));
+        let now = self.now;
+        self.trace.record(now, i, 6, &conn.0.to_le_bytes());
+        self.nodes[i]
+            .node
+            .as_mut()
+            .expect("live")
+            .handle_connected(now, conn);
+        self.flush(i);
+        Some(i)
+    }
+
+    fn on_connect_fail(&mut self, id: u64) -> Option<usize> {
+        let established = self.conns.get(&id)?.ends[1].conn.is_some();
+        if established {
+            return None;
+        }
+        self.close_end(id, 0, 7)
+    }
+
+    fn on_arrive(&mut self, id: u64, to: usize, payload: Payload) -> Option<usize> {
+        let c = self.conns.get(&id)?;
+        let i = c.ends[to].node;
+        if self.nodes[i].status == Status::Frozen {
+            return None;
+        }
+        if !self.end_live(id, to) {
+            if matches!(payload, Payload::Frame(_)) && self.end_live(id, 1 - to) {
+                let back = if self.topo.both_open(i, c.ends[1 - to].node) {
+                    self.now + self.latency(i, c.ends[1 - to].node)
+                } else {
+                    self.now + self.config.link_timeout
+                };
+                self.queue.push(
+                    back,
+                    Ev::Arrive {
+                        conn: id,
+                        to: 1 - to,
+                        payload: Payload::Control(Packet::Rst),
+                    },
+                );
+            }
+            return None;
+        }
+        match payload {
+            Payload::Frame(bytes) => {
+                let conn = c.ends[to].conn.expect("live");
+                self.stats.frames += 1;
+                self.stats.bytes += bytes.len() as u64;
+                let now = self.now;
+                self.trace.record(now, i, 1, &bytes);
+                if self.trace.logging() {
+                    self.trace.log(&json!({"t_ns": now.as_nanos(), "node": i, "event": "frame", "conn": conn.0, "len": bytes.len()}));
+                }
+                self.nodes[i]
+                    .node
+                    .as_mut()
+                    .expect("live")
+                    .handle_frame(now, conn, &bytes);
+                self.flush(i);
+                Some(i)
+            }
+            Payload::Control(p) => self.close_end(id, to, if p == Packet::Fin { 8 } else { 9 }),
+        }
+    }
+
+    fn on_dir_timeout(&mut self, id: u64, from: usize) -> Option<usize> {
+        let dir = &self.conns.get(&id)?.dirs[from];
+        let since = dir.blocked_since?;
+        if self.now < since + self.config.link_timeout || dir.held.is_empty() {
+            return None;
+        }
+        self.close_end(id, from, 10)
+    }
+
+    fn on_sync(&mut self, i: usize, epoch: u64, upto: PersistSeq) -> Option<usize> {
+        let n = &mut self.nodes[i];
+        if n.epoch != epoch || n.status != Status::Up {
+            return None;
+        }
+        n.disk.sync(upto);
+        n.disk.syncing = None;
+        let now = self.now;
+        self.trace.record(now, i, 11, &upto.0.to_le_bytes());
+        n.node.as_mut().expect("up").handle_persisted(now, upto);
+        self.flush(i);
+        Some(i)
+    }
+
+    fn on_resume(&mut self, i: usize, epoch: u64) -> Option<usize> {
+        let n = &mut self.nodes[i];
+        if n.epoch != epoch || n.status != Status::Paused {
+            return None;
+        }
+        n.status = Status::Up;
+        for ev in std::mem::take(&mut n.deferred) {
+            self.queue.push(self.now, ev);
+        }
+        // Timers that came due during the pause fire now, late: the protocol must cope.
+        if let Some(t) = n.node.as_ref().and_then(|node| node.poll_timeout()) {
+            n.wake_gen += 1;
+            n.wake = Some(t);
+            let generation = n.wake_gen;
+            self.queue.push(
+                t.max(self.now),
+                Ev::Wake {
+                    node: i,
+                    generation,
+                },
+            );
+        }
+        self.trace.record(self.now, i, 12, &[]);
+        Some(i)
+    }
+
+    // ---- faults and commands --------------------------------------------------------
+
+    /// Start node `i` (or restart it, if it is running): its protocol is rebuilt from
+    /// what its disk holds.
+    pub fn start(&mut self, i: usize) {
+        if self.nodes[i].node.is_some() {
+            self.kill(i);
+        }
+        let n = &mut self.nodes[i];
+        n.epoch += 1;
+        n.status = Status::Up;
+        n.deferred.clear();
+        n.wake = None;
+        let protocol = (self.factory)(i, n.disk.snapshot());
+        let identity = Identity {
+            id: Self::id(i),
+            addr: Self::addr(i),
+            cookie: n.cookie.clone(),
+        };
+        let seed = mix(self.config.seed, ((i as u64) << 24) ^ n.epoch);
+        let node = Node::new(self.config.link.clone(), identity, seed, protocol)
+            .expect("link config validated in Sim::new");
+        n.node = Some(node);
+        let now = self.now;
+        self.trace.record(now, i, 13, &n.epoch.to_le_bytes());
+        n.node.as_mut().expect("just set").handle_start(now);
+        self.flush(i);
+    }
+
+    /// Kill node `i`'s process: volatile state gone, peers see resets, the disk keeps
+    /// what was synced.
+    pub fn kill(&mut self, i: usize) {
+        if self.nodes[i].node.is_none() {
+            return;
+        }
+        let was_frozen = self.nodes[i].status == Status::Frozen;
+        self.topo.set_frozen(i, false);
+        let conns: Vec<(u64, usize)> = self.nodes[i].conns.values().copied().collect();
+        for (id, side) in conns {
+            let c = self.conns.get_mut(&id).expect("mapped");
+            c.ends[side].open = false;
+            c.dirs[side].held.clear();
+            c.dirs[side].blocked_since = None;
+            let peer = c.ends[1 - side].node;
+            // A dead process's kernel resets its connections; a frozen host's cannot.
+            if !was_frozen && c.ends[1 - side].open && self.topo.open(i, peer) {
+                self.send_control(id, side, Packet::Rst);
+            }
+            self.forget_if_closed(id);
+        }
+        let n = &mut self.nodes[i];
+        n.conns.clear();
+        n.node = None;
+        n.status = Status::Down;
+        n.deferred.clear();
+        n.wake = None;
+        n.disk.crash(self.config.lose_unsynced);
+        self.trace.record(self.now, i, 14, &[]);
+    }
+
+    /// A reset travels like a frame but ignores the dead end's liveness.
+    fn send_control(&mut self, id: u64, side: usize, p: Packet) {
+        let (from, to) = {
+            let c = &self.conns[&id];
+            (c.ends[side].node, c.ends[1 - side].node)
+        };
+        let lat = self.latency(from, to);
+        let dir = &mut self.conns.get_mut(&id).expect("exists").dirs[side];
+        let at = (self.now + lat).max(dir.last);
+        dir.last = at;
+        self.queue.push(
+            at,
+            Ev::Arrive {
+                conn: id,
+                to: 1 - side,
+                payload: Payload::Control(p),
+            },
+        );
+    }
+
+    /// Kill and start again from the disk.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.start(i);
+    }
+
+    /// Kill, erase the disk, and start again: a replaced machine with the same name.
+    pub fn wipe(&mut self, i: usize) {
+        self.kill(i);
+        self.nodes[i].disk.wipe();
+        self.start(i);
+    }
+
+    /// The host goes silent: nothing in, nothing out, no resets. Peers find out only
+    /// by timeouts. Ends with a kill or restart.
+    pub fn freeze(&mut self, i: usize) {
+        if self.nodes[i].node.is_some() {
+            self.nodes[i].status = Status::Frozen;
+            self.topo.set_frozen(i, true);
+            self.trace.record(self.now, i, 15, &[]);
+        }
+    }
+
+    /// The process stops for `d` (a GC pause, a VM steal): inputs queue up, timers come
+    /// due, and everything is processed late when it resumes.
+    pub fn pause(&mut self, i: usize, d: Duration) {
+        if self.nodes[i].status == Status::Up {
+            self.nodes[i].status = Status::Paused;
+            let epoch = self.nodes[i].epoch;
+            self.queue.push(self.now + d, Ev::Resume { node: i, epoch });
+            self.trace
+                .record(self.now, i, 16, &d.as_nanos().to_le_bytes());
+        }
+    }
+
+    /// Split the network: nodes in different groups cannot exchange anything; a node in
+    /// no group reaches everyone.
+    pub fn partition(&mut self, groups: &[Vec<usize>]) {
+        self.topo.partition(groups);
+        self.release_held();
+    }
+
+    /// Frames from `from` to `to` are lost; the reverse direction still flows.
+    pub fn partition_oneway(&mut self, from: &[usize], to: &[usize]) {
+        self.topo.partition_oneway(from, to);
+    }
+
+    /// End every partition; frames held on now-open paths go out.
+    pub fn heal(&mut self) {
+        self.topo.heal();
+        self.release_held();
+    }
+
+    /// Change node `i`'s cookie (it keeps it across restarts). `None` restores the
+    /// cluster's cookie.
+    pub fn set_cookie(&mut self, i: usize, cookie: Option<Cookie>) {
+        let cookie = cookie.unwrap_or_else(|| self.config.cookie.clone());
+        self.nodes[i].cookie = cookie.clone();
+        let now = self.now;
+        if self.nodes[i].status != Status::Down {
+            if let Some(node) = self.nodes[i].node.as_mut() {
+                node.handle_cookie(now, cookie);
+                self.flush(i);
+            }
+        }
+    }
+
+    /// Add `extra` latency to every frame to or from node `i`, for `d` if given.
+    pub fn slow(&mut self, i: usize, extra: Duration, d: Option<Duration>) {
+        self.topo.set_extra(i, extra);
+        self.nodes[i].extra_gen += 1;
+        if let Some(d) = d {
+            let generation = self.nodes[i].extra_gen;
+            self.queue.push(
+                self.now + d,
+                Ev::ClearExtra {
+                    node: i,
+                    generation,
+                },
+            );
+        }
+    }
+
+    /// Run a user command on node `i`'s protocol (a kv op, a multicast, ...).
+    pub fn command<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut P, &mut hawser_core::Ctx<'_, P::Timer, P::Event>) -> R,
+    ) -> Option<R> {
+        if self.nodes[i].status != Status::Up {
+            return None;
+        }
+        let now = self.now;
+        let r = self.nodes[i].node.as_mut()?.command(now, f);
+        self.flush(i);
+        Some(r)
+    }
+}
