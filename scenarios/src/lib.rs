@@ -1,1 +1,4 @@
-//! placeholder
+//! hawser-scenarios: the scenario file format, the scenario catalogue and the runner
+//! behind `hawser sim`.
+
+pub mod file;

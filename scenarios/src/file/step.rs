@@ -1,0 +1,325 @@
+//! `[[step]]`: what the simulator does to the cluster, and when.
+
+use std::ops::Range;
+
+use hawser_core::Duration;
+use toml::de::DeTable;
+
+use super::reader::Reader;
+use super::selector::Selector;
+
+/// One timed action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Virtual time from the start of the run.
+    pub at: Duration,
+    pub action: Action,
+    /// Line of the step in the file (its `[[step]]` header), for the runner's messages.
+    pub line: usize,
+}
+
+/// What a step does. The file spells each as its [`Action::name`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Start the nodes (default all), `stagger` apart; each joins through the contacts.
+    Start { nodes: Selector, stagger: Duration },
+    /// The process dies: volatile state is gone, the disk is kept, peers see resets.
+    Kill { nodes: Selector },
+    /// Bring killed nodes back from what they had persisted.
+    Restart { nodes: Selector },
+    /// The host goes silent: its links are blackholed, nothing is reset.
+    Freeze { nodes: Selector },
+    /// Restart with an empty disk.
+    Wipe { nodes: Selector },
+    /// Nodes in different groups cannot exchange anything; nodes in no group (or named
+    /// in `keep`) still reach every group.
+    Partition {
+        groups: Vec<Selector>,
+        keep: Option<Selector>,
+    },
+    /// Frames from `from` to `to` are lost; the reverse still flows.
+    PartitionOneway { from: Selector, to: Selector },
+    /// Every partition ends.
+    Heal,
+    /// The nodes' cookie changes, so the real handshake refuses them.
+    BreakCookie { nodes: Selector },
+    /// The nodes get the cluster cookie back.
+    MendCookie { nodes: Selector },
+    /// Every link touching the nodes gets `extra` latency, for `duration` or for good.
+    SlowLink {
+        nodes: Selector,
+        extra: Duration,
+        duration: Option<Duration>,
+    },
+    /// The nodes process nothing for `duration`, then resume with their timers late.
+    Pause { nodes: Selector, duration: Duration },
+    /// Apply a KV op on one node. `op` is the op's JSON text (known to be valid JSON;
+    /// its meaning is checked by the KV's own op parser when the step runs).
+    KvOp {
+        node: Selector,
+        key: String,
+        op: String,
+    },
+    /// Multicast `size` bytes on `topic` from one node.
+    Multicast {
+        node: Selector,
+        topic: String,
+        size: usize,
+    },
+}
+
+/// Every action, as spelled in files, with the parameters it takes (besides `at` and
+/// `action`). The one table behind parsing, unknown-key messages and [`Action::NAMES`].
+const ACTIONS: [(&str, &[&str]); 14] = [
+    ("start", &["nodes", "stagger"]),
+    ("kill", &["nodes"]),
+    ("restart", &["nodes"]),
+    ("freeze", &["nodes"]),
+    ("wipe", &["nodes"]),
+    ("partition", &["groups", "keep"]),
+    ("partition-oneway", &["from", "to"]),
+    ("heal", &[]),
+    ("break-cookie", &["nodes"]),
+    ("mend-cookie", &["nodes"]),
+    ("slow-link", &["nodes", "extra", "duration"]),
+    ("pause", &["nodes", "duration"]),
+    ("kv-op", &["node", "key", "op"]),
+    ("multicast", &["node", "topic", "size"]),
+];
+
+/// Largest multicast payload a scenario may ask for; far above any sane protocol limit,
+/// it only stops a typo from making the runner allocate gigabytes.
+const MAX_MULTICAST_SIZE: usize = 64 << 20;
+
+impl Action {
+    /// Every action name, in the order the documentation lists them.
+    pub const NAMES: [&str; 14] = {
+        let mut names = [""; 14];
+        let mut i = 0;
+        while i < ACTIONS.len() {
+            names[i] = ACTIONS[i].0;
+            i += 1;
+        }
+        names
+    };
+
+    /// The name the file uses for this action (`"partition-oneway"`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Start { .. } => "start",
+            Action::Kill { .. } => "kill",
+            Action::Restart { .. } => "restart",
+            Action::Freeze { .. } => "freeze",
+            Action::Wipe { .. } => "wipe",
+            Action::Partition { .. } => "partition",
+            Action::PartitionOneway { .. } => "partition-oneway",
+            Action::Heal => "heal",
+            Action::BreakCookie { .. } => "break-cookie",
+            Action::MendCookie { .. } => "mend-cookie",
+            Action::SlowLink { .. } => "slow-link",
+            Action::Pause { .. } => "pause",
+            Action::KvOp { .. } => "kv-op",
+            Action::Multicast { .. } => "multicast",
+        }
+    }
+
+    /// Every selector the action holds, for re-checking them when `--nodes` changes the
+    /// node count.
+    pub fn selectors(&self) -> Vec<&Selector> {
+        match self {
+            Action::Start { nodes, .. }
+            | Action::Kill { nodes }
+            | Action::Restart { nodes }
+            | Action::Freeze { nodes }
+            | Action::Wipe { nodes }
+            | Action::BreakCookie { nodes }
+            | Action::MendCookie { nodes }
+            | Action::SlowLink { nodes, .. }
+            | Action::Pause { nodes, .. } => vec![nodes],
+            Action::Partition { groups, keep } => groups.iter().chain(keep).collect(),
+            Action::PartitionOneway { from, to } => vec![from, to],
+            Action::Heal => Vec::new(),
+            Action::KvOp { node, .. } | Action::Multicast { node, .. } => vec![node],
+        }
+    }
+}
+
+/// Reads one `[[step]]` table whose header is at `span`.
+pub(super) fn read_step(
+    r: &mut Reader<'_>,
+    table: &DeTable<'_>,
+    span: Range<usize>,
+) -> Option<Step> {
+    let line = r.problems.line_of(span.start);
+    let name = r.required(table, span.clone(), "step", "action", |r, v, k| {
+        let name = r.string(v, k)?;
+        match ACTIONS.iter().find(|(n, _)| *n == name) {
+            Some(&(name, params)) => Some((name, params)),
+            None => {
+                r.problems.at(
+                    v.span(),
+                    format!(
+                        "unknown action {name:?}; valid actions: {}",
+                        Action::NAMES.join(", ")
+                    ),
+                );
+                None
+            }
+        }
+    });
+    let at = r.required(table, span.clone(), "step", "at", Reader::moment);
+    let (name, params) = name?;
+    let allowed: Vec<&str> = ["at", "action"].iter().chain(params).copied().collect();
+    r.only_keys(table, &allowed, &format!("for action {name:?}"));
+    let what = format!("step {name:?}");
+    let need_nodes =
+        |r: &mut Reader<'_>| r.required(table, span.clone(), &what, "nodes", Reader::selector);
+    let action = match name {
+        "start" => Action::Start {
+            nodes: r
+                .optional(table, "nodes", Reader::selector)
+                .unwrap_or(Selector::All),
+            stagger: r
+                .optional(table, "stagger", Reader::time)
+                .unwrap_or(Duration::ZERO),
+        },
+        "kill" => Action::Kill {
+            nodes: need_nodes(r)?,
+        },
+        "restart" => Action::Restart {
+            nodes: need_nodes(r)?,
+        },
+        "freeze" => Action::Freeze {
+            nodes: need_nodes(r)?,
+        },
+        "wipe" => Action::Wipe {
+            nodes: need_nodes(r)?,
+        },
+        "break-cookie" => Action::BreakCookie {
+            nodes: need_nodes(r)?,
+        },
+        "mend-cookie" => Action::MendCookie {
+            nodes: need_nodes(r)?,
+        },
+        "heal" => Action::Heal,
+        "slow-link" => {
+            let nodes = need_nodes(r);
+            let extra = r.required(table, span.clone(), &what, "extra", Reader::time);
+            let duration = r.optional(table, "duration", Reader::time);
+            Action::SlowLink {
+                nodes: nodes?,
+                extra: extra?,
+                duration,
+            }
+        }
+        "pause" => {
+            let nodes = need_nodes(r);
+            let duration = r.required(table, span.clone(), &what, "duration", Reader::time);
+            Action::Pause {
+                nodes: nodes?,
+                duration: duration?,
+            }
+        }
+        "partition" => read_partition(r, table, span.clone())?,
+        "partition-oneway" => {
+            let from = r.required(table, span.clone(), &what, "from", Reader::selector);
+            let to = r.required(table, span.clone(), &what, "to", Reader::selector);
+            Action::PartitionOneway {
+                from: from?,
+                to: to?,
+            }
+        }
+        "kv-op" => {
+            let node = r.required(table, span.clone(), &what, "node", read_one_node);
+            let key = r.required(table, span.clone(), &what, "key", Reader::name);
+            let op = r.required(table, span.clone(), &what, "op", Reader::json);
+            Action::KvOp {
+                node: node?,
+                key: key?,
+                op: op?.0,
+            }
+        }
+        "multicast" => {
+            let node = r.required(table, span.clone(), &what, "node", read_one_node);
+            let topic = r.required(table, span.clone(), &what, "topic", Reader::name);
+            let size = r.required(table, span.clone(), &what, "size", |r, v, k| {
+                r.count(v, k, 0, MAX_MULTICAST_SIZE)
+            });
+            Action::Multicast {
+                node: node?,
+                topic: topic?,
+                size: size?,
+            }
+        }
+        other => unreachable!("action {other:?} is in ACTIONS but has no reader"),
+    };
+    Some(Step {
+        at: at?,
+        action,
+        line,
+    })
+}
+
+/// `node` of `kv-op` and `multicast`: a selector that always names exactly one node.
+fn read_one_node(
+    r: &mut Reader<'_>,
+    value: &super::reader::Value<'_>,
+    key: &str,
+) -> Option<Selector> {
+    let selector = r.selector(value, key)?;
+    if !selector.is_single() {
+        r.problems.at(
+            value.span(),
+            format!(
+                "{key:?} must name exactly one node (e.g. \"n3\" or \"random:1\"), not {selector}"
+            ),
+        );
+        return None;
+    }
+    Some(selector)
+}
+
+/// `partition`: at least two groups, and no node (named without randomness) in two
+/// groups or both in a group and in `keep` — such a file contradicts itself.
+fn read_partition(r: &mut Reader<'_>, table: &DeTable<'_>, span: Range<usize>) -> Option<Action> {
+    let groups = r.required(
+        table,
+        span.clone(),
+        "step \"partition\"",
+        "groups",
+        Reader::selectors,
+    );
+    let keep = r.optional(table, "keep", Reader::selector);
+    let groups = groups?;
+    if groups.len() < 2 {
+        r.problems.at(
+            table.get("groups").map_or(span, |v| v.span()),
+            "\"groups\" needs at least two groups: a partition is between groups of nodes",
+        );
+        return None;
+    }
+    if let Some(nodes) = r.nodes {
+        let mut seen: Vec<Option<usize>> = vec![None; nodes];
+        let named = groups.iter().chain(&keep).enumerate();
+        for (g, selector) in named {
+            for node in selector.fixed_members(nodes).unwrap_or_default() {
+                if let Some(earlier) = seen[node].replace(g) {
+                    let place = |g: usize| match groups.get(g) {
+                        Some(_) => format!("group {}", g + 1),
+                        None => "keep".to_owned(),
+                    };
+                    r.problems.at(
+                        table.get("groups").map_or(span, |v| v.span()),
+                        format!(
+                            "n{node} is in both {} and {}; a node can be on one side only",
+                            place(earlier),
+                            place(g)
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+    Some(Action::Partition { groups, keep })
+}
