@@ -2,3 +2,13 @@
 //! behind `hawser sim`.
 
 pub mod file;
+
+mod expectations;
+mod graph;
+mod report;
+mod runner;
+mod target;
+
+pub use report::{Outcome, Report};
+pub use runner::{Options, check, run};
+pub use target::Target;

@@ -1,0 +1,153 @@
+//! Tracking each `[[expect]]` through a run: when it first held, whether it kept holding.
+
+use hawser_core::{Duration, Instant};
+
+use crate::file::{Expect, ExpectKind};
+
+/// Where an expectation stands.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum State {
+    /// Not held yet; the last reason it did not.
+    Pending(String),
+    /// Held continuously since this instant.
+    Holding(Instant),
+    Passed(Instant),
+    Failed(Instant, String),
+}
+
+pub(crate) struct Tracker {
+    pub(crate) expect: Expect,
+    pub(crate) after: Instant,
+    /// It must hold at some instant by this time...
+    pub(crate) window_end: Instant,
+    /// ...and keep holding until this one.
+    pub(crate) until: Instant,
+    pub(crate) state: State,
+}
+
+impl Tracker {
+    pub(crate) fn new(expect: &Expect, end: Instant) -> Tracker {
+        let after = Instant::ZERO + expect.after;
+        let until = expect.until.map_or(end, |u| Instant::ZERO + u);
+        let state = if expect.kind.is_invariant() {
+            State::Holding(after)
+        } else {
+            State::Pending("not checked yet".into())
+        };
+        Tracker {
+            after,
+            window_end: after + expect.within.unwrap_or(Duration::ZERO),
+            until,
+            expect: expect.clone(),
+            state,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> ExpectKind {
+        self.expect.kind
+    }
+
+    /// Is `now` inside the span this expectation is checked over?
+    pub(crate) fn active(&self, now: Instant) -> bool {
+        now >= self.after
+            && now <= self.until
+            && matches!(self.state, State::Pending(_) | State::Holding(_))
+    }
+
+    /// Record one evaluation at `now`.
+    pub(crate) fn observe(&mut self, now: Instant, result: Result<(), String>) {
+        self.state = match (
+            std::mem::replace(&mut self.state, State::Pending(String::new())),
+            result,
+        ) {
+            (State::Pending(_), Ok(())) => State::Holding(now),
+            (State::Pending(_), Err(why)) if now >= self.window_end => State::Failed(
+                now,
+                format!(
+                    "did not hold by {:?}: {why}",
+                    self.window_end - Instant::ZERO
+                ),
+            ),
+            (State::Pending(_), Err(why)) => State::Pending(why),
+            (State::Holding(since), Ok(())) => State::Holding(since),
+            // Inside the window a break only restarts the wait: what counts is holding
+            // continuously from some instant of the window on.
+            (State::Holding(_), Err(why)) if now <= self.window_end && !self.expect.kind.is_invariant() => {
+                State::Pending(why)
+            }
+            (State::Holding(since), Err(why)) => State::Failed(
+                now,
+                format!(
+                    "held from {:?} but broke at {:?}: {why}",
+                    since - Instant::ZERO,
+                    now - Instant::ZERO
+                ),
+            ),
+            (done, _) => done,
+        };
+    }
+
+    /// Time passed `now` without an evaluation: settle what can be settled.
+    pub(crate) fn settle(&mut self, now: Instant) {
+        match &self.state {
+            State::Holding(since) if now >= self.until => self.state = State::Passed(*since),
+            State::Pending(why) if now > self.window_end => {
+                let why = why.clone();
+                self.observe(now, Err(why));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::ExpectKind;
+
+    fn expect(kind: ExpectKind, after: u64, within: u64) -> Expect {
+        Expect {
+            kind,
+            nodes: None,
+            after: Duration::from_secs(after),
+            within: Some(Duration::from_secs(within)),
+            until: None,
+            key: None,
+            value: None,
+            fraction: None,
+            line: 1,
+        }
+    }
+    fn t(s: u64) -> Instant {
+        Instant::ZERO + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn must_hold_within_the_window_and_keep_holding() {
+        let mut tr = Tracker::new(&expect(ExpectKind::OverlayConnected, 10, 5), t(30));
+        assert!(!tr.active(t(9)));
+        tr.observe(t(11), Err("split".into()));
+        tr.observe(t(13), Ok(()));
+        tr.observe(t(20), Ok(()));
+        tr.settle(t(30));
+        assert_eq!(tr.state, State::Passed(t(13)));
+
+        let mut late = Tracker::new(&expect(ExpectKind::OverlayConnected, 10, 5), t(30));
+        late.observe(t(16), Err("split".into()));
+        assert!(
+            matches!(late.state, State::Failed(_, ref why) if why.contains("did not hold by 15s"))
+        );
+
+        let mut flapped = Tracker::new(&expect(ExpectKind::OverlayConnected, 10, 5), t(30));
+        flapped.observe(t(11), Ok(()));
+        flapped.observe(t(12), Err("split".into()));
+        flapped.observe(t(14), Ok(()));
+        flapped.settle(t(30));
+        assert_eq!(flapped.state, State::Passed(t(14)), "a break inside the window restarts the wait");
+
+        let mut broke = Tracker::new(&expect(ExpectKind::OverlayConnected, 10, 5), t(30));
+        broke.observe(t(12), Ok(()));
+        broke.observe(t(25), Err("split".into()));
+        assert!(matches!(broke.state, State::Failed(_, ref why) if why.contains("broke at 25s")));
+    }
+}

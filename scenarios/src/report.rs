@@ -1,0 +1,75 @@
+//! What a run reports: the JSON summary (a public contract, like the file format) and its
+//! human rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+/// One expectation's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub kind: String,
+    pub line: usize,
+    pub passed: bool,
+    /// When it first held (or, on failure, when it was judged failed), in virtual ms.
+    pub at_ms: Option<u64>,
+    pub detail: String,
+}
+
+/// The result of one scenario run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub nodes: usize,
+    pub virtual_ms: u64,
+    pub wall_ms: u64,
+    pub events: u64,
+    pub trace_hash: String,
+    pub passed: bool,
+    pub expectations: Vec<Outcome>,
+    pub metrics: BTreeMap<String, f64>,
+    /// The steps as they were applied (human output only).
+    #[serde(skip)]
+    pub timeline: Vec<String>,
+}
+
+impl Report {
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "scenario {} — seed {}, {} nodes, {:.1} s virtual in {:.2} s wall ({} events)",
+            self.scenario,
+            self.seed,
+            self.nodes,
+            self.virtual_ms as f64 / 1000.0,
+            self.wall_ms as f64 / 1000.0,
+            self.events
+        );
+        let _ = writeln!(out, "\ntimeline:");
+        for line in &self.timeline {
+            let _ = writeln!(out, "  {line}");
+        }
+        let _ = writeln!(out, "\nexpectations:");
+        for e in &self.expectations {
+            let when = e
+                .at_ms
+                .map_or("-".to_string(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
+            let verdict = if e.passed { "passed" } else { "FAILED" };
+            let _ = writeln!(
+                out,
+                "  {verdict:<7} {:<20} line {:<4} at {when:<9} {}",
+                e.kind, e.line, e.detail
+            );
+        }
+        let _ = writeln!(out, "\nmetrics:");
+        for (k, v) in &self.metrics {
+            let _ = writeln!(out, "  {k:<28} {v}");
+        }
+        let _ = writeln!(out, "\ntrace hash {}", self.trace_hash);
+        let _ = writeln!(out, "{}", if self.passed { "PASSED" } else { "FAILED" });
+        out
+    }
+}

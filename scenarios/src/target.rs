@@ -1,0 +1,31 @@
+//! What a protocol must offer to be run from scenario files.
+
+use hawser_core::{Addr, NodeId, Protocol, Snapshot};
+
+use crate::file::ExpectKind;
+
+/// A protocol the scenario runner can build, configure and observe. Observers are
+/// read-only; an expectation kind the target cannot answer is refused before the run
+/// starts (see [`Target::supports`]).
+pub trait Target: Protocol + Sized + 'static {
+    /// Check the scenario's `[config]` overrides (field names are the protocol config's).
+    /// The error names the field and what is wrong.
+    fn check_config(config: &toml::Table) -> Result<(), String>;
+
+    /// Build node `i`'s protocol from the (checked) overrides, the contacts' addresses and
+    /// what its disk holds.
+    fn build(i: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self;
+
+    /// Can this target answer expectations of `kind`?
+    fn supports(kind: ExpectKind) -> bool;
+
+    /// The peers this node keeps as overlay neighbours (for `overlay-connected` and the
+    /// view metrics).
+    fn active_view(&self) -> Vec<NodeId>;
+
+    /// `Err(why)` if this node's views break their bounds or invariants.
+    fn check_views(&self) -> Result<(), String>;
+
+    /// The peer an event says this node evicted for silence, if it is such an event.
+    fn evicted(event: &Self::Event) -> Option<NodeId>;
+}
