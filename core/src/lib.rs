@@ -9,8 +9,11 @@
 //! To write a protocol of your own, implement [`Protocol`]; `hawser-sim`'s `heartbeat`
 //! example is the guided tour.
 
+pub mod crdt;
+pub mod fuzzing;
 pub mod id;
 pub mod link;
+pub mod membership;
 mod node;
 pub mod persist;
 mod protocol;

@@ -1,0 +1,139 @@
+//! The link layer between two real `Node`s, pumped by hand: handshake, sealing, the
+//! cookie check, tampering, and the handshake timeout.
+
+use hawser_core::wire::WireError;
+use hawser_core::{
+    Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig, LinkEvent, Node, NodeId,
+    Protocol, Transmit,
+};
+
+/// Records what reaches it; sends "hello" on every link-up.
+#[derive(Default)]
+struct Recorder {
+    got: Vec<(NodeId, Vec<u8>)>,
+}
+
+impl Protocol for Recorder {
+    type Timer = ();
+    type Event = ();
+    fn start(&mut self, _: &mut Ctx<'_, (), ()>) {}
+    fn link_up(&mut self, peer: NodeId, _: &Addr, ctx: &mut Ctx<'_, (), ()>) {
+        ctx.send(peer, b"hello").unwrap();
+    }
+    fn message(&mut self, from: NodeId, body: &[u8], _: &mut Ctx<'_, (), ()>) -> Result<(), WireError> {
+        self.got.push((from, body.to_vec()));
+        Ok(())
+    }
+    fn timer(&mut self, _: (), _: &mut Ctx<'_, (), ()>) {}
+}
+
+fn node(id: u64, cookie: &str) -> Node<Recorder> {
+    let identity = Identity {
+        id: NodeId(id),
+        addr: Addr::new(format!("n{id}")).unwrap(),
+        cookie: Cookie::new(cookie).unwrap(),
+    };
+    let mut n = Node::new(LinkConfig::default(), identity, id, Recorder::default()).unwrap();
+    n.handle_start(Instant::ZERO);
+    n
+}
+
+/// Dial b from a and pump frames both ways until quiet. `tamper` may alter a→b frames.
+fn pump(a: &mut Node<Recorder>, b: &mut Node<Recorder>, mut tamper: impl FnMut(&mut Vec<u8>)) -> (ConnId, ConnId) {
+    let now = Instant::ZERO;
+    a.command(now, |_, ctx| ctx.connect(Addr::new("b").unwrap(), None));
+    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else { panic!("a dials") };
+    let cb = b.handle_accept(now);
+    a.handle_connected(now, ca);
+    loop {
+        let mut moved = false;
+        while let Some(t) = a.poll_transmit() {
+            if let Transmit::Send { mut frame, .. } = t {
+                tamper(&mut frame);
+                b.handle_frame(now, cb, &frame);
+                moved = true;
+            }
+        }
+        while let Some(t) = b.poll_transmit() {
+            if let Transmit::Send { frame, .. } = t {
+                a.handle_frame(now, ca, &frame);
+                moved = true;
+            }
+        }
+        if !moved {
+            return (ca, cb);
+        }
+    }
+}
+
+fn link_events<P: Protocol>(n: &mut Node<P>) -> Vec<LinkEvent> {
+    std::iter::from_fn(|| n.poll_event())
+        .filter_map(|e| match e {
+            Event::Link(l) => Some(l),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn same_cookie_links_and_messages_flow_both_ways() {
+    let (mut a, mut b) = (node(1, "c"), node(2, "c"));
+    pump(&mut a, &mut b, |_| {});
+    assert!(a.links().is_linked(NodeId(2)) && b.links().is_linked(NodeId(1)));
+    assert_eq!(a.protocol().got, vec![(NodeId(2), b"hello".to_vec())]);
+    assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);
+    assert!(matches!(link_events(&mut b)[0], LinkEvent::Up { peer: NodeId(1), .. }));
+}
+
+#[test]
+fn wrong_cookie_is_refused_on_both_sides_and_counted() {
+    let (mut a, mut b) = (node(1, "right"), node(2, "wrong"));
+    pump(&mut a, &mut b, |_| {});
+    assert_eq!(a.links().peers().count() + b.links().peers().count(), 0);
+    assert_eq!((a.stats().auth_failures, b.stats().auth_failures), (1, 1));
+    assert!(link_events(&mut a).contains(&LinkEvent::ConnectFailed {
+        addr: Addr::new("b").unwrap(),
+        expected: None,
+        error: ConnectError::AuthFailed
+    }));
+    assert!(b.protocol().got.is_empty(), "nothing from an unauthenticated peer reaches the protocol");
+}
+
+#[test]
+fn a_tampered_data_frame_drops_the_link() {
+    let (mut a, mut b) = (node(1, "c"), node(2, "c"));
+    let mut count = 0;
+    // Frames a→b: hello, proof, then the first data frame, whose last byte we flip.
+    pump(&mut a, &mut b, |f| {
+        count += 1;
+        if count == 3 {
+            *f.last_mut().unwrap() ^= 1;
+        }
+    });
+    assert!(!b.links().is_linked(NodeId(1)));
+    assert_eq!(b.stats().auth_failures, 1);
+    assert!(b.protocol().got.is_empty());
+}
+
+#[test]
+fn a_silent_connection_is_closed_at_the_handshake_timeout() {
+    let mut b = node(2, "c");
+    let conn = b.handle_accept(Instant::ZERO);
+    let deadline = b.poll_timeout().expect("a deadline for the handshake");
+    assert_eq!(deadline, Instant::ZERO + Duration::from_secs(5));
+    b.handle_timeout(deadline);
+    let closes: Vec<_> = std::iter::from_fn(|| b.poll_transmit())
+        .filter(|t| matches!(t, Transmit::Close { conn: c } if *c == conn))
+        .collect();
+    assert_eq!(closes.len(), 1);
+    assert_eq!(b.stats().handshake_timeouts, 1);
+}
+
+#[test]
+fn garbage_on_a_connection_is_a_counted_decode_error() {
+    let mut b = node(2, "c");
+    let conn = b.handle_accept(Instant::ZERO);
+    b.handle_frame(Instant::ZERO, conn, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(b.stats().decode_errors, 1);
+    assert!(link_events(&mut b).iter().any(|e| matches!(e, LinkEvent::DecodeError { error: WireError::BadMagic(_), .. })));
+}
