@@ -1,1 +1,2 @@
-//! placeholder
+//! hawser-tests: cross-crate integration tests (see README.md). The tests themselves live
+//! in `tests/`; this library holds shared helpers as they are needed.
