@@ -13,6 +13,7 @@
 
 mod disk;
 mod queue;
+mod slab;
 mod topology;
 mod trace;
 mod world;

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::disk::Disk;
 use crate::queue::Queue;
+use crate::slab::Slab;
 use crate::topology::Topology;
 use crate::trace::Trace;
 
@@ -132,7 +133,7 @@ enum Ev {
 
 impl Ev {
     /// The node an event is addressed to, if it is held while that node is paused.
-    fn target(&self, conns: &BTreeMap<u64, SimConn>) -> Option<usize> {
+    fn target(&self, conns: &Slab<SimConn>) -> Option<usize> {
         match *self {
             Ev::Wake { node, .. } | Ev::Sync { node, .. } => Some(node),
             Ev::Syn { conn } => conns.get(&conn).map(|c| c.ends[1].node),
@@ -191,8 +192,9 @@ pub struct Sim<P: Protocol> {
     rng: NodeRng,
     queue: Queue<Ev>,
     nodes: Vec<SimNode<P>>,
-    conns: BTreeMap<u64, SimConn>,
-    next_conn: u64,
+    conns: Slab<SimConn>,
+    /// How many nodes are paused (events are checked for a paused target only if any).
+    paused: usize,
     blocked: BTreeSet<(u64, usize)>,
     topo: Topology,
     trace: Trace,
@@ -243,8 +245,8 @@ impl<P: Protocol> Sim<P> {
             now: Instant::ZERO,
             queue: Queue::new(),
             nodes,
-            conns: BTreeMap::new(),
-            next_conn: 0,
+            conns: Slab::new(),
+            paused: 0,
             blocked: BTreeSet::new(),
             topo: Topology::new(n),
             trace: Trace::new(),
@@ -340,7 +342,9 @@ impl<P: Protocol> Sim<P> {
     }
 
     fn handle(&mut self, ev: Ev) -> Option<usize> {
-        if let Some(target) = ev.target(&self.conns) {
+        if self.paused > 0
+            && let Some(target) = ev.target(&self.conns)
+        {
             if self.nodes[target].status == Status::Paused {
                 self.nodes[target].deferred.push(ev);
                 return None;
@@ -447,33 +451,28 @@ impl<P: Protocol> Sim<P> {
 
     fn dial(&mut self, i: usize, conn: ConnId, addr: &Addr) {
         self.stats.connects += 1;
-        let id = self.next_conn;
-        self.next_conn += 1;
         let epoch = self.nodes[i].epoch;
         let target = Self::index_of(addr).filter(|&k| k < self.nodes.len());
         let deadline = self.now + self.config.connect_timeout;
         let k = target.unwrap_or(i);
-        self.conns.insert(
-            id,
-            SimConn {
-                ends: [
-                    End {
-                        node: i,
-                        epoch,
-                        conn: Some(conn),
-                        open: true,
-                    },
-                    End {
-                        node: k,
-                        epoch: 0,
-                        conn: None,
-                        open: false,
-                    },
-                ],
-                dirs: [Dir::default(), Dir::default()],
-                connect_deadline: deadline,
-            },
-        );
+        let id = self.conns.insert(SimConn {
+            ends: [
+                End {
+                    node: i,
+                    epoch,
+                    conn: Some(conn),
+                    open: true,
+                },
+                End {
+                    node: k,
+                    epoch: 0,
+                    conn: None,
+                    open: false,
+                },
+            ],
+            dirs: [Dir::default(), Dir::default()],
+            connect_deadline: deadline,
+        });
         self.nodes[i].conns.insert(conn, (id, 0));
         self.trace.record(self.now, i, 3, &(k as u64).to_le_bytes());
         match target {
@@ -767,6 +766,7 @@ impl<P: Protocol> Sim<P> {
             return None;
         }
         n.status = Status::Up;
+        self.paused -= 1;
         for ev in std::mem::take(&mut n.deferred) {
             self.queue.push(self.now, ev);
         }
@@ -823,6 +823,9 @@ impl<P: Protocol> Sim<P> {
             return;
         }
         let was_frozen = self.nodes[i].status == Status::Frozen;
+        if self.nodes[i].status == Status::Paused {
+            self.paused -= 1;
+        }
         self.topo.set_frozen(i, false);
         let conns: Vec<(u64, usize)> = self.nodes[i].conns.values().copied().collect();
         for (id, side) in conns {
@@ -884,6 +887,9 @@ impl<P: Protocol> Sim<P> {
     /// by timeouts. Ends with a kill or restart.
     pub fn freeze(&mut self, i: usize) {
         if self.nodes[i].node.is_some() {
+            if self.nodes[i].status == Status::Paused {
+                self.paused -= 1;
+            }
             self.nodes[i].status = Status::Frozen;
             self.topo.set_frozen(i, true);
             self.trace.record(self.now, i, 15, &[]);
@@ -895,6 +901,7 @@ impl<P: Protocol> Sim<P> {
     pub fn pause(&mut self, i: usize, d: Duration) {
         if self.nodes[i].status == Status::Up {
             self.nodes[i].status = Status::Paused;
+            self.paused += 1;
             let epoch = self.nodes[i].epoch;
             self.queue.push(self.now + d, Ev::Resume { node: i, epoch });
             self.trace
