@@ -1,0 +1,277 @@
+//! The failure detector: adaptive pings, indirect probes, local health.
+//!
+//! Each neighbour is pinged on its own jittered schedule from the moment it is added.
+//! A pong in time is an RTT sample for that link. A late pong starts the indirect phase:
+//! one more direct ping plus `indirect_probes` helpers asked to reach the neighbour
+//! themselves; the neighbour is evicted only if that whole window passes in silence. All
+//! timeouts are the link's RTT-derived timeout stretched by the local health score, and a
+//! timeout that fires late (this node stalled) is re-armed instead of acted on: the
+//! silence it would report is our own.
+
+use super::health::{NeighborHealth, Probe};
+use super::message::{Message, PeerAddr};
+use super::views::sample;
+use super::{Cx, DownCause, Membership, TimerKind};
+use crate::id::NodeId;
+use crate::time::Duration;
+
+impl Membership {
+    /// Probing state for a new neighbour: its first ping goes out within one interval,
+    /// uniformly spread, so a burst of new links does not ping in lock-step.
+    pub(super) fn start_probing(&mut self, ctx: &mut Cx, peer: NodeId) -> NeighborHealth {
+        let interval = Duration::from_millis(self.cfg.ping_interval_ms);
+        let first = Duration::from_nanos(ctx.rng().below(0, interval.as_nanos()));
+        NeighborHealth {
+            rtt: Default::default(),
+            probe: Probe::Idle {
+                timer: self.arm(ctx, first, TimerKind::Ping(peer)),
+            },
+            rescues: 0,
+        }
+    }
+
+    /// The direct ping timeout for `peer`: its RTT history, bounded, scaled by local health.
+    fn probe_timeout(&self, peer: NodeId) -> Duration {
+        let ms = Duration::from_millis;
+        let base = self
+            .active
+            .get(&peer)
+            .map_or(ms(self.cfg.ping_timeout_initial_ms), |n| {
+                n.health.rtt.timeout(
+                    self.cfg.rtt_deviations,
+                    ms(self.cfg.ping_timeout_initial_ms),
+                    ms(self.cfg.ping_timeout_floor_ms),
+                    ms(self.cfg.ping_timeout_ceiling_ms),
+                )
+            });
+        self.local.scale(base)
+    }
+
+    fn schedule_ping(&mut self, ctx: &mut Cx, peer: NodeId) {
+        let after = self.cfg.jittered(ctx.rng(), self.cfg.ping_interval_ms);
+        let timer = self.arm(ctx, after, TimerKind::Ping(peer));
+        if let Some(n) = self.active.get_mut(&peer) {
+            n.health.probe = Probe::Idle { timer };
+        }
+    }
+
+    pub(super) fn on_ping_tick(&mut self, peer: NodeId, ctx: &mut Cx) {
+        if !matches!(self.active.get(&peer), Some(n) if matches!(n.health.probe, Probe::Idle { .. }))
+        {
+            return;
+        }
+        let seq = self.next_seq();
+        let timeout = self.probe_timeout(peer);
+        let timer = self.arm(ctx, timeout, TimerKind::PingTimeout(peer, seq));
+        let sent = ctx.now();
+        if let Some(n) = self.active.get_mut(&peer) {
+            n.health.probe = Probe::Direct { seq, sent, timer };
+        }
+        self.send(ctx, peer, &Message::Ping { seq });
+    }
+
+    pub(super) fn on_pong(&mut self, from: NodeId, seq: u64, ctx: &mut Cx) {
+        if self.relays.get(&seq).is_some_and(|r| r.target == from) {
+            return self.finish_relay(ctx, seq, true);
+        }
+        let now = ctx.now();
+        let Some(n) = self.active.get_mut(&from) else {
+            return;
+        };
+        match n.health.probe {
+            Probe::Direct {
+                seq: s,
+                sent,
+                timer,
+            } if s == seq => {
+                ctx.cancel_timer(timer);
+                n.health.rtt.sample(now.saturating_since(sent));
+                n.health.rescues = 0;
+                self.local.better();
+                self.schedule_ping(ctx, from);
+            }
+            // The pong of a ping sent twice: alive, but which ping it answers is
+            // ambiguous, so it is no RTT sample (Karn's rule).
+            Probe::Indirect { seq: s, timer, .. } if s == seq => {
+                ctx.cancel_timer(timer);
+                self.counters.rescued += 1;
+                n.health.rescues = 0;
+                self.schedule_ping(ctx, from);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_ping_timeout(&mut self, peer: NodeId, seq: u64, late: bool, ctx: &mut Cx) {
+        let Some(n) = self.active.get(&peer) else {
+            return;
+        };
+        if !matches!(n.health.probe, Probe::Direct { seq: s, .. } if s == seq) {
+            return;
+        }
+        let addr = n.addr.clone();
+        let timeout = self.probe_timeout(peer);
+        if late {
+            // We were not running to hear the pong; give it a full timeout now that we are.
+            let timer = self.arm(ctx, timeout, TimerKind::PingTimeout(peer, seq));
+            if let Some(Probe::Direct { timer: t, .. }) =
+                self.active.get_mut(&peer).map(|n| &mut n.health.probe)
+            {
+                *t = timer;
+            }
+            return;
+        }
+        let helpers: Vec<NodeId> = self.active.keys().copied().filter(|h| *h != peer).collect();
+        let helpers = sample(ctx.rng(), helpers, self.cfg.indirect_probes);
+        let window = timeout.saturating_mul(self.cfg.indirect_timeout_factor);
+        let within_ms = u32::try_from(window.as_millis()).unwrap_or(u32::MAX);
+        let target = PeerAddr { id: peer, addr };
+        self.send(ctx, peer, &Message::Ping { seq });
+        for h in &helpers {
+            let msg = Message::ProbeRequest {
+                target: target.clone(),
+                seq,
+                within_ms,
+            };
+            self.send(ctx, *h, &msg);
+        }
+        let timer = self.arm(ctx, window, TimerKind::IndirectTimeout(peer, seq));
+        if let Some(n) = self.active.get_mut(&peer) {
+            n.health.probe = Probe::Indirect {
+                seq,
+                timer,
+                asked: helpers.len() as u32,
+                nacks: 0,
+            };
+        }
+    }
+
+    pub(super) fn on_indirect_timeout(&mut self, peer: NodeId, seq: u64, late: bool, ctx: &mut Cx) {
+        let Some(n) = self.active.get(&peer) else {
+            return;
+        };
+        let Probe::Indirect {
+            seq: s,
+            asked,
+            nacks,
+            ..
+        } = n.health.probe
+        else {
+            return;
+        };
+        if s != seq {
+            return;
+        }
+        if late {
+            let window = self
+                .probe_timeout(peer)
+                .saturating_mul(self.cfg.indirect_timeout_factor);
+            let timer = self.arm(ctx, window, TimerKind::IndirectTimeout(peer, seq));
+            if let Some(Probe::Indirect { timer: t, .. }) =
+                self.active.get_mut(&peer).map(|n| &mut n.health.probe)
+            {
+                *t = timer;
+            }
+            return;
+        }
+        if asked > 0 && nacks == 0 {
+            // Not even a "could not reach it" from any helper: our own messages are
+            // probably not getting through, so trust our timeouts less from now on.
+            self.local.worse(self.cfg.local_health_max);
+        }
+        self.evict(ctx, peer, DownCause::Evicted);
+    }
+
+    fn evict(&mut self, ctx: &mut Cx, peer: NodeId, reason: DownCause) {
+        if self.remove_active(ctx, peer, reason) {
+            self.passive_failed(ctx.now(), peer);
+            self.release(ctx, peer);
+            self.repair(ctx);
+        }
+    }
+
+    /// A helper's answer about `target`. Alive means the neighbour lives; if that keeps
+    /// being the only way to hear from it, the link itself is bad and is replaced.
+    pub(super) fn on_probe_reply(&mut self, target: NodeId, seq: u64, alive: bool, ctx: &mut Cx) {
+        let Some(n) = self.active.get_mut(&target) else {
+            return;
+        };
+        let Probe::Indirect {
+            seq: s,
+            timer,
+            ref mut nacks,
+            ..
+        } = n.health.probe
+        else {
+            return;
+        };
+        if s != seq {
+            return;
+        }
+        if !alive {
+            *nacks += 1;
+            return;
+        }
+        ctx.cancel_timer(timer);
+        self.counters.rescued += 1;
+        n.health.rescues += 1;
+        if n.health.rescues > self.cfg.max_indirect_rescues {
+            self.evict(ctx, target, DownCause::LinkUnhealthy);
+        } else {
+            self.schedule_ping(ctx, target);
+        }
+    }
+
+    /// Probe `target` for `requester`: ping it (dialling if we have no link) and answer
+    /// by 80% of the asker's window either way, so a negative answer arrives in time to
+    /// tell the asker that we, at least, are alive.
+    pub(super) fn on_probe_request(
+        &mut self,
+        requester: NodeId,
+        target: PeerAddr,
+        their_seq: u64,
+        within_ms: u32,
+        ctx: &mut Cx,
+    ) {
+        if target.id == ctx.id() {
+            let msg = Message::ProbeReply {
+                target: target.id,
+                seq: their_seq,
+                alive: true,
+            };
+            return self.send(ctx, requester, &msg);
+        }
+        if self.relays.len() >= self.cfg.max_relays {
+            self.counters.relays_refused += 1;
+            let msg = Message::ProbeReply {
+                target: target.id,
+                seq: their_seq,
+                alive: false,
+            };
+            return self.send(ctx, requester, &msg);
+        }
+        let within =
+            Duration::from_millis(u64::from(within_ms).min(self.cfg.ping_timeout_ceiling_ms));
+        let seq = self.next_seq();
+        let timer = self.arm(
+            ctx,
+            Duration::from_nanos(within.as_nanos() / 5 * 4),
+            TimerKind::RelayTimeout(seq),
+        );
+        self.relays.insert(
+            seq,
+            super::links::Relay {
+                requester,
+                their_seq,
+                target: target.id,
+                timer,
+            },
+        );
+        self.deliver(ctx, &target, Message::Ping { seq });
+    }
+
+    pub(super) fn on_relay_timeout(&mut self, seq: u64, ctx: &mut Cx) {
+        // Cancelling the timer that just fired (in `finish_relay`) is a no-op.
+        self.finish_relay(ctx, seq, false);
+    }
+}

@@ -1,0 +1,295 @@
+//! The membership protocol's messages: one enum, bincode on the wire.
+//!
+//! Every message comes from an authenticated peer, but an authenticated peer can still be
+//! buggy or hostile, so [`Message::decode`] bounds everything a message can carry — the
+//! number of peers in a sample is checked *while* decoding, before anything is allocated
+//! for them, and every address is held to [`MAX_ADDR_LEN`] — and rejects the rest with a
+//! [`WireError`], which makes the node drop the link and count it.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::id::{Addr, MAX_ADDR_LEN, NodeId};
+use crate::wire::{self, WireError};
+
+/// Most peers a shuffle sample (or its reply) may carry. A protocol constant, not a
+/// config value: peers configured differently must still understand each other.
+pub const MAX_SAMPLE: usize = 64;
+
+/// A peer as views exchange it: who, and where to dial it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAddr {
+    pub id: NodeId,
+    pub addr: Addr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A node joining the overlay, to a contact: "make me your neighbour and introduce me".
+    Join,
+    /// A join's random walk; `joiner` ends in the active view of the node where `ttl`
+    /// runs out, and in passive views along the way.
+    ForwardJoin {
+        joiner: PeerAddr,
+        ttl: u8,
+    },
+    /// "Become my neighbour." `high` when the sender has no neighbour at all (or a
+    /// forward-join ended here): the receiver must accept, dropping someone if full.
+    Neighbor {
+        high: bool,
+    },
+    /// The answer to a `Neighbor` or a `Join`. `accepted` means the sender has already
+    /// put the receiver in its active view; the receiver does the same.
+    NeighborReply {
+        accepted: bool,
+    },
+    /// "You are no longer in my active view"; the sender closes the link after it.
+    Disconnect,
+    /// A shuffle's random walk: `origin`'s sample of its views, to be swapped for a
+    /// sample of the passive view of the node where `ttl` runs out.
+    Shuffle {
+        origin: PeerAddr,
+        ttl: u8,
+        sample: Sample,
+    },
+    /// The swap: a sample of the replying node's passive view, sent straight to the
+    /// shuffle's origin over a temporary link.
+    ShuffleReply {
+        sample: Sample,
+    },
+    /// Liveness probe; the peer answers `Pong` with the same `seq`.
+    Ping {
+        seq: u64,
+    },
+    Pong {
+        seq: u64,
+    },
+    /// "I cannot hear `target`; try it yourself and tell me" (SWIM's indirect probe).
+    /// `within_ms` is how long the asker will wait.
+    ProbeRequest {
+        target: PeerAddr,
+        seq: u64,
+        within_ms: u32,
+    },
+    /// The outcome of a `ProbeRequest`: `alive` when `target` answered in time. A
+    /// negative answer still tells the asker that the helper itself is alive (Lifeguard's
+    /// nack), which feeds the asker's local health.
+    ProbeReply {
+        target: NodeId,
+        seq: u64,
+        alive: bool,
+    },
+}
+
+/// Message kinds, for per-kind counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Join,
+    ForwardJoin,
+    Neighbor,
+    NeighborReply,
+    Disconnect,
+    Shuffle,
+    ShuffleReply,
+    Ping,
+    Pong,
+    ProbeRequest,
+    ProbeReply,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Join,
+        Kind::ForwardJoin,
+        Kind::Neighbor,
+        Kind::NeighborReply,
+        Kind::Disconnect,
+        Kind::Shuffle,
+        Kind::ShuffleReply,
+        Kind::Ping,
+        Kind::Pong,
+        Kind::ProbeRequest,
+        Kind::ProbeReply,
+    ];
+}
+
+impl Message {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Join => Kind::Join,
+            Message::ForwardJoin { .. } => Kind::ForwardJoin,
+            Message::Neighbor { .. } => Kind::Neighbor,
+            Message::NeighborReply { .. } => Kind::NeighborReply,
+            Message::Disconnect => Kind::Disconnect,
+            Message::Shuffle { .. } => Kind::Shuffle,
+            Message::ShuffleReply { .. } => Kind::ShuffleReply,
+            Message::Ping { .. } => Kind::Ping,
+            Message::Pong { .. } => Kind::Pong,
+            Message::ProbeRequest { .. } => Kind::ProbeRequest,
+            Message::ProbeReply { .. } => Kind::ProbeReply,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+
+    /// Decode untrusted bytes; see the module docs for what is bounded.
+    pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+        let msg: Message = wire::decode(bytes)?;
+        let peers: &[PeerAddr] = match &msg {
+            Message::ForwardJoin { joiner, .. } => std::slice::from_ref(joiner),
+            Message::ProbeRequest { target, .. } => std::slice::from_ref(target),
+            Message::Shuffle { origin, sample, .. } => {
+                check_addrs(std::slice::from_ref(origin))?;
+                &sample.0
+            }
+            Message::ShuffleReply { sample } => &sample.0,
+            _ => &[],
+        };
+        check_addrs(peers)?;
+        Ok(msg)
+    }
+}
+
+/// `Addr`'s serde form is a bare string, so its length bound is enforced here.
+pub(super) fn check_addrs(peers: &[PeerAddr]) -> Result<(), WireError> {
+    for p in peers {
+        if Addr::new(p.addr.as_str()).is_none() {
+            return Err(WireError::Payload(format!(
+                "address of {} is empty or longer than {MAX_ADDR_LEN} bytes",
+                p.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A shuffle sample: at most [`MAX_SAMPLE`] peers, enforced by the decoder itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sample(pub Vec<PeerAddr>);
+
+impl<'de> Deserialize<'de> for Sample {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Sample, D::Error> {
+        d.deserialize_seq(BoundedSeq::<PeerAddr, MAX_SAMPLE>(PhantomData))
+            .map(Sample)
+    }
+}
+
+/// Deserializes a sequence of at most `N` items, refusing a longer one as soon as its
+/// declared length (or its `N+1`-th item) is seen, so a forged length costs nothing.
+pub(super) struct BoundedSeq<T, const N: usize>(pub(super) PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for BoundedSeq<T, N> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a sequence of at most {N} items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        use serde::de::Error;
+        if seq.size_hint().is_some_and(|n| n > N) {
+            return Err(A::Error::invalid_length(
+                seq.size_hint().unwrap_or(0),
+                &self,
+            ));
+        }
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N));
+        while let Some(item) = seq.next_element()? {
+            if items.len() == N {
+                return Err(A::Error::invalid_length(N + 1, &self));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn peer(i: u64) -> PeerAddr {
+        PeerAddr {
+            id: NodeId(i),
+            addr: Addr::new(format!("n{i}")).unwrap(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let msgs = [
+            Message::Join,
+            Message::ForwardJoin {
+                joiner: peer(1),
+                ttl: 3,
+            },
+            Message::Shuffle {
+                origin: peer(2),
+                ttl: 4,
+                sample: Sample((0..MAX_SAMPLE as u64).map(peer).collect()),
+            },
+            Message::ProbeReply {
+                target: NodeId(5),
+                seq: 9,
+                alive: true,
+            },
+        ];
+        for m in msgs {
+            assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn oversize_sample_is_rejected() {
+        let m = Message::ShuffleReply {
+            sample: Sample((0..=MAX_SAMPLE as u64).map(peer).collect()),
+        };
+        assert!(matches!(
+            Message::decode(&m.encode()),
+            Err(WireError::Payload(_))
+        ));
+    }
+
+    #[test]
+    fn forged_sample_length_is_rejected_without_allocating() {
+        // ShuffleReply's variant index, then a varint length of u64::MAX.
+        let mut bytes = wire::encode(&Message::ShuffleReply {
+            sample: Sample::default(),
+        });
+        bytes.pop();
+        bytes.extend([0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(Message::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn overlong_address_is_rejected() {
+        #[derive(Serialize)]
+        enum Forged {
+            _Join,
+            ForwardJoin { joiner: (u64, String), ttl: u8 },
+        }
+        let bytes = wire::encode(&Forged::ForwardJoin {
+            joiner: (1, "x".repeat(MAX_ADDR_LEN + 1)),
+            ttl: 1,
+        });
+        assert!(Message::decode(&bytes).is_err());
+        let bytes = wire::encode(&Forged::ForwardJoin {
+            joiner: (1, "n1".into()),
+            ttl: 1,
+        });
+        assert!(Message::decode(&bytes).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Message::decode(&bytes);
+        }
+    }
+}

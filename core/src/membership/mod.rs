@@ -1,0 +1,287 @@
+//! Membership: the HyParView overlay every other protocol rides on, with an adaptive,
+//! indirect-probing failure detector on each of its links.
+//!
+//! Each node keeps a small **active view** of neighbours — each one a live authenticated
+//! link that *both* ends agreed to keep — and a larger **passive view** of peers it knows
+//! of, for repair. A node joins through a contact, whose forward-join random walks make
+//! it a neighbour of nodes across the overlay; a node whose active view runs short asks
+//! passive peers to become neighbours; periodic shuffles keep passive views fresh and
+//! mixed. See Leitão, Pereira, Rodrigues, "HyParView" (DSN 2007).
+//!
+//! Where Lashup (the Erlang reference) goes wrong, this does not:
+//! - **Symmetric links.** Nothing enters an active view without a request/accept
+//!   exchange on the link itself, and anything leaving one sends `Disconnect` or closes
+//!   the link, so if A has B as a neighbour, B has A (once in-flight messages land).
+//! - Neighbour-request timers are **cancelled** when the answer comes.
+//! - The passive view is **persisted** (`hv/passive`) and reloaded on restart.
+//! - Timers are uniformly jittered, not "T or 2T"; every neighbour is pinged from the
+//!   moment it joins; the ping timeout follows each link's RTT history; a silent
+//!   neighbour is probed through others before it is evicted; and a node that sees its
+//!   own timers fire late does not blame its neighbours (Lifeguard's local health).
+//!
+//! Files: `config` (knobs), `message` (wire), `views` (passive view, sampling), `rtt`
+//! and `health` (detector state), `links` (which links we hold and why), `join`
+//! (contacts), `overlay` (the rest of HyParView), `detector` (probing), `event` (what is reported).
+
+mod config;
+mod detector;
+mod event;
+mod health;
+mod join;
+mod links;
+mod message;
+mod overlay;
+mod rtt;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+pub use config::{ConfigError, MAX_ACTIVE_VIEW, MAX_PASSIVE_VIEW, MembershipConfig};
+pub use event::{Counters, DownCause, MembershipEvent};
+pub use message::{Kind, MAX_SAMPLE, Message, PeerAddr, Sample};
+pub use views::PASSIVE_KEY;
+
+use health::{LocalHealth, NeighborHealth};
+use join::JoinState;
+use links::{LinkInfo, Pending, Relay};
+use views::PassiveView;
+
+use crate::id::{Addr, NodeId};
+use crate::link::{ConnectError, DownReason};
+use crate::persist::Snapshot;
+use crate::protocol::{Ctx, Protocol, TimerId};
+use crate::time::{Duration, Instant};
+use crate::wire::WireError;
+
+/// A timer membership set: what it is for, and when it was due (so a late firing — this
+/// node stalled — can be told apart from a silent peer).
+#[derive(Debug)]
+pub struct Timer {
+    due: Instant,
+    kind: TimerKind,
+}
+
+#[derive(Debug)]
+enum TimerKind {
+    /// Repair the active view, close idle links, persist the passive view.
+    Repair,
+    /// Join through a contact if still isolated.
+    Join,
+    Shuffle,
+    /// Send the next ping to a neighbour.
+    Ping(NodeId),
+    /// The direct wait for ping `seq` is over.
+    PingTimeout(NodeId, u64),
+    /// The indirect window for ping `seq` is over.
+    IndirectTimeout(NodeId, u64),
+    /// A neighbour or join request to this peer went unanswered.
+    RequestTimeout(NodeId),
+    /// An indirect probe we relay (our ping `seq`) went unanswered.
+    RelayTimeout(u64),
+}
+
+type Cx<'a, 'b> = Ctx<'a, Timer, MembershipEvent>;
+
+/// One active-view member.
+#[derive(Debug)]
+struct Neighbor {
+    addr: Addr,
+    health: NeighborHealth,
+}
+
+/// The HyParView membership protocol; see the module docs.
+pub struct Membership {
+    cfg: MembershipConfig,
+    active: BTreeMap<NodeId, Neighbor>,
+    passive: PassiveView,
+    /// Every established link, whatever it is for.
+    links: BTreeMap<NodeId, LinkInfo>,
+    /// Dials in progress and requests awaiting an answer, by peer.
+    pending: BTreeMap<NodeId, Pending>,
+    /// Indirect probes we relay, by the seq of our own ping to the target.
+    relays: BTreeMap<u64, Relay>,
+    join: JoinState,
+    /// Ids we sent in our last shuffle, evicted first when the reply makes room.
+    last_shuffle: Vec<NodeId>,
+    next_seq: u64,
+    local: LocalHealth,
+    counters: Counters,
+}
+
+impl Membership {
+    /// A node's membership, with the passive view it persisted before a restart (if
+    /// any). `contacts` are the addresses to join through; they must be the addresses
+    /// the contacts advertise in their link handshake (how a dialled contact is
+    /// recognised when it answers).
+    pub fn new(
+        config: MembershipConfig,
+        contacts: Vec<Addr>,
+        recovered: &Snapshot,
+    ) -> Result<Membership, ConfigError> {
+        config.validate().map_err(ConfigError)?;
+        let mut counters = Counters::default();
+        let passive = match recovered.get(PASSIVE_KEY) {
+            None => PassiveView::new(config.passive_view),
+            Some(bytes) => PassiveView::restore(config.passive_view, bytes).unwrap_or_else(|_| {
+                // A torn or foreign record must not keep the node from starting: the
+                // contacts still get it into the overlay.
+                counters.passive_restore_failed = 1;
+                PassiveView::new(config.passive_view)
+            }),
+        };
+        Ok(Membership {
+            join: JoinState::new(&config, contacts),
+            cfg: config,
+            active: BTreeMap::new(),
+            passive,
+            links: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            last_shuffle: Vec::new(),
+            next_seq: 0,
+            local: LocalHealth::default(),
+            counters,
+        })
+    }
+
+    pub fn config(&self) -> &MembershipConfig {
+        &self.cfg
+    }
+    /// The active view, in id order.
+    pub fn active_view(&self) -> Vec<NodeId> {
+        self.active.keys().copied().collect()
+    }
+    /// The passive view, in id order.
+    pub fn passive_view(&self) -> Vec<NodeId> {
+        self.passive.ids().collect()
+    }
+    pub fn is_neighbor(&self, peer: NodeId) -> bool {
+        self.active.contains_key(&peer)
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    /// Lifeguard's local health score (0 = healthy); timeouts are scaled by `1 + score`.
+    pub fn local_health(&self) -> u32 {
+        self.local.score()
+    }
+    /// The smoothed round-trip time to a neighbour, once measured.
+    pub fn rtt(&self, peer: NodeId) -> Option<Duration> {
+        self.active.get(&peer)?.health.rtt.smoothed()
+    }
+
+    /// Arm a timer of `kind` after `after`.
+    fn arm(&self, ctx: &mut Cx, after: Duration, kind: TimerKind) -> TimerId {
+        let due = ctx.now() + after;
+        ctx.set_timer(after, Timer { due, kind })
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+}
+
+impl Protocol for Membership {
+    type Timer = Timer;
+    type Event = MembershipEvent;
+
+    fn start(&mut self, ctx: &mut Cx) {
+        let (me, my_addr) = (ctx.id(), ctx.addr().clone());
+        self.passive.remove(me);
+        self.join.start(&my_addr);
+        let repair = Duration::from_nanos(ctx.rng().below(
+            0,
+            Duration::from_millis(self.cfg.repair_period_ms).as_nanos(),
+        ));
+        self.arm(ctx, repair, TimerKind::Repair);
+        let shuffle = self.cfg.jittered(ctx.rng(), self.cfg.shuffle_period_ms);
+        self.arm(ctx, shuffle, TimerKind::Shuffle);
+        // A restarted node first tries the neighbours it remembers, then introduces
+        // itself through a contact all the same; a new one goes straight to a contact.
+        let join = if self.passive.len() == 0 {
+            repair
+        } else {
+            self.cfg.jittered(ctx.rng(), self.cfg.join_retry_ms)
+        };
+        self.join.timer = Some(self.arm(ctx, join, TimerKind::Join));
+        self.repair(ctx);
+    }
+
+    fn link_up(&mut self, peer: NodeId, addr: &Addr, ctx: &mut Cx) {
+        self.on_link_up(peer, addr, ctx);
+    }
+
+    fn link_down(&mut self, peer: NodeId, _reason: DownReason, ctx: &mut Cx) {
+        self.on_link_down(peer, ctx);
+    }
+
+    fn connect_failed(
+        &mut self,
+        addr: &Addr,
+        expected: Option<NodeId>,
+        _error: ConnectError,
+        ctx: &mut Cx,
+    ) {
+        self.on_connect_failed(addr, expected, ctx);
+    }
+
+    fn message(&mut self, from: NodeId, body: &[u8], ctx: &mut Cx) -> Result<(), WireError> {
+        let msg = Message::decode(body)?;
+        self.counters.count_received(msg.kind());
+        let Some(from_addr) = self.links.get(&from).map(|l| l.addr.clone()) else {
+            // Messages only arrive on links we were told about; nothing to answer on.
+            return Ok(());
+        };
+        let from = PeerAddr {
+            id: from,
+            addr: from_addr,
+        };
+        match msg {
+            Message::Join => self.on_join(from, ctx),
+            Message::ForwardJoin { joiner, ttl } => self.on_forward_join(from.id, joiner, ttl, ctx),
+            Message::Neighbor { high } => self.on_neighbor(from, high, ctx),
+            Message::NeighborReply { accepted } => self.on_neighbor_reply(from, accepted, ctx),
+            Message::Disconnect => self.on_disconnect(from.id, ctx),
+            Message::Shuffle {
+                origin,
+                ttl,
+                sample,
+            } => self.on_shuffle(from.id, origin, ttl, sample, ctx),
+            Message::ShuffleReply { sample } => self.on_shuffle_reply(sample, ctx),
+            Message::Ping { seq } => self.send(ctx, from.id, &Message::Pong { seq }),
+            Message::Pong { seq } => self.on_pong(from.id, seq, ctx),
+            Message::ProbeRequest {
+                target,
+                seq,
+                within_ms,
+            } => self.on_probe_request(from.id, target, seq, within_ms, ctx),
+            Message::ProbeReply { target, seq, alive } => {
+                self.on_probe_reply(target, seq, alive, ctx)
+            }
+        }
+        Ok(())
+    }
+
+    fn timer(&mut self, timer: Timer, ctx: &mut Cx) {
+        let late =
+            ctx.now().saturating_since(timer.due) > Duration::from_millis(self.cfg.late_timer_ms);
+        if late {
+            self.counters.late_timers += 1;
+            self.local.worse(self.cfg.local_health_max);
+        }
+        match timer.kind {
+            TimerKind::Repair => self.on_repair_tick(ctx),
+            TimerKind::Join => self.on_join_tick(ctx),
+            TimerKind::Shuffle => self.on_shuffle_tick(ctx),
+            TimerKind::Ping(peer) => self.on_ping_tick(peer, ctx),
+            TimerKind::PingTimeout(peer, seq) => self.on_ping_timeout(peer, seq, late, ctx),
+            TimerKind::IndirectTimeout(peer, seq) => self.on_indirect_timeout(peer, seq, late, ctx),
+            TimerKind::RequestTimeout(peer) => self.on_request_timeout(peer, ctx),
+            TimerKind::RelayTimeout(seq) => self.on_relay_timeout(seq, ctx),
+        }
+    }
+}

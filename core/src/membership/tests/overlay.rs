@@ -1,0 +1,301 @@
+//! Scenario-style tests: one behaviour each, run fairly with zero latency.
+
+use serde::Deserialize;
+use serde::de::value::{Error as DeError, MapDeserializer};
+
+use super::harness::{Net, id};
+use crate::membership::{DownCause, Membership, MembershipConfig, MembershipEvent, Message};
+use crate::persist::Snapshot;
+use crate::time::Duration;
+use crate::wire::WireError;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn cluster(n: usize, seed: u64) -> Net {
+    let mut net = Net::new(n, &[0, 1, 2], MembershipConfig::default(), seed);
+    for i in 0..n {
+        net.start(i);
+    }
+    net
+}
+
+#[test]
+fn bootstrap_connects_symmetric_and_bounded() {
+    for seed in 0..5 {
+        let mut net = cluster(10, seed);
+        net.run_fair(S(15));
+        net.check_invariants();
+        net.check_symmetric();
+        assert!(net.connected(), "seed {seed}: overlay not connected");
+        assert_eq!(
+            net.evictions(),
+            0,
+            "seed {seed}: zero latency, yet evictions"
+        );
+        for i in net.live() {
+            assert!(!net.m(i).active_view().is_empty(), "n{i} isolated");
+        }
+    }
+}
+
+#[test]
+fn larger_cluster_fills_views_without_exceeding_them() {
+    let mut net = cluster(40, 7);
+    net.run_fair(S(30));
+    net.check_invariants();
+    net.check_symmetric();
+    assert!(net.connected());
+    let full = net
+        .live()
+        .iter()
+        .filter(|i| net.m(**i).active_view().len() >= 4)
+        .count();
+    assert!(full >= 36, "only {full} of 40 nodes have 4+ neighbours");
+    // Shuffles spread knowledge beyond the neighbours.
+    let known = net
+        .live()
+        .iter()
+        .map(|i| net.m(*i).passive_view().len())
+        .min()
+        .unwrap();
+    assert!(known >= 5, "a passive view has only {known} peers");
+}
+
+#[test]
+fn contacts_unreachable_at_first_are_reprobed() {
+    let mut net = Net::new(8, &[0], MembershipConfig::default(), 3);
+    for i in 1..8 {
+        net.start(i);
+    }
+    net.run_fair(S(5));
+    assert!(
+        net.live()
+            .iter()
+            .all(|i| net.m(*i).active_view().is_empty())
+    );
+    net.start(0);
+    net.run_fair(S(20));
+    net.check_symmetric();
+    assert!(net.connected());
+}
+
+#[test]
+fn a_killed_neighbour_is_dropped_at_once_and_the_overlay_heals() {
+    let mut net = cluster(12, 1);
+    net.run_fair(S(15));
+    let victim = 5;
+    let neighbours = net.m(victim).active_view();
+    net.kill(victim);
+    for p in &neighbours {
+        let i = (p.0 - 1000) as usize;
+        assert!(
+            !net.m(i).is_neighbor(id(victim)),
+            "n{i} still has the dead node"
+        );
+        assert!(
+            net.hosts[i]
+                .events
+                .contains(&MembershipEvent::NeighborDown {
+                    peer: id(victim),
+                    reason: DownCause::LinkLost,
+                })
+        );
+        assert!(net.m(i).passive_view().contains(&id(victim)));
+    }
+    net.run_fair(S(10));
+    net.check_invariants();
+    net.check_symmetric();
+    assert!(net.connected());
+}
+
+#[test]
+fn a_silent_neighbour_is_evicted_after_indirect_probes() {
+    let mut net = cluster(10, 2);
+    net.run_fair(S(15));
+    let frozen = 4;
+    let neighbours = net.m(frozen).active_view();
+    net.paused.insert(frozen);
+    net.run_fair(S(10));
+    for p in &neighbours {
+        let i = (p.0 - 1000) as usize;
+        assert!(
+            !net.m(i).is_neighbor(id(frozen)),
+            "n{i} kept a silent neighbour"
+        );
+        assert!(
+            net.hosts[i]
+                .events
+                .contains(&MembershipEvent::NeighborDown {
+                    peer: id(frozen),
+                    reason: DownCause::Evicted,
+                })
+        );
+        let asked: u64 = net
+            .m(i)
+            .counters()
+            .sent(crate::membership::Kind::ProbeRequest);
+        assert!(
+            asked > 0 || net.m(i).active_view().len() <= 1,
+            "n{i} evicted without asking"
+        );
+    }
+    assert!(net.evictions() >= neighbours.len() as u64);
+}
+
+#[test]
+fn a_short_stall_evicts_nobody_and_the_stalled_node_blames_nobody() {
+    for seed in 0..5 {
+        let mut net = cluster(10, seed);
+        net.run_fair(S(15));
+        let stalled = 6;
+        // Shorter than the ping timeout floor: the others must not evict it.
+        net.paused.insert(stalled);
+        net.run_fair(MS(300));
+        net.resume(stalled);
+        net.run_fair(S(5));
+        assert_eq!(
+            net.evictions(),
+            0,
+            "seed {seed}: a 300 ms stall cost a link"
+        );
+
+        // Far longer: the others may evict it, but it must not evict them for the
+        // silence it slept through.
+        net.paused.insert(stalled);
+        net.run_fair(S(3));
+        net.resume(stalled);
+        assert_eq!(net.m(stalled).counters().evictions, 0, "seed {seed}");
+        assert!(net.m(stalled).counters().late_timers > 0);
+        assert!(net.m(stalled).local_health() > 0);
+        net.run_fair(S(15));
+        net.check_symmetric();
+        assert!(net.connected(), "seed {seed}");
+    }
+}
+
+#[test]
+fn passive_view_is_persisted_and_a_restarted_node_rejoins_through_it() {
+    let mut net = cluster(20, 4);
+    net.run_fair(S(20));
+    let r = 7;
+    let disk = net.hosts[r].disk.clone();
+    let persisted = disk.get(crate::membership::PASSIVE_KEY).expect("persisted");
+    assert!(!persisted.is_empty());
+    net.kill(r);
+    net.run_fair(S(2));
+    // No contacts this time: only the remembered passive view can bring it back.
+    net.set_contacts(r, &[]);
+    net.start(r);
+    assert!(
+        !net.m(r).passive_view().is_empty(),
+        "passive view not reloaded"
+    );
+    net.run_fair(S(10));
+    assert!(!net.m(r).active_view().is_empty());
+    net.check_symmetric();
+    assert!(net.connected());
+}
+
+#[test]
+fn requests_are_answered_and_their_timers_cancelled() {
+    let mut net = cluster(10, 5);
+    net.run_fair(S(15));
+    net.check_invariants();
+    for i in net.live() {
+        let m = net.m(i);
+        assert!(
+            m.pending.values().all(|p| p.request.is_none()),
+            "n{i} still waits on a request"
+        );
+        assert!(m.relays.is_empty());
+    }
+}
+
+#[test]
+fn throttled_contact_still_gets_everyone_in() {
+    let cfg = MembershipConfig {
+        join_burst: 1,
+        join_refill_ms: 10_000,
+        ..MembershipConfig::default()
+    };
+    let mut net = Net::new(12, &[0], cfg, 9);
+    for i in 0..12 {
+        net.start(i);
+    }
+    net.run_fair(S(20));
+    assert!(net.m(0).counters().joins_throttled > 0);
+    net.check_symmetric();
+    assert!(net.connected());
+}
+
+#[test]
+fn temporary_links_are_closed() {
+    let mut net = cluster(15, 6);
+    net.run_fair(S(40));
+    for i in net.live() {
+        let linked = net.node(i).links().peers().count();
+        let active = net.m(i).active_view().len();
+        // Shuffle replies and probes open links for a moment; none outlive their use
+        // by more than the idle timeout.
+        assert!(
+            linked <= active + 2,
+            "n{i}: {linked} links for {active} neighbours"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_message_drops_the_link() {
+    let mut net = cluster(5, 8);
+    net.run_fair(S(10));
+    let a = 0;
+    let b = (net.m(a).active_view()[0].0 - 1000) as usize;
+    assert!(net.inject(a, b, &[0xff, 0xff, 0xff]));
+    assert!(!net.m(b).is_neighbor(id(a)));
+    assert!(net.node(b).stats().decode_errors > 0);
+    net.run_fair(S(10));
+    net.check_symmetric();
+}
+
+#[test]
+fn decoding_rejects_garbage_with_an_error() {
+    assert!(matches!(Message::decode(&[]), Err(WireError::Payload(_))));
+}
+
+#[test]
+fn bad_config_is_an_error_at_construction() {
+    let cfg = MembershipConfig {
+        active_view: 0,
+        ..MembershipConfig::default()
+    };
+    let err = Membership::new(cfg, vec![], &Snapshot::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("active_view"), "{err}");
+}
+
+#[test]
+fn corrupt_persisted_view_is_ignored_and_counted() {
+    let mut snap = Snapshot::default();
+    snap.0
+        .insert(crate::membership::PASSIVE_KEY.to_vec(), vec![0xff; 7]);
+    let m = Membership::new(MembershipConfig::default(), vec![], &snap).unwrap();
+    assert!(m.passive_view().is_empty());
+    assert_eq!(m.counters().passive_restore_failed, 1);
+}
+
+#[test]
+fn config_overrides_by_field_name() {
+    let fields = [("active_view", 5u64), ("ping_interval_ms", 250)];
+    let cfg = MembershipConfig::deserialize(MapDeserializer::<_, DeError>::new(fields.into_iter()))
+        .unwrap();
+    assert_eq!(cfg.active_view, 5);
+    assert_eq!(cfg.ping_interval_ms, 250);
+    assert_eq!(cfg.passive_view, MembershipConfig::default().passive_view);
+    let unknown = [("activ_view", 5u64)];
+    assert!(
+        MembershipConfig::deserialize(MapDeserializer::<_, DeError>::new(unknown.into_iter()))
+            .is_err()
+    );
+}
