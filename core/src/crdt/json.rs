@@ -214,7 +214,13 @@ fn single<'v>(
 impl MapOp {
     /// Parse an op from JSON text.
     pub fn from_json_str(text: &str) -> Result<MapOp, ParseError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| ParseError {
+        MapOp::from_json_slice(text.as_bytes())
+    }
+
+    /// Parse an op from bytes (invalid UTF-8 is a syntax error): the fuzzing entry point.
+    /// serde_json bounds nesting at 128 levels, so hostile input cannot exhaust the stack.
+    pub fn from_json_slice(bytes: &[u8]) -> Result<MapOp, ParseError> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError {
             at: String::new(),
             kind: ParseErrorKind::Syntax(e.to_string()),
         })?;
