@@ -933,19 +933,20 @@ proptest! {
         }
     }
 
-    /// Adds, increments and enables commute with merge at the level of values:
-    /// applying at one replica then merging reads the same as merging then applying.
+    /// Adds and enables commute with merge at the level of values, in maps nested up to
+    /// three deep and with concurrent field removals around: applying at one replica then
+    /// merging reads the same as merging then applying. (Counter increments inside maps do
+    /// not commute with a concurrent removal of the counter field: the incrementing actor's
+    /// running total survives it, see `counter_reset_remove_is_per_actor`.)
     #[test]
     fn additive_ops_commute_with_merge(
         history in steps(map_op(2), 20),
-        extra in prop::collection::vec((field_name(), counter_op(), element()), 1..4),
+        extra in prop::collection::vec((field_name(), element()), 1..4),
         enable in field_name(),
     ) {
         let run = play::<MapStore>(&history)?;
-        let ops: Vec<FieldOp> = extra.into_iter().flat_map(|(name, c, e)| {
-            let c = match c { CounterOp::Decrement(n) | CounterOp::Increment(n) => CounterOp::Increment(n) };
+        let ops: Vec<FieldOp> = extra.into_iter().flat_map(|(name, e)| {
             [
-                FieldOp::Update { name: name.clone(), op: TypedOp::Counter(c) },
                 FieldOp::Update { name: name.clone(), op: TypedOp::Set(SetOp::Add(e)) },
                 FieldOp::Update { name, op: TypedOp::Map(MapOp::Update(vec![FieldOp::Update {
                     name: "inner".into(), op: TypedOp::Set(SetOp::Add("x".into())) }])) },
@@ -958,6 +959,19 @@ proptest! {
         apply_then_merge.merge(b);
         let mut merge_then_apply = merged(a, b);
         merge_then_apply.apply(ACTORS[0], &op).unwrap();
+        prop_assert_eq!(apply_then_merge.value(), merge_then_apply.value());
+    }
+
+    /// Counter ops commute with merge: a counter reads the sum of everything applied.
+    #[test]
+    fn counter_ops_commute_with_merge(history in steps(counter_op(), 30), op in counter_op(), r in 0..ACTORS.len()) {
+        let run = play::<CounterStore>(&history)?;
+        let (a, b) = (&run.replicas[r], &run.replicas[(r + 1) % ACTORS.len()]);
+        let mut apply_then_merge = a.clone();
+        apply_then_merge.apply(ACTORS[r], &op).unwrap();
+        apply_then_merge.merge(b);
+        let mut merge_then_apply = merged(a, b);
+        merge_then_apply.apply(ACTORS[r], &op).unwrap();
         prop_assert_eq!(apply_then_merge.value(), merge_then_apply.value());
     }
 
