@@ -72,7 +72,9 @@ impl Tracker {
             (State::Holding(since), Ok(())) => State::Holding(since),
             // Inside the window a break only restarts the wait: what counts is holding
             // continuously from some instant of the window on.
-            (State::Holding(_), Err(why)) if now <= self.window_end && !self.expect.kind.is_invariant() => {
+            (State::Holding(_), Err(why))
+                if now <= self.window_end && !self.expect.kind.is_invariant() =>
+            {
                 State::Pending(why)
             }
             (State::Holding(since), Err(why)) => State::Failed(
@@ -143,7 +145,11 @@ mod tests {
         flapped.observe(t(12), Err("split".into()));
         flapped.observe(t(14), Ok(()));
         flapped.settle(t(30));
-        assert_eq!(flapped.state, State::Passed(t(14)), "a break inside the window restarts the wait");
+        assert_eq!(
+            flapped.state,
+            State::Passed(t(14)),
+            "a break inside the window restarts the wait"
+        );
 
         let mut broke = Tracker::new(&expect(ExpectKind::OverlayConnected, 10, 5), t(30));
         broke.observe(t(12), Ok(()));

@@ -7,6 +7,7 @@ mod expectations;
 mod graph;
 mod report;
 mod runner;
+mod stack;
 mod target;
 
 pub use report::{Outcome, Report};

@@ -292,7 +292,10 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 let alive = p < sim.len() && matches!(sim.status(p), Status::Up | Status::Paused);
                 if alive && sim.path_open(i, p) {
                     let why = format!("n{i} evicted n{p}, which was alive and reachable");
-                    for t in trackers.iter_mut().filter(|t| t.kind() == ExpectKind::NoFalsePositives && t.active(at)) {
+                    for t in trackers
+                        .iter_mut()
+                        .filter(|t| t.kind() == ExpectKind::NoFalsePositives && t.active(at))
+                    {
                         t.observe(at, Err(why.clone()));
                     }
                 }
@@ -378,7 +381,7 @@ fn per_node_checks<T: Target>(
     let Some(node) = sim.node(i) else { return };
     for (t, s) in trackers.iter_mut().zip(scope) {
         if t.kind() == ExpectKind::ViewsBounded && t.active(at) && in_scope(s, i) {
-            if let Err(why) = node.protocol().check_views() {
+            if let Err(why) = node.protocol().check_views(Sim::<T>::id(i)) {
                 t.observe(at, Err(format!("n{i}: {why}")));
             }
         }
@@ -403,10 +406,17 @@ fn whole_cluster_checks<T: Target>(
             })
             .collect()
     };
-    if watch_overlay && metrics.connected_at.is_none() {
-        if graph::overlay_connected(&views(&None)).is_ok() {
-            metrics.connected_at = Some(now);
-        }
+    let all = if watch_overlay {
+        views(&None)
+    } else {
+        BTreeMap::new()
+    };
+    metrics.symmetry.observe(now, &all);
+    if watch_overlay
+        && metrics.connected_at.is_none()
+        && graph::overlay_connected(now, &all, &metrics.symmetry).is_ok()
+    {
+        metrics.connected_at = Some(now);
     }
     for (t, s) in trackers.iter_mut().zip(scope) {
         if !t.active(now) {
@@ -414,7 +424,16 @@ fn whole_cluster_checks<T: Target>(
             continue;
         }
         match t.kind() {
-            ExpectKind::OverlayConnected => t.observe(now, graph::overlay_connected(&views(s))),
+            ExpectKind::OverlayConnected => {
+                let scoped;
+                let v = if s.is_none() {
+                    &all
+                } else {
+                    scoped = views(s);
+                    &scoped
+                };
+                t.observe(now, graph::overlay_connected(now, v, &metrics.symmetry))
+            }
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),
             other => t.observe(now, Err(format!("{} is not supported", other.name()))),
         }
@@ -425,6 +444,7 @@ fn whole_cluster_checks<T: Target>(
 #[derive(Default)]
 struct Metrics {
     evictions: u64,
+    symmetry: graph::Symmetry,
     last_disruption: Instant,
     connected_at: Option<Instant>,
     steady_start: Option<(u64, u64)>,

@@ -23,8 +23,8 @@ pub trait Target: Protocol + Sized + 'static {
     /// view metrics).
     fn active_view(&self) -> Vec<NodeId>;
 
-    /// `Err(why)` if this node's views break their bounds or invariants.
-    fn check_views(&self) -> Result<(), String>;
+    /// `Err(why)` if the views of node `me` break their bounds or invariants.
+    fn check_views(&self, me: NodeId) -> Result<(), String>;
 
     /// The peer an event says this node evicted for silence, if it is such an event.
     fn evicted(event: &Self::Event) -> Option<NodeId>;

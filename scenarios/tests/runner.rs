@@ -14,22 +14,37 @@ use protocol::{Heartbeat, HeartbeatEvent};
 impl Target for Heartbeat {
     fn check_config(config: &toml::Table) -> Result<(), String> {
         match config.keys().next() {
-            Some(k) => Err(format!("unknown field {k:?}: the heartbeat has no settings")),
+            Some(k) => Err(format!(
+                "unknown field {k:?}: the heartbeat has no settings"
+            )),
             None => Ok(()),
         }
     }
     fn build(i: usize, _: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
         let me = format!("n{i}");
-        Heartbeat::new(contacts.iter().filter(|a| a.as_str() != me).cloned().collect(), snapshot)
+        Heartbeat::new(
+            contacts
+                .iter()
+                .filter(|a| a.as_str() != me)
+                .cloned()
+                .collect(),
+            snapshot,
+        )
     }
     fn supports(kind: ExpectKind) -> bool {
-        matches!(kind, ExpectKind::OverlayConnected | ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives)
+        matches!(
+            kind,
+            ExpectKind::OverlayConnected | ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives
+        )
     }
     fn active_view(&self) -> Vec<NodeId> {
         self.alive().iter().copied().collect()
     }
-    fn check_views(&self) -> Result<(), String> {
-        Ok(())
+    fn check_views(&self, me: NodeId) -> Result<(), String> {
+        match self.alive().contains(&me) {
+            true => Err("hears itself".into()),
+            false => Ok(()),
+        }
     }
     fn evicted(event: &HeartbeatEvent) -> Option<NodeId> {
         match event {
@@ -72,7 +87,10 @@ within = "10s"
 "#;
 
 fn run(text: &str, seed: Option<u64>) -> Report {
-    let scenario = file::parse(text, "inline.toml").unwrap().with_overrides(seed, None).unwrap();
+    let scenario = file::parse(text, "inline.toml")
+        .unwrap()
+        .with_overrides(seed, None)
+        .unwrap();
     hawser_scenarios::run::<Heartbeat>(&scenario, Default::default()).unwrap()
 }
 
@@ -81,17 +99,36 @@ fn a_scenario_runs_and_its_expectations_pass() {
     let r = run(PARTITION, None);
     assert!(r.passed, "{}", r.human());
     assert_eq!((r.nodes, r.seed, r.virtual_ms), (12, 3, 40_000));
-    assert!(r.metrics["evictions"] > 0.0, "the partition cut links: {:?}", r.metrics);
+    assert!(
+        r.metrics["evictions"] > 0.0,
+        "the partition cut links: {:?}",
+        r.metrics
+    );
     assert!(r.metrics.contains_key("overlay_connected_ms"));
     let json = serde_json::to_value(&r).unwrap();
-    for key in ["scenario", "seed", "nodes", "virtual_ms", "wall_ms", "events", "trace_hash", "passed", "expectations", "metrics"] {
+    for key in [
+        "scenario",
+        "seed",
+        "nodes",
+        "virtual_ms",
+        "wall_ms",
+        "events",
+        "trace_hash",
+        "passed",
+        "expectations",
+        "metrics",
+    ] {
         assert!(json.get(key).is_some(), "JSON report has {key}");
     }
 }
 
 #[test]
 fn same_seed_same_trace_hash_another_seed_another() {
-    let (a, b, c) = (run(PARTITION, Some(11)), run(PARTITION, Some(11)), run(PARTITION, Some(12)));
+    let (a, b, c) = (
+        run(PARTITION, Some(11)),
+        run(PARTITION, Some(11)),
+        run(PARTITION, Some(12)),
+    );
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!(a.events, b.events);
     assert_ne!(a.trace_hash, c.trace_hash);
@@ -131,9 +168,20 @@ after = "20s"
 within = "10s"
 "#;
     let r = run(text, None);
-    assert!(!r.expectations[0].passed, "n3 with a broken cookie is cut off: {}", r.human());
-    assert!(r.expectations[1].passed, "after the mend it is back: {}", r.human());
-    assert!(r.metrics["auth_failures"] > 0.0, "the refusals were counted");
+    assert!(
+        !r.expectations[0].passed,
+        "n3 with a broken cookie is cut off: {}",
+        r.human()
+    );
+    assert!(
+        r.expectations[1].passed,
+        "after the mend it is back: {}",
+        r.human()
+    );
+    assert!(
+        r.metrics["auth_failures"] > 0.0,
+        "the refusals were counted"
+    );
 }
 
 #[test]
@@ -156,5 +204,8 @@ kind = "kv-converged"
     let scenario = file::parse(text, "kv.toml").unwrap();
     let err = hawser_scenarios::run::<Heartbeat>(&scenario, Default::default()).unwrap_err();
     assert!(err.contains("\"kv-op\" is not supported yet"), "{err}");
-    assert!(err.contains("\"kv-converged\" is not supported yet"), "{err}");
+    assert!(
+        err.contains("\"kv-converged\" is not supported yet"),
+        "{err}"
+    );
 }

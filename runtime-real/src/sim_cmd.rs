@@ -1,0 +1,215 @@
+//! `hawser sim run` and `hawser sim sweep`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use clap::Subcommand;
+use hawser_scenarios::{Options, Report, file};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The protocol stack scenario files run against.
+type Stack = hawser_core::membership::Membership;
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// Run one scenario and report what happened.
+    Run {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Seed for this run (default: the file's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the number of nodes.
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Print one JSON object instead of the human report.
+        #[arg(long)]
+        json: bool,
+        /// Write every delivered event to this file as JSON lines.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Run a scenario for many seeds and list the ones that fail.
+    Sweep {
+        file: PathBuf,
+        /// Seeds to run, `A..B` (inclusive).
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: (u64, u64),
+        /// Parallel runs (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        nodes: Option<usize>,
+    },
+}
+
+fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once("..").ok_or("expected A..B, e.g. 1..100")?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a seed"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a seed"))?;
+    if a > b {
+        return Err(format!("{a}..{b} is empty"));
+    }
+    Ok((a, b))
+}
+
+pub fn main(cmd: SimCommand) -> ExitCode {
+    match cmd {
+        SimCommand::Run {
+            file,
+            seed,
+            nodes,
+            json,
+            trace,
+        } => run(&file, seed, nodes, json, trace),
+        SimCommand::Sweep {
+            file,
+            seeds,
+            jobs,
+            nodes,
+        } => sweep(&file, seeds, jobs, nodes),
+    }
+}
+
+fn load(path: &Path, seed: Option<u64>, nodes: Option<usize>) -> Result<file::Scenario, String> {
+    let scenario = file::load(path).map_err(|e| e.to_string())?;
+    scenario
+        .with_overrides(seed, nodes)
+        .map_err(|e| e.to_string())
+}
+
+/// The one command that reproduces a run.
+fn replay_command(path: &Path, seed: u64, nodes: Option<usize>) -> String {
+    let nodes = nodes.map(|n| format!(" --nodes {n}")).unwrap_or_default();
+    format!("hawser sim run {} --seed {seed}{nodes}", path.display())
+}
+
+fn run_one(scenario: &file::Scenario, trace: Option<&Path>) -> Result<Report, String> {
+    let mut options = Options::default();
+    if let Some(path) = trace {
+        let f = std::fs::File::create(path)
+            .map_err(|e| format!("cannot write trace {}: {e}", path.display()))?;
+        options.trace = Some(Box::new(std::io::BufWriter::new(f)));
+    }
+    hawser_scenarios::run::<Stack>(scenario, options)
+}
+
+fn run(
+    path: &Path,
+    seed: Option<u64>,
+    nodes: Option<usize>,
+    json: bool,
+    trace: Option<PathBuf>,
+) -> ExitCode {
+    let report = match load(path, seed, nodes).and_then(|s| run_one(&s, trace.as_deref())) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("reports serialise")
+        );
+    } else {
+        print!("{}", report.human());
+    }
+    let _ = std::io::stdout().flush();
+    if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("replay: {}", replay_command(path, report.seed, nodes));
+        if trace.is_none() {
+            eprintln!("        (add --trace FILE for a JSON-lines event trace)");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usize>) -> ExitCode {
+    let base = match load(path, None, nodes) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let total = b - a + 1;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} [{elapsed}]")
+            .expect("valid template"),
+    );
+    let next = AtomicU64::new(a);
+    let failures = Mutex::new(Vec::new());
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed > b {
+                        break;
+                    }
+                    let mut scenario = base.clone();
+                    scenario.seed = seed;
+                    match run_one(&scenario, None) {
+                        Ok(r) if r.passed => {}
+                        Ok(r) => {
+                            let why: Vec<String> = r
+                                .expectations
+                                .iter()
+                                .filter(|e| !e.passed)
+                                .map(|e| format!("{} (line {}): {}", e.kind, e.line, e.detail))
+                                .collect();
+                            failures
+                                .lock()
+                                .expect("no panics hold it")
+                                .push((seed, why.join("; ")));
+                        }
+                        Err(e) => errors.lock().expect("no panics hold it").push((seed, e)),
+                    }
+                    let failed = failures.lock().expect("no panics hold it").len();
+                    bar.set_message(format!("{failed} failed"));
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish();
+    let mut failures = failures.into_inner().expect("threads joined");
+    let errors = errors.into_inner().expect("threads joined");
+    if let Some((_, e)) = errors.first() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    failures.sort();
+    println!(
+        "{}: {} of {total} seeds passed",
+        base.name,
+        total - failures.len() as u64
+    );
+    for (seed, why) in &failures {
+        println!("  seed {seed}: {why}");
+        println!("    replay: {}", replay_command(path, *seed, nodes));
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,79 @@
+//! The protocol stack scenario files run against: hawser's membership today, the full
+//! node (global membership, KV, ...) as those issues land.
+
+use std::collections::BTreeSet;
+
+use hawser_core::membership::{Membership, MembershipConfig, MembershipEvent};
+use hawser_core::{Addr, NodeId, Snapshot};
+use hawser_sim::Sim;
+
+use crate::file::ExpectKind;
+use crate::target::Target;
+
+/// `[config]` overrides as a membership config: field names are `MembershipConfig`'s,
+/// unknown ones are refused, and the result is validated.
+fn membership_config(config: &toml::Table) -> Result<MembershipConfig, String> {
+    let cfg: MembershipConfig = toml::Value::Table(config.clone())
+        .try_into()
+        .map_err(|e| e.to_string())?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl Target for Membership {
+    fn check_config(config: &toml::Table) -> Result<(), String> {
+        membership_config(config).map(|_| ())
+    }
+
+    fn build(i: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
+        let cfg = membership_config(config).expect("checked before the run");
+        let me = Sim::<Membership>::addr(i);
+        let contacts = contacts.iter().filter(|a| **a != me).cloned().collect();
+        Membership::new(cfg, contacts, snapshot).expect("checked before the run")
+    }
+
+    fn supports(kind: ExpectKind) -> bool {
+        matches!(
+            kind,
+            ExpectKind::OverlayConnected | ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives
+        )
+    }
+
+    fn active_view(&self) -> Vec<NodeId> {
+        Membership::active_view(self)
+    }
+
+    fn check_views(&self, me: NodeId) -> Result<(), String> {
+        let (active, passive) = (Membership::active_view(self), self.passive_view());
+        let cfg = self.config();
+        if active.len() > cfg.active_view {
+            return Err(format!(
+                "active view of {} exceeds {}",
+                active.len(),
+                cfg.active_view
+            ));
+        }
+        if passive.len() > cfg.passive_view {
+            return Err(format!(
+                "passive view of {} exceeds {}",
+                passive.len(),
+                cfg.passive_view
+            ));
+        }
+        if active.contains(&me) || passive.contains(&me) {
+            return Err("a node is in its own view".into());
+        }
+        let passive: BTreeSet<NodeId> = passive.into_iter().collect();
+        if let Some(both) = active.iter().find(|p| passive.contains(p)) {
+            return Err(format!("{both} is in both the active and the passive view"));
+        }
+        Ok(())
+    }
+
+    fn evicted(event: &MembershipEvent) -> Option<NodeId> {
+        match event {
+            MembershipEvent::NeighborDown { peer, reason } if reason.is_eviction() => Some(*peer),
+            _ => None,
+        }
+    }
+}
