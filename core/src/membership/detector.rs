@@ -70,6 +70,18 @@ impl Membership {
         self.send(ctx, peer, &Message::Ping { seq });
     }
 
+    /// Answer; and if the pinger is no neighbour of ours and we are not about to make it
+    /// one, tell it so: it holds a one-sided link (a flap, or a message lost with a
+    /// replaced connection) that nothing else would correct. Helpers that probe us for
+    /// someone else ignore the `Disconnect`, as they do not count us as a neighbour.
+    pub(super) fn on_ping(&mut self, from: NodeId, seq: u64, ctx: &mut Cx) {
+        self.send(ctx, from, &Message::Pong { seq });
+        let asking = self.pending.get(&from).is_some_and(|p| p.request.is_some());
+        if !self.active.contains_key(&from) && !asking {
+            self.send(ctx, from, &Message::Disconnect);
+        }
+    }
+
     pub(super) fn on_pong(&mut self, from: NodeId, seq: u64, ctx: &mut Cx) {
         if self.relays.get(&seq).is_some_and(|r| r.target == from) {
             return self.finish_relay(ctx, seq, true);

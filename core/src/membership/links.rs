@@ -113,6 +113,22 @@ impl Membership {
         if self.join.dialing.remove(addr).is_some() {
             self.send_join(ctx, peer, addr.clone());
         }
+        // When both ends dial at once, the link layer keeps one connection and closes the
+        // other; the end that sees the close first reports the link down and then up
+        // again, while the other end saw nothing. Ask again at once, so the neighbour we
+        // dropped over a flap — which may still count us as its neighbour — is regained
+        // (or, refusing, knows we are not neighbours) instead of staying one-sided.
+        if self
+            .recently_lost
+            .remove(&peer)
+            .is_some_and(|until| until > ctx.now())
+        {
+            let to = PeerAddr {
+                id: peer,
+                addr: addr.clone(),
+            };
+            self.request_neighbor(ctx, &to, self.active.is_empty());
+        }
     }
 
     /// The transport dropped the link: a neighbour is lost at once, and whatever we
@@ -121,6 +137,8 @@ impl Membership {
         self.links.remove(&peer);
         if self.remove_active(ctx, peer, super::DownCause::LinkLost) {
             self.passive_failed(ctx.now(), peer);
+            let grace = Duration::from_millis(self.cfg.neighbor_timeout_ms);
+            self.recently_lost.insert(peer, ctx.now() + grace);
         }
         self.unreachable(ctx, peer);
         self.repair(ctx);
@@ -136,10 +154,7 @@ impl Membership {
             // A failed redial while a link exists (the peer dialled us meanwhile) loses
             // nothing.
             Some(peer) if self.links.contains_key(&peer) => {}
-            Some(peer) => {
-                self.unreachable(ctx, peer);
-                self.repair(ctx);
-            }
+            Some(peer) => self.unreachable(ctx, peer),
             None => {
                 self.join.dialing.remove(addr);
             }
@@ -153,8 +168,9 @@ impl Membership {
         if let Some(p) = self.pending.remove(&peer) {
             if let Some(t) = p.request {
                 ctx.cancel_timer(t);
+                self.passive_failed(ctx.now(), peer);
+                self.repair_failed(ctx);
             }
-            self.passive_failed(ctx.now(), peer);
         }
         let dead: Vec<u64> = self
             .relays
@@ -194,6 +210,7 @@ impl Membership {
             self.release(ctx, peer);
         }
         self.join.dialing.retain(|_, deadline| *deadline > now);
+        self.recently_lost.retain(|_, until| *until > now);
     }
 
     /// The answer to an indirect probe we relayed: report it, and drop the link we may
@@ -260,6 +277,6 @@ impl Membership {
         self.join.requests.remove(&peer);
         self.passive_failed(ctx.now(), peer);
         self.release(ctx, peer);
-        self.repair(ctx);
+        self.repair_failed(ctx);
     }
 }

@@ -85,6 +85,17 @@ enum TimerKind {
 
 type Cx<'a, 'b> = Ctx<'a, Timer, MembershipEvent>;
 
+/// How eagerly the active view is refilled (see `Membership::repair`).
+#[derive(Debug)]
+struct RepairState {
+    /// Requests that may still follow one another at once, granted by a loss.
+    credit: u32,
+    /// Wait before the next top-up after a refused or failed request; doubles up to
+    /// `passive_retry_max_ms`, reset by a new neighbour.
+    backoff: Duration,
+    top_up_at: Instant,
+}
+
 /// One active-view member.
 #[derive(Debug)]
 struct Neighbor {
@@ -104,6 +115,10 @@ pub struct Membership {
     /// Indirect probes we relay, by the seq of our own ping to the target.
     relays: BTreeMap<u64, Relay>,
     join: JoinState,
+    repair: RepairState,
+    /// Neighbours whose link the transport dropped, until when a link coming back up is
+    /// taken for a flap (see `links.rs`).
+    recently_lost: BTreeMap<NodeId, Instant>,
     /// Ids we sent in our last shuffle, evicted first when the reply makes room.
     last_shuffle: Vec<NodeId>,
     next_seq: u64,
@@ -134,6 +149,12 @@ impl Membership {
         };
         Ok(Membership {
             join: JoinState::new(&config, contacts),
+            repair: RepairState {
+                credit: 0,
+                backoff: Duration::from_millis(config.repair_period_ms),
+                top_up_at: Instant::ZERO,
+            },
+            recently_lost: BTreeMap::new(),
             cfg: config,
             active: BTreeMap::new(),
             passive,
@@ -198,7 +219,10 @@ impl Protocol for Membership {
             Duration::from_millis(self.cfg.repair_period_ms).as_nanos(),
         ));
         self.arm(ctx, repair, TimerKind::Repair);
-        let shuffle = self.cfg.jittered(ctx.rng(), self.cfg.shuffle_period_ms);
+        // The first shuffle comes sooner than the period, so a new node learns of peers
+        // beyond its first neighbours early.
+        let period = Duration::from_millis(self.cfg.shuffle_period_ms);
+        let shuffle = Duration::from_nanos(ctx.rng().below(0, period.as_nanos()));
         self.arm(ctx, shuffle, TimerKind::Shuffle);
         // A restarted node first tries the neighbours it remembers, then introduces
         // itself through a contact all the same; a new one goes straight to a contact.
@@ -252,7 +276,7 @@ impl Protocol for Membership {
                 sample,
             } => self.on_shuffle(from.id, origin, ttl, sample, ctx),
             Message::ShuffleReply { sample } => self.on_shuffle_reply(sample, ctx),
-            Message::Ping { seq } => self.send(ctx, from.id, &Message::Pong { seq }),
+            Message::Ping { seq } => self.on_ping(from.id, seq, ctx),
             Message::Pong { seq } => self.on_pong(from.id, seq, ctx),
             Message::ProbeRequest {
                 target,

@@ -4,6 +4,7 @@ use super::message::{Message, PeerAddr, Sample};
 use super::views::{pick, sample};
 use super::{Cx, DownCause, Membership, MembershipEvent, Neighbor, TimerKind};
 use crate::id::NodeId;
+use crate::time::Duration;
 
 impl Membership {
     fn me(ctx: &Cx) -> PeerAddr {
@@ -48,6 +49,7 @@ impl Membership {
                 health,
             },
         );
+        self.repair.backoff = Duration::from_millis(self.cfg.repair_period_ms);
         ctx.emit(MembershipEvent::NeighborUp(peer.id));
     }
 
@@ -60,6 +62,12 @@ impl Membership {
         ctx.cancel_timer(n.health.probe.timer());
         self.passive.insert(ctx.rng(), peer, n.addr, &[]);
         ctx.emit(MembershipEvent::NeighborDown { peer, reason });
+        if reason != DownCause::Replaced {
+            // Lost, not traded for another: refill the slot promptly.
+            self.repair.credit = self.cfg.active_view as u32;
+            self.repair.backoff = Duration::from_millis(self.cfg.repair_period_ms);
+            self.repair.top_up_at = ctx.now();
+        }
         if reason.is_eviction() {
             self.counters.evictions += 1;
         }
@@ -117,7 +125,7 @@ impl Membership {
 
     // ---- neighbour requests -----------------------------------------------------------
 
-    fn request_neighbor(&mut self, ctx: &mut Cx, peer: &PeerAddr, high: bool) {
+    pub(super) fn request_neighbor(&mut self, ctx: &mut Cx, peer: &PeerAddr, high: bool) {
         if peer.id == ctx.id()
             || self.active.contains_key(&peer.id)
             || self
@@ -157,7 +165,7 @@ impl Membership {
                 self.passive_failed(ctx.now(), from.id);
             }
             self.release(ctx, from.id);
-            self.repair(ctx);
+            self.repair_failed(ctx);
         }
     }
 
@@ -167,30 +175,64 @@ impl Membership {
         self.repair(ctx);
     }
 
-    /// Fill a short active view from the passive view, a few requests at a time.
+    /// Fill a short active view from the passive view, a few requests at a time, for as
+    /// long as the repair credit of a recent loss lasts (or for ever while isolated).
+    /// Without credit, the repair tick tops the view up one request at a time, backing
+    /// off while nobody accepts: a node one short of a full view in a cluster of full
+    /// views must not keep asking everyone it knows several times a second.
     pub(super) fn repair(&mut self, ctx: &mut Cx) {
         let missing = self.cfg.active_view.saturating_sub(self.active.len());
-        let mut in_flight = self
-            .pending
+        let mut in_flight = self.requests_in_flight();
+        while in_flight < missing.min(self.cfg.repair_parallelism)
+            && (self.active.is_empty() || self.repair.credit > 0)
+            && self.request_from_passive(ctx)
+        {
+            self.repair.credit = self.repair.credit.saturating_sub(1);
+            in_flight += 1;
+        }
+    }
+
+    fn requests_in_flight(&self) -> usize {
+        self.pending
             .values()
             .filter(|p| p.request.is_some())
-            .count();
-        while in_flight < missing.min(self.cfg.repair_parallelism) {
-            let now = ctx.now();
-            let candidate = self.passive.candidate(ctx.rng(), now, |id| {
-                !self.active.contains_key(&id) && !self.pending.contains_key(&id)
-            });
-            let Some((id, addr)) = candidate else {
-                break;
-            };
-            let high = self.active.is_empty();
-            self.request_neighbor(ctx, &PeerAddr { id, addr }, high);
-            in_flight += 1;
+            .count()
+    }
+
+    /// Ask a random passive peer that is not backing off to be a neighbour.
+    fn request_from_passive(&mut self, ctx: &mut Cx) -> bool {
+        let now = ctx.now();
+        let candidate = self.passive.candidate(ctx.rng(), now, |id| {
+            !self.active.contains_key(&id) && !self.pending.contains_key(&id)
+        });
+        let Some((id, addr)) = candidate else {
+            return false;
+        };
+        let high = self.active.is_empty();
+        self.request_neighbor(ctx, &PeerAddr { id, addr }, high);
+        true
+    }
+
+    /// A neighbour request was refused or failed: the next top-up waits longer.
+    pub(super) fn repair_failed(&mut self, ctx: &mut Cx) {
+        let max = Duration::from_millis(self.cfg.passive_retry_max_ms);
+        self.repair.backoff = self.repair.backoff.saturating_mul(2).min(max);
+        self.repair.top_up_at = ctx.now() + self.repair.backoff;
+        self.repair(ctx);
+    }
+
+    fn top_up(&mut self, ctx: &mut Cx) {
+        if self.active.len() < self.cfg.active_view
+            && self.requests_in_flight() == 0
+            && ctx.now() >= self.repair.top_up_at
+        {
+            self.request_from_passive(ctx);
         }
     }
 
     pub(super) fn on_repair_tick(&mut self, ctx: &mut Cx) {
         self.repair(ctx);
+        self.top_up(ctx);
         self.sweep_links(ctx);
         if let Some(bytes) = self.passive.take_dirty() {
             ctx.persist(super::PASSIVE_KEY.to_vec(), Some(bytes));
@@ -203,18 +245,7 @@ impl Membership {
 
     pub(super) fn on_shuffle_tick(&mut self, ctx: &mut Cx) {
         if let Some(target) = self.random_neighbor(ctx, &[]) {
-            let actives: Vec<PeerAddr> = self
-                .active
-                .iter()
-                .filter(|(id, _)| **id != target)
-                .map(|(id, n)| PeerAddr {
-                    id: *id,
-                    addr: n.addr.clone(),
-                })
-                .collect();
-            let mut peers = vec![Self::me(ctx)];
-            peers.extend(sample(ctx.rng(), actives, self.cfg.shuffle_active));
-            peers.extend(self.passive.sample(ctx.rng(), self.cfg.shuffle_passive));
+            let peers = self.view_sample(ctx, target);
             self.last_shuffle = peers.iter().map(|p| p.id).collect();
             let msg = Message::Shuffle {
                 origin: Self::me(ctx),
@@ -227,8 +258,32 @@ impl Membership {
         self.arm(ctx, after, TimerKind::Shuffle);
     }
 
-    /// Walk on, or end here: reply to the origin with as many of our passive peers, and
-    /// keep theirs, making room first with the ones we just sent.
+    /// Ourselves, `shuffle_active` neighbours and `shuffle_passive` passive peers, none
+    /// of them `to` (who gets the sample).
+    fn view_sample(&mut self, ctx: &mut Cx, to: NodeId) -> Vec<PeerAddr> {
+        let actives: Vec<PeerAddr> = self
+            .active
+            .iter()
+            .filter(|(id, _)| **id != to)
+            .map(|(id, n)| PeerAddr {
+                id: *id,
+                addr: n.addr.clone(),
+            })
+            .collect();
+        let mut peers = vec![Self::me(ctx)];
+        peers.extend(sample(ctx.rng(), actives, self.cfg.shuffle_active));
+        let mut passive = self.passive.sample(ctx.rng(), self.cfg.shuffle_passive + 1);
+        passive.retain(|p| p.id != to);
+        passive.truncate(self.cfg.shuffle_passive);
+        peers.extend(passive);
+        peers
+    }
+
+    /// Walk on, or end here: reply to the origin with a sample of our own views, as large
+    /// as theirs, and keep theirs, making room first with the ones we just sent. (The
+    /// paper replies with passive peers only; in a small cluster, where nearly everyone
+    /// is in the active view, that leaves passive views nearly empty, and a node cut off
+    /// from its neighbours would know nobody else to turn to.)
     pub(super) fn on_shuffle(
         &mut self,
         from: NodeId,
@@ -252,8 +307,7 @@ impl Membership {
             self.send(ctx, next, &msg);
             return;
         }
-        let mut reply = self.passive.sample(ctx.rng(), sample.0.len() + 1);
-        reply.retain(|p| p.id != origin.id);
+        let mut reply = self.view_sample(ctx, origin.id);
         reply.truncate(sample.0.len());
         let sent: Vec<NodeId> = reply.iter().map(|p| p.id).collect();
         self.deliver(
