@@ -397,24 +397,26 @@ fn whole_cluster_checks<T: Target>(
     watch_overlay: bool,
     metrics: &mut Metrics,
 ) {
-    let views = |filter: &Option<Vec<bool>>| -> BTreeMap<_, _> {
+    let views = graph::Views(if watch_overlay {
         (0..sim.len())
-            .filter(|&i| live(sim, i) && in_scope(filter, i))
-            .filter_map(|i| {
-                sim.node(i)
-                    .map(|n| (Sim::<T>::id(i), n.protocol().active_view()))
+            .map(|i| {
+                let node = sim.node(i).filter(|_| live(sim, i))?;
+                Some(
+                    node.protocol()
+                        .active_view()
+                        .iter()
+                        .map(|p| p.0 as usize)
+                        .collect(),
+                )
             })
             .collect()
-    };
-    let all = if watch_overlay {
-        views(&None)
     } else {
-        BTreeMap::new()
-    };
-    metrics.symmetry.observe(now, &all);
+        Vec::new()
+    });
+    metrics.symmetry.observe(now, &views);
     if watch_overlay
         && metrics.connected_at.is_none()
-        && graph::overlay_connected(now, &all, &metrics.symmetry).is_ok()
+        && graph::overlay_connected(now, &views, None, &metrics.symmetry).is_ok()
     {
         metrics.connected_at = Some(now);
     }
@@ -424,16 +426,10 @@ fn whole_cluster_checks<T: Target>(
             continue;
         }
         match t.kind() {
-            ExpectKind::OverlayConnected => {
-                let scoped;
-                let v = if s.is_none() {
-                    &all
-                } else {
-                    scoped = views(s);
-                    &scoped
-                };
-                t.observe(now, graph::overlay_connected(now, v, &metrics.symmetry))
-            }
+            ExpectKind::OverlayConnected => t.observe(
+                now,
+                graph::overlay_connected(now, &views, s.as_deref(), &metrics.symmetry),
+            ),
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),
             other => t.observe(now, Err(format!("{} is not supported", other.name()))),
         }
