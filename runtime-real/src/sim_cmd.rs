@@ -1,5 +1,6 @@
 //! `hawser sim run` and `hawser sim sweep`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -156,6 +157,7 @@ fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usi
     );
     let next = AtomicU64::new(a);
     let failures = Mutex::new(Vec::new());
+    let figures = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -167,7 +169,13 @@ fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usi
                     }
                     let mut scenario = base.clone();
                     scenario.seed = seed;
-                    match run_one(&scenario, None) {
+                    let outcome = run_one(&scenario, None);
+                    if let Ok(r) = &outcome {
+                        let mut m = r.metrics.clone();
+                        m.insert("wall_ms".into(), r.wall_ms as f64);
+                        figures.lock().expect("no panics hold it").push(m);
+                    }
+                    match outcome {
                         Ok(r) if r.passed => {}
                         Ok(r) => {
                             let why: Vec<String> = r
@@ -203,6 +211,10 @@ fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usi
         base.name,
         total - failures.len() as u64
     );
+    print!(
+        "{}",
+        summary(&figures.into_inner().expect("threads joined"))
+    );
     for (seed, why) in &failures {
         println!("  seed {seed}: {why}");
         println!("    replay: {}", replay_command(path, *seed, nodes));
@@ -212,4 +224,25 @@ fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usi
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Median, best and worst of every metric over the runs of a sweep.
+fn summary(runs: &[BTreeMap<String, f64>]) -> String {
+    let mut by_metric: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for run in runs {
+        for (k, v) in run {
+            by_metric.entry(k).or_default().push(*v);
+        }
+    }
+    let mut out = format!(
+        "  {:<28} {:>12} {:>12} {:>12}\n",
+        "metric", "median", "min", "max"
+    );
+    for (k, mut values) in by_metric {
+        values.sort_by(f64::total_cmp);
+        let median = values[values.len() / 2];
+        let (min, max) = (values[0], values[values.len() - 1]);
+        out += &format!("  {k:<28} {median:>12} {min:>12} {max:>12}\n");
+    }
+    out
 }
