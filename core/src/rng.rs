@@ -9,6 +9,15 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::time::Duration;
 
+/// Derive an independent seed from `seed` and a `salt` (splitmix64), so one run seed
+/// can feed many streams (each node, each restart, the network) that do not correlate.
+pub fn mix_seed(seed: u64, salt: u64) -> u64 {
+    let mut z = seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A node's deterministic random stream.
 pub struct NodeRng(ChaCha8Rng);
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use hawser_core::rng::mix_seed;
 use hawser_core::{Addr, Cookie, Duration, Event, Instant, NodeRng};
 use hawser_sim::{Sim, SimConfig, Status};
 
@@ -75,13 +76,6 @@ pub fn check<T: Target>(scenario: &Scenario) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
-}
-
-fn mix(seed: u64, salt: u64) -> u64 {
-    let mut z = seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Expand the steps into primitive actions at their instants, in order, drawing random
@@ -220,7 +214,7 @@ fn disruptive(p: &Prim) -> bool {
 pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, String> {
     check::<T>(scenario)?;
     let wall = std::time::Instant::now();
-    let mut rng = NodeRng::from_seed(mix(scenario.seed, 0x5CE7A210));
+    let mut rng = NodeRng::from_seed(mix_seed(scenario.seed, 0x5CE7A210));
     let contacts: Vec<Addr> = scenario
         .contacts
         .resolve(scenario.nodes, &mut |k| rng.index(k))

@@ -9,6 +9,8 @@ use hawser_core::{
 };
 use serde_json::json;
 
+use hawser_core::rng::mix_seed;
+
 use crate::disk::Disk;
 use crate::queue::Queue;
 use crate::slab::Slab;
@@ -203,14 +205,6 @@ pub struct Sim<P: Protocol> {
     stats: SimStats,
 }
 
-/// splitmix64: derives independent seeds from one.
-fn mix(seed: u64, salt: u64) -> u64 {
-    let mut z = seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl<P: Protocol> Sim<P> {
     /// `factory(i, snapshot)` builds node `i`'s protocol, from what its disk holds.
     pub fn new(
@@ -240,7 +234,7 @@ impl<P: Protocol> Sim<P> {
             })
             .collect();
         Ok(Sim {
-            rng: NodeRng::from_seed(mix(config.seed, u64::MAX)),
+            rng: NodeRng::from_seed(mix_seed(config.seed, u64::MAX)),
             config,
             now: Instant::ZERO,
             queue: Queue::new(),
@@ -537,6 +531,12 @@ impl<P: Protocol> Sim<P> {
             }
             return;
         }
+        self.schedule_arrival(id, side, from, to, payload);
+    }
+
+    /// Put `payload` on the wire from `side`: it arrives after a fresh latency, and never
+    /// before what was sent on this direction earlier (the transport is ordered).
+    fn schedule_arrival(&mut self, id: u64, side: usize, from: usize, to: usize, payload: Payload) {
         let lat = self.latency(from, to);
         let dir = &mut self.conns.get_mut(&id).expect("exists").dirs[side];
         let at = (self.now + lat).max(dir.last);
@@ -806,7 +806,7 @@ impl<P: Protocol> Sim<P> {
             addr: Self::addr(i),
             cookie: n.cookie.clone(),
         };
-        let seed = mix(self.config.seed, ((i as u64) << 24) ^ n.epoch);
+        let seed = mix_seed(self.config.seed, ((i as u64) << 24) ^ n.epoch);
         let node = Node::new(self.config.link.clone(), identity, seed, protocol)
             .expect("link config validated in Sim::new");
         n.node = Some(node);
@@ -856,18 +856,7 @@ impl<P: Protocol> Sim<P> {
             let c = &self.conns[&id];
             (c.ends[side].node, c.ends[1 - side].node)
         };
-        let lat = self.latency(from, to);
-        let dir = &mut self.conns.get_mut(&id).expect("exists").dirs[side];
-        let at = (self.now + lat).max(dir.last);
-        dir.last = at;
-        self.queue.push(
-            at,
-            Ev::Arrive {
-                conn: id,
-                to: 1 - side,
-                payload: Payload::Control(p),
-            },
-        );
+        self.schedule_arrival(id, side, from, to, Payload::Control(p));
     }
 
     /// Kill and start again from the disk.
