@@ -1,0 +1,126 @@
+//! `hawser sim` as a user meets it: exit codes, the JSON summary, the replay line.
+
+use std::path::Path;
+use std::process::Command;
+
+fn hawser(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn run_json_is_one_object_with_the_documented_fields() {
+    let out = hawser(&[
+        "sim",
+        "run",
+        "scenarios/lashup-bootstrap.toml",
+        "--json",
+        "--seed",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    for key in [
+        "scenario",
+        "seed",
+        "nodes",
+        "virtual_ms",
+        "wall_ms",
+        "events",
+        "trace_hash",
+        "passed",
+        "expectations",
+        "metrics",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["seed"], 5);
+    assert_eq!(v["passed"], true);
+    let again = hawser(&[
+        "sim",
+        "run",
+        "scenarios/lashup-bootstrap.toml",
+        "--json",
+        "--seed",
+        "5",
+    ]);
+    let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["trace_hash"], w["trace_hash"], "same seed, same trace");
+}
+
+#[test]
+fn a_failing_run_exits_1_and_prints_the_replay_command() {
+    let dir = std::env::temp_dir().join(format!("hawser-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("too-soon.toml");
+    // Nobody can be connected 10 ms after starting.
+    std::fs::write(
+        &file,
+        "name = \"too-soon\"\nnodes = 5\nduration = \"2s\"\n[[step]]\nat = \"0s\"\naction = \"start\"\n\
+         [[expect]]\nkind = \"overlay-connected\"\nafter = \"10ms\"\n",
+    )
+    .unwrap();
+    let trace = dir.join("trace.jsonl");
+    let out = hawser(&[
+        "sim",
+        "run",
+        file.to_str().unwrap(),
+        "--seed",
+        "9",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "replay: hawser sim run {} --seed 9",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(lines.lines().next().expect("a trace")).unwrap();
+    assert!(first.get("t_ns").is_some() && first.get("node").is_some());
+}
+
+#[test]
+fn a_broken_file_exits_2_naming_the_line() {
+    let dir = std::env::temp_dir().join(format!("hawser-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "name = \"bad\"\nnodes = 3\nduration = \"1s\"\n[[step]]\nat = \"0s\"\naction = \"restrat\"\n").unwrap();
+    let out = hawser(&["sim", "run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:6") && stderr.contains("restart"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sweep_reports_every_seed_and_the_figures() {
+    let out = hawser(&[
+        "sim",
+        "sweep",
+        "scenarios/lashup-bootstrap.toml",
+        "--seeds",
+        "1..4",
+        "--jobs",
+        "2",
+    ]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("4 of 4 seeds passed"), "{stdout}");
+    assert!(stdout.contains("overlay_connected_ms"), "{stdout}");
+}
