@@ -117,12 +117,66 @@ impl<T> Timers<T> {
     }
 }
 
+/// Where a context's timers go: the node's own timer queue, or a parent protocol's
+/// (through [`Ctx::scope`]).
+pub(crate) trait TimerSink<T> {
+    fn set(&mut self, at: Instant, timer: T) -> TimerId;
+    fn cancel(&mut self, id: TimerId) -> Option<T>;
+}
+
+impl<T> TimerSink<T> for Timers<T> {
+    fn set(&mut self, at: Instant, timer: T) -> TimerId {
+        let id = TimerId { at, seq: self.next };
+        self.next += 1;
+        self.queue.insert(id, timer);
+        id
+    }
+    fn cancel(&mut self, id: TimerId) -> Option<T> {
+        self.queue.remove(&id)
+    }
+}
+
+/// A sub-protocol's timers, stored in its parent's queue wrapped in the parent's type.
+struct MapTimers<'b, T, U> {
+    inner: &'b mut dyn TimerSink<T>,
+    wrap: fn(U) -> T,
+    unwrap: fn(T) -> Option<U>,
+}
+
+impl<T, U> TimerSink<U> for MapTimers<'_, T, U> {
+    fn set(&mut self, at: Instant, timer: U) -> TimerId {
+        self.inner.set(at, (self.wrap)(timer))
+    }
+    fn cancel(&mut self, id: TimerId) -> Option<U> {
+        // Ids are only ever handed to the protocol that set them, so the type matches.
+        self.inner.cancel(id).and_then(self.unwrap)
+    }
+}
+
+/// Where a context's events go: the node's event queue, or a buffer the parent protocol
+/// reads back (through [`Ctx::scope`]).
+pub(crate) trait EventSink<E> {
+    fn emit(&mut self, event: E);
+}
+
+impl<E> EventSink<E> for VecDeque<Event<E>> {
+    fn emit(&mut self, event: E) {
+        self.push_back(Event::App(event))
+    }
+}
+
+impl<E> EventSink<E> for Vec<E> {
+    fn emit(&mut self, event: E) {
+        self.push(event)
+    }
+}
+
 /// What a protocol acts through; see the module docs.
 pub struct Ctx<'a, T, E> {
     pub(crate) now: Instant,
     pub(crate) links: &'a mut Links,
-    pub(crate) timers: &'a mut Timers<T>,
-    pub(crate) events: &'a mut VecDeque<Event<E>>,
+    pub(crate) timers: &'a mut dyn TimerSink<T>,
+    pub(crate) events: &'a mut dyn EventSink<E>,
     pub(crate) persist: &'a mut VecDeque<Record>,
     pub(crate) next_persist: &'a mut u64,
     pub(crate) rng: &'a mut NodeRng,
@@ -168,17 +222,11 @@ impl<T, E> Ctx<'_, T, E> {
 
     /// Fire `timer` at `now + after`.
     pub fn set_timer(&mut self, after: Duration, timer: T) -> TimerId {
-        let id = TimerId {
-            at: self.now + after,
-            seq: self.timers.next,
-        };
-        self.timers.next += 1;
-        self.timers.queue.insert(id, timer);
-        id
+        self.timers.set(self.now + after, timer)
     }
     /// Cancel a timer; returns what it carried if it had not fired yet.
     pub fn cancel_timer(&mut self, id: TimerId) -> Option<T> {
-        self.timers.queue.remove(&id)
+        self.timers.cancel(id)
     }
 
     /// Ask for `key = value` (or deletion) to be made durable; `persisted` reports it.
@@ -190,6 +238,36 @@ impl<T, E> Ctx<'_, T, E> {
     }
 
     pub fn emit(&mut self, event: E) {
-        self.events.push_back(Event::App(event))
+        self.events.emit(event)
+    }
+
+    /// Run a sub-protocol with a context of its own types: its timers are stored in
+    /// this context's queue wrapped by `wrap` (and come back through the parent's
+    /// `timer`, to be unwrapped and passed down), and its events are returned to the
+    /// caller — which decides what to forward, and to whom. This is how protocols
+    /// compose into one node without sharing their types.
+    pub fn scope<U, F, R>(
+        &mut self,
+        wrap: fn(U) -> T,
+        unwrap: fn(T) -> Option<U>,
+        f: impl FnOnce(&mut Ctx<'_, U, F>) -> R,
+    ) -> (R, Vec<F>) {
+        let mut timers = MapTimers {
+            inner: &mut *self.timers,
+            wrap,
+            unwrap,
+        };
+        let mut events: Vec<F> = Vec::new();
+        let r = f(&mut Ctx {
+            now: self.now,
+            links: &mut *self.links,
+            timers: &mut timers,
+            events: &mut events,
+            persist: &mut *self.persist,
+            next_persist: &mut *self.next_persist,
+            rng: &mut *self.rng,
+            stats: &mut *self.stats,
+        });
+        (r, events)
     }
 }
