@@ -87,6 +87,12 @@ impl Membership {
 
     pub(super) fn on_join_tick(&mut self, ctx: &mut Cx) {
         self.join.timer = None;
+        if self.active.is_empty() && self.join.unjoined.is_empty() {
+            // Introduced, but still (or again) alone: a contact answered without adding
+            // us and no walk reached us. Try the contacts again.
+            self.join.unjoined = self.join.contacts.iter().cloned().collect();
+            self.join.any = true;
+        }
         if self.join.unjoined.is_empty() {
             self.join.backoff = Duration::from_millis(self.cfg.join_retry_ms);
             return;

@@ -128,9 +128,10 @@ pub struct Membership {
 
 impl Membership {
     /// A node's membership, with the passive view it persisted before a restart (if
-    /// any). `contacts` are the addresses to join through; they must be the addresses
-    /// the contacts advertise in their link handshake (how a dialled contact is
-    /// recognised when it answers).
+    /// any). `contacts` are the addresses to join through, as the contacts advertise
+    /// them in their link handshake (that is how a dialled contact is recognised when it
+    /// answers). Pass the same full list to every node, a contact's own address
+    /// included: that is how a contact knows to introduce itself to all the others.
     pub fn new(
         config: MembershipConfig,
         contacts: Vec<Addr>,
@@ -184,6 +185,31 @@ impl Membership {
     }
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+    /// The view invariants — no self, active and passive disjoint, both within bounds —
+    /// checked without allocating, so a simulator can afford it after every event.
+    pub fn check_views(&self, me: NodeId) -> Result<(), String> {
+        if self.active.len() > self.cfg.active_view {
+            return Err(format!(
+                "active view of {} exceeds {}",
+                self.active.len(),
+                self.cfg.active_view
+            ));
+        }
+        if self.passive.len() > self.cfg.passive_view {
+            return Err(format!(
+                "passive view of {} exceeds {}",
+                self.passive.len(),
+                self.cfg.passive_view
+            ));
+        }
+        if self.active.contains_key(&me) || self.passive.contains(me) {
+            return Err("a node is in its own view".into());
+        }
+        match self.active.keys().find(|p| self.passive.contains(**p)) {
+            Some(both) => Err(format!("{both} is in both the active and the passive view")),
+            None => Ok(()),
+        }
     }
     /// Lifeguard's local health score (0 = healthy); timeouts are scaled by `1 + score`.
     pub fn local_health(&self) -> u32 {

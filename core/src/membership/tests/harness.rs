@@ -35,6 +35,9 @@ pub struct Net {
     pub now: Instant,
     pub hosts: Vec<Host>,
     pub paused: BTreeSet<usize>,
+    /// Connection ends whose incoming frames are held: a link that is up but carries
+    /// nothing, while new connections between the same nodes work.
+    held: BTreeSet<End>,
     cfg: MembershipConfig,
     seed: u64,
     peer_of: BTreeMap<End, End>,
@@ -73,6 +76,7 @@ impl Net {
                 })
                 .collect(),
             paused: BTreeSet::new(),
+            held: BTreeSet::new(),
             cfg,
             seed,
             peer_of: BTreeMap::new(),
@@ -191,7 +195,20 @@ impl Net {
     }
 
     fn deliverable(&self, to: End) -> bool {
-        !self.paused.contains(&to.0) && self.inbox.get(&to).is_some_and(|q| !q.is_empty())
+        !self.held.contains(&to)
+            && !self.paused.contains(&to.0)
+            && self.inbox.get(&to).is_some_and(|q| !q.is_empty())
+    }
+
+    /// Hold every frame on the connections now open between `a` and `b`.
+    pub fn blackhole(&mut self, a: usize, b: usize) {
+        let ends: Vec<End> = self
+            .peer_of
+            .iter()
+            .filter(|(x, y)| (x.0 == a && y.0 == b) || (x.0 == b && y.0 == a))
+            .map(|(x, _)| *x)
+            .collect();
+        self.held.extend(ends);
     }
 
     /// Everything that can happen now (ticks only when nothing else can, in fair runs).
@@ -338,25 +355,12 @@ impl Net {
     pub fn check_invariants(&self) {
         for i in self.live() {
             let m = self.m(i);
-            let me = id(i);
-            let active = m.active_view();
-            let passive = m.passive_view();
-            assert!(
-                !active.contains(&me) && !passive.contains(&me),
-                "n{i}: self in a view"
-            );
-            assert!(
-                active.len() <= m.config().active_view,
-                "n{i}: active view too big"
-            );
-            assert!(
-                passive.len() <= m.config().passive_view,
-                "n{i}: passive view too big"
-            );
-            for p in &active {
-                assert!(!passive.contains(p), "n{i}: {p} in both views");
+            if let Err(why) = m.check_views(id(i)) {
+                panic!("n{i}: {why}");
+            }
+            for p in m.active_view() {
                 assert!(
-                    self.node(i).links().is_linked(*p),
+                    self.node(i).links().is_linked(p),
                     "n{i}: neighbour {p} not linked"
                 );
             }

@@ -175,6 +175,43 @@ fn a_short_stall_evicts_nobody_and_the_stalled_node_blames_nobody() {
 }
 
 #[test]
+fn a_neighbour_heard_only_through_helpers_is_kept_then_its_link_replaced() {
+    let mut net = cluster(10, 11);
+    net.run_fair(S(15));
+    let a = 3;
+    let b = (net.m(a).active_view()[0].0 - 1000) as usize;
+    assert!(net.m(a).active_view().len() >= 2, "n{a} needs helpers");
+    net.blackhole(a, b);
+    // One missed round: helpers reach b over their own links, so it stays.
+    net.run_fair(S(4));
+    let rescued = net.m(a).counters().rescued + net.m(b).counters().rescued;
+    assert!(
+        rescued > 0,
+        "no indirect probe vouched for the silent neighbour"
+    );
+    assert!(net.hosts[a].events.iter().all(|e| !matches!(
+        e,
+        MembershipEvent::NeighborDown {
+            reason: DownCause::Evicted,
+            ..
+        }
+    )));
+    // Round after round only through helpers: the link, not the peer, is bad.
+    net.run_fair(S(30));
+    let replaced = |i: usize, p: usize| {
+        net.hosts[i]
+            .events
+            .contains(&MembershipEvent::NeighborDown {
+                peer: id(p),
+                reason: DownCause::LinkUnhealthy,
+            })
+    };
+    assert!(replaced(a, b) || replaced(b, a));
+    net.check_symmetric();
+    assert!(net.connected());
+}
+
+#[test]
 fn passive_view_is_persisted_and_a_restarted_node_rejoins_through_it() {
     let mut net = cluster(20, 4);
     net.run_fair(S(20));

@@ -30,6 +30,9 @@ enum Step {
     Reset(u16),
     Kill(u8),
     Restart(u8),
+    /// Stop node `n` processing anything until the matching `Resume`.
+    Pause(u8),
+    Resume(u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -38,11 +41,13 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<u16>().prop_map(Step::Reset),
         1 => any::<u8>().prop_map(Step::Kill),
         1 => any::<u8>().prop_map(Step::Restart),
+        1 => any::<u8>().prop_map(Step::Pause),
+        1 => any::<u8>().prop_map(Step::Resume),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn invariants_hold_under_any_interleaving(
@@ -86,10 +91,25 @@ proptest! {
                         net.start(i);
                     }
                 }
+                Step::Pause(i) => {
+                    let i = i as usize % n;
+                    if net.hosts[i].node.is_some() {
+                        net.paused.insert(i);
+                    }
+                }
+                Step::Resume(i) => {
+                    let i = i as usize % n;
+                    if net.paused.contains(&i) {
+                        net.resume(i);
+                    }
+                }
             }
             net.check_invariants();
         }
         // Let it settle: everything delivered, every request answered or timed out.
+        for i in net.paused.clone() {
+            net.resume(i);
+        }
         net.run_fair(Duration::from_secs(30));
         net.check_invariants();
         net.check_symmetric();
