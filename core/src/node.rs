@@ -55,6 +55,7 @@ macro_rules! ctx {
             next_persist: &mut $node.next_persist,
             rng: &mut $node.rng,
             stats: &mut $node.stats,
+            channel: None,
         }
     };
 }

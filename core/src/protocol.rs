@@ -181,6 +181,9 @@ pub struct Ctx<'a, T, E> {
     pub(crate) next_persist: &'a mut u64,
     pub(crate) rng: &'a mut NodeRng,
     pub(crate) stats: &'a mut Stats,
+    /// Prefixed to every message sent through this context (set by [`Ctx::scope`]), so
+    /// the parent can route what arrives to the right sub-protocol.
+    pub(crate) channel: Option<u8>,
 }
 
 impl<T, E> Ctx<'_, T, E> {
@@ -200,11 +203,14 @@ impl<T, E> Ctx<'_, T, E> {
     /// Send a message on the link to `peer`. Fails (and is counted) when there is no link;
     /// the caller decides whether that matters.
     pub fn send(&mut self, peer: NodeId, body: &[u8]) -> Result<(), SendError> {
-        self.links.send(self.stats, peer, body)
+        match self.channel {
+            Some(c) => self.links.send(self.stats, peer, &[&[c], body]),
+            None => self.links.send(self.stats, peer, &[body]),
+        }
     }
     /// Largest message body [`Ctx::send`] accepts.
     pub fn max_message(&self) -> usize {
-        self.links.max_frame() - crate::link::TAG_LEN
+        self.links.max_frame() - crate::link::TAG_LEN - usize::from(self.channel.is_some())
     }
     pub fn is_linked(&self, peer: NodeId) -> bool {
         self.links.is_linked(peer)
@@ -243,11 +249,13 @@ impl<T, E> Ctx<'_, T, E> {
 
     /// Run a sub-protocol with a context of its own types: its timers are stored in
     /// this context's queue wrapped by `wrap` (and come back through the parent's
-    /// `timer`, to be unwrapped and passed down), and its events are returned to the
-    /// caller — which decides what to forward, and to whom. This is how protocols
-    /// compose into one node without sharing their types.
+    /// `timer`, to be unwrapped and passed down), its events are returned to the
+    /// caller — which decides what to forward, and to whom — and every message it sends
+    /// starts with the byte `channel`, by which the parent routes what arrives. This is
+    /// how protocols compose into one node without sharing their types.
     pub fn scope<U, F, R>(
         &mut self,
+        channel: u8,
         wrap: fn(U) -> T,
         unwrap: fn(T) -> Option<U>,
         f: impl FnOnce(&mut Ctx<'_, U, F>) -> R,
@@ -267,6 +275,7 @@ impl<T, E> Ctx<'_, T, E> {
             next_persist: &mut *self.next_persist,
             rng: &mut *self.rng,
             stats: &mut *self.stats,
+            channel: Some(channel),
         });
         (r, events)
     }

@@ -54,8 +54,8 @@ impl Protocol for Pair {
             Timer::Slow(n) => Some(n),
             _ => None,
         };
-        ctx.scope(Timer::Fast, fast, |c| self.fast.start(c));
-        ctx.scope(Timer::Slow, slow, |c| self.slow.start(c));
+        ctx.scope(0, Timer::Fast, fast, |c| self.fast.start(c));
+        ctx.scope(1, Timer::Slow, slow, |c| self.slow.start(c));
     }
     fn message(
         &mut self,
@@ -68,6 +68,7 @@ impl Protocol for Pair {
     fn timer(&mut self, timer: Timer, ctx: &mut Ctx<'_, Timer, String>) {
         let (_, events) = match timer {
             Timer::Fast(n) => ctx.scope(
+                0,
                 Timer::Fast,
                 |t| {
                     if let Timer::Fast(n) = t {
@@ -79,6 +80,7 @@ impl Protocol for Pair {
                 |c| self.fast.timer(n, c),
             ),
             Timer::Slow(n) => ctx.scope(
+                1,
                 Timer::Slow,
                 |t| {
                     if let Timer::Slow(n) = t {

@@ -3,8 +3,8 @@
 
 use hawser_core::wire::WireError;
 use hawser_core::{
-    Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig, LinkEvent, Node, NodeId,
-    Protocol, Transmit,
+    Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
+    LinkEvent, Node, NodeId, Protocol, Transmit,
 };
 
 /// Records what reaches it; sends "hello" on every link-up.
@@ -20,7 +20,12 @@ impl Protocol for Recorder {
     fn link_up(&mut self, peer: NodeId, _: &Addr, ctx: &mut Ctx<'_, (), ()>) {
         ctx.send(peer, b"hello").unwrap();
     }
-    fn message(&mut self, from: NodeId, body: &[u8], _: &mut Ctx<'_, (), ()>) -> Result<(), WireError> {
+    fn message(
+        &mut self,
+        from: NodeId,
+        body: &[u8],
+        _: &mut Ctx<'_, (), ()>,
+    ) -> Result<(), WireError> {
         self.got.push((from, body.to_vec()));
         Ok(())
     }
@@ -39,10 +44,16 @@ fn node(id: u64, cookie: &str) -> Node<Recorder> {
 }
 
 /// Dial b from a and pump frames both ways until quiet. `tamper` may alter a→b frames.
-fn pump(a: &mut Node<Recorder>, b: &mut Node<Recorder>, mut tamper: impl FnMut(&mut Vec<u8>)) -> (ConnId, ConnId) {
+fn pump(
+    a: &mut Node<Recorder>,
+    b: &mut Node<Recorder>,
+    mut tamper: impl FnMut(&mut Vec<u8>),
+) -> (ConnId, ConnId) {
     let now = Instant::ZERO;
     a.command(now, |_, ctx| ctx.connect(Addr::new("b").unwrap(), None));
-    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else { panic!("a dials") };
+    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
+        panic!("a dials")
+    };
     let cb = b.handle_accept(now);
     a.handle_connected(now, ca);
     loop {
@@ -82,7 +93,13 @@ fn same_cookie_links_and_messages_flow_both_ways() {
     assert!(a.links().is_linked(NodeId(2)) && b.links().is_linked(NodeId(1)));
     assert_eq!(a.protocol().got, vec![(NodeId(2), b"hello".to_vec())]);
     assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);
-    assert!(matches!(link_events(&mut b)[0], LinkEvent::Up { peer: NodeId(1), .. }));
+    assert!(matches!(
+        link_events(&mut b)[0],
+        LinkEvent::Up {
+            peer: NodeId(1),
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -96,7 +113,10 @@ fn wrong_cookie_is_refused_on_both_sides_and_counted() {
         expected: None,
         error: ConnectError::AuthFailed
     }));
-    assert!(b.protocol().got.is_empty(), "nothing from an unauthenticated peer reaches the protocol");
+    assert!(
+        b.protocol().got.is_empty(),
+        "nothing from an unauthenticated peer reaches the protocol"
+    );
 }
 
 #[test]
@@ -135,5 +155,11 @@ fn garbage_on_a_connection_is_a_counted_decode_error() {
     let conn = b.handle_accept(Instant::ZERO);
     b.handle_frame(Instant::ZERO, conn, b"GET / HTTP/1.1\r\n\r\n");
     assert_eq!(b.stats().decode_errors, 1);
-    assert!(link_events(&mut b).iter().any(|e| matches!(e, LinkEvent::DecodeError { error: WireError::BadMagic(_), .. })));
+    assert!(link_events(&mut b).iter().any(|e| matches!(
+        e,
+        LinkEvent::DecodeError {
+            error: WireError::BadMagic(_),
+            ..
+        }
+    )));
 }

@@ -128,12 +128,19 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    pub fn seal(&mut self, body: &[u8]) -> Vec<u8> {
-        let t = tag(&self.key, self.seq, body).finalize().into_bytes();
+    /// Seal the concatenation of `parts` (so a caller can prepend a header without
+    /// copying the body first).
+    pub fn seal(&mut self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = self.key.clone();
+        mac.update(&self.seq.to_be_bytes());
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut out = Vec::with_capacity(len + TAG_LEN);
+        for part in parts {
+            mac.update(part);
+            out.extend_from_slice(part);
+        }
         self.seq += 1;
-        let mut out = Vec::with_capacity(body.len() + TAG_LEN);
-        out.extend_from_slice(body);
-        out.extend_from_slice(&t[..TAG_LEN]);
+        out.extend_from_slice(&mac.finalize().into_bytes()[..TAG_LEN]);
         out
     }
 }
@@ -182,11 +189,11 @@ mod tests {
 
         let (mut a_seal, mut a_open) = t.session(&cookie, Role::Initiator);
         let (mut b_seal, mut b_open) = t.session(&cookie, Role::Responder);
-        let f1 = a_seal.seal(b"one");
-        let f2 = a_seal.seal(b"two");
+        let f1 = a_seal.seal(&[b"one"]);
+        let f2 = a_seal.seal(&[b"two"]);
         assert_eq!(b_open.open(&f1), Some(&b"one"[..]));
         assert_eq!(b_open.open(&f1), None, "a replayed frame is refused");
-        let back = b_seal.seal(b"pong");
+        let back = b_seal.seal(&[b"pong"]);
         assert_eq!(a_open.open(&back), Some(&b"pong"[..]));
         let _ = f2;
     }
@@ -204,7 +211,7 @@ mod tests {
 
         let (mut seal, _) = t.session(&good, Role::Initiator);
         let (_, mut open) = t.session(&good, Role::Responder);
-        let mut frame = seal.seal(b"payload");
+        let mut frame = seal.seal(&[b"payload"]);
         frame[0] ^= 1;
         assert_eq!(open.open(&frame), None);
         assert_eq!(open.open(b"short"), None);

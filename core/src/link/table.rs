@@ -253,15 +253,21 @@ impl Links {
         }
     }
 
-    /// Seal and queue a message for `peer`.
-    pub fn send(&mut self, stats: &mut Stats, peer: NodeId, body: &[u8]) -> Result<(), SendError> {
+    /// Seal and queue a message for `peer`: the concatenation of `parts`.
+    pub fn send(
+        &mut self,
+        stats: &mut Stats,
+        peer: NodeId,
+        parts: &[&[u8]],
+    ) -> Result<(), SendError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let Some(&conn) = self.by_peer.get(&peer) else {
             stats.send_without_link += 1;
             return Err(SendError::NotLinked(peer));
         };
-        if body.len() + TAG_LEN > self.config.max_frame {
+        if len + TAG_LEN > self.config.max_frame {
             return Err(SendError::TooLarge {
-                len: body.len(),
+                len,
                 max: self.config.max_frame - TAG_LEN,
             });
         }
@@ -272,7 +278,7 @@ impl Links {
         else {
             unreachable!("by_peer only names established connections")
         };
-        let frame = wire::encode_frame(FrameKind::Data, &sealer.seal(body));
+        let frame = wire::encode_frame(FrameKind::Data, &sealer.seal(parts));
         stats.frames_out += 1;
         stats.bytes_out += frame.len() as u64;
         self.transmits.push_back(Transmit::Send { conn, frame });
