@@ -18,6 +18,7 @@ mod node;
 pub mod persist;
 mod protocol;
 pub mod rng;
+pub mod stack;
 mod stats;
 pub mod time;
 pub mod wire;

@@ -12,7 +12,7 @@ use hawser_scenarios::{Options, Report, file};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The protocol stack scenario files run against.
-type Stack = hawser_core::membership::Membership;
+type Stack = hawser_core::stack::Stack;
 
 #[derive(Subcommand)]
 pub enum SimCommand {

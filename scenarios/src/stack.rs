@@ -1,7 +1,8 @@
-//! The protocol stack scenario files run against: hawser's membership today, the full
-//! node (global membership, KV, ...) as those issues land.
+//! The protocol stack scenario files run against: hawser's `Stack`, observed through
+//! its protocols' read-only accessors.
 
-use hawser_core::membership::{Membership, MembershipConfig, MembershipEvent};
+use hawser_core::membership::{MembershipConfig, MembershipEvent};
+use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::{Addr, NodeId, Snapshot};
 use hawser_sim::Sim;
 
@@ -18,16 +19,17 @@ fn membership_config(config: &toml::Table) -> Result<MembershipConfig, String> {
     Ok(cfg)
 }
 
-impl Target for Membership {
+impl Target for Stack {
     fn check_config(config: &toml::Table) -> Result<(), String> {
         membership_config(config).map(|_| ())
     }
 
     fn build(i: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
         let cfg = membership_config(config).expect("checked before the run");
-        let me = Sim::<Membership>::addr(i);
+        let me = Sim::<Stack>::addr(i);
         let contacts = contacts.iter().filter(|a| **a != me).cloned().collect();
-        Membership::new(cfg, contacts, snapshot).expect("checked before the run")
+        Stack::new(StackConfig { membership: cfg }, contacts, snapshot)
+            .expect("checked before the run")
     }
 
     fn supports(kind: ExpectKind) -> bool {
@@ -38,12 +40,13 @@ impl Target for Membership {
     }
 
     fn active_view(&self) -> Vec<NodeId> {
-        Membership::active_view(self)
+        self.membership().active_view()
     }
 
     fn check_views(&self, me: NodeId) -> Result<(), String> {
-        let (active, passive) = (Membership::active_view(self), self.passive_view());
-        let cfg = self.config();
+        let m = self.membership();
+        let (active, passive) = (m.active_view(), m.passive_view());
+        let cfg = m.config();
         if active.len() > cfg.active_view {
             return Err(format!(
                 "active view of {} exceeds {}",
@@ -61,15 +64,19 @@ impl Target for Membership {
         if active.contains(&me) || passive.contains(&me) {
             return Err("a node is in its own view".into());
         }
-        if let Some(both) = passive.iter().find(|p| self.is_neighbor(**p)) {
+        if let Some(both) = passive.iter().find(|p| m.is_neighbor(**p)) {
             return Err(format!("{both} is in both the active and the passive view"));
         }
         Ok(())
     }
 
-    fn evicted(event: &MembershipEvent) -> Option<NodeId> {
+    fn evicted(event: &StackEvent) -> Option<NodeId> {
         match event {
-            MembershipEvent::NeighborDown { peer, reason } if reason.is_eviction() => Some(*peer),
+            StackEvent::Membership(MembershipEvent::NeighborDown { peer, reason })
+                if reason.is_eviction() =>
+            {
+                Some(*peer)
+            }
             _ => None,
         }
     }

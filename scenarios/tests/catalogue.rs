@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-type Stack = hawser_core::membership::Membership;
+type Stack = hawser_core::stack::Stack;
 
 fn run_catalogue_file(path: &str) {
     let scenario = hawser_scenarios::file::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
