@@ -183,7 +183,7 @@ impl Membership {
         if earned > 0 {
             let tokens = u64::from(self.join.tokens).saturating_add(earned);
             self.join.tokens = tokens.min(u64::from(self.cfg.join_burst)) as u32;
-            self.join.refilled = self.join.refilled + refill.saturating_mul(earned);
+            self.join.refilled += refill.saturating_mul(earned);
         }
         if self.join.tokens == 0 {
             return false;

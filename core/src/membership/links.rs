@@ -165,12 +165,10 @@ impl Membership {
     /// it, and back off from it in the passive view.
     fn unreachable(&mut self, ctx: &mut Cx, peer: NodeId) {
         self.join.requests.remove(&peer);
-        if let Some(p) = self.pending.remove(&peer) {
-            if let Some(t) = p.request {
-                ctx.cancel_timer(t);
-                self.passive_failed(ctx.now(), peer);
-                self.repair_failed(ctx);
-            }
+        if let Some(t) = self.pending.remove(&peer).and_then(|p| p.request) {
+            ctx.cancel_timer(t);
+            self.passive_failed(ctx.now(), peer);
+            self.repair_failed(ctx);
         }
         let dead: Vec<u64> = self
             .relays

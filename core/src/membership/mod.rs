@@ -11,7 +11,9 @@
 //! Where Lashup (the Erlang reference) goes wrong, this does not:
 //! - **Symmetric links.** Nothing enters an active view without a request/accept
 //!   exchange on the link itself, and anything leaving one sends `Disconnect` or closes
-//!   the link, so if A has B as a neighbour, B has A (once in-flight messages land).
+//!   the link, so if A has B as a neighbour, B has A (once in-flight messages land; a
+//!   one-sided link left by a connection flap is re-requested at once, and a
+//!   non-neighbour that pings us is told `Disconnect`).
 //! - Neighbour-request timers are **cancelled** when the answer comes.
 //! - The passive view is **persisted** (`hv/passive`) and reloaded on restart.
 //! - Timers are uniformly jittered, not "T or 2T"; every neighbour is pinged from the
@@ -21,7 +23,8 @@
 //!
 //! Files: `config` (knobs), `message` (wire), `views` (passive view, sampling), `rtt`
 //! and `health` (detector state), `links` (which links we hold and why), `join`
-//! (contacts), `overlay` (the rest of HyParView), `detector` (probing), `event` (what is reported).
+//! (contacts), `overlay` (the rest of HyParView), `detector` (probing), `event` (what
+//! is reported).
 
 mod config;
 mod detector;
