@@ -12,6 +12,7 @@
 pub mod crdt;
 pub mod fuzzing;
 pub mod id;
+pub mod kv;
 pub mod link;
 pub mod membership;
 mod node;

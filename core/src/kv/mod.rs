@@ -1,0 +1,527 @@
+//! The replicated key-value store (Lashup's `lashup_kv`, fixed): every key on every
+//! node, each key a CRDT [`Map`].
+//!
+//! - A local [`Kv::op`] applies at once (the whole op or nothing), persists the new value
+//!   and returns a [`Ticket`]; the op is answered — [`KvEvent::Committed`] — only once
+//!   that record is durable, and only then disseminated, as a **delta**
+//!   ([`KvEvent::Disseminate`], which the stack multicasts), not the whole value.
+//! - Actors are `(node, incarnation)`. The incarnation is persisted and bumped on every
+//!   start; a node that finds no incarnation on its disk (new, or wiped) draws a random
+//!   one, so a wiped node never reuses the dots of its past life (Lashup's bug: its new
+//!   writes were discarded as already seen).
+//! - Anti-entropy with active-view neighbours costs in proportion to what differs: a
+//!   256-bucket digest, then keys and hashes of the differing buckets, then only the
+//!   values that differ. The first round runs soon after a neighbour comes up, then
+//!   periodically with jitter, so whatever dissemination missed is repaired.
+//! - [`KvEvent::Changed`] fires only when a value actually changed.
+//! - Bad input is refused whole with a typed error: invalid key, value too large,
+//!   CRDT precondition or malformed op, and `Busy` when too many ops await durability.
+//!
+//! `Kv` is a component of the stack rather than a protocol of its own: it needs the
+//! membership's neighbours and the multicast, which the stack provides.
+
+mod message;
+mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+pub use message::{KvMessage, MAX_BATCH};
+pub use store::{BUCKETS, Entry, StoreError, bucket_of};
+
+use crate::crdt::{Actor, Error as CrdtError, Map, MapOp};
+use crate::id::NodeId;
+use crate::persist::{PersistSeq, Snapshot};
+use crate::protocol::{Ctx, TimerId};
+use crate::time::Duration;
+use crate::wire::{self, WireError};
+use store::Store;
+
+const INCARNATION_KEY: &[u8] = b"kv/incarnation";
+const VALUE_PREFIX: &[u8] = b"kv/v/";
+
+/// Limits and timings of the KV.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvConfig {
+    /// Longest key, in bytes of UTF-8.
+    pub max_key: usize,
+    /// Largest value (encoded CRDT map), in bytes. Lashup's hard limit was 100 MB; a
+    /// value travels whole in anti-entropy, so keep it far below the frame size.
+    pub max_value: usize,
+    /// Local ops awaiting durability before new ones get `Busy`.
+    pub max_pending: usize,
+    /// Delay of the first anti-entropy round with a new neighbour.
+    pub ae_first_ms: u64,
+    /// Period of anti-entropy rounds (jittered by up to a fifth).
+    pub ae_period_ms: u64,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            max_key: 256,
+            max_value: 1 << 20,
+            max_pending: 10_000,
+            ae_first_ms: 200,
+            ae_period_ms: 5_000,
+        }
+    }
+}
+
+impl KvConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_key == 0 || self.max_key > 4096 {
+            return Err(format!("kv max_key = {}: must be 1..=4096", self.max_key));
+        }
+        if !(1024..=(2 << 20)).contains(&self.max_value) {
+            return Err(format!(
+                "kv max_value = {}: must be 1 KiB..=2 MiB (a value must fit a frame)",
+                self.max_value
+            ));
+        }
+        if self.max_pending == 0 {
+            return Err("kv max_pending must be at least 1".into());
+        }
+        if self.ae_period_ms < 100 {
+            return Err(format!(
+                "kv ae_period_ms = {}: must be at least 100",
+                self.ae_period_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Names a local op until it is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
+
+#[derive(Debug)]
+pub enum KvTimer {
+    /// The periodic round with a random neighbour.
+    AntiEntropy,
+    /// The first round with a neighbour that just came up.
+    Greet(NodeId),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvEvent {
+    /// A local op is durable; `value` is the key's value right after it.
+    Committed {
+        ticket: Ticket,
+        key: String,
+        value: Map,
+    },
+    /// A key's value changed (by a local op or a merge).
+    Changed { key: String, value: Map },
+    /// Deliver this to every node (a `KvMessage::Delta`, encoded): the stack multicasts it.
+    Disseminate(Vec<u8>),
+}
+
+/// Why an op was refused. Nothing was applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvError {
+    InvalidKey(String),
+    TooLarge {
+        size: usize,
+        max: usize,
+    },
+    Busy {
+        pending: usize,
+    },
+    Op(CrdtError),
+    /// The node has not started yet.
+    NotStarted,
+}
+
+impl std::fmt::Display for KvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvError::InvalidKey(why) => write!(f, "invalid key: {why}"),
+            KvError::TooLarge { size, max } => {
+                write!(f, "value of {size} bytes exceeds the limit of {max}")
+            }
+            KvError::Busy { pending } => {
+                write!(f, "busy: {pending} ops are waiting for the disk; retry")
+            }
+            KvError::Op(e) => write!(f, "op refused: {e:?}"),
+            KvError::NotStarted => write!(f, "the node has not started"),
+        }
+    }
+}
+
+impl std::error::Error for KvError {}
+
+/// Running totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvCounters {
+    pub ops: u64,
+    pub ops_refused: u64,
+    pub busy: u64,
+    pub deltas_merged: u64,
+    pub ae_rounds: u64,
+    /// Keys that anti-entropy changed here (what dissemination had missed).
+    pub repaired_keys: u64,
+    /// Persisted values that did not decode at start (ignored, then repaired by peers).
+    pub restore_failures: u64,
+}
+
+type Cx<'a, 'b> = Ctx<'a, KvTimer, KvEvent>;
+
+pub struct Kv {
+    cfg: KvConfig,
+    store: Store,
+    incarnation: u64,
+    actor: Option<Actor>,
+    neighbors: BTreeSet<NodeId>,
+    /// Local ops waiting for their record to be durable, by its sequence.
+    pending: BTreeMap<PersistSeq, (Ticket, String, Map)>,
+    next_ticket: u64,
+    ae_timer: Option<TimerId>,
+    counters: KvCounters,
+}
+
+impl Kv {
+    /// The store as the node's disk held it.
+    pub fn new(cfg: KvConfig, recovered: &Snapshot) -> Result<Kv, String> {
+        cfg.validate()?;
+        let mut store = Store::default();
+        let mut counters = KvCounters::default();
+        let incarnation = recovered
+            .get(INCARNATION_KEY)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        for (k, v) in recovered
+            .0
+            .range(VALUE_PREFIX.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(VALUE_PREFIX))
+        {
+            match (
+                std::str::from_utf8(&k[VALUE_PREFIX.len()..]),
+                wire::decode::<Map>(v),
+            ) {
+                (Ok(key), Ok(map)) => store.restore(key.to_string(), map),
+                _ => counters.restore_failures += 1,
+            }
+        }
+        Ok(Kv {
+            cfg,
+            store,
+            incarnation,
+            actor: None,
+            neighbors: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            next_ticket: 0,
+            ae_timer: None,
+            counters,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Map> {
+        self.store.get(key).map(|e| &e.map)
+    }
+    /// Keys with `prefix`, in order, with their values.
+    pub fn scan<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a Map)> + 'a {
+        self.store.scan(prefix).map(|(k, e)| (k, &e.map))
+    }
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+    /// The per-bucket digest (equal digests ⇒ equal stores, up to hash collisions).
+    pub fn digest(&self) -> &[u64] {
+        self.store.buckets()
+    }
+    pub fn counters(&self) -> &KvCounters {
+        &self.counters
+    }
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Start: a new incarnation, persisted before any op can be answered (records are
+    /// durable in order), and the anti-entropy clock.
+    pub fn start(&mut self, ctx: &mut Cx<'_, '_>) {
+        self.incarnation = match self.incarnation {
+            // Fresh or wiped disk: a random base in the lower half of u64, so it can grow.
+            0 => ctx.rng().u64() >> 1 | 1,
+            i => i + 1,
+        };
+        ctx.persist(
+            INCARNATION_KEY.to_vec(),
+            Some(self.incarnation.to_be_bytes().to_vec()),
+        );
+        self.actor = Some(Actor::new(ctx.id(), self.incarnation));
+        self.arm_round(ctx);
+    }
+
+    fn arm_round(&mut self, ctx: &mut Cx<'_, '_>) {
+        let period = Duration::from_millis(self.cfg.ae_period_ms);
+        let delay = ctx.rng().jitter(period, period / 5);
+        self.ae_timer = Some(ctx.set_timer(delay, KvTimer::AntiEntropy));
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), KvError> {
+        if key.is_empty() {
+            return Err(KvError::InvalidKey("empty".into()));
+        }
+        if key.len() > self.cfg.max_key {
+            return Err(KvError::InvalidKey(format!(
+                "{} bytes, the limit is {}",
+                key.len(),
+                self.cfg.max_key
+            )));
+        }
+        Ok(())
+    }
+
+    /// Apply `op` to `key` locally. The answer comes as `Committed` once durable.
+    pub fn op(&mut self, ctx: &mut Cx<'_, '_>, key: &str, op: &MapOp) -> Result<Ticket, KvError> {
+        let refused = |kv: &mut Kv, e: KvError| {
+            kv.counters.ops_refused += 1;
+            Err(e)
+        };
+        let Some(actor) = self.actor else {
+            return refused(self, KvError::NotStarted);
+        };
+        if let Err(e) = self.check_key(key) {
+            return refused(self, e);
+        }
+        if self.pending.len() >= self.cfg.max_pending {
+            self.counters.busy += 1;
+            return refused(
+                self,
+                KvError::Busy {
+                    pending: self.pending.len(),
+                },
+            );
+        }
+        let applied = match self.store.apply(key, actor, op, self.cfg.max_value) {
+            Ok(a) => a,
+            Err(StoreError::Crdt(e)) => return refused(self, KvError::Op(e)),
+            Err(StoreError::TooLarge { size, max }) => {
+                return refused(self, KvError::TooLarge { size, max });
+            }
+        };
+        self.counters.ops += 1;
+        let seq = self.persist_value(ctx, key, &applied.value);
+        self.next_ticket += 1;
+        let ticket = Ticket(self.next_ticket);
+        self.pending
+            .insert(seq, (ticket, key.to_string(), applied.delta));
+        ctx.emit(KvEvent::Changed {
+            key: key.to_string(),
+            value: applied.value,
+        });
+        Ok(ticket)
+    }
+
+    fn persist_value(&mut self, ctx: &mut Cx<'_, '_>, key: &str, value: &Map) -> PersistSeq {
+        let mut k = VALUE_PREFIX.to_vec();
+        k.extend_from_slice(key.as_bytes());
+        ctx.persist(k, Some(wire::encode(value)))
+    }
+
+    /// Records up to `seq` are durable: answer the ops they carried, then disseminate.
+    pub fn persisted(&mut self, seq: PersistSeq, ctx: &mut Cx<'_, '_>) {
+        let later = self.pending.split_off(&PersistSeq(seq.0 + 1));
+        for (_, (ticket, key, delta)) in std::mem::replace(&mut self.pending, later) {
+            let value = self.get(&key).cloned().unwrap_or_default();
+            ctx.emit(KvEvent::Committed {
+                ticket,
+                key: key.clone(),
+                value,
+            });
+            ctx.emit(KvEvent::Disseminate(
+                KvMessage::Delta { key, delta }.encode(),
+            ));
+        }
+    }
+
+    fn merge(&mut self, ctx: &mut Cx<'_, '_>, key: &str, remote: &Map) -> bool {
+        let Some(value) = self.store.merge(key, remote).cloned() else {
+            return false;
+        };
+        self.persist_value(ctx, key, &value);
+        ctx.emit(KvEvent::Changed {
+            key: key.to_string(),
+            value,
+        });
+        true
+    }
+
+    /// A disseminated delta arrived (from the multicast).
+    pub fn deliver(&mut self, ctx: &mut Cx<'_, '_>, payload: &[u8]) -> Result<(), WireError> {
+        match KvMessage::decode(payload, self.cfg.max_key)? {
+            KvMessage::Delta { key, delta } => {
+                self.counters.deltas_merged += 1;
+                self.merge(ctx, &key, &delta);
+                Ok(())
+            }
+            _ => Err(WireError::Payload(
+                "kv: only deltas are disseminated".into(),
+            )),
+        }
+    }
+
+    pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx<'_, '_>) {
+        if self.neighbors.insert(peer) {
+            let first = Duration::from_millis(self.cfg.ae_first_ms);
+            let delay = ctx.rng().jitter(first, first);
+            ctx.set_timer(delay, KvTimer::Greet(peer));
+        }
+    }
+
+    pub fn neighbor_down(&mut self, peer: NodeId) {
+        self.neighbors.remove(&peer);
+    }
+
+    fn send(&self, ctx: &mut Cx<'_, '_>, peer: NodeId, msg: &KvMessage) {
+        // A neighbour that just went away misses this round; the next one repairs it.
+        let _ = ctx.send(peer, &msg.encode());
+    }
+
+    fn start_round(&mut self, ctx: &mut Cx<'_, '_>, peer: NodeId) {
+        self.counters.ae_rounds += 1;
+        let buckets = self.store.buckets().to_vec();
+        self.send(ctx, peer, &KvMessage::Digest { buckets });
+    }
+
+    pub fn timer(&mut self, timer: KvTimer, ctx: &mut Cx<'_, '_>) {
+        match timer {
+            KvTimer::AntiEntropy => {
+                let peers: Vec<NodeId> = self.neighbors.iter().copied().collect();
+                if !peers.is_empty() {
+                    let peer = peers[ctx.rng().index(peers.len())];
+                    self.start_round(ctx, peer);
+                }
+                self.arm_round(ctx);
+            }
+            KvTimer::Greet(peer) if self.neighbors.contains(&peer) => self.start_round(ctx, peer),
+            KvTimer::Greet(_) => {}
+        }
+    }
+
+    /// Send `entries` in batches no bigger than a frame allows.
+    fn send_entries(&self, ctx: &mut Cx<'_, '_>, peer: NodeId, keys: impl Iterator<Item = String>) {
+        let budget = ctx.max_message() / 2;
+        let mut batch = Vec::new();
+        let mut size = 0;
+        for key in keys {
+            let Some(entry) = self.store.get(&key) else {
+                continue;
+            };
+            let len = wire::encode(&entry.map).len() + key.len();
+            if !batch.is_empty() && (size + len > budget || batch.len() == MAX_BATCH) {
+                self.send(
+                    ctx,
+                    peer,
+                    &KvMessage::Entries {
+                        entries: std::mem::take(&mut batch),
+                    },
+                );
+                size = 0;
+            }
+            size += len;
+            batch.push((key, entry.map.clone()));
+        }
+        if !batch.is_empty() {
+            self.send(ctx, peer, &KvMessage::Entries { entries: batch });
+        }
+    }
+
+    /// An anti-entropy message from a neighbour.
+    pub fn message(
+        &mut self,
+        from: NodeId,
+        body: &[u8],
+        ctx: &mut Cx<'_, '_>,
+    ) -> Result<(), WireError> {
+        match KvMessage::decode(body, self.cfg.max_key)? {
+            KvMessage::Delta { .. } => {
+                Err(WireError::Payload("kv: deltas travel by multicast".into()))
+            }
+            KvMessage::Digest { buckets } => {
+                let differ: Vec<u16> = (0..BUCKETS)
+                    .filter(|&b| buckets[b] != self.store.buckets()[b])
+                    .map(|b| b as u16)
+                    .collect();
+                if !differ.is_empty() {
+                    let mut mask = vec![false; BUCKETS];
+                    differ.iter().for_each(|&b| mask[b as usize] = true);
+                    let keys = self.store.summaries(&mask);
+                    let mut chunks = keys.chunks(MAX_BATCH).peekable();
+                    if chunks.peek().is_none() {
+                        self.send(
+                            ctx,
+                            from,
+                            &KvMessage::Summaries {
+                                buckets: differ.clone(),
+                                keys: Vec::new(),
+                            },
+                        );
+                    }
+                    for chunk in chunks {
+                        self.send(
+                            ctx,
+                            from,
+                            &KvMessage::Summaries {
+                                buckets: differ.clone(),
+                                keys: chunk.to_vec(),
+                            },
+                        );
+                    }
+                }
+                Ok(())
+            }
+            KvMessage::Summaries { buckets, keys } => {
+                let mut mask = vec![false; BUCKETS];
+                buckets.iter().for_each(|&b| mask[b as usize] = true);
+                let theirs: BTreeMap<String, u64> = keys.into_iter().collect();
+                let ours = self.store.summaries(&mask);
+                let mut give = Vec::new();
+                for (k, h) in &ours {
+                    if theirs.get(k) != Some(h) {
+                        give.push(k.clone());
+                    }
+                }
+                let want: Vec<String> = theirs
+                    .iter()
+                    .filter(|(k, h)| self.store.get(k).is_none_or(|e| e.hash != **h))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                self.send_entries(ctx, from, give.into_iter());
+                for chunk in want.chunks(MAX_BATCH) {
+                    self.send(
+                        ctx,
+                        from,
+                        &KvMessage::Want {
+                            keys: chunk.to_vec(),
+                        },
+                    );
+                }
+                Ok(())
+            }
+            KvMessage::Entries { entries } => {
+                for (key, map) in entries {
+                    if self.merge(ctx, &key, &map) {
+                        self.counters.repaired_keys += 1;
+                    }
+                }
+                Ok(())
+            }
+            KvMessage::Want { keys } => {
+                self.send_entries(ctx, from, keys.into_iter());
+                Ok(())
+            }
+        }
+    }
+}
