@@ -18,7 +18,12 @@ impl Protocol for Inert {
     type Timer = ();
     type Event = ();
     fn start(&mut self, _ctx: &mut Ctx<'_, (), ()>) {}
-    fn message(&mut self, _from: NodeId, _body: &[u8], _ctx: &mut Ctx<'_, (), ()>) -> Result<(), WireError> {
+    fn message(
+        &mut self,
+        _from: NodeId,
+        _body: &[u8],
+        _ctx: &mut Ctx<'_, (), ()>,
+    ) -> Result<(), WireError> {
         Ok(())
     }
     fn timer(&mut self, _timer: (), _ctx: &mut Ctx<'_, (), ()>) {}
@@ -30,7 +35,11 @@ impl Protocol for Inert {
 pub fn link_input(data: &[u8]) {
     const MAX: usize = 64 << 10;
     if let Ok(frame) = wire::decode_frame(data, MAX) {
-        assert_eq!(wire::encode_frame(frame.kind, frame.payload), data, "frames round-trip");
+        assert_eq!(
+            wire::encode_frame(frame.kind, frame.payload),
+            data,
+            "frames round-trip"
+        );
     }
 
     let identity = Identity {
@@ -38,7 +47,10 @@ pub fn link_input(data: &[u8]) {
         addr: Addr::new("fuzz-target").expect("valid"),
         cookie: Cookie::new("fuzz-cookie").expect("valid"),
     };
-    let config = LinkConfig { max_frame: MAX, ..LinkConfig::default() };
+    let config = LinkConfig {
+        max_frame: MAX,
+        ..LinkConfig::default()
+    };
     let mut node = Node::new(config, identity, 0, Inert).expect("valid config");
     let now = Instant::ZERO;
     node.handle_start(now);
@@ -57,7 +69,40 @@ pub fn link_input(data: &[u8]) {
     assert_eq!(node.links().peers().count(), 0, "no cookie, no link");
     while let Some(t) = node.poll_transmit() {
         if let Transmit::Send { frame, .. } = t {
-            assert!(wire::decode_frame(&frame, MAX).is_ok(), "we only send valid frames");
+            assert!(
+                wire::decode_frame(&frame, MAX).is_ok(),
+                "we only send valid frames"
+            );
         }
+    }
+}
+
+/// Untrusted bytes as a membership message (what an authenticated but buggy or hostile
+/// peer could send): refused with an error, or decoded into a message that re-encodes
+/// to something that decodes to the same message.
+pub fn membership_message(data: &[u8]) {
+    if let Ok(msg) = crate::membership::Message::decode(data) {
+        let again =
+            crate::membership::Message::decode(&msg.encode()).expect("our own encoding decodes");
+        assert_eq!(again, msg);
+    }
+}
+
+/// Untrusted bytes as a KV message from a peer: same promise.
+pub fn kv_message(data: &[u8]) {
+    const MAX_KEY: usize = 256;
+    if let Ok(msg) = crate::kv::KvMessage::decode(data, MAX_KEY) {
+        let again =
+            crate::kv::KvMessage::decode(&msg.encode(), MAX_KEY).expect("our own encoding decodes");
+        assert_eq!(again, msg);
+    }
+}
+
+/// Untrusted bytes as a KV op in JSON (what `POST /v1/kv/{key}` and scenario files
+/// carry): a typed error, or an op whose JSON form parses back to the same op.
+pub fn kv_op_json(data: &[u8]) {
+    if let Ok(op) = crate::crdt::MapOp::from_json_slice(data) {
+        let again = crate::crdt::MapOp::from_json(&op.to_json()).expect("our own JSON parses");
+        assert_eq!(again, op);
     }
 }

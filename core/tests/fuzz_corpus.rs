@@ -22,3 +22,58 @@ fn replay(target: &str, run: fn(&[u8])) {
 fn link_input_corpus() {
     replay("link_input", hawser_core::fuzzing::link_input);
 }
+
+#[test]
+fn membership_message_corpus() {
+    replay(
+        "membership_message",
+        hawser_core::fuzzing::membership_message,
+    );
+}
+
+#[test]
+fn kv_message_corpus() {
+    replay("kv_message", hawser_core::fuzzing::kv_message);
+}
+
+#[test]
+fn kv_op_json_corpus() {
+    replay("kv_op_json", hawser_core::fuzzing::kv_op_json);
+}
+
+/// The seeds the fuzzer mutates must include valid inputs, or it starts from nothing.
+#[test]
+fn corpora_include_valid_inputs() {
+    let read = |target: &str, name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fuzz/corpus")
+                .join(target)
+                .join(name),
+        )
+        .unwrap()
+    };
+    for name in ["zero", "forward-join", "ping", "shuffle", "probe-request"] {
+        let bytes = read("membership_message", name);
+        assert!(
+            hawser_core::membership::Message::decode(&bytes).is_ok(),
+            "membership seed {name}"
+        );
+    }
+    for name in ["valid-update", "nested", "set-add"] {
+        let bytes = read("kv_op_json", name);
+        assert!(
+            hawser_core::crdt::MapOp::from_json_slice(&bytes).is_ok(),
+            "kv op seed {name}"
+        );
+    }
+    for name in ["digest-zeros", "want-one"] {
+        let bytes = read("kv_message", name);
+        assert!(
+            hawser_core::kv::KvMessage::decode(&bytes, 256).is_ok(),
+            "kv seed {name}"
+        );
+    }
+    let frame = read("link_input", "hello");
+    assert!(hawser_core::wire::decode_frame(&frame, 1 << 16).is_ok());
+}

@@ -24,7 +24,7 @@ impl Target for Stack {
         membership_config(config).map(|_| ())
     }
 
-    fn build(i: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
+    fn build(_node: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
         let cfg = membership_config(config).expect("checked before the run");
         let me = Sim::<Stack>::addr(i);
         let contacts = contacts.iter().filter(|a| **a != me).cloned().collect();
@@ -44,30 +44,7 @@ impl Target for Stack {
     }
 
     fn check_views(&self, me: NodeId) -> Result<(), String> {
-        let m = self.membership();
-        let (active, passive) = (m.active_view(), m.passive_view());
-        let cfg = m.config();
-        if active.len() > cfg.active_view {
-            return Err(format!(
-                "active view of {} exceeds {}",
-                active.len(),
-                cfg.active_view
-            ));
-        }
-        if passive.len() > cfg.passive_view {
-            return Err(format!(
-                "passive view of {} exceeds {}",
-                passive.len(),
-                cfg.passive_view
-            ));
-        }
-        if active.contains(&me) || passive.contains(&me) {
-            return Err("a node is in its own view".into());
-        }
-        if let Some(both) = passive.iter().find(|p| m.is_neighbor(**p)) {
-            return Err(format!("{both} is in both the active and the passive view"));
-        }
-        Ok(())
+        self.membership().check_views(me)
     }
 
     fn evicted(event: &StackEvent) -> Option<NodeId> {
