@@ -19,6 +19,7 @@ mod node;
 pub mod persist;
 mod protocol;
 pub mod rng;
+pub mod routing;
 pub mod stack;
 mod stats;
 pub mod time;

@@ -1,0 +1,330 @@
+//! Routing over the global membership graph: who this node can reach, how far anyone
+//! is from anyone, the path between them, and shortest-hop trees (Lashup's
+//! `lashup_gm_route`).
+//!
+//! The one answer every change needs — this node's reachable set, which drives the
+//! reachable / unreachable events — is kept up to date cheaply:
+//! - an edge **added** from a reachable node extends the set by a search over the newly
+//!   reached nodes only (nothing at all when its target was already reachable), which is
+//!   what nearly every change in a growing or steady cluster is;
+//! - an edge **removed** between two reachable nodes may cut the set, so it marks the set
+//!   stale, and the owner (global membership) coalesces a burst of such changes into one
+//!   full search ([`Routing::recompute`]) shortly after.
+//!
+//! Distances, paths and trees from arbitrary roots are computed on demand by a
+//! level-synchronous BFS (see `bfs`), in O(nodes + edges).
+//!
+//! Files: `graph` (interned adjacency), `bfs` (the search and its tie-break), `tree`
+//! (the owned result).
+
+mod bfs;
+mod graph;
+mod tree;
+
+#[cfg(test)]
+mod props;
+
+use std::collections::BTreeSet;
+
+pub use bfs::rank;
+pub use graph::{EdgeDiff, Graph};
+pub use tree::{Hop, Tree};
+
+pub(crate) use bfs::{Bfs, UNSEEN};
+
+use crate::id::NodeId;
+
+/// A node that became reachable (`true`) or unreachable (`false`) from this one.
+pub type ReachChange = (NodeId, bool);
+
+/// The graph, and this node's reachable set kept current; see the module docs.
+#[derive(Debug)]
+pub struct Routing {
+    me: NodeId,
+    graph: Graph,
+    /// Reachable from `me` (`me` included), as of the last update.
+    reachable: BTreeSet<NodeId>,
+    /// An edge removal may have cut `reachable`; [`Routing::recompute`] settles it.
+    stale: bool,
+    /// Changes to `reachable` not yet taken by the owner.
+    changes: Vec<ReachChange>,
+    seen: Vec<bool>,
+    stack: Vec<u32>,
+}
+
+impl Routing {
+    pub fn new(me: NodeId) -> Routing {
+        let mut graph = Graph::new();
+        graph.set_adjacency(me, &[]);
+        Routing {
+            me,
+            graph,
+            reachable: BTreeSet::from([me]),
+            stale: false,
+            changes: Vec::new(),
+            seen: Vec::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Set `node`'s out-adjacency.
+    pub fn set_adjacency(&mut self, node: NodeId, targets: &[NodeId]) {
+        let diff = self.graph.set_adjacency(node, targets);
+        self.absorb(node, diff);
+    }
+
+    /// Forget `node`'s adjacency (it stays a graph node while someone lists it).
+    pub fn remove(&mut self, node: NodeId) {
+        if node == self.me {
+            return;
+        }
+        // A reachable node is listed by a reachable one, so it stays in the graph
+        // until that edge goes too, which marks the set stale.
+        let diff = self.graph.remove(node);
+        self.absorb(node, diff);
+    }
+
+    fn absorb(&mut self, node: NodeId, diff: EdgeDiff) {
+        if self.stale || !self.reachable.contains(&node) {
+            // Edges out of an unreachable node change nothing we can reach; and a full
+            // search is already due.
+            return;
+        }
+        if diff.removed.iter().any(|t| self.reachable.contains(t)) {
+            self.stale = true;
+            return;
+        }
+        for t in diff.added {
+            if !self.reachable.contains(&t) {
+                self.extend_from(t);
+            }
+        }
+    }
+
+    /// `start` just became reachable: add it and whatever it reaches that we did not.
+    fn extend_from(&mut self, start: NodeId) {
+        self.stack.clear();
+        if let Some(s) = self.graph.slot(start) {
+            self.reachable.insert(start);
+            self.changes.push((start, true));
+            self.stack.push(s);
+        }
+        while let Some(u) = self.stack.pop() {
+            for i in 0..self.graph.out(u).len() {
+                let v = self.graph.out(u)[i];
+                let id = self.graph.id_of(v);
+                if self.reachable.insert(id) {
+                    self.changes.push((id, true));
+                    self.stack.push(v);
+                }
+            }
+        }
+    }
+
+    /// Whether a removal awaits [`Routing::recompute`].
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Settle the reachable set with one full search, if a removal made it stale.
+    pub fn recompute(&mut self) {
+        if !self.stale {
+            return;
+        }
+        self.stale = false;
+        let Some(root) = self.graph.slot(self.me) else {
+            return;
+        };
+        bfs::reach(&self.graph, root, &mut self.seen, &mut self.stack);
+        let (graph, seen) = (&self.graph, &self.seen);
+        let reached = |id: &NodeId| graph.slot(*id).is_some_and(|s| seen[s as usize]);
+        let lost: Vec<NodeId> = self
+            .reachable
+            .iter()
+            .filter(|id| !reached(id))
+            .copied()
+            .collect();
+        for id in lost {
+            self.reachable.remove(&id);
+            self.changes.push((id, false));
+        }
+        for (s, &hit) in self.seen.iter().enumerate() {
+            if hit {
+                let id = self.graph.id_of(s as u32);
+                if self.reachable.insert(id) {
+                    self.changes.push((id, true));
+                }
+            }
+        }
+    }
+
+    /// Reachability changes since the last call, in the order they happened.
+    pub fn take_changes(&mut self) -> Vec<ReachChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Whether `node` is reachable from this node (as of the last update).
+    pub fn is_reachable(&self, node: NodeId) -> bool {
+        self.reachable.contains(&node)
+    }
+    /// Nodes reachable from this node, itself included, in id order.
+    pub fn reachable(&self) -> &BTreeSet<NodeId> {
+        &self.reachable
+    }
+    /// Graph nodes not reachable from this node, in id order.
+    pub fn unreachable(&self) -> Vec<NodeId> {
+        self.graph
+            .nodes()
+            .filter(|n| !self.reachable.contains(n))
+            .collect()
+    }
+
+    /// Nodes reachable from `from` (itself included), computed now.
+    pub fn reachable_from(&self, from: NodeId) -> BTreeSet<NodeId> {
+        let Some(root) = self.graph.slot(from) else {
+            return BTreeSet::new();
+        };
+        let (mut seen, mut stack) = (Vec::new(), Vec::new());
+        bfs::reach(&self.graph, root, &mut seen, &mut stack);
+        seen.iter()
+            .enumerate()
+            .filter(|(_, hit)| **hit)
+            .map(|(s, _)| self.graph.id_of(s as u32))
+            .collect()
+    }
+
+    /// Hops from `a` to `b`, if `b` is reachable from `a`.
+    pub fn distance(&self, a: NodeId, b: NodeId) -> Option<u32> {
+        let (bfs, target) = self.search(a, b, 0)?;
+        let d = bfs.dist[target as usize];
+        (d != UNSEEN).then_some(d)
+    }
+
+    /// The shortest path from `a` to `b`, both included: the path to `b` in `tree(a)`.
+    pub fn path(&self, a: NodeId, b: NodeId) -> Option<Vec<NodeId>> {
+        let (bfs, target) = self.search(a, b, 0)?;
+        if !bfs.reached(target) {
+            return None;
+        }
+        let mut path = vec![b];
+        let mut at = target;
+        while bfs.parent[at as usize] != UNSEEN {
+            at = bfs.parent[at as usize];
+            path.push(self.graph.id_of(at));
+        }
+        path.reverse();
+        Some(path)
+    }
+
+    /// The shortest-hop tree from `root` (tree 0: ties go to the lowest id).
+    pub fn tree(&self, root: NodeId) -> Option<Tree> {
+        self.tree_k(root, 0)
+    }
+
+    /// Redundant tree `k` from `root` (see `rank`); `tree_k(root, 0) == tree(root)`.
+    pub fn tree_k(&self, root: NodeId, k: u8) -> Option<Tree> {
+        let (bfs, _) = self.search(root, root, k)?;
+        let hops = bfs
+            .order
+            .iter()
+            .map(|&s| {
+                let p = bfs.parent[s as usize];
+                let hop = Hop {
+                    distance: bfs.dist[s as usize],
+                    parent: (p != UNSEEN).then(|| self.graph.id_of(p)),
+                };
+                (self.graph.id_of(s), hop)
+            })
+            .collect();
+        Some(Tree::new(root, hops))
+    }
+
+    /// Run tree `k`'s search from `a` into `bfs`; false when `a` is not in the graph.
+    pub(crate) fn search_into(&self, bfs: &mut Bfs, a: NodeId, k: u8) -> bool {
+        match self.graph.slot(a) {
+            Some(root) => {
+                bfs.run(&self.graph, root, k);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tree `k`'s search from `a`, with `b`'s slot; `None` when either is not in the graph.
+    fn search(&self, a: NodeId, b: NodeId, k: u8) -> Option<(Bfs, u32)> {
+        let target = self.graph.slot(b)?;
+        let mut bfs = Bfs::default();
+        self.search_into(&mut bfs, a, k).then_some((bfs, target))
+    }
+
+    /// Heap bytes held (estimate), for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        let set = self.reachable.len() * size_of::<NodeId>() * 3 / 2;
+        self.graph.heap_bytes() + set + self.seen.capacity() + self.stack.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(i: u64) -> NodeId {
+        NodeId(i)
+    }
+
+    #[test]
+    fn additions_extend_and_removals_wait_for_recompute() {
+        let mut r = Routing::new(n(1));
+        r.set_adjacency(n(1), &[n(2)]);
+        r.set_adjacency(n(2), &[n(3), n(1)]);
+        assert!(r.is_reachable(n(3)) && !r.is_stale());
+        assert_eq!(r.take_changes(), [(n(2), true), (n(3), true)]);
+        r.set_adjacency(n(4), &[n(1)]);
+        assert!(
+            !r.is_reachable(n(4)),
+            "listing us does not make a node reachable"
+        );
+        r.set_adjacency(n(2), &[n(1)]);
+        assert!(r.is_stale() && r.is_reachable(n(3)));
+        r.recompute();
+        assert!(!r.is_reachable(n(3)));
+        assert_eq!(r.take_changes(), [(n(3), false)]);
+        // 3 is listed by nobody and has no entry: it left the graph.
+        assert_eq!(r.unreachable(), [n(4)]);
+    }
+
+    #[test]
+    fn ties_go_to_the_lowest_id_in_tree_zero() {
+        // 1 → {2, 3} → 4: both are one hop from 4's level; 2 wins.
+        let mut r = Routing::new(n(1));
+        r.set_adjacency(n(1), &[n(3), n(2)]);
+        r.set_adjacency(n(3), &[n(4)]);
+        r.set_adjacency(n(2), &[n(4)]);
+        let t = r.tree(n(1)).unwrap();
+        assert_eq!(t.parent(n(4)), Some(n(2)));
+        assert_eq!(r.path(n(1), n(4)).unwrap(), [n(1), n(2), n(4)]);
+        assert_eq!(t.path_to(n(4)).unwrap(), [n(1), n(2), n(4)]);
+        assert_eq!(r.distance(n(1), n(4)), Some(2));
+        assert_eq!(r.distance(n(4), n(1)), None);
+        assert_eq!(t.children(n(1)), [n(2), n(3)]);
+    }
+
+    #[test]
+    fn a_removed_reachable_node_is_reported_once() {
+        let mut r = Routing::new(n(1));
+        r.set_adjacency(n(1), &[n(2)]);
+        r.take_changes();
+        r.set_adjacency(n(1), &[]);
+        r.recompute();
+        assert_eq!(r.take_changes(), [(n(2), false)]);
+        r.recompute();
+        assert!(r.take_changes().is_empty());
+    }
+}
