@@ -5,11 +5,14 @@ pub mod file;
 
 mod expectations;
 mod graph;
+mod metrics;
+mod plan;
 mod report;
 mod runner;
 mod stack;
 mod target;
 
+pub use plan::check;
 pub use report::{Outcome, Report};
-pub use runner::{Options, check, run};
+pub use runner::{Options, run};
 pub use target::Target;

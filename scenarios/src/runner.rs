@@ -1,17 +1,18 @@
 //! Runs a scenario in the simulator: expands its steps, applies them at their virtual
 //! times, checks every expectation, and gathers the figures.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use hawser_core::rng::mix_seed;
 use hawser_core::{Addr, Cookie, Duration, Event, Instant, NodeRng};
 use hawser_sim::{Sim, SimConfig, Status};
 
-use crate::expectations::{State, Tracker};
-use crate::file::{Action, ExpectKind, Scenario};
+use crate::expectations::Tracker;
+use crate::file::{ExpectKind, Scenario};
 use crate::graph;
-use crate::report::{Outcome, Report};
+use crate::metrics::{Metrics, report};
+use crate::plan::{Prim, check, disruptive, expand};
+use crate::report::Report;
 use crate::target::Target;
 
 /// Knobs that do not change what the run does (they are not part of the scenario).
@@ -29,185 +30,6 @@ impl Default for Options {
             check_every: Duration::from_millis(100),
         }
     }
-}
-
-/// One primitive fault or command, at one instant.
-#[derive(Clone, Debug)]
-enum Prim {
-    Start(usize),
-    Kill(usize),
-    Restart(usize),
-    Freeze(usize),
-    Wipe(usize),
-    Partition(Vec<Vec<usize>>),
-    Oneway(Vec<usize>, Vec<usize>),
-    Heal,
-    Cookie(usize, bool),
-    Slow(usize, Duration, Option<Duration>),
-    Pause(usize, Duration),
-}
-
-/// Refuse, before anything runs, what this build or this target cannot do.
-pub fn check<T: Target>(scenario: &Scenario) -> Result<(), String> {
-    let mut problems = Vec::new();
-    if let Err(e) = T::check_config(&scenario.config) {
-        problems.push(format!("[config]: {e}"));
-    }
-    for step in &scenario.steps {
-        if matches!(step.action, Action::KvOp { .. } | Action::Multicast { .. }) {
-            problems.push(format!(
-                "line {}: action {:?} is not supported yet",
-                step.line,
-                step.action.name()
-            ));
-        }
-    }
-    for e in &scenario.expects {
-        if !T::supports(e.kind) {
-            problems.push(format!(
-                "line {}: expectation {:?} is not supported yet",
-                e.line,
-                e.kind.name()
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
-}
-
-/// Expand the steps into primitive actions at their instants, in order, drawing random
-/// selections from the run's seed.
-fn expand(
-    scenario: &Scenario,
-    rng: &mut NodeRng,
-) -> (Vec<(Instant, Prim)>, Vec<(Instant, String)>) {
-    let n = scenario.nodes;
-    let mut pick = |k: usize| rng.index(k);
-    let mut prims = Vec::new();
-    let mut timeline = Vec::new();
-    for step in &scenario.steps {
-        let at = Instant::ZERO + step.at;
-        let each = |sel: &crate::file::Selector, pick: &mut dyn FnMut(usize) -> usize| {
-            sel.resolve(n, pick)
-        };
-        let summary = |ids: &[usize]| summarize(ids);
-        let line = match &step.action {
-            Action::Start { nodes, stagger } => {
-                let ids = each(nodes, &mut pick);
-                for (k, &i) in ids.iter().enumerate() {
-                    prims.push((at + stagger.saturating_mul(k as u64), Prim::Start(i)));
-                }
-                format!("start {} (stagger {stagger:?})", summary(&ids))
-            }
-            Action::Kill { nodes }
-            | Action::Restart { nodes }
-            | Action::Freeze { nodes }
-            | Action::Wipe { nodes } => {
-                let ids = each(nodes, &mut pick);
-                for &i in &ids {
-                    let p = match step.action {
-                        Action::Kill { .. } => Prim::Kill(i),
-                        Action::Restart { .. } => Prim::Restart(i),
-                        Action::Freeze { .. } => Prim::Freeze(i),
-                        _ => Prim::Wipe(i),
-                    };
-                    prims.push((at, p));
-                }
-                format!("{} {}", step.action.name(), summary(&ids))
-            }
-            Action::BreakCookie { nodes } | Action::MendCookie { nodes } => {
-                let ids = each(nodes, &mut pick);
-                let broken = matches!(step.action, Action::BreakCookie { .. });
-                ids.iter()
-                    .for_each(|&i| prims.push((at, Prim::Cookie(i, broken))));
-                format!("{} {}", step.action.name(), summary(&ids))
-            }
-            Action::Partition { groups, keep } => {
-                let bridges = keep
-                    .as_ref()
-                    .map(|k| each(k, &mut pick))
-                    .unwrap_or_default();
-                let groups: Vec<Vec<usize>> = groups
-                    .iter()
-                    .map(|g| {
-                        each(g, &mut pick)
-                            .into_iter()
-                            .filter(|i| !bridges.contains(i))
-                            .collect()
-                    })
-                    .collect();
-                let text = groups
-                    .iter()
-                    .map(|g| summary(g))
-                    .collect::<Vec<_>>()
-                    .join(" | ");
-                prims.push((at, Prim::Partition(groups)));
-                format!("partition {text}")
-            }
-            Action::PartitionOneway { from, to } => {
-                let (f, t) = (each(from, &mut pick), each(to, &mut pick));
-                let line = format!("partition-oneway {} -> {}", summary(&f), summary(&t));
-                prims.push((at, Prim::Oneway(f, t)));
-                line
-            }
-            Action::Heal => {
-                prims.push((at, Prim::Heal));
-                "heal".to_string()
-            }
-            Action::SlowLink {
-                nodes,
-                extra,
-                duration,
-            } => {
-                let ids = each(nodes, &mut pick);
-                ids.iter()
-                    .for_each(|&i| prims.push((at, Prim::Slow(i, *extra, *duration))));
-                format!("slow-link {} +{extra:?} for {duration:?}", summary(&ids))
-            }
-            Action::Pause { nodes, duration } => {
-                let ids = each(nodes, &mut pick);
-                ids.iter()
-                    .for_each(|&i| prims.push((at, Prim::Pause(i, *duration))));
-                format!("pause {} for {duration:?}", summary(&ids))
-            }
-            Action::KvOp { .. } | Action::Multicast { .. } => unreachable!("refused by check()"),
-        };
-        timeline.push((at, line));
-    }
-    prims.sort_by_key(|(t, _)| *t); // stable: same-instant actions keep file order
-    (prims, timeline)
-}
-
-/// `n0..n9`, `n3`, or `n1,n4,n7` (shortened past eight names).
-fn summarize(ids: &[usize]) -> String {
-    match ids {
-        [] => "(none)".into(),
-        [one] => format!("n{one}"),
-        _ if ids.windows(2).all(|w| w[1] == w[0] + 1) => {
-            format!("n{}..n{}", ids[0], ids[ids.len() - 1])
-        }
-        _ if ids.len() <= 8 => ids
-            .iter()
-            .map(|i| format!("n{i}"))
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => format!(
-            "{} nodes ({}, ...)",
-            ids.len(),
-            ids[..4]
-                .iter()
-                .map(|i| format!("n{i}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    }
-}
-
-fn disruptive(p: &Prim) -> bool {
-    !matches!(p, Prim::Slow(..) | Prim::Pause(..))
 }
 
 /// Run `scenario` with target `T`. `Err` only for a scenario this build cannot run.
@@ -356,7 +178,7 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim) {
     }
 }
 
-fn live<T: Target>(sim: &Sim<T>, i: usize) -> bool {
+pub(crate) fn live<T: Target>(sim: &Sim<T>, i: usize) -> bool {
     matches!(sim.status(i), Status::Up | Status::Paused)
 }
 
@@ -429,131 +251,4 @@ fn whole_cluster_checks<T: Target>(
         }
         t.settle(now);
     }
-}
-
-#[derive(Default)]
-struct Metrics {
-    evictions: u64,
-    symmetry: graph::Symmetry,
-    last_disruption: Instant,
-    connected_at: Option<Instant>,
-    steady_start: Option<(u64, u64)>,
-}
-
-impl Metrics {
-    fn disrupted(&mut self, now: Instant) {
-        self.last_disruption = now;
-        self.connected_at = None;
-    }
-    /// Steady-state traffic is measured over the last quarter of the run.
-    fn steady_from(&self, end: Instant) -> Instant {
-        Instant::ZERO + (end - Instant::ZERO).saturating_sub((end - Instant::ZERO) / 4)
-    }
-}
-
-fn report<T: Target>(
-    scenario: &Scenario,
-    sim: &Sim<T>,
-    trackers: Vec<Tracker>,
-    metrics: Metrics,
-    timeline: Vec<(Instant, String)>,
-    wall_ms: u64,
-) -> Report {
-    let expectations: Vec<Outcome> = trackers
-        .into_iter()
-        .map(|t| {
-            let (passed, at, detail) = match t.state {
-                State::Passed(at) => (true, Some(at), "held".to_string()),
-                State::Failed(at, why) => (false, Some(at), why),
-                State::Holding(at) => (true, Some(at), "held".to_string()),
-                State::Pending(why) => (false, None, format!("never held: {why}")),
-            };
-            Outcome {
-                kind: t.expect.kind.name().to_string(),
-                line: t.expect.line,
-                passed,
-                at_ms: at.map(|a| a.as_millis()),
-                detail,
-            }
-        })
-        .collect();
-    let stats = sim.stats();
-    let mut m = BTreeMap::new();
-    let n = scenario.nodes.max(1) as f64;
-    let end = sim.now();
-    let steady_secs = (end - metrics.steady_from(end)).as_secs_f64().max(1e-9);
-    let (f0, b0) = metrics.steady_start.unwrap_or((0, 0));
-    m.insert(
-        "msgs_per_node_per_s".into(),
-        round2((stats.frames - f0) as f64 / n / steady_secs),
-    );
-    m.insert(
-        "bytes_per_node_per_s".into(),
-        round2((stats.bytes - b0) as f64 / n / steady_secs),
-    );
-    m.insert("evictions".into(), metrics.evictions as f64);
-    m.insert("connects".into(), stats.connects as f64);
-    let live_nodes: Vec<usize> = (0..sim.len()).filter(|&i| live(sim, i)).collect();
-    let (mut auth, mut decode) = (0, 0);
-    for &i in &live_nodes {
-        let s = sim.node(i).expect("live").stats();
-        auth += s.auth_failures;
-        decode += s.decode_errors;
-    }
-    m.insert("auth_failures".into(), auth as f64);
-    m.insert("decode_errors".into(), decode as f64);
-    if T::supports(ExpectKind::OverlayConnected) {
-        if let Some(at) = metrics.connected_at {
-            m.insert(
-                "overlay_connected_ms".into(),
-                (at - metrics.last_disruption).as_millis() as f64,
-            );
-        }
-        let mut in_degree = vec![0u64; sim.len()];
-        let sizes: Vec<usize> = live_nodes
-            .iter()
-            .map(|&i| {
-                let view = sim.node(i).expect("live").protocol().active_view();
-                for p in &view {
-                    if let Some(d) = in_degree.get_mut(p.0 as usize) {
-                        *d += 1;
-                    }
-                }
-                view.len()
-            })
-            .collect();
-        m.insert(
-            "active_view_min".into(),
-            sizes.iter().min().copied().unwrap_or(0) as f64,
-        );
-        m.insert(
-            "active_view_max".into(),
-            sizes.iter().max().copied().unwrap_or(0) as f64,
-        );
-        m.insert(
-            "in_degree_max".into(),
-            in_degree.iter().max().copied().unwrap_or(0) as f64,
-        );
-    }
-    let passed = expectations.iter().all(|e| e.passed);
-    Report {
-        scenario: scenario.name.clone(),
-        seed: scenario.seed,
-        nodes: scenario.nodes,
-        virtual_ms: end.as_millis(),
-        wall_ms,
-        events: stats.events,
-        trace_hash: sim.trace_hash(),
-        passed,
-        expectations,
-        metrics: m,
-        timeline: timeline
-            .into_iter()
-            .map(|(t, l)| format!("{:>9.3}s  {l}", t.as_nanos() as f64 / 1e9))
-            .collect(),
-    }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }

@@ -4,7 +4,6 @@
 use hawser_core::membership::{MembershipConfig, MembershipEvent};
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::{Addr, NodeId, Snapshot};
-use hawser_sim::Sim;
 
 use crate::file::ExpectKind;
 use crate::target::Target;
@@ -26,9 +25,9 @@ impl Target for Stack {
 
     fn build(_node: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
         let cfg = membership_config(config).expect("checked before the run");
-        let me = Sim::<Stack>::addr(i);
-        let contacts = contacts.iter().filter(|a| **a != me).cloned().collect();
-        Stack::new(StackConfig { membership: cfg }, contacts, snapshot)
+        // Every node gets the full list, its own address included: that is how a contact
+        // knows it is one (it joins the other contacts and admits their joins unthrottled).
+        Stack::new(StackConfig { membership: cfg }, contacts.to_vec(), snapshot)
             .expect("checked before the run")
     }
 

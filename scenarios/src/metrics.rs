@@ -1,0 +1,140 @@
+//! The figures a run reports, and the report itself.
+
+use std::collections::BTreeMap;
+
+use hawser_core::Instant;
+use hawser_sim::Sim;
+
+use crate::expectations::{State, Tracker};
+use crate::file::{ExpectKind, Scenario};
+use crate::graph;
+use crate::report::{Outcome, Report};
+use crate::runner::live;
+use crate::target::Target;
+
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub(crate) evictions: u64,
+    pub(crate) symmetry: graph::Symmetry,
+    pub(crate) last_disruption: Instant,
+    pub(crate) connected_at: Option<Instant>,
+    pub(crate) steady_start: Option<(u64, u64)>,
+}
+
+impl Metrics {
+    pub(crate) fn disrupted(&mut self, now: Instant) {
+        self.last_disruption = now;
+        self.connected_at = None;
+    }
+    /// Steady-state traffic is measured over the last quarter of the run.
+    pub(crate) fn steady_from(&self, end: Instant) -> Instant {
+        Instant::ZERO + (end - Instant::ZERO).saturating_sub((end - Instant::ZERO) / 4)
+    }
+}
+
+pub(crate) fn report<T: Target>(
+    scenario: &Scenario,
+    sim: &Sim<T>,
+    trackers: Vec<Tracker>,
+    metrics: Metrics,
+    timeline: Vec<(Instant, String)>,
+    wall_ms: u64,
+) -> Report {
+    let expectations: Vec<Outcome> = trackers
+        .into_iter()
+        .map(|t| {
+            let (passed, at, detail) = match t.state {
+                State::Passed(at) => (true, Some(at), "held".to_string()),
+                State::Failed(at, why) => (false, Some(at), why),
+                State::Holding(at) => (true, Some(at), "held".to_string()),
+                State::Pending(why) => (false, None, format!("never held: {why}")),
+            };
+            Outcome {
+                kind: t.expect.kind.name().to_string(),
+                line: t.expect.line,
+                passed,
+                at_ms: at.map(|a| a.as_millis()),
+                detail,
+            }
+        })
+        .collect();
+    let stats = sim.stats();
+    let mut m = BTreeMap::new();
+    let n = scenario.nodes.max(1) as f64;
+    let end = sim.now();
+    let steady_secs = (end - metrics.steady_from(end)).as_secs_f64().max(1e-9);
+    let (f0, b0) = metrics.steady_start.unwrap_or((0, 0));
+    m.insert(
+        "msgs_per_node_per_s".into(),
+        round2((stats.frames - f0) as f64 / n / steady_secs),
+    );
+    m.insert(
+        "bytes_per_node_per_s".into(),
+        round2((stats.bytes - b0) as f64 / n / steady_secs),
+    );
+    m.insert("evictions".into(), metrics.evictions as f64);
+    m.insert("connects".into(), stats.connects as f64);
+    let live_nodes: Vec<usize> = (0..sim.len()).filter(|&i| live(sim, i)).collect();
+    let (mut auth, mut decode) = (0, 0);
+    for &i in &live_nodes {
+        let s = sim.node(i).expect("live").stats();
+        auth += s.auth_failures;
+        decode += s.decode_errors;
+    }
+    m.insert("auth_failures".into(), auth as f64);
+    m.insert("decode_errors".into(), decode as f64);
+    if T::supports(ExpectKind::OverlayConnected) {
+        if let Some(at) = metrics.connected_at {
+            m.insert(
+                "overlay_connected_ms".into(),
+                (at - metrics.last_disruption).as_millis() as f64,
+            );
+        }
+        let mut in_degree = vec![0u64; sim.len()];
+        let sizes: Vec<usize> = live_nodes
+            .iter()
+            .map(|&i| {
+                let view = sim.node(i).expect("live").protocol().active_view();
+                for p in &view {
+                    if let Some(d) = in_degree.get_mut(p.0 as usize) {
+                        *d += 1;
+                    }
+                }
+                view.len()
+            })
+            .collect();
+        m.insert(
+            "active_view_min".into(),
+            sizes.iter().min().copied().unwrap_or(0) as f64,
+        );
+        m.insert(
+            "active_view_max".into(),
+            sizes.iter().max().copied().unwrap_or(0) as f64,
+        );
+        m.insert(
+            "in_degree_max".into(),
+            in_degree.iter().max().copied().unwrap_or(0) as f64,
+        );
+    }
+    let passed = expectations.iter().all(|e| e.passed);
+    Report {
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        nodes: scenario.nodes,
+        virtual_ms: end.as_millis(),
+        wall_ms,
+        events: stats.events,
+        trace_hash: sim.trace_hash(),
+        passed,
+        expectations,
+        metrics: m,
+        timeline: timeline
+            .into_iter()
+            .map(|(t, l)| format!("{:>9.3}s  {l}", t.as_nanos() as f64 / 1e9))
+            .collect(),
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

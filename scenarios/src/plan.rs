@@ -1,0 +1,183 @@
+//! From scenario steps to primitive actions at instants: the run's plan.
+
+use hawser_core::{Duration, Instant, NodeRng};
+
+use crate::file::{Action, Scenario, Selector};
+use crate::target::Target;
+
+/// One primitive fault or command, at one instant.
+#[derive(Clone, Debug)]
+pub(crate) enum Prim {
+    Start(usize),
+    Kill(usize),
+    Restart(usize),
+    Freeze(usize),
+    Wipe(usize),
+    Partition(Vec<Vec<usize>>),
+    Oneway(Vec<usize>, Vec<usize>),
+    Heal,
+    Cookie(usize, bool),
+    Slow(usize, Duration, Option<Duration>),
+    Pause(usize, Duration),
+}
+
+/// Refuse, before anything runs, what this build or this target cannot do.
+pub fn check<T: Target>(scenario: &Scenario) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if let Err(e) = T::check_config(&scenario.config) {
+        problems.push(format!("[config]: {e}"));
+    }
+    for step in &scenario.steps {
+        if matches!(step.action, Action::KvOp { .. } | Action::Multicast { .. }) {
+            problems.push(format!(
+                "line {}: action {:?} is not supported yet",
+                step.line,
+                step.action.name()
+            ));
+        }
+    }
+    for e in &scenario.expects {
+        if !T::supports(e.kind) {
+            problems.push(format!(
+                "line {}: expectation {:?} is not supported yet",
+                e.line,
+                e.kind.name()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// Expand the steps into primitive actions at their instants, in order, drawing random
+/// selections from the run's seed.
+pub(crate) fn expand(
+    scenario: &Scenario,
+    rng: &mut NodeRng,
+) -> (Vec<(Instant, Prim)>, Vec<(Instant, String)>) {
+    let n = scenario.nodes;
+    let mut pick = |k: usize| rng.index(k);
+    let mut prims = Vec::new();
+    let mut timeline = Vec::new();
+    for step in &scenario.steps {
+        let at = Instant::ZERO + step.at;
+        let each = |sel: &Selector, pick: &mut dyn FnMut(usize) -> usize| sel.resolve(n, pick);
+        let summary = |ids: &[usize]| summarize(ids);
+        let line = match &step.action {
+            Action::Start { nodes, stagger } => {
+                let ids = each(nodes, &mut pick);
+                for (k, &i) in ids.iter().enumerate() {
+                    prims.push((at + stagger.saturating_mul(k as u64), Prim::Start(i)));
+                }
+                format!("start {} (stagger {stagger:?})", summary(&ids))
+            }
+            Action::Kill { nodes }
+            | Action::Restart { nodes }
+            | Action::Freeze { nodes }
+            | Action::Wipe { nodes } => {
+                let ids = each(nodes, &mut pick);
+                for &i in &ids {
+                    let p = match step.action {
+                        Action::Kill { .. } => Prim::Kill(i),
+                        Action::Restart { .. } => Prim::Restart(i),
+                        Action::Freeze { .. } => Prim::Freeze(i),
+                        _ => Prim::Wipe(i),
+                    };
+                    prims.push((at, p));
+                }
+                format!("{} {}", step.action.name(), summary(&ids))
+            }
+            Action::BreakCookie { nodes } | Action::MendCookie { nodes } => {
+                let ids = each(nodes, &mut pick);
+                let broken = matches!(step.action, Action::BreakCookie { .. });
+                ids.iter()
+                    .for_each(|&i| prims.push((at, Prim::Cookie(i, broken))));
+                format!("{} {}", step.action.name(), summary(&ids))
+            }
+            Action::Partition { groups, keep } => {
+                let bridges = keep
+                    .as_ref()
+                    .map(|k| each(k, &mut pick))
+                    .unwrap_or_default();
+                let groups: Vec<Vec<usize>> = groups
+                    .iter()
+                    .map(|g| {
+                        each(g, &mut pick)
+                            .into_iter()
+                            .filter(|i| !bridges.contains(i))
+                            .collect()
+                    })
+                    .collect();
+                let text = groups
+                    .iter()
+                    .map(|g| summary(g))
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                prims.push((at, Prim::Partition(groups)));
+                format!("partition {text}")
+            }
+            Action::PartitionOneway { from, to } => {
+                let (f, t) = (each(from, &mut pick), each(to, &mut pick));
+                let line = format!("partition-oneway {} -> {}", summary(&f), summary(&t));
+                prims.push((at, Prim::Oneway(f, t)));
+                line
+            }
+            Action::Heal => {
+                prims.push((at, Prim::Heal));
+                "heal".to_string()
+            }
+            Action::SlowLink {
+                nodes,
+                extra,
+                duration,
+            } => {
+                let ids = each(nodes, &mut pick);
+                ids.iter()
+                    .for_each(|&i| prims.push((at, Prim::Slow(i, *extra, *duration))));
+                format!("slow-link {} +{extra:?} for {duration:?}", summary(&ids))
+            }
+            Action::Pause { nodes, duration } => {
+                let ids = each(nodes, &mut pick);
+                ids.iter()
+                    .for_each(|&i| prims.push((at, Prim::Pause(i, *duration))));
+                format!("pause {} for {duration:?}", summary(&ids))
+            }
+            Action::KvOp { .. } | Action::Multicast { .. } => unreachable!("refused by check()"),
+        };
+        timeline.push((at, line));
+    }
+    prims.sort_by_key(|(t, _)| *t); // stable: same-instant actions keep file order
+    (prims, timeline)
+}
+
+/// `n0..n9`, `n3`, or `n1,n4,n7` (shortened past eight names).
+fn summarize(ids: &[usize]) -> String {
+    match ids {
+        [] => "(none)".into(),
+        [one] => format!("n{one}"),
+        _ if ids.windows(2).all(|w| w[1] == w[0] + 1) => {
+            format!("n{}..n{}", ids[0], ids[ids.len() - 1])
+        }
+        _ if ids.len() <= 8 => ids
+            .iter()
+            .map(|i| format!("n{i}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => format!(
+            "{} nodes ({}, ...)",
+            ids.len(),
+            ids[..4]
+                .iter()
+                .map(|i| format!("n{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+pub(crate) fn disruptive(p: &Prim) -> bool {
+    !matches!(p, Prim::Slow(..) | Prim::Pause(..))
+}
