@@ -11,10 +11,12 @@
 
 pub mod crdt;
 pub mod fuzzing;
+pub mod gm;
 pub mod id;
 pub mod kv;
 pub mod link;
 pub mod membership;
+pub mod multicast;
 mod node;
 pub mod persist;
 mod protocol;

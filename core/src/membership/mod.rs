@@ -223,6 +223,15 @@ impl Membership {
         self.active.get(&peer)?.health.rtt.smoothed()
     }
 
+    /// De-partitioning, on global membership's behalf: `peer` is a member the global
+    /// graph says is unreachable. Ask it, with priority, to become a neighbour — two
+    /// healed halves of a partition need only one link between them to find each other
+    /// (global membership exchanges table digests over it). A peer that cannot be
+    /// reached fails the request like any other.
+    pub fn probe(&mut self, peer: NodeId, addr: Addr, ctx: &mut Cx) {
+        self.request_neighbor(ctx, &PeerAddr { id: peer, addr }, true);
+    }
+
     /// Arm a timer of `kind` after `after`.
     fn arm(&self, ctx: &mut Cx, after: Duration, kind: TimerKind) -> TimerId {
         let due = ctx.now() + after;

@@ -257,6 +257,30 @@ impl Routing {
         }
     }
 
+    /// `node`'s children in tree `k` from `root`, in id order, using `bfs` as scratch;
+    /// `None` when `root` does not reach `node`.
+    pub(crate) fn children(
+        &self,
+        bfs: &mut Bfs,
+        root: NodeId,
+        k: u8,
+        node: NodeId,
+    ) -> Option<Vec<NodeId>> {
+        let me = self.graph.slot(node)?;
+        if !self.search_into(bfs, root, k) || !bfs.reached(me) {
+            return None;
+        }
+        let below = bfs.dist[me as usize] + 1;
+        let children = self
+            .graph
+            .out(me)
+            .iter()
+            .filter(|&&v| bfs.dist[v as usize] == below && bfs.parent[v as usize] == me)
+            .map(|&v| self.graph.id_of(v))
+            .collect();
+        Some(children)
+    }
+
     /// Tree `k`'s search from `a`, with `b`'s slot; `None` when either is not in the graph.
     fn search(&self, a: NodeId, b: NodeId, k: u8) -> Option<(Bfs, u32)> {
         let target = self.graph.slot(b)?;

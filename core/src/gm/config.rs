@@ -1,0 +1,84 @@
+//! Global membership's knobs, with documented defaults, in milliseconds so a scenario's
+//! TOML can set them by name; [`GmConfig::validate`] names the first bad field.
+
+use serde::Deserialize;
+
+/// Largest table a node may be configured to hold.
+pub const MAX_MEMBERS: usize = 1 << 20;
+const MAX_MS: u64 = 7 * 86_400_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GmConfig {
+    /// A member unreachable for this long is forgotten (its entry dropped, and a newer
+    /// version needed to bring it back). Default 1 h (Lashup: 24 h).
+    pub forget_after_ms: u64,
+    /// A burst of edge removals is settled by one reachability search this long after
+    /// the first of them. Additions need no search and are never delayed. Default 10 ms.
+    pub recompute_delay_ms: u64,
+    /// Most members a table holds; entries for more are refused (and counted), so a
+    /// hostile peer cannot grow the table without bound. Default 65,536.
+    pub max_members: usize,
+    /// Housekeeping period: forgetting, and at most one de-partitioning probe per
+    /// period while some member is unreachable. Jittered by up to half. Default 1 s.
+    pub probe_interval_ms: u64,
+    /// Probes of the same unreachable member back off, doubling from
+    /// `probe_interval_ms` up to this, so a dead member costs the cluster little while
+    /// a healed partition is still found within seconds. Default 60 s.
+    pub probe_backoff_max_ms: u64,
+}
+
+impl Default for GmConfig {
+    fn default() -> Self {
+        GmConfig {
+            forget_after_ms: 3_600_000,
+            recompute_delay_ms: 10,
+            max_members: 65_536,
+            probe_interval_ms: 1_000,
+            probe_backoff_max_ms: 60_000,
+        }
+    }
+}
+
+impl GmConfig {
+    /// `Err` names the first bad field and says why.
+    pub fn validate(&self) -> Result<(), String> {
+        let between = |name: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(format!("gm.{name} = {v}: must be between {lo} and {hi}"))
+            } else {
+                Ok(())
+            }
+        };
+        between("forget_after_ms", self.forget_after_ms, 1, MAX_MS)?;
+        between("recompute_delay_ms", self.recompute_delay_ms, 0, 60_000)?;
+        between(
+            "max_members",
+            self.max_members as u64,
+            1,
+            MAX_MEMBERS as u64,
+        )?;
+        between("probe_interval_ms", self.probe_interval_ms, 1, MAX_MS)?;
+        between(
+            "probe_backoff_max_ms",
+            self.probe_backoff_max_ms,
+            self.probe_interval_ms,
+            MAX_MS,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_errors_name_the_field() {
+        GmConfig::default().validate().unwrap();
+        let bad = GmConfig {
+            probe_backoff_max_ms: 1,
+            ..GmConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("probe_backoff_max_ms"));
+    }
+}

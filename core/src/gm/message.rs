@@ -1,0 +1,120 @@
+//! Global membership's messages. Two kinds are enough:
+//! - `Entries`: adjacency entries to apply, and to pass on to the other neighbours when
+//!   they are news (the flood, and the answer to a digest, are the same message);
+//! - `Digest`: the versions the sender holds for ids in `[from, to]`, so the receiver
+//!   answers with exactly the entries the sender lacks. A table is described in chunks
+//!   of consecutive id ranges, so a digest of any size fits bounded messages.
+//!
+//! Every collection is bounded while decoding and every address is length-checked.
+
+use serde::{Deserialize, Serialize};
+
+use super::bounded::Bounded;
+use crate::id::{Addr, MAX_ADDR_LEN, NodeId};
+use crate::membership::MAX_ACTIVE_VIEW;
+use crate::wire::{self, WireError};
+
+/// Most entries in one `Entries` message.
+pub const MAX_ENTRIES: usize = 512;
+/// Most versions in one `Digest` chunk.
+pub const MAX_DIGEST: usize = 4_096;
+
+/// Which of a member's adjacency lists is newer: a restart bumps `incarnation` (it is
+/// persisted), every change bumps `counter`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Version {
+    pub incarnation: u64,
+    pub counter: u64,
+}
+
+/// One member as published by itself: where it listens, and its active view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: NodeId,
+    pub addr: Addr,
+    pub version: Version,
+    pub adjacency: Bounded<NodeId, MAX_ACTIVE_VIEW>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GmMessage {
+    Entries(Bounded<Entry, MAX_ENTRIES>),
+    Digest {
+        from: NodeId,
+        to: NodeId,
+        versions: Bounded<(NodeId, Version), MAX_DIGEST>,
+    },
+}
+
+impl GmMessage {
+    pub fn encode(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+
+    /// Decode untrusted bytes: bounded collections, bounded addresses.
+    pub fn decode(bytes: &[u8]) -> Result<GmMessage, WireError> {
+        let msg: GmMessage = wire::decode(bytes)?;
+        if let GmMessage::Entries(entries) = &msg {
+            for e in &entries.0 {
+                if Addr::new(e.addr.as_str()).is_none() {
+                    return Err(WireError::Payload(format!(
+                        "address of {} is empty or longer than {MAX_ADDR_LEN} bytes",
+                        e.id
+                    )));
+                }
+            }
+        }
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(i: u64, adj: usize) -> Entry {
+        Entry {
+            id: NodeId(i),
+            addr: Addr::new(format!("n{i}")).unwrap(),
+            version: Version {
+                incarnation: 1,
+                counter: i,
+            },
+            adjacency: Bounded((0..adj as u64).map(NodeId).collect()),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_bounds() {
+        let m = GmMessage::Entries(Bounded(vec![entry(1, 3), entry(2, MAX_ACTIVE_VIEW)]));
+        assert_eq!(GmMessage::decode(&m.encode()).unwrap(), m);
+        let too_wide = GmMessage::Entries(Bounded(vec![entry(1, MAX_ACTIVE_VIEW + 1)]));
+        assert!(GmMessage::decode(&too_wide.encode()).is_err());
+        let too_many = GmMessage::Entries(Bounded(
+            (0..=MAX_ENTRIES as u64).map(|i| entry(i, 0)).collect(),
+        ));
+        assert!(GmMessage::decode(&too_many.encode()).is_err());
+    }
+
+    #[test]
+    fn overlong_address_is_refused() {
+        #[derive(Serialize)]
+        enum Forged {
+            Entries(Vec<(u64, String, (u64, u64), Vec<u64>)>),
+        }
+        let forged =
+            |len| wire::encode(&Forged::Entries(vec![(1, "x".repeat(len), (1, 1), vec![])]));
+        assert!(GmMessage::decode(&forged(MAX_ADDR_LEN)).is_ok());
+        assert!(GmMessage::decode(&forged(MAX_ADDR_LEN + 1)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = GmMessage::decode(&bytes);
+        }
+    }
+}

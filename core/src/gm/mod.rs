@@ -1,0 +1,481 @@
+//! Global membership (Lashup's `lashup_gm`): every node holds every member's adjacency
+//! — its membership active view — and so the whole overlay graph, from which routing
+//! derives who is reachable, and multicast its trees.
+//!
+//! - **Versions.** A member's entry carries `(incarnation, counter)`. The incarnation is
+//!   persisted (`gm/incarnation`) and bumped at every start, never read from a clock; the
+//!   counter is bumped at every change of the active view. If the cluster turns out to
+//!   hold a version of our own entry at least as new as ours (the incarnation record was
+//!   lost with a wiped disk, or before it was durable), we move past it at once.
+//! - **Flood.** A new version of our entry goes to every neighbour; a node passes an
+//!   entry on to its other neighbours only if it was news. That is the whole duplicate
+//!   suppression: no TTL, so no diameter limit, and each entry crosses each link at most
+//!   about once per direction.
+//! - **Link-level anti-entropy.** When two nodes become neighbours each sends a digest of
+//!   its versions; each answers with exactly the entries the other lacks, and those are
+//!   news that flood on. Two halves of a healed partition converge in one exchange over
+//!   the first link between them. There is no periodic re-flood of whole tables.
+//! - **Forgetting.** A member unreachable for `forget_after_ms` is dropped, with a
+//!   tombstone (for as long again) so a neighbour that has not forgotten it yet cannot
+//!   hand the same version back.
+//! - **De-partitioning.** See `probe`.
+//!
+//! Files: `config`, `message` (wire), `bounded` (decode-time bounds), `table` (entries
+//! and the graph), `probe` (de-partitioning), `event` (events and counters).
+
+mod bounded;
+mod config;
+mod event;
+mod message;
+mod probe;
+mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(crate) use bounded::Bounded;
+pub use config::{GmConfig, MAX_MEMBERS};
+pub use event::{GmCounters, GmEvent};
+pub use message::{Entry, GmMessage, MAX_DIGEST, MAX_ENTRIES, Version};
+pub use table::Member;
+
+use probe::Prober;
+use table::{Applied, Table};
+
+use crate::id::{Addr, NodeId};
+use crate::persist::Snapshot;
+use crate::protocol::{Ctx, Protocol, TimerId};
+use crate::routing::Routing;
+use crate::time::{Duration, Instant};
+use crate::wire::WireError;
+
+/// Where the incarnation is persisted.
+pub const INCARNATION_KEY: &[u8] = b"gm/incarnation";
+
+#[derive(Debug)]
+pub enum GmTimer {
+    /// Settle the reachable set after a burst of edge removals.
+    Recompute,
+    /// Housekeeping: forget long-unreachable members, probe for a partition.
+    Tick,
+}
+
+type Cx<'a, 'b> = Ctx<'a, GmTimer, GmEvent>;
+
+/// The empty set the accessors return before the node has started.
+static NOBODY: BTreeSet<NodeId> = BTreeSet::new();
+
+/// Global membership; see the module docs.
+pub struct GlobalMembership {
+    cfg: GmConfig,
+    contacts: Vec<Addr>,
+    /// The incarnation the last run persisted (0 if none).
+    recovered: u64,
+    /// The table, from start on (the node's own id is known only then).
+    table: Option<Table>,
+    version: Version,
+    /// This node's active view, mirrored from membership's events.
+    neighbors: BTreeSet<NodeId>,
+    recompute: Option<TimerId>,
+    prober: Prober,
+    /// A probe chosen by the last tick, for the stack to hand to membership.
+    probe: Option<(NodeId, Addr)>,
+    counters: GmCounters,
+}
+
+impl GlobalMembership {
+    /// Global membership restarting from `recovered`. `contacts` are probed first when
+    /// part of the cluster is unreachable.
+    pub fn new(
+        config: GmConfig,
+        contacts: Vec<Addr>,
+        recovered: &Snapshot,
+    ) -> Result<GlobalMembership, String> {
+        config.validate()?;
+        let mut counters = GmCounters::default();
+        let last = match recovered.get(INCARNATION_KEY) {
+            None => 0,
+            Some(bytes) => match <[u8; 8]>::try_from(bytes) {
+                Ok(b) => u64::from_be_bytes(b),
+                Err(_) => {
+                    // The cluster will tell us the version it holds of us, and we will
+                    // move past it (see the module docs).
+                    counters.incarnation_restore_failed = 1;
+                    0
+                }
+            },
+        };
+        Ok(GlobalMembership {
+            cfg: config,
+            contacts,
+            recovered: last,
+            table: None,
+            version: Version::default(),
+            neighbors: BTreeSet::new(),
+            recompute: None,
+            prober: Prober::default(),
+            probe: None,
+            counters,
+        })
+    }
+
+    pub fn config(&self) -> &GmConfig {
+        &self.cfg
+    }
+    pub fn counters(&self) -> &GmCounters {
+        &self.counters
+    }
+    /// The version of this node's own entry.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// Routing over the graph (distances, paths, trees); `None` before start.
+    pub fn routing(&self) -> Option<&Routing> {
+        self.table.as_ref().map(Table::routing)
+    }
+    /// Whether `node` is reachable from this node over the graph.
+    pub fn is_reachable(&self, node: NodeId) -> bool {
+        self.routing().is_some_and(|r| r.is_reachable(node))
+    }
+    /// Nodes reachable from this node, itself included, in id order.
+    pub fn reachable(&self) -> &BTreeSet<NodeId> {
+        self.routing().map_or(&NOBODY, Routing::reachable)
+    }
+    /// Graph nodes not reachable from this node, in id order.
+    pub fn unreachable(&self) -> Vec<NodeId> {
+        self.routing().map_or_else(Vec::new, Routing::unreachable)
+    }
+    /// Every member whose entry we hold, in id order.
+    pub fn members(&self) -> impl Iterator<Item = (NodeId, &Member)> + '_ {
+        self.table
+            .iter()
+            .flat_map(|t| t.members().iter().map(|(id, m)| (*id, m)))
+    }
+    pub fn member(&self, id: NodeId) -> Option<&Member> {
+        self.table.as_ref()?.get(id)
+    }
+    /// A member's published neighbours, in id order.
+    pub fn adjacency(&self, id: NodeId) -> Vec<NodeId> {
+        self.routing()
+            .map(|r| r.graph().neighbors(id).collect())
+            .unwrap_or_default()
+    }
+    /// A fingerprint of the table: nodes with equal views hold equal graphs (so they
+    /// derive equal trees).
+    pub fn view(&self) -> u64 {
+        self.table.as_ref().map_or(0, Table::view)
+    }
+    /// This node's neighbours, as membership last reported them.
+    pub fn neighbors(&self) -> &BTreeSet<NodeId> {
+        &self.neighbors
+    }
+    /// Heap bytes the table holds (estimate), for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        self.table.as_ref().map_or(0, Table::heap_bytes)
+    }
+
+    /// The probe the last housekeeping tick chose, if any (the stack hands it to
+    /// membership, which owns the links).
+    pub fn take_probe(&mut self) -> Option<(NodeId, Addr)> {
+        self.probe.take()
+    }
+
+    /// Membership made `peer` a neighbour: publish the new adjacency, and swap digests.
+    pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx) {
+        if self.table.is_some() && self.neighbors.insert(peer) {
+            self.publish(ctx);
+            self.send_digest(peer, ctx);
+            self.settle(ctx);
+        }
+    }
+
+    /// Membership dropped `peer`: publish the new adjacency.
+    pub fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Cx) {
+        if self.table.is_some() && self.neighbors.remove(&peer) {
+            self.publish(ctx);
+            self.settle(ctx);
+        }
+    }
+
+    fn own_entry(&self, ctx: &Cx) -> Entry {
+        Entry {
+            id: ctx.id(),
+            addr: ctx.addr().clone(),
+            version: self.version,
+            adjacency: Bounded(self.neighbors.iter().copied().collect()),
+        }
+    }
+
+    /// A new version of our entry, flooded to every neighbour.
+    fn publish(&mut self, ctx: &mut Cx) {
+        self.version.counter += 1;
+        let entry = self.own_entry(ctx);
+        if let Some(t) = self.table.as_mut() {
+            t.apply(&entry, ctx.now(), usize::MAX);
+        }
+        self.flood(std::slice::from_ref(&entry), None, ctx);
+    }
+
+    /// Send `entries` to every neighbour but `except`.
+    fn flood(&mut self, entries: &[Entry], except: Option<NodeId>, ctx: &mut Cx) {
+        if entries.is_empty() {
+            return;
+        }
+        let targets: Vec<NodeId> = self
+            .neighbors
+            .iter()
+            .copied()
+            .filter(|n| Some(*n) != except)
+            .collect();
+        for n in targets {
+            self.send_entries(n, entries, ctx);
+        }
+    }
+
+    fn send_entries(&mut self, peer: NodeId, entries: &[Entry], ctx: &mut Cx) {
+        for chunk in entries.chunks(MAX_ENTRIES) {
+            let msg = GmMessage::Entries(Bounded(chunk.to_vec()));
+            if ctx.send(peer, &msg.encode()).is_ok() {
+                self.counters.entries_msgs_sent += 1;
+                self.counters.entries_sent += chunk.len() as u64;
+            }
+        }
+    }
+
+    /// Our versions, in chunks covering consecutive id ranges that together cover all
+    /// ids, so the peer can tell "you lack it" from "not in this chunk".
+    fn send_digest(&mut self, peer: NodeId, ctx: &mut Cx) {
+        let Some(t) = self.table.as_ref() else {
+            return;
+        };
+        let all: Vec<(NodeId, Version)> =
+            t.members().iter().map(|(id, m)| (*id, m.version)).collect();
+        let chunks: Vec<&[(NodeId, Version)]> = all.chunks(MAX_DIGEST).collect();
+        let mut from = NodeId(0);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let to = match chunk.last() {
+                Some(last) if i + 1 < chunks.len() => last.0,
+                _ => NodeId(u64::MAX),
+            };
+            let msg = GmMessage::Digest {
+                from,
+                to,
+                versions: Bounded(chunk.to_vec()),
+            };
+            if ctx.send(peer, &msg.encode()).is_ok() {
+                self.counters.digest_msgs_sent += 1;
+            }
+            from = NodeId(to.0.saturating_add(1));
+        }
+    }
+
+    /// Answer a digest chunk with the entries in its range the peer lacks or has older.
+    fn on_digest(
+        &mut self,
+        peer: NodeId,
+        from: NodeId,
+        to: NodeId,
+        versions: Vec<(NodeId, Version)>,
+        ctx: &mut Cx,
+    ) {
+        let Some(t) = self.table.as_ref() else {
+            return;
+        };
+        if from > to {
+            return;
+        }
+        let theirs: BTreeMap<NodeId, Version> = versions.into_iter().collect();
+        let missing: Vec<Entry> = t
+            .members()
+            .range(from..=to)
+            .filter(|(id, m)| theirs.get(id).is_none_or(|v| *v < m.version))
+            .filter_map(|(id, _)| t.entry(*id))
+            .collect();
+        if !missing.is_empty() {
+            self.send_entries(peer, &missing, ctx);
+        }
+    }
+
+    /// Apply entries from `peer`: news flood on, and a peer behind on something we
+    /// know better gets our version back.
+    fn on_entries(&mut self, peer: NodeId, entries: Vec<Entry>, ctx: &mut Cx) {
+        let me = ctx.id();
+        let mut news = Vec::new();
+        let mut reply = Vec::new();
+        for e in entries {
+            if e.id == me {
+                self.on_own_entry(peer, &e, ctx);
+                continue;
+            }
+            let Some(t) = self.table.as_mut() else {
+                return;
+            };
+            match t.apply(&e, ctx.now(), self.cfg.max_members) {
+                Applied::Added => {
+                    ctx.emit(GmEvent::Added {
+                        member: e.id,
+                        addr: e.addr.clone(),
+                    });
+                    news.push(e);
+                }
+                Applied::Newer { changed } => {
+                    if changed {
+                        ctx.emit(GmEvent::Changed { member: e.id });
+                    }
+                    news.push(e);
+                }
+                Applied::Stale => {
+                    self.counters.entries_stale += 1;
+                    if t.get(e.id).is_some_and(|m| m.version > e.version) {
+                        reply.extend(t.entry(e.id));
+                    }
+                    continue;
+                }
+                Applied::Forgotten => {
+                    self.counters.entries_stale += 1;
+                    continue;
+                }
+                Applied::Full => {
+                    self.counters.members_refused += 1;
+                    continue;
+                }
+            }
+            self.counters.entries_applied += 1;
+        }
+        self.flood(&news, Some(peer), ctx);
+        if !reply.is_empty() {
+            self.send_entries(peer, &reply, ctx);
+        }
+        self.settle(ctx);
+    }
+
+    /// Someone holds an entry of ours. Newer than ours (or as new but different): the
+    /// version was used by an earlier run whose incarnation record we lost, so take a
+    /// fresh incarnation past it. Older: hand the peer our current one.
+    fn on_own_entry(&mut self, peer: NodeId, e: &Entry, ctx: &mut Cx) {
+        let ours = self.own_entry(ctx);
+        if e.version > ours.version || (e.version == ours.version && *e != ours) {
+            self.counters.self_bumps += 1;
+            self.version = Version {
+                incarnation: e.version.incarnation.max(self.version.incarnation) + 1,
+                counter: 0,
+            };
+            self.persist_incarnation(ctx);
+            self.publish(ctx);
+        } else if e.version < ours.version {
+            self.send_entries(peer, &[ours], ctx);
+        }
+    }
+
+    fn persist_incarnation(&mut self, ctx: &mut Cx) {
+        let bytes = self.version.incarnation.to_be_bytes().to_vec();
+        ctx.persist(INCARNATION_KEY.to_vec(), Some(bytes));
+    }
+
+    /// Report reachability changes routing made, and arm the coalescing timer if a
+    /// removal left the reachable set to settle.
+    fn settle(&mut self, ctx: &mut Cx) {
+        let Some(t) = self.table.as_mut() else {
+            return;
+        };
+        let now = ctx.now();
+        for (id, up) in t.routing_mut().take_changes() {
+            t.mark(id, up, now);
+            if up {
+                self.prober.clear(id);
+                ctx.emit(GmEvent::Reachable(id));
+            } else {
+                ctx.emit(GmEvent::Unreachable(id));
+            }
+        }
+        if t.routing().is_stale() && self.recompute.is_none() {
+            let after = Duration::from_millis(self.cfg.recompute_delay_ms);
+            self.recompute = Some(ctx.set_timer(after, GmTimer::Recompute));
+        }
+    }
+
+    fn on_tick(&mut self, ctx: &mut Cx) {
+        let now = ctx.now();
+        let forget = Duration::from_millis(self.cfg.forget_after_ms);
+        let interval = Duration::from_millis(self.cfg.probe_interval_ms);
+        if let Some(t) = self.table.as_mut() {
+            if let Some(cutoff) = earlier(now, forget) {
+                for id in t.unreachable_before(cutoff) {
+                    t.forget(id, now + forget);
+                    self.prober.clear(id);
+                    ctx.emit(GmEvent::Forgotten(id));
+                }
+            }
+            t.expire_tombstones(now);
+            // Only members unreachable for a whole period: one just learned of, whose
+            // neighbours' entries are still on their way, is not a partition.
+            let settled = earlier(now, interval)
+                .map(|before| t.unreachable_before(before))
+                .unwrap_or_default();
+            let candidates: Vec<(NodeId, Addr)> = settled
+                .into_iter()
+                .filter_map(|id| t.get(id).map(|m| (id, m.addr.clone())))
+                .collect();
+            let max = Duration::from_millis(self.cfg.probe_backoff_max_ms);
+            self.probe =
+                self.prober
+                    .pick(ctx.rng(), now, &candidates, &self.contacts, interval, max);
+            if self.probe.is_some() {
+                self.counters.probes += 1;
+            }
+        }
+        self.settle(ctx);
+        let after = ctx.rng().jitter(interval, interval / 2);
+        ctx.set_timer(after, GmTimer::Tick);
+    }
+}
+
+/// `now - d`, if the clock has run that long.
+fn earlier(now: Instant, d: Duration) -> Option<Instant> {
+    now.as_nanos()
+        .checked_sub(d.as_nanos())
+        .map(Instant::from_nanos)
+}
+
+impl Protocol for GlobalMembership {
+    type Timer = GmTimer;
+    type Event = GmEvent;
+
+    fn start(&mut self, ctx: &mut Cx) {
+        self.version = Version {
+            incarnation: self.recovered + 1,
+            counter: 0,
+        };
+        self.persist_incarnation(ctx);
+        self.table = Some(Table::new(ctx.id()));
+        self.publish(ctx);
+        let interval = Duration::from_millis(self.cfg.probe_interval_ms);
+        let after = ctx.rng().jitter(interval, interval / 2);
+        ctx.set_timer(after, GmTimer::Tick);
+    }
+
+    fn message(&mut self, from: NodeId, body: &[u8], ctx: &mut Cx) -> Result<(), WireError> {
+        match GmMessage::decode(body)? {
+            GmMessage::Entries(entries) => self.on_entries(from, entries.0, ctx),
+            GmMessage::Digest {
+                from: lo,
+                to,
+                versions,
+            } => self.on_digest(from, lo, to, versions.0, ctx),
+        }
+        Ok(())
+    }
+
+    fn timer(&mut self, timer: GmTimer, ctx: &mut Cx) {
+        match timer {
+            GmTimer::Recompute => {
+                self.recompute = None;
+                if let Some(t) = self.table.as_mut() {
+                    t.routing_mut().recompute();
+                    self.counters.recomputes += 1;
+                }
+                self.settle(ctx);
+            }
+            GmTimer::Tick => self.on_tick(ctx),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The table every node holds: one entry per member (where it listens, which version of
+//! its adjacency we have, since when it is unreachable), the adjacency itself living
+//! only in the routing graph, so it is stored once.
+
+use std::collections::BTreeMap;
+
+use super::bounded::Bounded;
+use super::message::{Entry, Version};
+use crate::id::{Addr, NodeId};
+use crate::rng::mix_seed;
+use crate::routing::Routing;
+use crate::time::Instant;
+
+/// What the table knows of a member besides its adjacency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub addr: Addr,
+    pub version: Version,
+    /// When it stopped being reachable from this node, while it is not.
+    pub unreachable_since: Option<Instant>,
+}
+
+/// What [`Table::apply`] made of an entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A member we did not know.
+    Added,
+    /// A newer version; `changed` when its neighbours or address differ.
+    Newer { changed: bool },
+    /// A version we already have or have superseded.
+    Stale,
+    /// A version no newer than one we forgot.
+    Forgotten,
+    /// No room for another member.
+    Full,
+}
+
+pub struct Table {
+    members: BTreeMap<NodeId, Member>,
+    routing: Routing,
+    /// XOR of a hash of every `(id, version)` held: equal tables have equal views, so
+    /// two nodes can tell cheaply whether they derive the same trees.
+    view: u64,
+    /// Forgotten members: entries no newer than the version are not taken back, until
+    /// the instant (another `forget_after`) passes.
+    tombstones: BTreeMap<NodeId, (Version, Instant)>,
+}
+
+fn hash(id: NodeId, v: Version) -> u64 {
+    mix_seed(mix_seed(id.0, v.incarnation), v.counter)
+}
+
+impl Table {
+    pub fn new(me: NodeId) -> Table {
+        Table {
+            members: BTreeMap::new(),
+            routing: Routing::new(me),
+            view: 0,
+            tombstones: BTreeMap::new(),
+        }
+    }
+
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+    pub fn routing_mut(&mut self) -> &mut Routing {
+        &mut self.routing
+    }
+    pub fn members(&self) -> &BTreeMap<NodeId, Member> {
+        &self.members
+    }
+    pub fn get(&self, id: NodeId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    /// The entry for `id` as its owner published it.
+    pub fn entry(&self, id: NodeId) -> Option<Entry> {
+        let m = self.members.get(&id)?;
+        Some(Entry {
+            id,
+            addr: m.addr.clone(),
+            version: m.version,
+            adjacency: Bounded(self.routing.graph().neighbors(id).collect()),
+        })
+    }
+
+    /// Take `entry` if it is newer than what we hold. A new member starts unreachable
+    /// (as of `now`) until routing says otherwise.
+    pub fn apply(&mut self, entry: &Entry, now: Instant, max_members: usize) -> Applied {
+        if let Some((v, _)) = self.tombstones.get(&entry.id) {
+            if entry.version <= *v {
+                return Applied::Forgotten;
+            }
+            self.tombstones.remove(&entry.id);
+        }
+        let full = self.members.len() >= max_members;
+        let result = match self.members.get_mut(&entry.id) {
+            Some(m) if entry.version <= m.version => return Applied::Stale,
+            Some(m) => {
+                self.view ^= hash(entry.id, m.version) ^ hash(entry.id, entry.version);
+                let moved = m.addr != entry.addr;
+                m.version = entry.version;
+                m.addr = entry.addr.clone();
+                let mut old: Vec<NodeId> = self.routing.graph().neighbors(entry.id).collect();
+                let mut new = entry.adjacency.0.clone();
+                new.retain(|n| *n != entry.id);
+                new.sort_unstable();
+                new.dedup();
+                old.retain(|n| *n != entry.id);
+                Applied::Newer {
+                    changed: moved || old != new,
+                }
+            }
+            None if full => return Applied::Full,
+            None => {
+                self.view ^= hash(entry.id, entry.version);
+                let reachable = self.routing.is_reachable(entry.id);
+                self.members.insert(
+                    entry.id,
+                    Member {
+                        addr: entry.addr.clone(),
+                        version: entry.version,
+                        unreachable_since: (!reachable).then_some(now),
+                    },
+                );
+                Applied::Added
+            }
+        };
+        self.routing.set_adjacency(entry.id, &entry.adjacency.0);
+        result
+    }
+
+    /// Record reachability transitions on members (`since` for the unreachable ones).
+    pub fn mark(&mut self, id: NodeId, reachable: bool, now: Instant) {
+        if let Some(m) = self.members.get_mut(&id) {
+            m.unreachable_since = if reachable { None } else { Some(now) };
+        }
+    }
+
+    /// Drop a member's entry, remembering its version until `until`.
+    pub fn forget(&mut self, id: NodeId, until: Instant) {
+        if let Some(m) = self.members.remove(&id) {
+            self.view ^= hash(id, m.version);
+            self.routing.remove(id);
+            self.tombstones.insert(id, (m.version, until));
+        }
+    }
+
+    /// Tombstones whose time is up are dropped.
+    pub fn expire_tombstones(&mut self, now: Instant) {
+        self.tombstones.retain(|_, (_, until)| *until > now);
+    }
+
+    /// Members unreachable since at least `before`, in id order.
+    pub fn unreachable_before(&self, before: Instant) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.unreachable_since.is_some_and(|t| t <= before))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Heap bytes held (estimate), for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        let member = size_of::<NodeId>() + size_of::<Member>();
+        let addrs: usize = self.members.values().map(|m| m.addr.as_str().len()).sum();
+        self.members.len() * member * 3 / 2
+            + addrs
+            + self.routing.heap_bytes()
+            + self.tombstones.len() * 48
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: u64, counter: u64, adj: &[u64]) -> Entry {
+        Entry {
+            id: NodeId(i),
+            addr: Addr::new(format!("n{i}")).unwrap(),
+            version: Version {
+                incarnation: 1,
+                counter,
+            },
+            adjacency: Bounded(adj.iter().map(|&n| NodeId(n)).collect()),
+        }
+    }
+
+    #[test]
+    fn versions_order_updates_and_the_view_follows_the_table() {
+        let now = Instant::ZERO;
+        let mut t = Table::new(NodeId(1));
+        assert_eq!(t.apply(&entry(2, 1, &[1]), now, 10), Applied::Added);
+        assert_eq!(t.apply(&entry(2, 1, &[3]), now, 10), Applied::Stale);
+        assert_eq!(
+            t.apply(&entry(2, 2, &[1]), now, 10),
+            Applied::Newer { changed: false }
+        );
+        assert_eq!(
+            t.apply(&entry(2, 3, &[1, 3]), now, 10),
+            Applied::Newer { changed: true }
+        );
+        let mut u = Table::new(NodeId(9));
+        u.apply(&entry(2, 3, &[1, 3]), now, 10);
+        assert_eq!(t.view(), u.view(), "same entries, same view");
+        assert_eq!(t.entry(NodeId(2)), Some(entry(2, 3, &[1, 3])));
+        assert_eq!(t.apply(&entry(4, 1, &[]), now, 1), Applied::Full);
+    }
+
+    #[test]
+    fn forgotten_members_stay_forgotten_until_a_newer_version() {
+        let now = Instant::ZERO;
+        let mut t = Table::new(NodeId(1));
+        t.apply(&entry(2, 1, &[]), now, 10);
+        assert_eq!(t.unreachable_before(now), [NodeId(2)]);
+        t.forget(NodeId(2), now);
+        assert_eq!(t.view(), 0);
+        assert_eq!(t.apply(&entry(2, 1, &[]), now, 10), Applied::Forgotten);
+        assert_eq!(t.apply(&entry(2, 2, &[]), now, 10), Applied::Added);
+    }
+}

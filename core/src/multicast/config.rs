@@ -1,0 +1,52 @@
+//! Multicast's knobs, with documented defaults; [`MulticastConfig::validate`] names the
+//! first bad field.
+
+use serde::Deserialize;
+
+use super::message::{MAX_PAYLOAD, MAX_TREES};
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MulticastConfig {
+    /// Redundant trees each message travels (`k`). More trees survive more failures in
+    /// flight and cost up to `k` copies per receiver. Default 2, at most 8.
+    pub trees: u8,
+    /// Largest payload `multicast` accepts; larger is refused with an error. Default
+    /// 64 KiB, at most 1 MiB.
+    pub max_payload: usize,
+    /// Messages per origin whose duplicates are recognised. A copy older than the
+    /// window is dropped, never delivered twice. Default 1,024.
+    pub dedup_window: usize,
+}
+
+impl Default for MulticastConfig {
+    fn default() -> Self {
+        MulticastConfig {
+            trees: 2,
+            max_payload: 64 << 10,
+            dedup_window: 1_024,
+        }
+    }
+}
+
+impl MulticastConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let between = |name: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(format!(
+                    "multicast.{name} = {v}: must be between {lo} and {hi}"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        between("trees", self.trees.into(), 1, MAX_TREES.into())?;
+        between(
+            "max_payload",
+            self.max_payload as u64,
+            0,
+            MAX_PAYLOAD as u64,
+        )?;
+        between("dedup_window", self.dedup_window as u64, 1, 65_536)
+    }
+}

@@ -1,0 +1,346 @@
+//! Multicast (Lashup's `lashup_gm_mc`): a message from one node to every node reachable
+//! from it, along `k` redundant sender-rooted trees over the overlay, delivered exactly
+//! once by every receiver.
+//!
+//! - **Trees are derived, not shipped.** Every node holds the same graph (global
+//!   membership) and builds the origin's shortest-hop trees itself — tree `i` breaks
+//!   ties between equally short parents by a per-tree rank (see `routing::rank`) — so a
+//!   copy carries only a bitmask of the trees it travels. One copy crosses an edge the
+//!   trees share, with the union of their bits.
+//! - **Disagreement falls back to flooding.** A copy carries its sender's table
+//!   fingerprint; a receiver whose fingerprint differs (an update is still spreading)
+//!   cannot trust that its tree is the sender's, so it forwards to every neighbour
+//!   instead, once per message, and so does every node that receives a flooded copy.
+//!   The same happens when the origin is unreachable in the receiver's graph, or a
+//!   child's link is gone. Flooding costs more messages but misses nobody reachable.
+//! - **Exactly once.** Each receiver delivers a `(origin, seq)` the first time it sees it
+//!   (see `dedup`); the origin does not deliver its own messages. Sequence numbers carry
+//!   the origin's incarnation, so a restarted origin's messages are new.
+//!
+//! Files: `config`, `message` (the packet), `dedup` (bounded exactly-once state).
+
+mod config;
+mod dedup;
+mod message;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use config::MulticastConfig;
+pub use message::{MAX_PAYLOAD, MAX_TOPIC, MAX_TREES, Packet};
+
+use dedup::Seen;
+
+use crate::gm::{Bounded, GlobalMembership};
+use crate::id::NodeId;
+use crate::protocol::Ctx;
+use crate::routing::Bfs;
+use crate::wire::WireError;
+
+/// A message delivered to this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub origin: NodeId,
+    pub seq: u64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// Why [`Multicast::send`] refused a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MulticastError {
+    PayloadTooLarge {
+        size: usize,
+        max: usize,
+    },
+    TopicTooLong {
+        len: usize,
+        max: usize,
+    },
+    /// The node has not started (its incarnation, hence its sequence space, is unknown).
+    NotStarted,
+    /// 2^32 messages in one incarnation; a restart opens a new sequence space.
+    SequenceExhausted,
+}
+
+impl fmt::Display for MulticastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MulticastError::PayloadTooLarge { size, max } => {
+                write!(f, "payload of {size} bytes exceeds the {max}-byte limit")
+            }
+            MulticastError::TopicTooLong { len, max } => {
+                write!(f, "topic of {len} bytes exceeds the {max}-byte limit")
+            }
+            MulticastError::NotStarted => write!(f, "the node has not started"),
+            MulticastError::SequenceExhausted => {
+                write!(f, "sequence numbers of this incarnation are used up")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MulticastError {}
+
+/// Running totals, for metrics (messages per delivery) and operators.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MulticastCounters {
+    pub sent: u64,
+    pub delivered: u64,
+    /// Copies of messages already delivered here.
+    pub duplicates: u64,
+    /// Copies this node sent (as origin or forwarder).
+    pub copies_sent: u64,
+    /// Messages this node flooded instead of forwarding along trees.
+    pub floods: u64,
+    /// Copies dropped because their message was below the dedup floor.
+    pub expired: u64,
+}
+
+/// Multicast has no timers of its own.
+pub type NoTimer = std::convert::Infallible;
+
+type Cx<'a, 'b> = Ctx<'a, NoTimer, Delivery>;
+
+/// Children lists cached per (origin, tree), valid for one graph generation.
+#[derive(Default)]
+struct TreeCache {
+    generation: u64,
+    children: BTreeMap<(NodeId, u8), Option<Vec<NodeId>>>,
+    bfs: Bfs,
+}
+
+/// Cached (origin, tree) pairs before the cache is cleared.
+const TREE_CACHE: usize = 256;
+
+pub struct Multicast {
+    cfg: MulticastConfig,
+    seen: Seen,
+    next: u32,
+    cache: TreeCache,
+    counters: MulticastCounters,
+}
+
+impl Multicast {
+    pub fn new(config: MulticastConfig) -> Result<Multicast, String> {
+        config.validate()?;
+        Ok(Multicast {
+            seen: Seen::new(config.dedup_window),
+            cfg: config,
+            next: 0,
+            cache: TreeCache::default(),
+            counters: MulticastCounters::default(),
+        })
+    }
+
+    pub fn config(&self) -> &MulticastConfig {
+        &self.cfg
+    }
+    pub fn counters(&self) -> &MulticastCounters {
+        &self.counters
+    }
+
+    /// Send `payload` under `topic` to every node reachable from this one. Returns the
+    /// message's `(origin, seq)`, as receivers will report it.
+    pub fn send(
+        &mut self,
+        gm: &GlobalMembership,
+        topic: &str,
+        payload: Vec<u8>,
+        ctx: &mut Cx,
+    ) -> Result<(NodeId, u64), MulticastError> {
+        if topic.len() > MAX_TOPIC {
+            return Err(MulticastError::TopicTooLong {
+                len: topic.len(),
+                max: MAX_TOPIC,
+            });
+        }
+        // The frame must fit too, with room for the packet's other fields.
+        let max = self
+            .cfg
+            .max_payload
+            .min(ctx.max_message().saturating_sub(64 + topic.len()));
+        if payload.len() > max {
+            return Err(MulticastError::PayloadTooLarge {
+                size: payload.len(),
+                max,
+            });
+        }
+        if gm.routing().is_none() {
+            return Err(MulticastError::NotStarted);
+        }
+        let n = self
+            .next
+            .checked_add(1)
+            .ok_or(MulticastError::SequenceExhausted)?;
+        self.next = n;
+        let seq = (gm.version().incarnation << 32) | u64::from(n);
+        let origin = ctx.id();
+        let packet = Packet {
+            origin,
+            seq,
+            trees: all_trees(self.cfg.trees),
+            flood: false,
+            view: gm.view(),
+            topic: topic.to_owned(),
+            payload: Bounded(payload),
+        };
+        self.counters.sent += 1;
+        self.along_trees(gm, &packet, packet.trees, None, ctx);
+        Ok((origin, seq))
+    }
+
+    /// A copy from `from`: deliver it if new, and pass it on.
+    pub fn message(
+        &mut self,
+        gm: &GlobalMembership,
+        from: NodeId,
+        body: &[u8],
+        ctx: &mut Cx,
+    ) -> Result<(), WireError> {
+        let mut p = Packet::decode(body)?;
+        if p.origin == ctx.id() {
+            return Ok(());
+        }
+        let Some(state) = self.seen.get(p.origin, p.seq) else {
+            self.counters.expired += 1;
+            return Ok(());
+        };
+        let first = !state.delivered;
+        state.delivered = true;
+        let flood = if p.flood {
+            !std::mem::replace(&mut state.flooded, true)
+        } else {
+            let new = p.trees & !state.forwarded & all_trees(MAX_TREES);
+            state.forwarded |= p.trees;
+            let disagree = p.view != gm.view();
+            if new != 0 && !state.flooded && disagree {
+                state.flooded = true;
+                true
+            } else {
+                if new != 0 && !state.flooded {
+                    p.view = gm.view();
+                    self.along_trees(gm, &p, new, Some(from), ctx);
+                }
+                false
+            }
+        };
+        if flood {
+            self.flood(gm, &mut p, Some(from), ctx);
+        }
+        if first {
+            self.counters.delivered += 1;
+            ctx.emit(Delivery {
+                origin: p.origin,
+                seq: p.seq,
+                topic: p.topic,
+                payload: p.payload.0,
+            });
+        } else {
+            self.counters.duplicates += 1;
+        }
+        Ok(())
+    }
+
+    /// Global membership forgot `origin`: its dedup state can go.
+    pub fn forget(&mut self, origin: NodeId) {
+        self.seen.forget(origin);
+    }
+
+    /// Forward `p` along the trees in `trees` (one copy per child, with the bits of
+    /// every tree in which it is our child); flood instead if our graph cannot.
+    fn along_trees(
+        &mut self,
+        gm: &GlobalMembership,
+        p: &Packet,
+        trees: u8,
+        from: Option<NodeId>,
+        ctx: &mut Cx,
+    ) {
+        let me = ctx.id();
+        let mut copies: BTreeMap<NodeId, u8> = BTreeMap::new();
+        for k in 0..MAX_TREES {
+            if trees & (1 << k) == 0 {
+                continue;
+            }
+            let Some(children) = self.children(gm, p.origin, k, me) else {
+                return self.flood_once(gm, p, from, ctx);
+            };
+            for c in children {
+                *copies.entry(c).or_default() |= 1 << k;
+            }
+        }
+        if copies.keys().any(|c| !ctx.is_linked(*c)) {
+            return self.flood_once(gm, p, from, ctx);
+        }
+        for (child, bits) in copies {
+            if Some(child) == from {
+                continue;
+            }
+            let copy = Packet {
+                trees: bits,
+                ..p.clone()
+            };
+            if ctx.send(child, &copy.encode()).is_ok() {
+                self.counters.copies_sent += 1;
+            }
+        }
+    }
+
+    /// The flood fallback, marking the message flooded so this node floods it once.
+    fn flood_once(
+        &mut self,
+        gm: &GlobalMembership,
+        p: &Packet,
+        from: Option<NodeId>,
+        ctx: &mut Cx,
+    ) {
+        if p.origin != ctx.id() {
+            match self.seen.get(p.origin, p.seq) {
+                Some(s) if !s.flooded => s.flooded = true,
+                _ => return,
+            }
+        }
+        let mut p = p.clone();
+        self.flood(gm, &mut p, from, ctx);
+    }
+
+    fn flood(&mut self, gm: &GlobalMembership, p: &mut Packet, from: Option<NodeId>, ctx: &mut Cx) {
+        self.counters.floods += 1;
+        p.flood = true;
+        p.view = gm.view();
+        let bytes = p.encode();
+        for &n in gm.neighbors() {
+            if Some(n) != from && n != p.origin && ctx.send(n, &bytes).is_ok() {
+                self.counters.copies_sent += 1;
+            }
+        }
+    }
+
+    /// `me`'s children in tree `k` of `origin` (cached per graph generation).
+    fn children(
+        &mut self,
+        gm: &GlobalMembership,
+        origin: NodeId,
+        k: u8,
+        me: NodeId,
+    ) -> Option<Vec<NodeId>> {
+        let routing = gm.routing()?;
+        let generation = routing.graph().generation();
+        if self.cache.generation != generation || self.cache.children.len() >= TREE_CACHE {
+            self.cache.generation = generation;
+            self.cache.children.clear();
+        }
+        let cache = &mut self.cache;
+        cache
+            .children
+            .entry((origin, k))
+            .or_insert_with(|| routing.children(&mut cache.bfs, origin, k, me))
+            .clone()
+    }
+}
+
+/// The bitmask of trees `0..k`.
+fn all_trees(k: u8) -> u8 {
+    if k >= 8 { u8::MAX } else { (1u8 << k) - 1 }
+}

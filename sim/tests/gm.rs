@@ -1,0 +1,174 @@
+//! Global membership, routing and multicast on hawser's `Stack` in the simulator: every
+//! node learns the whole graph, a killed node is marked unreachable by every survivor,
+//! a healed partition converges, and a multicast reaches every node exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hawser_core::stack::{Stack, StackConfig, StackEvent};
+use hawser_core::{Duration, Event, Instant, NodeId};
+use hawser_sim::{Sim, SimConfig, Status};
+
+fn cluster(n: usize, seed: u64) -> Sim<Stack> {
+    let contacts: Vec<_> = (0..3).map(Sim::<Stack>::addr).collect();
+    let mut sim = Sim::new(n, SimConfig::new(seed), move |_, disk| {
+        Stack::new(StackConfig::default(), contacts.clone(), disk).unwrap()
+    })
+    .unwrap();
+    (0..n).for_each(|i| sim.start(i));
+    sim
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::ZERO + Duration::from_millis(ms)
+}
+
+fn live(sim: &Sim<Stack>) -> Vec<usize> {
+    (0..sim.len())
+        .filter(|&i| sim.status(i) == Status::Up)
+        .collect()
+}
+
+/// Each live node's reachable set equals `expected(i)`.
+fn agrees(sim: &Sim<Stack>, expected: impl Fn(usize) -> BTreeSet<NodeId>) -> Result<(), String> {
+    for i in live(sim) {
+        let got = sim.node(i).unwrap().protocol().gm().reachable();
+        let want = expected(i);
+        if *got != want {
+            return Err(format!(
+                "node {i}: reachable {} of {}",
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn ids(nodes: impl IntoIterator<Item = usize>) -> BTreeSet<NodeId> {
+    nodes.into_iter().map(Sim::<Stack>::id).collect()
+}
+
+#[test]
+fn everyone_learns_the_graph_and_a_killed_node_is_unreachable_everywhere() {
+    let mut sim = cluster(50, 1);
+    sim.run_until(at(20_000));
+    let all = ids(0..50);
+    agrees(&sim, |_| all.clone()).unwrap();
+    // Every node built the same graph: same fingerprint everywhere.
+    let views: BTreeSet<u64> = (0..50)
+        .map(|i| sim.node(i).unwrap().protocol().gm().view())
+        .collect();
+    assert_eq!(views.len(), 1, "all tables agree");
+    // Routing over it: every node is within a few hops of every other.
+    let gm = sim.node(7).unwrap().protocol().gm();
+    let routing = gm.routing().unwrap();
+    let tree = routing.tree(Sim::<Stack>::id(7)).unwrap();
+    assert_eq!(tree.len(), 50);
+    assert!(tree.iter().all(|(_, h)| h.distance <= 6));
+    sim.drain_events().for_each(drop);
+
+    let victim = 13;
+    let killed_at = sim.now();
+    sim.kill(victim);
+    sim.run_until(killed_at + Duration::from_secs(3));
+    let dead = Sim::<Stack>::id(victim);
+    let mut detected: BTreeMap<usize, Instant> = BTreeMap::new();
+    for (t, i, e) in sim.drain_events() {
+        if let Event::App(StackEvent::Gm(hawser_core::gm::GmEvent::Unreachable(x))) = e {
+            if x == dead {
+                assert!(
+                    detected.insert(i, t).is_none(),
+                    "node {i} reported it twice"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        detected.len(),
+        49,
+        "every survivor marked it unreachable, once"
+    );
+    let worst = detected.values().max().unwrap().saturating_since(killed_at);
+    assert!(worst < Duration::from_secs(1), "all knew within {worst:?}");
+    let survivors = ids((0..50).filter(|&i| i != victim));
+    agrees(&sim, |_| survivors.clone()).unwrap();
+
+    // It comes back with a new incarnation and everyone sees it again.
+    sim.start(victim);
+    sim.run_until(sim.now() + Duration::from_secs(15));
+    agrees(&sim, |_| all.clone()).unwrap();
+    let v = sim.node(victim).unwrap().protocol().gm().version();
+    assert_eq!(v.incarnation, 2, "the incarnation continued from disk");
+}
+
+#[test]
+fn a_partition_splits_the_graph_and_the_heal_converges() {
+    let mut sim = cluster(40, 2);
+    sim.run_until(at(15_000));
+    let (a, b): (Vec<usize>, Vec<usize>) = (0..40).partition(|&i| i < 20);
+    sim.partition(&[a.clone(), b.clone()]);
+    sim.run_until(at(45_000));
+    let (ia, ib) = (ids(a.clone()), ids(b.clone()));
+    agrees(&sim, |i| if i < 20 { ia.clone() } else { ib.clone() }).unwrap();
+    sim.heal();
+    // The halves' overlays may share no link: de-partitioning probes find the way.
+    let all = ids(0..40);
+    let mut converged = None;
+    for step in 0..300 {
+        sim.run_until(at(45_000 + step * 100));
+        if agrees(&sim, |_| all.clone()).is_ok() {
+            converged = Some(step * 100);
+            break;
+        }
+    }
+    let ms = converged.expect("the halves found each other within 30 s");
+    assert!(ms <= 15_000, "converged {ms} ms after the heal");
+}
+
+#[test]
+fn a_multicast_reaches_every_node_exactly_once() {
+    let mut sim = cluster(40, 3);
+    sim.run_until(at(15_000));
+    sim.drain_events().for_each(drop);
+    let mut sent = Vec::new();
+    for (k, origin) in [0usize, 11, 27, 39].into_iter().enumerate() {
+        let r = sim
+            .command(origin, |s, ctx| {
+                s.multicast(ctx, "test", vec![k as u8; 100])
+            })
+            .unwrap()
+            .unwrap();
+        sent.push(r);
+    }
+    let too_big = sim
+        .command(5, |s, ctx| s.multicast(ctx, "test", vec![0; 1 << 21]))
+        .unwrap();
+    assert!(too_big.is_err(), "oversized payloads are refused");
+    sim.run_until(at(17_000));
+    let mut got: BTreeMap<(NodeId, u64), Vec<usize>> = BTreeMap::new();
+    for (_, i, e) in sim.drain_events() {
+        if let Event::App(StackEvent::Multicast(d)) = e {
+            got.entry((d.origin, d.seq)).or_default().push(i);
+        }
+    }
+    for (origin, seq) in sent {
+        let mut receivers = got.remove(&(origin, seq)).unwrap_or_default();
+        receivers.sort();
+        let expected: Vec<usize> = (0..40).filter(|&i| Sim::<Stack>::id(i) != origin).collect();
+        assert_eq!(receivers, expected, "exactly once at every other node");
+    }
+    let copies: u64 = (0..40)
+        .map(|i| {
+            sim.node(i)
+                .unwrap()
+                .protocol()
+                .multicast_state()
+                .counters()
+                .copies_sent
+        })
+        .sum();
+    assert!(
+        copies <= 4 * 39 * 2,
+        "at most k copies per delivery: {copies}"
+    );
+}
