@@ -1,0 +1,679 @@
+//! The driver: one task that owns a core [`Node`] and connects it to the world.
+//!
+//! It is the sans-IO loop of DESIGN.md and nothing more: feed the node one input (an
+//! accepted connection, a dial that succeeded or failed, a frame, a closed connection, a
+//! batch that reached the disk, a deadline), then drain `poll_transmit`, `poll_event` and
+//! `poll_persist`, and sleep until `poll_timeout` or the next input. Every protocol
+//! decision is core's; the driver only moves bytes, records and time.
+//!
+//! Around the node task:
+//! - an accept task hands it new connections (at most `max_connections` at once; the rest
+//!   are closed on arrival and counted);
+//! - per connection, a reader task cuts the byte stream into frames (the 8-byte header
+//!   is checked against the frame limit before a byte of payload is read, and the payload
+//!   buffer grows only as bytes actually arrive) and a writer task writes what the node
+//!   sends. The node never waits for a writer: each connection has a byte budget, and a
+//!   peer that lets its queue overflow is disconnected and counted (`queue_drops`);
+//! - dials run in their own tasks, bounded by `connect_timeout`;
+//! - a store commit runs on a blocking thread while the node keeps going; records that
+//!   arrive meanwhile form the next batch (one sync per batch), and the node hears
+//!   `handle_persisted` only once its batch is on disk.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hawser_core::membership::MembershipConfig;
+use hawser_core::stack::{Stack, StackConfig, StackEvent};
+use hawser_core::wire::{HEADER_LEN, decode_header};
+use hawser_core::{
+    Addr, ConnId, Cookie, Event, Identity, Instant, LinkConfig, LinkEvent, Node, NodeId,
+    PersistSeq, Record, Snapshot, Transmit,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinHandle};
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::transport::Transport;
+
+/// Limits of the driver. Defaults suit a cluster of hundreds of nodes on a LAN.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Largest frame accepted or sent (core's limit; the reader enforces it too).
+    pub max_frame: usize,
+    /// A dial that has not connected by then has failed.
+    pub connect_timeout: Duration,
+    /// A single write that has not completed by then closes the connection.
+    pub write_timeout: Duration,
+    /// Bytes queued for one connection beyond which the peer is judged too slow: the
+    /// connection is closed and `queue_drops` counted.
+    pub send_queue_bytes: usize,
+    /// Transport connections open at once (inbound); more are closed on arrival.
+    pub max_connections: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            max_frame: LinkConfig::default().max_frame,
+            connect_timeout: Duration::from_secs(3),
+            write_timeout: Duration::from_secs(10),
+            send_queue_bytes: 16 << 20,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Everything that defines the node an agent runs: hawser's [`Stack`] over
+/// authenticated links.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The node's name; its id is derived from it ([`NodeId::from_name`]).
+    pub name: String,
+    /// The address peers dial (carried in the link handshake).
+    pub advertise: Addr,
+    pub cookie: Cookie,
+    /// Where to join (every node is given the same list; a contact skips itself).
+    pub contacts: Vec<Addr>,
+    pub membership: MembershipConfig,
+    pub max_frame: usize,
+}
+
+impl NodeSpec {
+    /// The node, rebuilt from what the store held. The RNG seed is the caller's: the
+    /// agent draws it from the OS once; a test may fix it.
+    pub fn build(&self, recovered: &Snapshot, seed: u64) -> Result<Node<Stack>, String> {
+        let config = StackConfig {
+            membership: self.membership.clone(),
+            ..StackConfig::default()
+        };
+        let stack =
+            Stack::new(config, self.contacts.clone(), recovered).map_err(|e| e.to_string())?;
+        let identity = Identity {
+            id: NodeId::from_name(&self.name),
+            addr: self.advertise.clone(),
+            cookie: self.cookie.clone(),
+        };
+        let link = LinkConfig {
+            max_frame: self.max_frame,
+            ..LinkConfig::default()
+        };
+        Node::new(link, identity, seed, stack)
+    }
+}
+
+/// What the driver can show of the node: read-only, inside the driver task.
+pub struct View<'a> {
+    pub node: &'a Node<Stack>,
+    /// Where each peer we linked with said it listens (from its handshake).
+    pub peers: &'a BTreeMap<NodeId, Addr>,
+}
+
+type Inspector = Box<dyn FnOnce(&View<'_>) + Send>;
+
+enum Control {
+    Inspect(Inspector),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A way to talk to a running driver from other tasks (the admin API, signal handlers).
+#[derive(Clone)]
+pub struct DriverHandle {
+    control: mpsc::Sender<Control>,
+}
+
+impl DriverHandle {
+    /// Run `f` on the node inside the driver task, between two inputs. `None` once the
+    /// driver has stopped.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&View<'_>) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let f: Inspector = Box::new(move |view| {
+            let _ = tx.send(f(view));
+        });
+        self.control.send(Control::Inspect(f)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Leave: close every connection (peers see the links go down at once), flush the
+    /// store, and return from [`Driver::run`]. Resolves when the driver has stopped.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Why the driver stopped without being asked to.
+#[derive(Debug)]
+pub enum DriverError {
+    /// A batch could not be committed: the node cannot keep its promises any more.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DriverError::Store(e) => write!(f, "store failure, stopping: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// Inputs from the driver's helper tasks.
+enum Input<S> {
+    Accepted(S, OwnedSemaphorePermit),
+    Connected(ConnId, S),
+    ConnectFailed(ConnId, io::Error),
+    Frame(ConnId, Vec<u8>),
+    Closed(ConnId),
+    /// A batch is durable: its last sequence number, how long it took, its size.
+    Committed(Result<(PersistSeq, Duration, usize), StoreError>),
+}
+
+/// An open connection's handles, as the node task holds them.
+struct Open {
+    /// Frames to write; dropping it lets the writer flush and close.
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes queued and not yet written (shared with the writer).
+    queued: Arc<AtomicUsize>,
+    reader: AbortHandle,
+    writer_task: AbortHandle,
+    /// Inbound connections hold one of `max_connections` slots until closed.
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+enum Conn {
+    Dialing(AbortHandle),
+    Open(Open),
+}
+
+/// Memory a queued frame costs: its bytes plus the queue node and vector header.
+fn cost(frame: &[u8]) -> usize {
+    frame.len() + 64
+}
+
+/// Inputs from helper tasks waiting at once before they wait on the node: this is what
+/// makes a flood of frames slow its senders down (TCP backpressure) instead of growing.
+const INPUT_QUEUE: usize = 1024;
+
+pub struct Driver<T: Transport> {
+    node: Node<Stack>,
+    store: Arc<Store>,
+    listener: Option<T::Listener>,
+    config: DriverConfig,
+    metrics: Arc<Metrics>,
+    origin: tokio::time::Instant,
+    conns: BTreeMap<ConnId, Conn>,
+    peers: BTreeMap<NodeId, Addr>,
+    slots: Arc<Semaphore>,
+    inputs: mpsc::Sender<Input<T::Stream>>,
+    input_rx: Option<mpsc::Receiver<Input<T::Stream>>>,
+    control_rx: Option<mpsc::Receiver<Control>>,
+    /// Records waiting for the next commit.
+    batch: Vec<Record>,
+    committing: bool,
+    writers: Vec<JoinHandle<()>>,
+}
+
+impl<T: Transport> Driver<T> {
+    pub fn new(
+        node: Node<Stack>,
+        store: Arc<Store>,
+        listener: T::Listener,
+        config: DriverConfig,
+        metrics: Arc<Metrics>,
+    ) -> (Driver<T>, DriverHandle) {
+        let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (control, control_rx) = mpsc::channel(64);
+        let driver = Driver {
+            node,
+            store,
+            listener: Some(listener),
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            metrics,
+            origin: tokio::time::Instant::now(),
+            conns: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            inputs,
+            input_rx: Some(input_rx),
+            control_rx: Some(control_rx),
+            batch: Vec::new(),
+            committing: false,
+            writers: Vec::new(),
+        };
+        (driver, DriverHandle { control })
+    }
+
+    /// The monotonic clock as core's `Instant`: nanoseconds since the driver was made.
+    fn now(&self) -> Instant {
+        Instant::from_nanos(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    fn deadline(&self, t: Instant) -> tokio::time::Instant {
+        self.origin + Duration::from_nanos(t.as_nanos())
+    }
+
+    /// Run until shut down through a [`DriverHandle`] (then `Ok`) or until the store
+    /// fails (then `Err`: the agent must not go on without durability).
+    pub async fn run(mut self) -> Result<(), DriverError> {
+        let mut input_rx = self.input_rx.take().expect("run is called once");
+        let mut control_rx = self.control_rx.take().expect("run is called once");
+        let accept = tokio::spawn(accept_loop::<T>(
+            self.listener.take().expect("run is called once"),
+            self.slots.clone(),
+            self.inputs.clone(),
+            self.metrics.clone(),
+        ));
+        let now = self.now();
+        self.node.handle_start(now);
+        let done = loop {
+            self.drain()?;
+            self.update_gauges();
+            let wake = match self.node.poll_timeout() {
+                Some(t) => self.deadline(t),
+                None => tokio::time::Instant::now() + Duration::from_secs(3600),
+            };
+            tokio::select! {
+                Some(control) = control_rx.recv() => match control {
+                    Control::Inspect(f) => f(&View { node: &self.node, peers: &self.peers }),
+                    Control::Shutdown(done) => break Some(done),
+                },
+                Some(input) = input_rx.recv() => self.on_input(input)?,
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = self.now();
+                    self.node.handle_timeout(now);
+                }
+                else => break None,
+            }
+        };
+        accept.abort();
+        self.leave(&mut input_rx).await?;
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+        Ok(())
+    }
+
+    fn on_input(&mut self, input: Input<T::Stream>) -> Result<(), DriverError> {
+        let now = self.now();
+        match input {
+            Input::Accepted(stream, slot) => {
+                self.metrics.connections_accepted.inc();
+                let conn = self.node.handle_accept(now);
+                self.open(conn, stream, Some(slot));
+            }
+            Input::Connected(conn, stream) => {
+                if let Some(Conn::Dialing(_)) = self.conns.get(&conn) {
+                    self.open(conn, stream, None);
+                    self.node.handle_connected(now, conn);
+                }
+                // Otherwise the node gave up on this dial meanwhile: drop the stream.
+            }
+            Input::ConnectFailed(conn, error) => {
+                if self.conns.remove(&conn).is_some() {
+                    self.metrics.connect_failures.inc();
+                    debug!(?conn, %error, "connect failed");
+                    self.node.handle_closed(now, conn);
+                }
+            }
+            Input::Frame(conn, frame) => {
+                if self.conns.contains_key(&conn) {
+                    self.node.handle_frame(now, conn, &frame);
+                }
+            }
+            Input::Closed(conn) => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    abort(&c);
+                    self.node.handle_closed(now, conn);
+                }
+            }
+            Input::Committed(result) => {
+                self.committing = false;
+                let (last, took, records) = result.map_err(DriverError::Store)?;
+                self.metrics.observe_sync(took);
+                self.metrics.store_records.inc_by(records as u64);
+                self.node.handle_persisted(now, last);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drain every output of the node; closing a slow peer is itself an input, so loop
+    /// until nothing is left.
+    fn drain(&mut self) -> Result<(), DriverError> {
+        loop {
+            let mut overflowed = Vec::new();
+            while let Some(t) = self.node.poll_transmit() {
+                match t {
+                    Transmit::Connect { conn, addr } => self.dial(conn, addr),
+                    Transmit::Send { conn, frame } => {
+                        if let Some(Conn::Open(o)) = self.conns.get(&conn) {
+                            let c = cost(&frame);
+                            let queued = o.queued.fetch_add(c, Ordering::Relaxed) + c;
+                            if queued > self.config.send_queue_bytes
+                                || o.writer.send(frame).is_err()
+                            {
+                                overflowed.push(conn);
+                            }
+                        }
+                    }
+                    Transmit::Close { conn } => match self.conns.remove(&conn) {
+                        Some(Conn::Dialing(task)) => task.abort(),
+                        // Dropping the sender lets the writer flush what is queued and
+                        // close; nothing more will be read.
+                        Some(Conn::Open(o)) => o.reader.abort(),
+                        None => {}
+                    },
+                }
+            }
+            while let Some(event) = self.node.poll_event() {
+                self.on_event(event);
+            }
+            while let Some(record) = self.node.poll_persist() {
+                self.batch.push(record);
+            }
+            if !self.committing && !self.batch.is_empty() {
+                self.commit();
+            }
+            if overflowed.is_empty() {
+                return Ok(());
+            }
+            let now = self.now();
+            for conn in overflowed {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.metrics.queue_drops.inc();
+                    warn!(
+                        ?conn,
+                        "peer does not drain its send queue; closing the connection"
+                    );
+                    abort(&c);
+                    self.node.handle_closed(now, conn);
+                }
+            }
+        }
+    }
+
+    /// Start committing the current batch on a blocking thread.
+    fn commit(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        let store = self.store.clone();
+        let inputs = self.inputs.clone();
+        self.committing = true;
+        tokio::spawn(async move {
+            #[cfg_attr(madsim, allow(deprecated))]
+            let job = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let last = store
+                    .commit(&batch)?
+                    .expect("only non-empty batches commit");
+                Ok((last, started.elapsed(), batch.len()))
+            });
+            let result = job.await.unwrap_or_else(|e| {
+                Err(StoreError::Io {
+                    path: Default::default(),
+                    error: format!("the commit task died: {e}"),
+                })
+            });
+            let _ = inputs.send(Input::Committed(result)).await;
+        });
+    }
+
+    fn dial(&mut self, conn: ConnId, addr: Addr) {
+        let inputs = self.inputs.clone();
+        let limit = self.config.connect_timeout;
+        let task = tokio::spawn(async move {
+            let input =
+                match tokio::time::timeout(limit, T::connect(addr.as_str().to_owned())).await {
+                    Ok(Ok(stream)) => Input::Connected(conn, stream),
+                    Ok(Err(e)) => Input::ConnectFailed(conn, e),
+                    Err(_) => Input::ConnectFailed(
+                        conn,
+                        io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+                    ),
+                };
+            let _ = inputs.send(input).await;
+        });
+        self.conns.insert(conn, Conn::Dialing(task.abort_handle()));
+    }
+
+    /// Start the reader and writer of a connected stream.
+    fn open(&mut self, conn: ConnId, stream: T::Stream, slot: Option<OwnedSemaphorePermit>) {
+        let (read, write) = tokio::io::split(stream);
+        let (writer, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let reader = tokio::spawn(read_frames(
+            read,
+            conn,
+            self.config.max_frame,
+            self.inputs.clone(),
+        ));
+        let writer_task = tokio::spawn(write_frames(
+            write,
+            conn,
+            rx,
+            queued.clone(),
+            self.inputs.clone(),
+            self.config.write_timeout,
+        ));
+        let writer_abort = writer_task.abort_handle();
+        self.writers.retain(|w| !w.is_finished());
+        self.writers.push(writer_task);
+        self.conns.insert(
+            conn,
+            Conn::Open(Open {
+                writer,
+                queued,
+                reader: reader.abort_handle(),
+                writer_task: writer_abort,
+                _slot: slot,
+            }),
+        );
+    }
+
+    /// Log what the node reports and remember where linked peers listen.
+    fn on_event(&mut self, event: Event<StackEvent>) {
+        match event {
+            Event::Link(LinkEvent::Up { peer, addr }) => {
+                info!(%peer, %addr, "link up");
+                self.peers.insert(peer, addr);
+            }
+            Event::Link(LinkEvent::Down { peer, reason }) => {
+                info!(%peer, ?reason, "link down")
+            }
+            Event::Link(LinkEvent::ConnectFailed {
+                addr,
+                expected,
+                error,
+            }) => debug!(%addr, ?expected, ?error, "could not link"),
+            Event::Link(LinkEvent::AuthFailure { conn, claimed }) => {
+                warn!(
+                    ?conn,
+                    ?claimed,
+                    "peer failed the cookie proof; connection refused"
+                )
+            }
+            Event::Link(LinkEvent::DecodeError { conn, error }) => {
+                warn!(?conn, %error, "undecodable frame; connection closed")
+            }
+            Event::Link(LinkEvent::Message { from, .. }) => {
+                debug!(%from, "message surfaced to the driver")
+            }
+            Event::BadMessage { from, error } => {
+                warn!(%from, %error, "undecodable message; link dropped")
+            }
+            Event::App(StackEvent::Membership(event)) => info!(?event, "membership"),
+            Event::App(event) => debug!(?event, "stack event"),
+        }
+        self.prune_peers();
+    }
+
+    /// Keep the address book to the peers the views still name, once it grows: a long
+    /// churn must not grow it without bound.
+    fn prune_peers(&mut self) {
+        let m = self.node.protocol().membership();
+        let bound = 2 * (m.config().active_view + m.config().passive_view);
+        if self.peers.len() > bound {
+            let keep: std::collections::BTreeSet<NodeId> = m
+                .active_view()
+                .into_iter()
+                .chain(m.passive_view())
+                .collect();
+            self.peers.retain(|id, _| keep.contains(id));
+        }
+    }
+
+    fn update_gauges(&self) {
+        let m = self.node.protocol().membership();
+        self.metrics.active_view.set(m.active_view().len() as i64);
+        self.metrics.passive_view.set(m.passive_view().len() as i64);
+        self.metrics
+            .links
+            .set(self.node.links().peers().count() as i64);
+        self.metrics.connections.set(self.conns.len() as i64);
+        self.metrics.sync_core(self.node.stats(), m.counters());
+    }
+
+    /// Close every connection (peers see their links drop at once and repair around
+    /// us), then make everything the node asked to persist durable.
+    async fn leave(
+        &mut self,
+        input_rx: &mut mpsc::Receiver<Input<T::Stream>>,
+    ) -> Result<(), DriverError> {
+        info!("leaving: closing links and flushing the store");
+        for (_, c) in std::mem::take(&mut self.conns) {
+            match c {
+                Conn::Dialing(task) => task.abort(),
+                Conn::Open(o) => o.reader.abort(),
+            }
+        }
+        while self.committing {
+            match input_rx.recv().await {
+                Some(Input::Committed(result)) => {
+                    self.committing = false;
+                    let (last, took, records) = result.map_err(DriverError::Store)?;
+                    self.metrics.observe_sync(took);
+                    self.metrics.store_records.inc_by(records as u64);
+                    let now = self.now();
+                    self.node.handle_persisted(now, last);
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        while let Some(record) = self.node.poll_persist() {
+            self.batch.push(record);
+        }
+        self.store
+            .commit(&std::mem::take(&mut self.batch))
+            .map_err(DriverError::Store)?;
+        let deadline = tokio::time::Instant::now() + self.config.write_timeout;
+        for w in std::mem::take(&mut self.writers) {
+            let _ = tokio::time::timeout_at(deadline, w).await;
+        }
+        Ok(())
+    }
+}
+
+fn abort(c: &Conn) {
+    match c {
+        Conn::Dialing(task) => task.abort(),
+        Conn::Open(o) => {
+            o.reader.abort();
+            o.writer_task.abort();
+        }
+    }
+}
+
+async fn accept_loop<T: Transport>(
+    listener: T::Listener,
+    slots: Arc<Semaphore>,
+    inputs: mpsc::Sender<Input<T::Stream>>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        match T::accept(&listener).await {
+            Ok((stream, from)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    if inputs.send(Input::Accepted(stream, slot)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    metrics.connections_refused.inc();
+                    warn!(%from, "too many connections; closing a new one at once");
+                }
+            },
+            Err(e) => {
+                // Out of file descriptors, usually: wait rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Cut the stream into frames. A header that does not decode (wrong magic, oversize
+/// length, ...) is handed to the node as it is: the node's decoder rejects it with the
+/// same error, counts it and closes the connection.
+async fn read_frames<R: AsyncRead + Unpin, S>(
+    mut read: R,
+    conn: ConnId,
+    max_frame: usize,
+    inputs: mpsc::Sender<Input<S>>,
+) {
+    loop {
+        let mut header = [0u8; HEADER_LEN];
+        if read.read_exact(&mut header).await.is_err() {
+            break;
+        }
+        let len = match decode_header(&header, max_frame) {
+            Ok((_, len)) => len,
+            Err(_) => {
+                let _ = inputs.send(Input::Frame(conn, header.to_vec())).await;
+                return;
+            }
+        };
+        // Grow with what arrives, not with what the header claims.
+        let mut frame = Vec::with_capacity(HEADER_LEN + len.min(64 << 10));
+        frame.extend_from_slice(&header);
+        match (&mut read).take(len as u64).read_to_end(&mut frame).await {
+            Ok(n) if n == len => {}
+            _ => break,
+        }
+        if inputs.send(Input::Frame(conn, frame)).await.is_err() {
+            return;
+        }
+    }
+    let _ = inputs.send(Input::Closed(conn)).await;
+}
+
+async fn write_frames<W: AsyncWrite + Unpin, S>(
+    mut write: W,
+    conn: ConnId,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    inputs: mpsc::Sender<Input<S>>,
+    write_timeout: Duration,
+) {
+    while let Some(frame) = frames.recv().await {
+        let written = tokio::time::timeout(write_timeout, write.write_all(&frame)).await;
+        queued.fetch_sub(cost(&frame), Ordering::Relaxed);
+        if !matches!(written, Ok(Ok(()))) {
+            let _ = inputs.send(Input::Closed(conn)).await;
+            return;
+        }
+    }
+    // The node closed the connection: everything queued is written; say goodbye.
+    let _ = tokio::time::timeout(write_timeout, write.shutdown()).await;
+}

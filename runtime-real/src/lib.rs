@@ -1,0 +1,20 @@
+//! hawser-runtime: hawser's core on tokio — the driver, the TCP transport, the durable
+//! store, metrics — and, outside madsim builds, the agent, its admin API and the CLI
+//! client that talks to it.
+//!
+//! Built with `--cfg madsim`, `tokio` is madsim's simulation, so the driver, transport
+//! and store run unchanged in a deterministic simulated network. The admin API (axum)
+//! needs the real tokio and the agent reads real signals, so they are left out of such
+//! builds.
+
+pub mod driver;
+pub mod metrics;
+pub mod store;
+pub mod transport;
+
+#[cfg(not(madsim))]
+pub mod admin;
+#[cfg(not(madsim))]
+pub mod agent;
+pub mod client;
+pub mod config;

@@ -1,0 +1,201 @@
+//! Prometheus metrics of one agent.
+//!
+//! Core keeps its own running totals ([`hawser_core::Stats`], membership's
+//! [`Counters`]); the driver copies them into these metrics after every input it feeds
+//! the node (a handful of atomic operations), so `/metrics` never has to stop the
+//! driver to read them. What only the driver sees (transport connections, send-queue
+//! overflows, store sync latency) it counts here directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hawser_core::Stats;
+use hawser_core::membership::{Counters, Kind};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// Every metric the agent exports. Cheap to share: clone the `Arc`.
+pub struct Metrics {
+    registry: Registry,
+    pub active_view: Gauge,
+    pub passive_view: Gauge,
+    pub links: Gauge,
+    pub connections: Gauge,
+    frames_in: Counter,
+    frames_out: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    auth_failures: Counter,
+    decode_errors: Counter,
+    handshake_timeouts: Counter,
+    evictions: Counter,
+    messages_sent: Family<Labels, Counter>,
+    messages_received: Family<Labels, Counter>,
+    pub connections_accepted: Counter,
+    pub connections_refused: Counter,
+    pub connect_failures: Counter,
+    pub queue_drops: Counter,
+    pub store_records: Counter,
+    store_sync: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("hawser");
+        let m = Metrics {
+            active_view: Gauge::default(),
+            passive_view: Gauge::default(),
+            links: Gauge::default(),
+            connections: Gauge::default(),
+            frames_in: Counter::default(),
+            frames_out: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            auth_failures: Counter::default(),
+            decode_errors: Counter::default(),
+            handshake_timeouts: Counter::default(),
+            evictions: Counter::default(),
+            messages_sent: Family::default(),
+            messages_received: Family::default(),
+            connections_accepted: Counter::default(),
+            connections_refused: Counter::default(),
+            connect_failures: Counter::default(),
+            queue_drops: Counter::default(),
+            store_records: Counter::default(),
+            // 100 us .. ~3.3 s: an fsync on an SSD is well under a millisecond, on a
+            // loaded disk it can take seconds.
+            store_sync: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "active_view",
+            "Neighbours in the HyParView active view",
+            m.active_view.clone(),
+        );
+        r.register(
+            "passive_view",
+            "Peers in the HyParView passive view",
+            m.passive_view.clone(),
+        );
+        r.register("links", "Authenticated links to peers", m.links.clone());
+        r.register(
+            "connections",
+            "Open transport connections (links and handshakes in progress)",
+            m.connections.clone(),
+        );
+        r.register("frames_in", "Frames received", m.frames_in.clone());
+        r.register("frames_out", "Frames sent", m.frames_out.clone());
+        r.register("bytes_in", "Bytes received in frames", m.bytes_in.clone());
+        r.register("bytes_out", "Bytes sent in frames", m.bytes_out.clone());
+        r.register(
+            "auth_failures",
+            "Peers that failed the cookie proof or sent a frame with a bad MAC",
+            m.auth_failures.clone(),
+        );
+        r.register(
+            "decode_errors",
+            "Frames or messages that did not decode (the connection was closed)",
+            m.decode_errors.clone(),
+        );
+        r.register(
+            "handshake_timeouts",
+            "Connections closed because they did not authenticate in time",
+            m.handshake_timeouts.clone(),
+        );
+        r.register(
+            "evictions",
+            "Neighbours the failure detector removed",
+            m.evictions.clone(),
+        );
+        r.register(
+            "messages_sent",
+            "Membership messages sent, by kind",
+            m.messages_sent.clone(),
+        );
+        r.register(
+            "messages_received",
+            "Membership messages received, by kind",
+            m.messages_received.clone(),
+        );
+        r.register(
+            "connections_accepted",
+            "Inbound connections accepted",
+            m.connections_accepted.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Inbound connections closed at once because max_connections were open",
+            m.connections_refused.clone(),
+        );
+        r.register(
+            "connect_failures",
+            "Outbound connections that failed or timed out",
+            m.connect_failures.clone(),
+        );
+        r.register(
+            "queue_drops",
+            "Connections closed because the peer did not drain its send queue",
+            m.queue_drops.clone(),
+        );
+        r.register(
+            "store_records",
+            "Persistence records committed to the store",
+            m.store_records.clone(),
+        );
+        r.register(
+            "store_sync_seconds",
+            "Time to commit and sync one batch of records",
+            m.store_sync.clone(),
+        );
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Copy core's running totals.
+    pub fn sync_core(&self, stats: &Stats, counters: &Counters) {
+        set(&self.frames_in, stats.frames_in);
+        set(&self.frames_out, stats.frames_out);
+        set(&self.bytes_in, stats.bytes_in);
+        set(&self.bytes_out, stats.bytes_out);
+        set(&self.auth_failures, stats.auth_failures);
+        set(&self.decode_errors, stats.decode_errors);
+        set(&self.handshake_timeouts, stats.handshake_timeouts);
+        set(&self.evictions, counters.evictions);
+        for kind in Kind::ALL {
+            let labels = vec![("kind".to_owned(), format!("{kind:?}"))];
+            set(
+                &self.messages_sent.get_or_create(&labels),
+                counters.sent(kind),
+            );
+            set(
+                &self.messages_received.get_or_create(&labels),
+                counters.received(kind),
+            );
+        }
+    }
+
+    pub fn observe_sync(&self, took: Duration) {
+        self.store_sync.observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Counters only go up: add the difference to core's (monotonic) total.
+fn set(counter: &Counter, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
+    }
+}
