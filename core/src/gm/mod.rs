@@ -32,14 +32,13 @@ mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub(crate) use bounded::Bounded;
+pub use bounded::Bounded;
 pub use config::{GmConfig, MAX_MEMBERS};
 pub use event::{GmCounters, GmEvent};
 pub use message::{Entry, GmMessage, MAX_DIGEST, MAX_ENTRIES, Version};
-pub use table::Member;
+pub use table::{Applied, Member, Table};
 
 use probe::Prober;
-use table::{Applied, Table};
 
 use crate::id::{Addr, NodeId};
 use crate::persist::Snapshot;

@@ -1,0 +1,66 @@
+//! Memory held by a global membership table of 1,000 and 10,000 members (each with 7
+//! neighbours and a `10.x.y.z:7600` address), measured by a counting allocator: live
+//! heap bytes after building the table, minus before.
+//!
+//! `cargo bench -p hawser-core --bench gm_memory`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hawser_core::gm::{Bounded, Entry, Table, Version};
+use hawser_core::rng::NodeRng;
+use hawser_core::{Addr, Instant, NodeId};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn main() {
+    for n in [1_000u64, 10_000] {
+        let mut rng = NodeRng::from_seed(n);
+        let entries: Vec<Entry> = (0..n)
+            .map(|i| Entry {
+                id: NodeId(i),
+                addr: Addr::new(format!(
+                    "10.{}.{}.{}:7600",
+                    i >> 16,
+                    (i >> 8) & 255,
+                    i & 255
+                ))
+                .unwrap(),
+                version: Version {
+                    incarnation: 1,
+                    counter: 3,
+                },
+                adjacency: Bounded((0..7).map(|_| NodeId(rng.below(0, n))).collect()),
+            })
+            .collect();
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut table = Table::new(NodeId(0));
+        for e in &entries {
+            table.apply(e, Instant::ZERO, usize::MAX);
+        }
+        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        println!(
+            "gm table, {n} members: {bytes} bytes ({:.2} MiB, {} bytes/member; estimate {})",
+            bytes as f64 / (1 << 20) as f64,
+            bytes / n as usize,
+            table.heap_bytes()
+        );
+        drop(table);
+    }
+}
