@@ -4,11 +4,10 @@
 //! between two inputs, so it is a consistent picture and the node needs no locks. The
 //! API has no authentication: it listens on loopback unless configured otherwise.
 //!
-//! What `/v1/members` can say depends on the protocols the stack runs. Today the stack
-//! runs membership (HyParView) only, so the members are this node, its active view
-//! (linked: reachable, distance 1) and its passive view (known, reachability unknown:
-//! `null`). Peer names are not carried by the link handshake, so peers are named by id
-//! and address; the response's `source` field says where the list came from.
+//! `/v1/members` is global membership's table: every member whose adjacency entry this
+//! node holds, with its reachability and hop distance over the overlay graph. Peer names
+//! are not carried by the protocols (only ids and addresses are), so a peer's `name` is
+//! `null`; this node's own is filled in.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,6 +102,8 @@ async fn self_info(State(s): State<Admin>) -> Response {
                 "uptime_secs": started.elapsed().as_secs(),
                 "active_view": m.active_view().len(),
                 "passive_view": m.passive_view().len(),
+                "members": v.node.protocol().gm().members().count(),
+                "reachable": v.node.protocol().gm().reachable().len(),
                 "links": v.node.links().peers().count(),
             })
         })
@@ -118,34 +119,28 @@ async fn members(State(s): State<Admin>) -> Response {
     let answer = s
         .handle
         .inspect(move |v| {
-            let m = v.node.protocol().membership();
+            let gm = v.node.protocol().gm();
+            let me = v.node.id();
+            let distance = |id| gm.routing().and_then(|r| r.distance(me, id));
             let mut members = vec![json!({
                 "name": name,
-                "id": id_hex(v.node.id()),
+                "id": id_hex(me),
                 "addr": v.node.links().addr().to_string(),
-                "view": "self",
                 "reachable": true,
                 "distance": 0,
             })];
-            for (ids, view, reachable, distance) in [
-                (m.active_view(), "active", Value::Bool(true), json!(1)),
-                (m.passive_view(), "passive", Value::Null, Value::Null),
-            ] {
-                for id in ids {
-                    let p = peer(v, id);
-                    members.push(json!({
-                        "name": Value::Null,
-                        "id": p.id,
-                        "addr": p.addr,
-                        "view": view,
-                        "reachable": reachable,
-                        "distance": distance,
-                    }));
-                }
+            for (id, member) in gm.members().filter(|(id, _)| *id != me) {
+                members.push(json!({
+                    "name": Value::Null,
+                    "id": id_hex(id),
+                    "addr": member.addr.to_string(),
+                    "reachable": gm.is_reachable(id),
+                    "distance": distance(id),
+                }));
             }
             json!({
                 "self": name,
-                "source": "membership views (global membership is not in the stack yet)",
+                "source": "global membership",
                 "members": members,
             })
         })

@@ -121,7 +121,7 @@ pub fn members_table(doc: &Value) -> String {
         .unwrap_or_default()
         .iter()
         .map(|m| {
-            ["name", "id", "addr", "view", "reachable", "distance"]
+            ["name", "id", "addr", "reachable", "distance"]
                 .iter()
                 .map(|k| cell(&m[*k]))
                 .collect()
@@ -131,10 +131,7 @@ pub fn members_table(doc: &Value) -> String {
         "members known to {} ({}):\n{}",
         cell(&doc["self"]),
         cell(&doc["source"]),
-        table(
-            &["NAME", "ID", "ADDR", "VIEW", "REACHABLE", "DISTANCE"],
-            &rows
-        )
+        table(&["NAME", "ID", "ADDR", "REACHABLE", "DISTANCE"], &rows)
     )
 }
 
@@ -175,10 +172,10 @@ mod tests {
     fn tables_align_and_show_unknowns_as_dashes() {
         let doc = json!({
             "self": "n1", "source": "views", "members": [
-                {"name": "n1", "id": "00aa", "addr": "127.0.0.1:1", "view": "self",
+                {"name": "n1", "id": "00aa", "addr": "127.0.0.1:1",
                  "reachable": true, "distance": 0},
-                {"name": null, "id": "00bb", "addr": null, "view": "passive",
-                 "reachable": null, "distance": null},
+                {"name": null, "id": "00bb", "addr": "127.0.0.1:2",
+                 "reachable": false, "distance": null},
             ]
         });
         let t = members_table(&doc);

@@ -541,6 +541,9 @@ impl<T: Transport> Driver<T> {
             .links
             .set(self.node.links().peers().count() as i64);
         self.metrics.connections.set(self.conns.len() as i64);
+        let gm = self.node.protocol().gm();
+        self.metrics.members.set(gm.members().count() as i64);
+        self.metrics.reachable.set(gm.reachable().len() as i64);
         self.metrics.sync_core(self.node.stats(), m.counters());
     }
 

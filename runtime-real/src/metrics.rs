@@ -26,6 +26,8 @@ pub struct Metrics {
     pub active_view: Gauge,
     pub passive_view: Gauge,
     pub links: Gauge,
+    pub members: Gauge,
+    pub reachable: Gauge,
     pub connections: Gauge,
     frames_in: Counter,
     frames_out: Counter,
@@ -52,6 +54,8 @@ impl Metrics {
             active_view: Gauge::default(),
             passive_view: Gauge::default(),
             links: Gauge::default(),
+            members: Gauge::default(),
+            reachable: Gauge::default(),
             connections: Gauge::default(),
             frames_in: Counter::default(),
             frames_out: Counter::default(),
@@ -85,6 +89,16 @@ impl Metrics {
             m.passive_view.clone(),
         );
         r.register("links", "Authenticated links to peers", m.links.clone());
+        r.register(
+            "members",
+            "Members in the global membership table (this node included)",
+            m.members.clone(),
+        );
+        r.register(
+            "reachable",
+            "Members reachable over the overlay graph (this node included)",
+            m.reachable.clone(),
+        );
         r.register(
             "connections",
             "Open transport connections (links and handshakes in progress)",

@@ -1,0 +1,255 @@
+//! Agents as child processes on 127.0.0.1, for the integration tests.
+//!
+//! Every wait has a deadline and fails with what was last seen, so no test can hang; a
+//! test's agents are killed when it ends (pass or fail), and each failure message ends
+//! with the tail of the agent's log.
+
+#![allow(dead_code)] // each test binary uses its own part of these helpers
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const COOKIE: &str = "test-cookie";
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn hawser() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hawser"))
+}
+
+/// One agent process and where to find it.
+pub struct Agent {
+    pub name: String,
+    pub listen: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub extra: Vec<String>,
+    pub join: Vec<String>,
+    pub cookie: String,
+    pub child: Option<Child>,
+}
+
+impl Agent {
+    /// An agent named `name` keeping its state and log under `root`; not started.
+    pub fn new(root: &Path, name: &str) -> Agent {
+        Agent {
+            name: name.into(),
+            listen: format!("127.0.0.1:{}", free_port()),
+            admin: format!("127.0.0.1:{}", free_port()),
+            data_dir: root.join(name),
+            log: root.join(format!("{name}.log")),
+            extra: Vec::new(),
+            join: Vec::new(),
+            cookie: COOKIE.into(),
+            child: None,
+        }
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "agent",
+            "--name",
+            &self.name,
+            "--listen",
+            &self.listen,
+            "--admin",
+            &self.admin,
+            "--data-dir",
+            self.data_dir.to_str().unwrap(),
+            "--cookie",
+            &self.cookie,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if !self.join.is_empty() {
+            args.push("--join".into());
+            args.push(self.join.join(","));
+        }
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+
+    /// Start the process (its stderr appended to the log) and wait for its admin API.
+    pub fn start(&mut self) {
+        self.spawn();
+        wait_for(&format!("{} to serve its admin API", self.name), 10, || {
+            get(&self.admin, "/v1/self").filter(|(s, _)| *s == 200)
+        });
+    }
+
+    /// Start the process without waiting for anything.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = hawser()
+            .args(self.args())
+            .env("RUST_LOG", "info,hawser_runtime=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no goodbye, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, and the exit status (within 10 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                c.kill().unwrap();
+                panic!("{} did not exit within 10 s of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    pub fn json(&self, path: &str) -> Value {
+        match get(&self.admin, path) {
+            Some((200, body)) => serde_json::from_str(&body).unwrap(),
+            other => panic!(
+                "{} {path}: {other:?}\n--- log of {}:\n{}",
+                self.admin,
+                self.name,
+                self.log_tail()
+            ),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        self.json("/v1/self")["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Ids in this agent's active view.
+    pub fn active(&self) -> Vec<String> {
+        ids(&self.json("/v1/overlay")["active"])
+    }
+
+    pub fn passive(&self) -> Vec<String> {
+        ids(&self.json("/v1/overlay")["passive"])
+    }
+
+    /// A Prometheus counter or gauge of this agent.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, body) = get(&self.admin, "/metrics").expect("metrics");
+        body.lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(' ')?;
+                (n == name).then(|| v.parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `GET path` on an admin API: status and body, `None` when it cannot be reached.
+pub fn get(admin: &str, path: &str) -> Option<(u16, String)> {
+    raw_http(
+        admin,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// Send `request` as is; status and body of the answer.
+pub fn raw_http(admin: &str, request: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(admin).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// Poll `probe` every 100 ms until it answers, for at most `secs` seconds.
+pub fn wait_for<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the active views of `agents` form one connected overlay (every agent can
+/// reach every other over active-view edges).
+pub fn one_overlay(agents: &[&Agent]) -> bool {
+    let ids: Vec<String> = agents.iter().map(|a| a.id()).collect();
+    let views: Vec<Vec<String>> = agents.iter().map(|a| a.active()).collect();
+    let mut seen = vec![false; agents.len()];
+    let mut stack = vec![0];
+    seen[0] = true;
+    while let Some(i) = stack.pop() {
+        for peer in &views[i] {
+            if let Some(j) = ids.iter().position(|id| id == peer) {
+                if !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    seen.iter().all(|s| *s)
+}
