@@ -11,7 +11,7 @@ pub const MAX_BATCH: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum KvMessage {
-    /// A change made at its origin, travelling by multicast: merge it.
+    /// A change made at its origin, spread by the stack: merge it.
     Delta { key: String, delta: Map },
     /// Anti-entropy, step 1: my per-bucket digest.
     Digest { buckets: Vec<u64> },

@@ -4,7 +4,7 @@
 //! - A local [`Kv::op`] applies at once (the whole op or nothing), persists the new value
 //!   and returns a [`Ticket`]; the op is answered — [`KvEvent::Committed`] — only once
 //!   that record is durable, and only then disseminated, as a **delta**
-//!   ([`KvEvent::Disseminate`], which the stack multicasts), not the whole value.
+//!   ([`KvEvent::Disseminate`], which the stack spreads), not the whole value.
 //! - Actors are `(node, incarnation)`. The incarnation is persisted and bumped on every
 //!   start; a node that finds no incarnation on its disk (new, or wiped) draws a random
 //!   one, so a wiped node never reuses the dots of its past life (Lashup's bug: its new
@@ -18,7 +18,7 @@
 //!   CRDT precondition or malformed op, and `Busy` when too many ops await durability.
 //!
 //! `Kv` is a component of the stack rather than a protocol of its own: it needs the
-//! membership's neighbours and the multicast, which the stack provides.
+//! membership's neighbours and a way to reach every node, which the stack provides.
 
 mod message;
 mod store;
@@ -30,7 +30,7 @@ use serde::Deserialize;
 pub use message::{KvMessage, MAX_BATCH};
 pub use store::{BUCKETS, Entry, StoreError, bucket_of};
 
-use crate::crdt::{Actor, Error as CrdtError, Map, MapOp};
+use crate::crdt::{Actor, Dot, Error as CrdtError, Map, MapOp};
 use crate::id::NodeId;
 use crate::persist::{PersistSeq, Snapshot};
 use crate::protocol::{Ctx, TimerId};
@@ -94,9 +94,10 @@ impl KvConfig {
     }
 }
 
-/// Names a local op until it is answered.
+/// Names a local op: its dot, unique in the cluster forever (the actor includes the
+/// incarnation). Also what [`Kv::seen`] takes, to ask whether a replica has the op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ticket(pub u64);
+pub struct Ticket(pub Dot);
 
 #[derive(Debug)]
 pub enum KvTimer {
@@ -106,7 +107,7 @@ pub enum KvTimer {
     Greet(NodeId),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvEvent {
     /// A local op is durable; `value` is the key's value right after it.
     Committed {
@@ -116,7 +117,7 @@ pub enum KvEvent {
     },
     /// A key's value changed (by a local op or a merge).
     Changed { key: String, value: Map },
-    /// Deliver this to every node (a `KvMessage::Delta`, encoded): the stack multicasts it.
+    /// Deliver this to every node (a `KvMessage::Delta`, encoded): the stack spreads it.
     Disseminate(Vec<u8>),
 }
 
@@ -178,7 +179,6 @@ pub struct Kv {
     neighbors: BTreeSet<NodeId>,
     /// Local ops waiting for their record to be durable, by its sequence.
     pending: BTreeMap<PersistSeq, (Ticket, String, Map)>,
-    next_ticket: u64,
     ae_timer: Option<TimerId>,
     counters: KvCounters,
 }
@@ -214,10 +214,15 @@ impl Kv {
             actor: None,
             neighbors: BTreeSet::new(),
             pending: BTreeMap::new(),
-            next_ticket: 0,
             ae_timer: None,
             counters,
         })
+    }
+
+    /// Has this replica seen the op `ticket` names (applied it, or a merge holding it)?
+    pub fn seen(&self, key: &str, ticket: Ticket) -> bool {
+        self.get(key)
+            .is_some_and(|m| m.context().contains(&ticket.0))
     }
 
     pub fn get(&self, key: &str) -> Option<&Map> {
@@ -313,8 +318,14 @@ impl Kv {
         };
         self.counters.ops += 1;
         let seq = self.persist_value(ctx, key, &applied.value);
-        self.next_ticket += 1;
-        let ticket = Ticket(self.next_ticket);
+        let counter = applied
+            .value
+            .context()
+            .version_vector()
+            .get(&actor)
+            .copied()
+            .unwrap_or(0);
+        let ticket = Ticket(Dot { actor, counter });
         self.pending
             .insert(seq, (ticket, key.to_string(), applied.delta));
         ctx.emit(KvEvent::Changed {
@@ -358,13 +369,13 @@ impl Kv {
         true
     }
 
-    /// A disseminated delta arrived (from the multicast).
-    pub fn deliver(&mut self, ctx: &mut Cx<'_, '_>, payload: &[u8]) -> Result<(), WireError> {
+    /// A disseminated delta arrived. `Ok(true)` when it changed something here (so it
+    /// is news worth passing on).
+    pub fn deliver(&mut self, ctx: &mut Cx<'_, '_>, payload: &[u8]) -> Result<bool, WireError> {
         match KvMessage::decode(payload, self.cfg.max_key)? {
             KvMessage::Delta { key, delta } => {
                 self.counters.deltas_merged += 1;
-                self.merge(ctx, &key, &delta);
-                Ok(())
+                Ok(self.merge(ctx, &key, &delta))
             }
             _ => Err(WireError::Payload(
                 "kv: only deltas are disseminated".into(),
@@ -446,9 +457,9 @@ impl Kv {
         ctx: &mut Cx<'_, '_>,
     ) -> Result<(), WireError> {
         match KvMessage::decode(body, self.cfg.max_key)? {
-            KvMessage::Delta { .. } => {
-                Err(WireError::Payload("kv: deltas travel by multicast".into()))
-            }
+            KvMessage::Delta { .. } => Err(WireError::Payload(
+                "kv: deltas come on their own channel".into(),
+            )),
             KvMessage::Digest { buckets } => {
                 let differ: Vec<u16> = (0..BUCKETS)
                     .filter(|&b| buckets[b] != self.store.buckets()[b])
