@@ -582,7 +582,8 @@ impl<T: Transport> Driver<T> {
             .map_err(DriverError::Store)?;
         let deadline = tokio::time::Instant::now() + self.config.write_timeout;
         for w in std::mem::take(&mut self.writers) {
-            let _ = tokio::time::timeout_at(deadline, w).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let _ = tokio::time::timeout(left, w).await;
         }
         Ok(())
     }
@@ -670,8 +671,24 @@ async fn write_frames<W: AsyncWrite + Unpin, S>(
     write_timeout: Duration,
 ) {
     while let Some(frame) = frames.recv().await {
-        let written = tokio::time::timeout(write_timeout, write.write_all(&frame)).await;
-        queued.fetch_sub(cost(&frame), Ordering::Relaxed);
+        // Write what is queued now, then flush once (a stream may buffer writes until
+        // flushed: madsim's simulated TCP does).
+        let mut burst = vec![frame];
+        while burst.len() < 64 {
+            match frames.try_recv() {
+                Ok(f) => burst.push(f),
+                Err(_) => break,
+            }
+        }
+        let written = tokio::time::timeout(write_timeout, async {
+            for f in &burst {
+                write.write_all(f).await?;
+            }
+            write.flush().await
+        })
+        .await;
+        let cost: usize = burst.iter().map(|f| cost(f)).sum();
+        queued.fetch_sub(cost, Ordering::Relaxed);
         if !matches!(written, Ok(Ok(()))) {
             let _ = inputs.send(Input::Closed(conn)).await;
             return;

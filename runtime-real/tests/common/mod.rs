@@ -243,11 +243,11 @@ pub fn one_overlay(agents: &[&Agent]) -> bool {
     seen[0] = true;
     while let Some(i) = stack.pop() {
         for peer in &views[i] {
-            if let Some(j) = ids.iter().position(|id| id == peer) {
-                if !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
+            if let Some(j) = ids.iter().position(|id| id == peer)
+                && !seen[j]
+            {
+                seen[j] = true;
+                stack.push(j);
             }
         }
     }
