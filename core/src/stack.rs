@@ -3,39 +3,83 @@
 //!
 //! Each sub-protocol has a channel byte that prefixes its messages. Membership owns the
 //! links (it dials and hangs up); the protocols above it only send over the links it
-//! keeps, and learn of neighbours from its events.
+//! keeps, and learn of neighbours from its events, which the stack hands on.
+//!
+//! KV deltas travel by flooding the overlay: a node that merges a delta and learns
+//! something from it forwards it to its other neighbours; one that learns nothing stops
+//! it. Every delta reaches every connected node, each link carrying it at most about
+//! once per direction, and anti-entropy repairs whatever a flood missed.
+//!
+//! Global membership hears of every neighbour change (it publishes the node's
+//! adjacency), and may ask membership to probe an unreachable member (de-partitioning).
+//! Multicast derives its trees from global membership's graph.
 
+use std::convert::Infallible;
+
+use crate::crdt::MapOp;
+use crate::gm::{GlobalMembership, GmConfig, GmEvent, GmTimer};
 use crate::id::{Addr, NodeId};
+use crate::kv::{Kv, KvConfig, KvError, KvEvent, KvTimer, Ticket};
 use crate::link::{ConnectError, DownReason};
 use crate::membership::{
     ConfigError, Membership, MembershipConfig, MembershipEvent, Timer as MembershipTimer,
 };
+use crate::multicast::{Delivery, Multicast, MulticastConfig, MulticastError, NoTimer};
 use crate::persist::{PersistSeq, Snapshot};
 use crate::protocol::{Ctx, Protocol};
 use crate::wire::WireError;
 
 /// Channel of membership messages.
 const MEMBERSHIP: u8 = 0;
+/// Channel of KV anti-entropy.
+const KV: u8 = 1;
+/// Channel of flooded KV deltas.
+const KV_FLOOD: u8 = 2;
+/// Channel of global membership.
+const GM: u8 = 3;
+/// Channel of multicast.
+const MULTICAST: u8 = 4;
 
 #[derive(Debug)]
 pub enum StackTimer {
     Membership(MembershipTimer),
+    Kv(KvTimer),
+    Gm(GmTimer),
 }
 
 /// Everything the node tells its user, by protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StackEvent {
     Membership(MembershipEvent),
+    /// `Committed` (a local op's answer, once durable) and `Changed`.
+    Kv(KvEvent),
+    Gm(GmEvent),
+    Multicast(Delivery),
 }
 
-/// Settings of every protocol in the stack.
+/// Settings of every protocol in the stack; each part documents its defaults.
 #[derive(Clone, Debug, Default)]
 pub struct StackConfig {
     pub membership: MembershipConfig,
+    pub kv: KvConfig,
+    pub gm: GmConfig,
+    pub multicast: MulticastConfig,
+}
+
+impl StackConfig {
+    /// `Err` names the first bad field of global membership or multicast (prefixed
+    /// `gm.` / `multicast.`); membership and the KV check their own on construction.
+    pub fn validate(&self) -> Result<(), String> {
+        self.gm.validate()?;
+        self.multicast.validate()
+    }
 }
 
 pub struct Stack {
     membership: Membership,
+    kv: Kv,
+    gm: GlobalMembership,
+    multicast: Multicast,
 }
 
 type Cx<'a, 'b> = Ctx<'a, StackTimer, StackEvent>;
@@ -48,8 +92,13 @@ impl Stack {
         contacts: Vec<Addr>,
         recovered: &Snapshot,
     ) -> Result<Stack, ConfigError> {
+        let contacts_for_gm = contacts.clone();
         Ok(Stack {
             membership: Membership::new(config.membership, contacts, recovered)?,
+            kv: Kv::new(config.kv, recovered).map_err(ConfigError)?,
+            gm: GlobalMembership::new(config.gm, contacts_for_gm, recovered)
+                .map_err(ConfigError)?,
+            multicast: Multicast::new(config.multicast).map_err(ConfigError)?,
         })
     }
 
@@ -57,7 +106,51 @@ impl Stack {
         &self.membership
     }
 
-    /// Run `f` on membership in its own scope, and pass on what it reported.
+    pub fn kv(&self) -> &Kv {
+        &self.kv
+    }
+
+    /// Global membership: the table, reachability, and (through `routing()`) distances,
+    /// paths and trees.
+    pub fn gm(&self) -> &GlobalMembership {
+        &self.gm
+    }
+
+    pub fn multicast_state(&self) -> &Multicast {
+        &self.multicast
+    }
+
+    /// Send `payload` under `topic` to every node reachable from this one; each delivers
+    /// it once, as `StackEvent::Multicast`. Returns `(origin, seq)`.
+    pub fn multicast(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        topic: &str,
+        payload: Vec<u8>,
+    ) -> Result<(NodeId, u64), MulticastError> {
+        let (mc, gm) = (&mut self.multicast, &self.gm);
+        let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| {
+            mc.send(gm, topic, payload, c)
+        });
+        for e in events {
+            ctx.emit(StackEvent::Multicast(e));
+        }
+        r
+    }
+
+    /// Apply a KV op here. The answer is `StackEvent::Kv(KvEvent::Committed)` with this
+    /// ticket, once the new value is durable.
+    pub fn kv_op(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        key: &str,
+        op: &MapOp,
+    ) -> Result<Ticket, KvError> {
+        self.kv_scope(ctx, |kv, c| kv.op(c, key, op))
+    }
+
+    /// Run `f` on membership in its own scope; hand its view changes to the KV and on
+    /// to the user.
     fn membership_scope<R>(
         &mut self,
         ctx: &mut Cx<'_, '_>,
@@ -65,15 +158,120 @@ impl Stack {
     ) -> R {
         let unwrap = |t| match t {
             StackTimer::Membership(t) => Some(t),
+            _ => None,
         };
         let (r, events) = ctx.scope(MEMBERSHIP, StackTimer::Membership, unwrap, |c| {
             f(&mut self.membership, c)
         });
+        self.after_membership(ctx, events);
+        r
+    }
+
+    /// Hand membership's view changes to the KV and global membership, and on to the
+    /// user. (Not generic, so the scopes may call each other without instantiating
+    /// without end.)
+    fn after_membership(&mut self, ctx: &mut Cx<'_, '_>, events: Vec<MembershipEvent>) {
         for e in events {
+            match e {
+                MembershipEvent::NeighborUp(peer) => {
+                    self.kv_scope(ctx, |kv, c| kv.neighbor_up(peer, c));
+                    self.gm_scope(ctx, |g, c| g.neighbor_up(peer, c));
+                }
+                MembershipEvent::NeighborDown { peer, .. } => {
+                    self.kv.neighbor_down(peer);
+                    self.gm_scope(ctx, |g, c| g.neighbor_down(peer, c));
+                }
+            }
             ctx.emit(StackEvent::Membership(e));
+        }
+    }
+
+    /// Run `f` on global membership in its own scope, then see to what it reported.
+    fn gm_scope<R>(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        f: impl FnOnce(&mut GlobalMembership, &mut Ctx<'_, GmTimer, GmEvent>) -> R,
+    ) -> R {
+        let unwrap = |t| match t {
+            StackTimer::Gm(t) => Some(t),
+            _ => None,
+        };
+        let (r, events) = ctx.scope(GM, StackTimer::Gm, unwrap, |c| f(&mut self.gm, c));
+        self.after_gm(ctx, events);
+        r
+    }
+
+    /// Pass global membership's events on, let multicast drop the state of forgotten
+    /// origins, and hand a probe it chose to membership.
+    fn after_gm(&mut self, ctx: &mut Cx<'_, '_>, events: Vec<GmEvent>) {
+        for e in events {
+            if let GmEvent::Forgotten(id) = e {
+                self.multicast.forget(id);
+            }
+            ctx.emit(StackEvent::Gm(e));
+        }
+        if let Some((peer, addr)) = self.gm.take_probe() {
+            self.membership_scope(ctx, |m, c| m.probe(peer, addr, c));
+        }
+    }
+
+    fn multicast_message(
+        &mut self,
+        from: NodeId,
+        body: &[u8],
+        ctx: &mut Cx<'_, '_>,
+    ) -> Result<(), WireError> {
+        let (mc, gm) = (&mut self.multicast, &self.gm);
+        let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| {
+            mc.message(gm, from, body, c)
+        });
+        for e in events {
+            ctx.emit(StackEvent::Multicast(e));
         }
         r
     }
+
+    /// Run `f` on the KV in its own scope; flood what it disseminates, and pass its
+    /// answers and changes on to the user.
+    fn kv_scope<R>(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        f: impl FnOnce(&mut Kv, &mut Ctx<'_, KvTimer, KvEvent>) -> R,
+    ) -> R {
+        let unwrap = |t| match t {
+            StackTimer::Kv(t) => Some(t),
+            _ => None,
+        };
+        let (r, events) = ctx.scope(KV, StackTimer::Kv, unwrap, |c| f(&mut self.kv, c));
+        for e in events {
+            match e {
+                KvEvent::Disseminate(delta) => self.flood(ctx, None, &delta),
+                other => ctx.emit(StackEvent::Kv(other)),
+            }
+        }
+        r
+    }
+
+    /// Send a delta to every neighbour but the one it came from.
+    fn flood(&mut self, ctx: &mut Cx<'_, '_>, from: Option<NodeId>, delta: &[u8]) {
+        let mut body = Vec::with_capacity(delta.len() + 1);
+        body.push(KV_FLOOD);
+        body.extend_from_slice(delta);
+        for peer in self.membership.active_view() {
+            if Some(peer) != from {
+                // A neighbour that just went away gets it from anti-entropy instead.
+                let _ = ctx.send(peer, &body);
+            }
+        }
+    }
+}
+
+/// Multicast sets no timers: these satisfy [`Ctx::scope`]'s signature.
+fn never(t: NoTimer) -> StackTimer {
+    match t {}
+}
+fn no_timer(_: StackTimer) -> Option<Infallible> {
+    None
 }
 
 impl Protocol for Stack {
@@ -81,6 +279,9 @@ impl Protocol for Stack {
     type Event = StackEvent;
 
     fn start(&mut self, ctx: &mut Cx<'_, '_>) {
+        self.kv_scope(ctx, |kv, c| kv.start(c));
+        // Before membership, whose first neighbours global membership must hear of.
+        self.gm_scope(ctx, |g, c| g.start(c));
         self.membership_scope(ctx, |m, c| m.start(c));
     }
 
@@ -112,6 +313,15 @@ impl Protocol for Stack {
             Some((&MEMBERSHIP, rest)) => {
                 self.membership_scope(ctx, |m, c| m.message(from, rest, c))
             }
+            Some((&KV, rest)) => self.kv_scope(ctx, |kv, c| kv.message(from, rest, c)),
+            Some((&KV_FLOOD, rest)) => {
+                if self.kv_scope(ctx, |kv, c| kv.deliver(c, rest))? {
+                    self.flood(ctx, Some(from), rest);
+                }
+                Ok(())
+            }
+            Some((&GM, rest)) => self.gm_scope(ctx, |g, c| g.message(from, rest, c)),
+            Some((&MULTICAST, rest)) => self.multicast_message(from, rest, ctx),
             Some((other, _)) => Err(WireError::Payload(format!(
                 "unknown protocol channel {other}"
             ))),
@@ -122,10 +332,13 @@ impl Protocol for Stack {
     fn timer(&mut self, timer: StackTimer, ctx: &mut Cx<'_, '_>) {
         match timer {
             StackTimer::Membership(t) => self.membership_scope(ctx, |m, c| m.timer(t, c)),
+            StackTimer::Kv(t) => self.kv_scope(ctx, |kv, c| kv.timer(t, c)),
+            StackTimer::Gm(t) => self.gm_scope(ctx, |g, c| g.timer(t, c)),
         }
     }
 
     fn persisted(&mut self, seq: PersistSeq, ctx: &mut Cx<'_, '_>) {
         self.membership_scope(ctx, |m, c| m.persisted(seq, c));
+        self.kv_scope(ctx, |kv, c| kv.persisted(seq, c));
     }
 }

@@ -11,9 +11,6 @@ use clap::Subcommand;
 use hawser_scenarios::{Options, Report, file};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// The protocol stack scenario files run against.
-type Stack = hawser_core::stack::Stack;
-
 #[derive(Subcommand)]
 pub enum SimCommand {
     /// Run one scenario and report what happened.
@@ -101,7 +98,7 @@ fn run_one(scenario: &file::Scenario, trace: Option<&Path>) -> Result<Report, St
             .map_err(|e| format!("cannot write trace {}: {e}", path.display()))?;
         options.trace = Some(Box::new(std::io::BufWriter::new(f)));
     }
-    hawser_scenarios::run::<Stack>(scenario, options)
+    hawser_scenarios::run_stack(scenario, options)
 }
 
 fn run(

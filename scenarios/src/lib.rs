@@ -5,6 +5,8 @@ pub mod file;
 
 mod expectations;
 mod graph;
+mod kvtrack;
+mod membership;
 mod metrics;
 mod plan;
 mod report;
@@ -14,5 +16,5 @@ mod target;
 
 pub use plan::check;
 pub use report::{Outcome, Report};
-pub use runner::{Options, run};
+pub use runner::{Options, run, run_stack};
 pub use target::Target;

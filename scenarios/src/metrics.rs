@@ -8,12 +8,18 @@ use hawser_sim::Sim;
 use crate::expectations::{State, Tracker};
 use crate::file::{ExpectKind, Scenario};
 use crate::graph;
+use crate::kvtrack::KvTrack;
 use crate::report::{Outcome, Report};
 use crate::runner::live;
 use crate::target::Target;
 
 #[derive(Default)]
 pub(crate) struct Metrics {
+    pub(crate) kv: KvTrack,
+    /// Things that happened to steps (a refused kv-op), for the timeline.
+    pub(crate) notes: Vec<(Instant, String)>,
+    /// When the live nodes' stores were last seen identical after the last kv-op.
+    pub(crate) kv_converged_at: Option<Instant>,
     pub(crate) evictions: u64,
     pub(crate) symmetry: graph::Symmetry,
     pub(crate) last_disruption: Instant,
@@ -116,7 +122,31 @@ pub(crate) fn report<T: Target>(
             in_degree.iter().max().copied().unwrap_or(0) as f64,
         );
     }
+    if let Some(last_op) = metrics.kv.last_op {
+        let reference = last_op.max(metrics.last_disruption);
+        if let Some(at) = metrics.kv_converged_at.filter(|at| *at >= reference) {
+            m.insert("kv_converge_ms".into(), (at - reference).as_millis() as f64);
+        }
+        let mut lat: Vec<f64> = metrics
+            .kv
+            .latencies
+            .iter()
+            .map(|d| d.as_nanos() as f64 / 1e6)
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        if !lat.is_empty() {
+            let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+            m.insert("kv_update_p50_ms".into(), round2(pct(0.50)));
+            m.insert("kv_update_p99_ms".into(), round2(pct(0.99)));
+        }
+        m.insert(
+            "kv_updates_undelivered".into(),
+            metrics.kv.undelivered() as f64,
+        );
+    }
     let passed = expectations.iter().all(|e| e.passed);
+    let mut lines: Vec<(Instant, String)> = timeline.into_iter().chain(metrics.notes).collect();
+    lines.sort_by_key(|(t, _)| *t); // stable: a step's note follows the step
     Report {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
@@ -128,7 +158,7 @@ pub(crate) fn report<T: Target>(
         passed,
         expectations,
         metrics: m,
-        timeline: timeline
+        timeline: lines
             .into_iter()
             .map(|(t, l)| format!("{:>9.3}s  {l}", t.as_nanos() as f64 / 1e9))
             .collect(),

@@ -2,7 +2,7 @@
 
 use hawser_core::{Duration, Instant, NodeRng};
 
-use crate::file::{Action, Scenario, Selector};
+use crate::file::{Action, ExpectKind, Scenario, Selector};
 use crate::target::Target;
 
 /// One primitive fault or command, at one instant.
@@ -19,6 +19,8 @@ pub(crate) enum Prim {
     Cookie(usize, bool),
     Slow(usize, Duration, Option<Duration>),
     Pause(usize, Duration),
+    /// Apply this op (JSON text) to this key on this node.
+    KvOp(usize, String, String),
 }
 
 /// Refuse, before anything runs, what this build or this target cannot do.
@@ -28,7 +30,12 @@ pub fn check<T: Target>(scenario: &Scenario) -> Result<(), String> {
         problems.push(format!("[config]: {e}"));
     }
     for step in &scenario.steps {
-        if matches!(step.action, Action::KvOp { .. } | Action::Multicast { .. }) {
+        let supported = match step.action {
+            Action::KvOp { .. } => T::supports(ExpectKind::KvConverged),
+            Action::Multicast { .. } => T::supports(ExpectKind::MulticastDelivered),
+            _ => true,
+        };
+        if !supported {
             problems.push(format!(
                 "line {}: action {:?} is not supported yet",
                 step.line,
@@ -145,7 +152,13 @@ pub(crate) fn expand(
                     .for_each(|&i| prims.push((at, Prim::Pause(i, *duration))));
                 format!("pause {} for {duration:?}", summary(&ids))
             }
-            Action::KvOp { .. } | Action::Multicast { .. } => unreachable!("refused by check()"),
+            Action::KvOp { node, key, op } => {
+                let ids = each(node, &mut pick);
+                ids.iter()
+                    .for_each(|&i| prims.push((at, Prim::KvOp(i, key.clone(), op.clone()))));
+                format!("kv-op on {} key {key:?}: {op}", summary(&ids))
+            }
+            Action::Multicast { .. } => unreachable!("refused by check()"),
         };
         timeline.push((at, line));
     }
@@ -179,5 +192,5 @@ fn summarize(ids: &[usize]) -> String {
 }
 
 pub(crate) fn disruptive(p: &Prim) -> bool {
-    !matches!(p, Prim::Slow(..) | Prim::Pause(..))
+    !matches!(p, Prim::Slow(..) | Prim::Pause(..) | Prim::KvOp(..))
 }

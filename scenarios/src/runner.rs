@@ -8,7 +8,7 @@ use hawser_core::{Addr, Cookie, Duration, Event, Instant, NodeRng};
 use hawser_sim::{Sim, SimConfig, Status};
 
 use crate::expectations::Tracker;
-use crate::file::{ExpectKind, Scenario};
+use crate::file::{Expect, ExpectKind, Scenario, StackKind};
 use crate::graph;
 use crate::metrics::{Metrics, report};
 use crate::plan::{Prim, check, disruptive, expand};
@@ -29,6 +29,15 @@ impl Default for Options {
             trace: None,
             check_every: Duration::from_millis(100),
         }
+    }
+}
+
+/// Run `scenario` on the stack it names (`stack = ...`): what `hawser sim` and the
+/// catalogue tests do.
+pub fn run_stack(scenario: &Scenario, options: Options) -> Result<Report, String> {
+    match scenario.stack {
+        StackKind::Full => run::<hawser_core::stack::Stack>(scenario, options),
+        StackKind::Membership => run::<hawser_core::membership::Membership>(scenario, options),
     }
 }
 
@@ -96,13 +105,23 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
             if let Some(i) = step.node {
                 per_node_checks(&sim, i, step.at, &mut trackers, &scope);
             }
-            let evictions: Vec<_> = sim
-                .drain_events()
-                .filter_map(|(at, i, event)| match event {
-                    Event::App(e) => T::evicted(&e).map(|peer| (at, i, peer.0 as usize)),
-                    _ => None,
-                })
-                .collect();
+            let mut evictions = Vec::new();
+            let mut changes = Vec::new();
+            for (at, i, event) in sim.drain_events() {
+                let Event::App(e) = event else { continue };
+                if let Some(peer) = T::evicted(&e) {
+                    evictions.push((at, i, peer.0 as usize));
+                }
+                if let Some(key) = T::kv_changed(&e) {
+                    changes.push((at, i, key.to_string()));
+                }
+            }
+            for (at, i, key) in changes {
+                let node = sim.node(i).map(|n| n.protocol());
+                metrics
+                    .kv
+                    .changed(at, i, &key, |t| node.is_some_and(|n| n.kv_seen(&key, t)));
+            }
             for (at, i, p) in evictions {
                 metrics.evictions += 1;
                 let alive = p < sim.len() && matches!(sim.status(p), Status::Up | Status::Paused);
@@ -134,7 +153,7 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
             if disruptive(&p) {
                 metrics.disrupted(now);
             }
-            apply(&mut sim, p);
+            apply(&mut sim, p, &mut metrics);
         }
         if now >= end {
             break;
@@ -154,16 +173,23 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
     ))
 }
 
-fn apply<T: Target>(sim: &mut Sim<T>, p: Prim) {
+fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics) {
+    let now = sim.now();
     match p {
         Prim::Start(i) => {
             if sim.node(i).is_none() {
                 sim.start(i)
             }
         }
-        Prim::Kill(i) => sim.kill(i),
+        Prim::Kill(i) => {
+            sim.kill(i);
+            metrics.kv.gone(now, i);
+        }
         Prim::Restart(i) => sim.start(i),
-        Prim::Freeze(i) => sim.freeze(i),
+        Prim::Freeze(i) => {
+            sim.freeze(i);
+            metrics.kv.gone(now, i);
+        }
         Prim::Wipe(i) => sim.wipe(i),
         Prim::Partition(groups) => sim.partition(&groups),
         Prim::Oneway(from, to) => sim.partition_oneway(&from, &to),
@@ -175,6 +201,19 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim) {
         }
         Prim::Slow(i, extra, d) => sim.slow(i, extra, d),
         Prim::Pause(i, d) => sim.pause(i, d),
+        Prim::KvOp(i, key, op) => match sim.command(i, |p, ctx| p.kv_op(ctx, &key, &op)) {
+            Some(Ok(ticket)) => {
+                let others = (0..sim.len()).filter(|&j| j != i && live(sim, j)).collect();
+                metrics.kv.op(now, &key, ticket, others);
+            }
+            Some(Err(why)) => metrics
+                .notes
+                .push((now, format!("kv-op on n{i} refused: {why}"))),
+            None => metrics.notes.push((
+                now,
+                format!("kv-op on n{i} not applied: the node is not up"),
+            )),
+        },
     }
 }
 
@@ -236,6 +275,16 @@ fn whole_cluster_checks<T: Target>(
     {
         metrics.connected_at = Some(now);
     }
+    let reference = metrics.kv.last_op.map(|op| op.max(metrics.last_disruption));
+    if reference.is_some_and(|r| metrics.kv_converged_at.is_none_or(|c| c < r)) {
+        let all = Expect {
+            kind: ExpectKind::KvConverged,
+            ..trackers_template()
+        };
+        if kv_converged(sim, &all, None).is_ok() {
+            metrics.kv_converged_at = Some(now);
+        }
+    }
     for (t, s) in trackers.iter_mut().zip(scope) {
         if !t.active(now) {
             t.settle(now);
@@ -246,9 +295,64 @@ fn whole_cluster_checks<T: Target>(
                 now,
                 graph::overlay_connected(now, &views, s.as_deref(), &metrics.symmetry),
             ),
+            ExpectKind::KvConverged => {
+                let result = kv_converged(sim, &t.expect, s.as_deref());
+                t.observe(now, result)
+            }
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),
             other => t.observe(now, Err(format!("{} is not supported", other.name()))),
         }
         t.settle(now);
+    }
+}
+
+/// `kv-converged`: with `key` and `value`, every live node in scope holds exactly that
+/// value; with `key` alone, they all hold the same value; with neither, identical stores
+/// (compared by their digests).
+fn kv_converged<T: Target>(sim: &Sim<T>, e: &Expect, scope: Option<&[bool]>) -> Result<(), String> {
+    let mut nodes = (0..sim.len())
+        .filter(|&i| live(sim, i) && scope.is_none_or(|s| s[i]))
+        .map(|i| (i, sim.node(i).expect("live").protocol()));
+    let Some(key) = &e.key else {
+        let Some((first, node)) = nodes.next() else {
+            return Ok(());
+        };
+        let digest = node.kv_digest();
+        return match nodes.find(|(_, n)| n.kv_digest() != digest) {
+            Some((i, _)) => Err(format!("the stores of n{first} and n{i} differ")),
+            None => Ok(()),
+        };
+    };
+    let mut first: Option<(usize, serde_json::Value)> = None;
+    for (i, node) in nodes {
+        let seen = node.kv_value(key);
+        if let Some(want) = &e.value {
+            if &seen != want {
+                return Err(format!("n{i} holds {key:?} = {seen}, expected {want}"));
+            }
+        }
+        match &first {
+            None => first = Some((i, seen)),
+            Some((j, v)) if *v != seen => {
+                return Err(format!("n{j} holds {key:?} = {v} but n{i} holds {seen}"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// An expectation with every optional part left out.
+fn trackers_template() -> Expect {
+    Expect {
+        kind: ExpectKind::KvConverged,
+        nodes: None,
+        after: Duration::ZERO,
+        within: None,
+        until: None,
+        key: None,
+        value: None,
+        fraction: None,
+        line: 0,
     }
 }

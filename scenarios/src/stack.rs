@@ -1,40 +1,69 @@
 //! The protocol stack scenario files run against: hawser's `Stack`, observed through
 //! its protocols' read-only accessors.
 
+use hawser_core::crdt::MapOp;
+use hawser_core::kv::{KvConfig, KvEvent, Ticket};
 use hawser_core::membership::{MembershipConfig, MembershipEvent};
-use hawser_core::stack::{Stack, StackConfig, StackEvent};
-use hawser_core::{Addr, NodeId, Snapshot};
+use hawser_core::stack::{Stack, StackConfig, StackEvent, StackTimer};
+use hawser_core::{Addr, Ctx, NodeId, Snapshot};
 
 use crate::file::ExpectKind;
 use crate::target::Target;
 
-/// `[config]` overrides as a membership config: field names are `MembershipConfig`'s,
-/// unknown ones are refused, and the result is validated.
-fn membership_config(config: &toml::Table) -> Result<MembershipConfig, String> {
-    let cfg: MembershipConfig = toml::Value::Table(config.clone())
+/// `[config]` overrides as the stack's config: membership fields at the top level (the
+/// format's first settings), each other protocol's in its own table (`[config.kv]`,
+/// `[config.gm]`, `[config.multicast]`). Unknown names are refused, every part validated.
+fn stack_config(config: &toml::Table) -> Result<StackConfig, String> {
+    let mut rest = config.clone();
+    let kv: KvConfig = section(&mut rest, "kv")?;
+    let gm = section(&mut rest, "gm")?;
+    let multicast = section(&mut rest, "multicast")?;
+    let membership: MembershipConfig = toml::Value::Table(rest)
         .try_into()
         .map_err(|e| e.to_string())?;
-    cfg.validate()?;
-    Ok(cfg)
+    membership.validate()?;
+    kv.validate()?;
+    let config = StackConfig {
+        membership,
+        kv,
+        gm,
+        multicast,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// Take the table `name` out of `config` and read it (defaults where it is absent).
+fn section<T: serde::de::DeserializeOwned + Default>(
+    config: &mut toml::Table,
+    name: &str,
+) -> Result<T, String> {
+    match config.remove(name) {
+        None => Ok(T::default()),
+        Some(t @ toml::Value::Table(_)) => t.try_into().map_err(|e| format!("{name}: {e}")),
+        Some(other) => Err(format!("{name} must be a table, not {}", other.type_str())),
+    }
 }
 
 impl Target for Stack {
     fn check_config(config: &toml::Table) -> Result<(), String> {
-        membership_config(config).map(|_| ())
+        stack_config(config).map(|_| ())
     }
 
     fn build(_node: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
-        let cfg = membership_config(config).expect("checked before the run");
+        let cfg = stack_config(config).expect("checked before the run");
         // Every node gets the full list, its own address included: that is how a contact
         // knows it is one (it joins the other contacts and admits their joins unthrottled).
-        Stack::new(StackConfig { membership: cfg }, contacts.to_vec(), snapshot)
-            .expect("checked before the run")
+        Stack::new(cfg, contacts.to_vec(), snapshot).expect("checked before the run")
     }
 
     fn supports(kind: ExpectKind) -> bool {
         matches!(
             kind,
-            ExpectKind::OverlayConnected | ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives
+            ExpectKind::OverlayConnected
+                | ExpectKind::ViewsBounded
+                | ExpectKind::NoFalsePositives
+                | ExpectKind::KvConverged
         )
     }
 
@@ -44,6 +73,37 @@ impl Target for Stack {
 
     fn check_views(&self, me: NodeId) -> Result<(), String> {
         self.membership().check_views(me)
+    }
+
+    fn kv_op(
+        &mut self,
+        ctx: &mut Ctx<'_, StackTimer, StackEvent>,
+        key: &str,
+        op_json: &str,
+    ) -> Result<Ticket, String> {
+        let op = MapOp::from_json_str(op_json).map_err(|e| e.to_string())?;
+        self.kv_op(ctx, key, &op).map_err(|e| e.to_string())
+    }
+
+    fn kv_seen(&self, key: &str, ticket: Ticket) -> bool {
+        self.kv().seen(key, ticket)
+    }
+
+    fn kv_value(&self, key: &str) -> serde_json::Value {
+        self.kv()
+            .get(key)
+            .map_or_else(|| serde_json::json!({}), |m| m.to_json())
+    }
+
+    fn kv_digest(&self) -> Vec<u64> {
+        self.kv().digest().to_vec()
+    }
+
+    fn kv_changed(event: &StackEvent) -> Option<&str> {
+        match event {
+            StackEvent::Kv(KvEvent::Changed { key, .. }) => Some(key),
+            _ => None,
+        }
     }
 
     fn evicted(event: &StackEvent) -> Option<NodeId> {

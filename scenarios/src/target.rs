@@ -1,6 +1,7 @@
 //! What a protocol must offer to be run from scenario files.
 
-use hawser_core::{Addr, NodeId, Protocol, Snapshot};
+use hawser_core::kv::Ticket;
+use hawser_core::{Addr, Ctx, NodeId, Protocol, Snapshot};
 
 use crate::file::ExpectKind;
 
@@ -28,4 +29,25 @@ pub trait Target: Protocol + Sized + 'static {
 
     /// The peer an event says this node evicted for silence, if it is such an event.
     fn evicted(event: &Self::Event) -> Option<NodeId>;
+
+    /// Apply a KV op, given as its JSON text, on this node (a `kv-op` step). `Err(why)`
+    /// when the op is refused; targets without a KV refuse every op.
+    fn kv_op(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
+        key: &str,
+        op_json: &str,
+    ) -> Result<Ticket, String>;
+
+    /// Does this node hold the op `ticket` names?
+    fn kv_seen(&self, key: &str, ticket: Ticket) -> bool;
+
+    /// A key's value in canonical JSON (`{}` for a key never written).
+    fn kv_value(&self, key: &str) -> serde_json::Value;
+
+    /// A digest of the whole store: equal digests mean identical stores.
+    fn kv_digest(&self) -> Vec<u64>;
+
+    /// The key an event says changed on this node, if it is such an event.
+    fn kv_changed(event: &Self::Event) -> Option<&str>;
 }

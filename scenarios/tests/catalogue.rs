@@ -3,11 +3,9 @@
 
 use std::path::Path;
 
-type Stack = hawser_core::stack::Stack;
-
 fn run_catalogue_file(path: &str) {
     let scenario = hawser_scenarios::file::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
-    let report = hawser_scenarios::run::<Stack>(&scenario, Default::default())
+    let report = hawser_scenarios::run_stack(&scenario, Default::default())
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         report.passed,

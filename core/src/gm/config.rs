@@ -26,6 +26,11 @@ pub struct GmConfig {
     /// `probe_interval_ms` up to this, so a dead member costs the cluster little while
     /// a healed partition is still found within seconds. Default 60 s.
     pub probe_backoff_max_ms: u64,
+    /// Entries for a neighbour are batched: sent at once when the link has been quiet
+    /// this long, else held (the newest version of each member only) until this long
+    /// after the last send. Bounds a join storm to one message per link per period
+    /// without delaying a lone change. 0 sends every change at once. Default 100 ms.
+    pub batch_ms: u64,
 }
 
 impl Default for GmConfig {
@@ -36,6 +41,7 @@ impl Default for GmConfig {
             max_members: 65_536,
             probe_interval_ms: 1_000,
             probe_backoff_max_ms: 60_000,
+            batch_ms: 100,
         }
     }
 }
@@ -59,6 +65,7 @@ impl GmConfig {
             MAX_MEMBERS as u64,
         )?;
         between("probe_interval_ms", self.probe_interval_ms, 1, MAX_MS)?;
+        between("batch_ms", self.batch_ms, 0, 10_000)?;
         between(
             "probe_backoff_max_ms",
             self.probe_backoff_max_ms,

@@ -27,6 +27,7 @@ mod bounded;
 mod config;
 mod event;
 mod message;
+mod outbox;
 mod probe;
 mod table;
 
@@ -38,6 +39,7 @@ pub use event::{GmCounters, GmEvent};
 pub use message::{Entry, GmMessage, MAX_DIGEST, MAX_ENTRIES, Version};
 pub use table::{Applied, Member, Table};
 
+use outbox::{Flush, Outbox};
 use probe::Prober;
 
 use crate::id::{Addr, NodeId};
@@ -56,6 +58,8 @@ pub enum GmTimer {
     Recompute,
     /// Housekeeping: forget long-unreachable members, probe for a partition.
     Tick,
+    /// Send what waits in a neighbour's lane (see `outbox`).
+    Flush(NodeId),
 }
 
 type Cx<'a, 'b> = Ctx<'a, GmTimer, GmEvent>;
@@ -78,6 +82,7 @@ pub struct GlobalMembership {
     prober: Prober,
     /// A probe chosen by the last tick, for the stack to hand to membership.
     probe: Option<(NodeId, Addr)>,
+    outbox: Outbox,
     counters: GmCounters,
 }
 
@@ -113,6 +118,7 @@ impl GlobalMembership {
             recompute: None,
             prober: Prober::default(),
             probe: None,
+            outbox: Outbox::default(),
             counters,
         })
     }
@@ -190,6 +196,7 @@ impl GlobalMembership {
     /// Membership dropped `peer`: publish the new adjacency.
     pub fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Cx) {
         if self.table.is_some() && self.neighbors.remove(&peer) {
+            self.outbox.remove(peer);
             self.publish(ctx);
             self.settle(ctx);
         }
@@ -230,13 +237,28 @@ impl GlobalMembership {
         }
     }
 
+    /// Queue `entries` for `peer`, and send what its lane allows now.
     fn send_entries(&mut self, peer: NodeId, entries: &[Entry], ctx: &mut Cx) {
-        for chunk in entries.chunks(MAX_ENTRIES) {
-            let msg = GmMessage::Entries(Bounded(chunk.to_vec()));
-            if ctx.send(peer, &msg.encode()).is_ok() {
-                self.counters.entries_msgs_sent += 1;
-                self.counters.entries_sent += chunk.len() as u64;
+        self.outbox.push(peer, entries);
+        self.flush_lane(peer, false, ctx);
+    }
+
+    fn flush_lane(&mut self, peer: NodeId, timer_fired: bool, ctx: &mut Cx) {
+        let batch = Duration::from_millis(self.cfg.batch_ms);
+        match self.outbox.flush(peer, ctx.now(), batch, timer_fired) {
+            Flush::Send(entries) => {
+                for chunk in entries.chunks(MAX_ENTRIES) {
+                    let msg = GmMessage::Entries(Bounded(chunk.to_vec()));
+                    if ctx.send(peer, &msg.encode()).is_ok() {
+                        self.counters.entries_msgs_sent += 1;
+                        self.counters.entries_sent += chunk.len() as u64;
+                    }
+                }
             }
+            Flush::Arm(at) => {
+                ctx.set_timer(at - ctx.now(), GmTimer::Flush(peer));
+            }
+            Flush::Wait => {}
         }
     }
 
@@ -475,6 +497,7 @@ impl Protocol for GlobalMembership {
                 self.settle(ctx);
             }
             GmTimer::Tick => self.on_tick(ctx),
+            GmTimer::Flush(peer) => self.flush_lane(peer, true, ctx),
         }
     }
 }

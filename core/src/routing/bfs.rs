@@ -82,10 +82,13 @@ impl Bfs {
     }
 }
 
-/// Only the reachable set, without parents: what a node needs after every removal.
-pub fn reach(g: &Graph, root: u32, seen: &mut Vec<bool>, stack: &mut Vec<u32>) {
+/// The reachable set (`seen`) and, for each node reached, the slot it was first reached
+/// from (`via`; any spanning tree will do): what a node needs after a cutting removal.
+pub fn reach(g: &Graph, root: u32, seen: &mut Vec<bool>, via: &mut Vec<u32>, stack: &mut Vec<u32>) {
     seen.clear();
     seen.resize(g.slot_count(), false);
+    via.clear();
+    via.resize(g.slot_count(), UNSEEN);
     stack.clear();
     seen[root as usize] = true;
     stack.push(root);
@@ -93,6 +96,7 @@ pub fn reach(g: &Graph, root: u32, seen: &mut Vec<bool>, stack: &mut Vec<u32>) {
         for &v in g.out(u) {
             if !seen[v as usize] {
                 seen[v as usize] = true;
+                via[v as usize] = u;
                 stack.push(v);
             }
         }

@@ -7,9 +7,11 @@
 //! - an edge **added** from a reachable node extends the set by a search over the newly
 //!   reached nodes only (nothing at all when its target was already reachable), which is
 //!   what nearly every change in a growing or steady cluster is;
-//! - an edge **removed** between two reachable nodes may cut the set, so it marks the set
-//!   stale, and the owner (global membership) coalesces a burst of such changes into one
-//!   full search ([`Routing::recompute`]) shortly after.
+//! - an edge **removed** can only cut the set if it is the edge through which its target
+//!   was reached (a spanning tree of the reachable set is kept for this): then it marks
+//!   the set stale, and the owner (global membership) coalesces a burst of such changes
+//!   into one full search ([`Routing::recompute`]) shortly after. Every other removal —
+//!   most of them, since the tree holds one edge per node out of several — costs nothing.
 //!
 //! Distances, paths and trees from arbitrary roots are computed on demand by a
 //! level-synchronous BFS (see `bfs`), in O(nodes + edges).
@@ -24,7 +26,7 @@ mod tree;
 #[cfg(test)]
 mod props;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use bfs::rank;
 pub use graph::{EdgeDiff, Graph};
@@ -48,7 +50,11 @@ pub struct Routing {
     stale: bool,
     /// Changes to `reachable` not yet taken by the owner.
     changes: Vec<ReachChange>,
+    /// For each reachable node but `me`, the node it was reached through: a spanning tree
+    /// of `reachable`. Only removing one of these edges can cut the set.
+    via: BTreeMap<NodeId, NodeId>,
     seen: Vec<bool>,
+    via_slots: Vec<u32>,
     stack: Vec<u32>,
 }
 
@@ -62,7 +68,9 @@ impl Routing {
             reachable: BTreeSet::from([me]),
             stale: false,
             changes: Vec::new(),
+            via: BTreeMap::new(),
             seen: Vec::new(),
+            via_slots: Vec::new(),
             stack: Vec::new(),
         }
     }
@@ -97,30 +105,34 @@ impl Routing {
             // search is already due.
             return;
         }
-        if diff.removed.iter().any(|t| self.reachable.contains(t)) {
+        if diff.removed.iter().any(|t| self.via.get(t) == Some(&node)) {
             self.stale = true;
             return;
         }
         for t in diff.added {
             if !self.reachable.contains(&t) {
-                self.extend_from(t);
+                self.extend_from(node, t);
             }
         }
     }
 
-    /// `start` just became reachable: add it and whatever it reaches that we did not.
-    fn extend_from(&mut self, start: NodeId) {
+    /// `start` just became reachable through `from`: add it and whatever it reaches that
+    /// we did not.
+    fn extend_from(&mut self, from: NodeId, start: NodeId) {
         self.stack.clear();
         if let Some(s) = self.graph.slot(start) {
             self.reachable.insert(start);
+            self.via.insert(start, from);
             self.changes.push((start, true));
             self.stack.push(s);
         }
         while let Some(u) = self.stack.pop() {
+            let uid = self.graph.id_of(u);
             for i in 0..self.graph.out(u).len() {
                 let v = self.graph.out(u)[i];
                 let id = self.graph.id_of(v);
                 if self.reachable.insert(id) {
+                    self.via.insert(id, uid);
                     self.changes.push((id, true));
                     self.stack.push(v);
                 }
@@ -142,7 +154,13 @@ impl Routing {
         let Some(root) = self.graph.slot(self.me) else {
             return;
         };
-        bfs::reach(&self.graph, root, &mut self.seen, &mut self.stack);
+        bfs::reach(
+            &self.graph,
+            root,
+            &mut self.seen,
+            &mut self.via_slots,
+            &mut self.stack,
+        );
         let (graph, seen) = (&self.graph, &self.seen);
         let reached = |id: &NodeId| graph.slot(*id).is_some_and(|s| seen[s as usize]);
         let lost: Vec<NodeId> = self
@@ -154,6 +172,13 @@ impl Routing {
         for id in lost {
             self.reachable.remove(&id);
             self.changes.push((id, false));
+        }
+        self.via.clear();
+        for (s, &from) in self.via_slots.iter().enumerate() {
+            if from != UNSEEN {
+                self.via
+                    .insert(self.graph.id_of(s as u32), self.graph.id_of(from));
+            }
         }
         for (s, &hit) in self.seen.iter().enumerate() {
             if hit {
@@ -192,7 +217,7 @@ impl Routing {
             return BTreeSet::new();
         };
         let (mut seen, mut stack) = (Vec::new(), Vec::new());
-        bfs::reach(&self.graph, root, &mut seen, &mut stack);
+        bfs::reach(&self.graph, root, &mut seen, &mut Vec::new(), &mut stack);
         seen.iter()
             .enumerate()
             .filter(|(_, hit)| **hit)

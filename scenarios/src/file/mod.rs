@@ -83,8 +83,8 @@ use reader::{Reader, Value};
 pub const MAX_NODES: usize = 1_000_000;
 
 /// Keys allowed at the top level of a file.
-const TOP_KEYS: [&str; 9] = [
-    "name", "nodes", "duration", "seed", "contacts", "network", "config", "step", "expect",
+const TOP_KEYS: [&str; 10] = [
+    "name", "nodes", "duration", "seed", "contacts", "stack", "network", "config", "step", "expect",
 ];
 
 /// Keys allowed in `[network]`.
@@ -111,6 +111,8 @@ pub struct Scenario {
     pub seed: u64,
     /// The nodes every node joins through (default `"n0"`).
     pub contacts: Selector,
+    /// Which protocols the nodes run (default: all of hawser's).
+    pub stack: StackKind,
     pub network: Network,
     /// Protocol config overrides, free-form here: the runner checks them against core's
     /// config, which this crate's format must not need to track.
@@ -118,6 +120,27 @@ pub struct Scenario {
     /// In non-decreasing `at` order.
     pub steps: Vec<Step>,
     pub expects: Vec<Expect>,
+}
+
+/// Which protocols a scenario's nodes run: `stack = "full"` (the default: hawser's whole
+/// node) or `stack = "membership"` (the overlay alone — what scale tests of membership
+/// need, since every node holding the whole graph costs O(nodes²) in one simulator).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StackKind {
+    #[default]
+    Full,
+    Membership,
+}
+
+impl StackKind {
+    pub const NAMES: [&str; 2] = ["full", "membership"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StackKind::Full => "full",
+            StackKind::Membership => "membership",
+        }
+    }
 }
 
 /// The simulated network (`[network]`).
@@ -175,6 +198,25 @@ pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
     let contacts = r
         .optional(root, "contacts", Reader::selector)
         .unwrap_or(Selector::Node(0));
+    let stack = r
+        .optional(root, "stack", |r, v, k| {
+            let name = r.string(v, k)?;
+            match name {
+                "full" => Some(StackKind::Full),
+                "membership" => Some(StackKind::Membership),
+                other => {
+                    r.problems.at(
+                        v.span(),
+                        format!(
+                            "unknown stack {other:?}; valid stacks: {}",
+                            StackKind::NAMES.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }
+        })
+        .unwrap_or_default();
     let network = r
         .optional(root, "network", read_network)
         .unwrap_or_default();
@@ -200,6 +242,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
             duration,
             seed,
             contacts,
+            stack,
             network,
             config,
             steps,

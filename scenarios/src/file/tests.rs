@@ -86,6 +86,7 @@ fn the_issue_example_parses_to_its_values() {
             duration: secs(120),
             seed: 7,
             contacts: Selector::Range(0, 2),
+            stack: StackKind::Full,
             network: Network {
                 latency: (ms(1), ms(5)),
                 ..Network::default()
@@ -391,8 +392,18 @@ fn unknown_top_level_keys_list_the_valid_ones() {
         &with_header("steps = []\n"),
         &[
             "x.toml:4:1: unknown key \"steps\" at the top level",
-            "valid keys: name, nodes, duration, seed, contacts, network, config, step, expect",
+            "valid keys: name, nodes, duration, seed, contacts, stack, network, config, step, expect",
         ],
+    );
+}
+
+#[test]
+fn the_stack_is_full_by_default_and_unknown_stacks_list_the_valid_ones() {
+    assert_eq!(ok(&with_header("")).stack, StackKind::Full);
+    assert_eq!(ok(&with_header("stack = \"membership\"\n")).stack, StackKind::Membership);
+    assert_one_error(
+        &with_header("stack = \"everything\"\n"),
+        &["x.toml:4:9: unknown stack \"everything\"; valid stacks: full, membership"],
     );
 }
 

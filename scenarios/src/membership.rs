@@ -1,0 +1,75 @@
+//! Membership alone as a scenario target (`stack = "membership"`): the overlay without
+//! the protocols above it, for scale tests of the overlay itself.
+
+use hawser_core::kv::Ticket;
+use hawser_core::membership::{Membership, MembershipConfig, MembershipEvent, Timer};
+use hawser_core::{Addr, Ctx, NodeId, Snapshot};
+
+use crate::file::ExpectKind;
+use crate::target::Target;
+
+fn config(table: &toml::Table) -> Result<MembershipConfig, String> {
+    let cfg: MembershipConfig = toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e| e.to_string())?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl Target for Membership {
+    fn check_config(table: &toml::Table) -> Result<(), String> {
+        config(table).map(|_| ())
+    }
+
+    fn build(_node: usize, table: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
+        let cfg = config(table).expect("checked before the run");
+        Membership::new(cfg, contacts.to_vec(), snapshot).expect("checked before the run")
+    }
+
+    fn supports(kind: ExpectKind) -> bool {
+        matches!(
+            kind,
+            ExpectKind::OverlayConnected | ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives
+        )
+    }
+
+    fn active_view(&self) -> Vec<NodeId> {
+        Membership::active_view(self)
+    }
+
+    fn check_views(&self, me: NodeId) -> Result<(), String> {
+        Membership::check_views(self, me)
+    }
+
+    fn evicted(event: &MembershipEvent) -> Option<NodeId> {
+        match event {
+            MembershipEvent::NeighborDown { peer, reason } if reason.is_eviction() => Some(*peer),
+            _ => None,
+        }
+    }
+
+    fn kv_op(
+        &mut self,
+        _: &mut Ctx<'_, Timer, MembershipEvent>,
+        _: &str,
+        _: &str,
+    ) -> Result<Ticket, String> {
+        Err("this stack has no KV".into())
+    }
+
+    fn kv_seen(&self, _: &str, _: Ticket) -> bool {
+        false
+    }
+
+    fn kv_value(&self, _: &str) -> serde_json::Value {
+        serde_json::json!({})
+    }
+
+    fn kv_digest(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    fn kv_changed(_: &MembershipEvent) -> Option<&str> {
+        None
+    }
+}
