@@ -1,9 +1,8 @@
 //! Membership alone as a scenario target (`stack = "membership"`): the overlay without
 //! the protocols above it, for scale tests of the overlay itself.
 
-use hawser_core::kv::Ticket;
-use hawser_core::membership::{Membership, MembershipConfig, MembershipEvent, Timer};
-use hawser_core::{Addr, Ctx, NodeId, Snapshot};
+use hawser_core::membership::{Membership, MembershipConfig, MembershipEvent};
+use hawser_core::{Addr, NodeId, Snapshot};
 
 use crate::file::ExpectKind;
 use crate::target::Target;
@@ -46,30 +45,5 @@ impl Target for Membership {
             MembershipEvent::NeighborDown { peer, reason } if reason.is_eviction() => Some(*peer),
             _ => None,
         }
-    }
-
-    fn kv_op(
-        &mut self,
-        _: &mut Ctx<'_, Timer, MembershipEvent>,
-        _: &str,
-        _: &str,
-    ) -> Result<Ticket, String> {
-        Err("this stack has no KV".into())
-    }
-
-    fn kv_seen(&self, _: &str, _: Ticket) -> bool {
-        false
-    }
-
-    fn kv_value(&self, _: &str) -> serde_json::Value {
-        serde_json::json!({})
-    }
-
-    fn kv_digest(&self) -> Vec<u64> {
-        Vec::new()
-    }
-
-    fn kv_changed(_: &MembershipEvent) -> Option<&str> {
-        None
     }
 }

@@ -31,23 +31,34 @@ pub trait Target: Protocol + Sized + 'static {
     fn evicted(event: &Self::Event) -> Option<NodeId>;
 
     /// Apply a KV op, given as its JSON text, on this node (a `kv-op` step). `Err(why)`
-    /// when the op is refused; targets without a KV refuse every op.
+    /// when the op is refused. A target without a KV (the default) refuses every op, and
+    /// must not claim to support `kv-converged`.
     fn kv_op(
         &mut self,
-        ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
-        key: &str,
-        op_json: &str,
-    ) -> Result<Ticket, String>;
+        _ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
+        _key: &str,
+        _op_json: &str,
+    ) -> Result<Ticket, String> {
+        Err("this stack has no KV".into())
+    }
 
     /// Does this node hold the op `ticket` names?
-    fn kv_seen(&self, key: &str, ticket: Ticket) -> bool;
+    fn kv_seen(&self, _key: &str, _ticket: Ticket) -> bool {
+        false
+    }
 
     /// A key's value in canonical JSON (`{}` for a key never written).
-    fn kv_value(&self, key: &str) -> serde_json::Value;
+    fn kv_value(&self, _key: &str) -> serde_json::Value {
+        serde_json::json!({})
+    }
 
     /// A digest of the whole store: equal digests mean identical stores.
-    fn kv_digest(&self) -> Vec<u64>;
+    fn kv_digest(&self) -> Vec<u64> {
+        Vec::new()
+    }
 
     /// The key an event says changed on this node, if it is such an event.
-    fn kv_changed(event: &Self::Event) -> Option<&str>;
+    fn kv_changed(_event: &Self::Event) -> Option<&str> {
+        None
+    }
 }

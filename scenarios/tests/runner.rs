@@ -6,11 +6,10 @@
 #[allow(dead_code)] // the example's accessors are for its own main and tests
 mod protocol;
 
-use hawser_core::kv::Ticket;
-use hawser_core::{Addr, Ctx, NodeId, Snapshot};
+use hawser_core::{Addr, NodeId, Snapshot};
 use hawser_scenarios::file::{self, ExpectKind};
 use hawser_scenarios::{Report, Target};
-use protocol::{Heartbeat, HeartbeatEvent, Timer};
+use protocol::{Heartbeat, HeartbeatEvent};
 
 /// Every node heartbeats the contacts: a star whose "overlay" is who hears whom.
 impl Target for Heartbeat {
@@ -47,26 +46,6 @@ impl Target for Heartbeat {
             true => Err("hears itself".into()),
             false => Ok(()),
         }
-    }
-    fn kv_op(
-        &mut self,
-        _: &mut Ctx<'_, Timer, HeartbeatEvent>,
-        _: &str,
-        _: &str,
-    ) -> Result<Ticket, String> {
-        Err("the heartbeat has no KV".into())
-    }
-    fn kv_seen(&self, _: &str, _: Ticket) -> bool {
-        false
-    }
-    fn kv_value(&self, _: &str) -> serde_json::Value {
-        serde_json::json!({})
-    }
-    fn kv_digest(&self) -> Vec<u64> {
-        Vec::new()
-    }
-    fn kv_changed(_: &HeartbeatEvent) -> Option<&str> {
-        None
     }
     fn evicted(event: &HeartbeatEvent) -> Option<NodeId> {
         match event {
