@@ -8,22 +8,46 @@
 //! node holds, with its reachability and hop distance over the overlay graph. Peer names
 //! are not carried by the protocols (only ids and addresses are), so a peer's `name` is
 //! `null`; this node's own is filled in.
+//!
+//! The KV: `GET /v1/kv?prefix=P` lists keys and values, `GET /v1/kv/{key}` reads one
+//! (`{}` for a key never written), `POST /v1/kv/{key}` applies an op (the JSON of
+//! `MapOp::from_json_str`) and answers with the key's new value only once the op is
+//! durable, and `GET /v1/kv/watch?prefix=P` streams server-sent events: the keys under
+//! the prefix (`snapshot`), `ready`, then a `change` per changed key. Values are the
+//! canonical JSON of `Map::to_json`. A key is everything after `/v1/kv/`, percent-decoded,
+//! so it may contain `/`; the one key that cannot be spelled plainly is `watch`, which
+//! clients write as `%77atch`. `POST /v1/multicast/{topic}` sends the body to every
+//! reachable node (each logs its delivery).
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant as StdInstant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant as StdInstant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use hawser_core::crdt::{Map, MapOp};
+use hawser_core::kv::KvError;
+use hawser_core::multicast::MulticastError;
 use hawser_core::{Addr, NodeId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
-use crate::driver::{DriverHandle, View};
+use crate::driver::{DriverHandle, KvOpError, View};
 use crate::metrics::Metrics;
+
+/// How long `POST /v1/kv/{key}` waits for its op to become durable before answering 504.
+const DURABLE_WAIT: Duration = Duration::from_secs(30);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -37,11 +61,17 @@ pub struct Admin {
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 4] = [
+const ENDPOINTS: [&str; 10] = [
     "GET /v1/self",
     "GET /v1/members",
     "GET /v1/overlay",
+    "GET /v1/kv?prefix=P",
+    "GET /v1/kv/{key}",
+    "POST /v1/kv/{key}",
+    "GET /v1/kv/watch?prefix=P",
+    "POST /v1/multicast/{topic}",
     "GET /metrics",
+    "(keys are percent-decoded; write the key `watch` as %77atch)",
 ];
 
 pub fn router(state: Admin) -> Router {
@@ -49,6 +79,10 @@ pub fn router(state: Admin) -> Router {
         .route("/v1/self", get(self_info))
         .route("/v1/members", get(members))
         .route("/v1/overlay", get(overlay))
+        .route("/v1/kv", get(kv_list))
+        .route("/v1/kv/watch", get(kv_watch))
+        .route("/v1/kv/{*key}", get(kv_get).post(kv_write))
+        .route("/v1/multicast/{topic}", post(multicast))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -173,6 +207,180 @@ async fn overlay(State(s): State<Admin>) -> Response {
     }
 }
 
+#[derive(Deserialize)]
+struct PrefixQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// Keys under `prefix` and their values, as the driver holds them now.
+async fn scan(handle: &DriverHandle, prefix: String) -> Option<Vec<(String, Map)>> {
+    handle
+        .inspect(move |v| {
+            v.node
+                .protocol()
+                .kv()
+                .scan(&prefix)
+                .map(|(k, m)| (k.clone(), m.clone()))
+                .collect()
+        })
+        .await
+}
+
+async fn kv_list(State(s): State<Admin>, Query(q): Query<PrefixQuery>) -> Response {
+    let Some(entries) = scan(&s.handle, q.prefix.clone()).await else {
+        return stopping();
+    };
+    let count = entries.len();
+    let keys: serde_json::Map<String, Value> =
+        entries.into_iter().map(|(k, m)| (k, m.to_json())).collect();
+    axum::Json(json!({ "prefix": q.prefix, "count": count, "keys": keys })).into_response()
+}
+
+async fn kv_get(State(s): State<Admin>, Path(key): Path<String>) -> Response {
+    let answer = s
+        .handle
+        .inspect(move |v| v.node.protocol().kv().get(&key).cloned())
+        .await;
+    match answer {
+        // A key never written reads as the empty map, `{}`.
+        Some(value) => axum::Json(value.unwrap_or_default().to_json()).into_response(),
+        None => stopping(),
+    }
+}
+
+async fn kv_write(State(s): State<Admin>, Path(key): Path<String>, body: Bytes) -> Response {
+    let op = match MapOp::from_json_slice(&body) {
+        Ok(op) => op,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match tokio::time::timeout(DURABLE_WAIT, s.handle.kv_op(key, op)).await {
+        Ok(Ok(value)) => axum::Json(value.to_json()).into_response(),
+        Ok(Err(KvOpError::Refused(e))) => {
+            let status = match e {
+                KvError::InvalidKey(_) | KvError::Op(_) => StatusCode::BAD_REQUEST,
+                KvError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                KvError::Busy { .. } => {
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [(header::RETRY_AFTER, "1")],
+                        axum::Json(json!({ "error": e.to_string() })),
+                    )
+                        .into_response();
+                }
+                KvError::NotStarted => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error(status, e.to_string())
+        }
+        Ok(Err(e @ KvOpError::Stopped)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the op was applied here but was not durable within {} s (the disk is slow); \
+                 it is not acknowledged",
+                DURABLE_WAIT.as_secs()
+            ),
+        ),
+    }
+}
+
+fn kv_event(kind: &'static str, key: &str, value: &Map) -> SseEvent {
+    SseEvent::default()
+        .event(kind)
+        .data(json!({ "key": key, "value": value.to_json() }).to_string())
+}
+
+/// The server-sent events of one watch: the snapshot, `ready`, then the changes; a last
+/// `end` event says why the stream stops.
+struct WatchStream {
+    queued: VecDeque<SseEvent>,
+    changes: mpsc::Receiver<(String, Map)>,
+    lagged: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl futures_core::Stream for WatchStream {
+    type Item = Result<SseEvent, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(e) = self.queued.pop_front() {
+            return Poll::Ready(Some(Ok(e)));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.changes.poll_recv(cx) {
+            Poll::Ready(Some((key, value))) => {
+                Poll::Ready(Some(Ok(kv_event("change", &key, &value))))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                let reason = if self.lagged.load(Ordering::Relaxed) {
+                    "lagged: this client fell too far behind; watch again to resync"
+                } else {
+                    "the agent is shutting down"
+                };
+                let end = SseEvent::default()
+                    .event("end")
+                    .data(json!({ "reason": reason }).to_string());
+                Poll::Ready(Some(Ok(end)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+async fn kv_watch(State(s): State<Admin>, Query(q): Query<PrefixQuery>) -> Response {
+    let Some(watch) = s.handle.watch(q.prefix.clone()).await else {
+        return stopping();
+    };
+    let mut queued: VecDeque<SseEvent> = watch
+        .snapshot
+        .iter()
+        .map(|(k, v)| kv_event("snapshot", k, v))
+        .collect();
+    queued.push_back(
+        SseEvent::default()
+            .event("ready")
+            .data(json!({ "prefix": q.prefix, "keys": watch.snapshot.len() }).to_string()),
+    );
+    let stream = WatchStream {
+        queued,
+        changes: watch.changes,
+        lagged: watch.lagged,
+        done: false,
+    };
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn multicast(State(s): State<Admin>, Path(topic): Path<String>, body: Bytes) -> Response {
+    let payload = body.to_vec();
+    let t = topic.clone();
+    let sent = s
+        .handle
+        .command(move |node, now| node.command(now, |st, c| st.multicast(c, &t, payload)))
+        .await;
+    match sent {
+        Some(Ok((origin, seq))) => {
+            axum::Json(json!({ "topic": topic, "origin": id_hex(origin), "seq": seq }))
+                .into_response()
+        }
+        Some(Err(e)) => {
+            let status = match e {
+                MulticastError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                MulticastError::TopicTooLong { .. } => StatusCode::BAD_REQUEST,
+                MulticastError::NotStarted | MulticastError::SequenceExhausted => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            error(status, e.to_string())
+        }
+        None => stopping(),
+    }
+}
+
 async fn metrics(State(s): State<Admin>) -> Response {
     (
         [(
@@ -196,11 +404,19 @@ async fn not_found(method: Method, uri: Uri) -> Response {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let allow = if path.starts_with("/v1/multicast/") {
+        "POST"
+    } else if path.starts_with("/v1/kv/") && path != "/v1/kv/watch" {
+        "GET, POST"
+    } else {
+        "GET"
+    };
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "GET")],
+        [(header::ALLOW, allow)],
         axum::Json(json!({
-            "error": format!("{method} is not allowed on {}; use GET", uri.path()),
+            "error": format!("{method} is not allowed on {path}; use {allow}"),
         })),
     )
         .into_response()

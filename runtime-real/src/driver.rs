@@ -18,13 +18,22 @@
 //! - a store commit runs on a blocking thread while the node keeps going; records that
 //!   arrive meanwhile form the next batch (one sync per batch), and the node hears
 //!   `handle_persisted` only once its batch is on disk.
+//!
+//! Other tasks reach the node through a [`DriverHandle`]: read it ([`DriverHandle::inspect`]),
+//! act on it at the current time ([`DriverHandle::command`]), apply a KV op and wait for
+//! its answer ([`DriverHandle::kv_op`]: the driver keeps the caller's reply channel under
+//! the op's ticket and answers when core reports the op `Committed`, which it does only
+//! once the batch holding it is synced), or follow the KV's changes
+//! ([`DriverHandle::watch`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hawser_core::crdt::{Map, MapOp};
+use hawser_core::kv::{KvError, KvEvent, Ticket};
 use hawser_core::membership::MembershipConfig;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::wire::{HEADER_LEN, decode_header};
@@ -115,10 +124,66 @@ pub struct View<'a> {
 }
 
 type Inspector = Box<dyn FnOnce(&View<'_>) + Send>;
+type Commander = Box<dyn FnOnce(&mut Node<Stack>, Instant) + Send>;
+/// The answer to a KV op: the key's value once the op is durable, or why it was refused.
+type KvReply = oneshot::Sender<Result<Map, KvError>>;
 
 enum Control {
     Inspect(Inspector),
+    Command(Commander),
+    KvOp {
+        key: String,
+        op: MapOp,
+        reply: KvReply,
+    },
+    Watch {
+        prefix: String,
+        reply: oneshot::Sender<Watch>,
+    },
+    Deny(BTreeSet<Addr>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Changes a watcher may have queued before it is judged too slow and dropped (its
+/// stream ends, marked `lagged`): a stalled client cannot grow the node's memory.
+pub const WATCH_QUEUE: usize = 4096;
+
+/// A subscription to the KV's changes under a prefix, from [`DriverHandle::watch`].
+pub struct Watch {
+    /// Every key under the prefix and its value, at the moment the watch began.
+    pub snapshot: Vec<(String, Map)>,
+    /// Then every change under the prefix, in order, with the key's new value. Ends
+    /// when the driver stops, or when this receiver fell [`WATCH_QUEUE`] changes behind
+    /// (then `lagged` is set).
+    pub changes: mpsc::Receiver<(String, Map)>,
+    pub lagged: Arc<AtomicBool>,
+}
+
+struct Watcher {
+    prefix: String,
+    changes: mpsc::Sender<(String, Map)>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// Why [`DriverHandle::kv_op`] has no value to give back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvOpError {
+    /// Core refused the op; nothing was applied.
+    Refused(KvError),
+    /// The driver stopped before the op was known to be durable.
+    Stopped,
+}
+
+impl std::fmt::Display for KvOpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvOpError::Refused(e) => e.fmt(f),
+            KvOpError::Stopped => f.write_str(
+                "the agent stopped before the op was known to be durable (it may or may not \
+                 have reached the disk)",
+            ),
+        }
+    }
 }
 
 /// A way to talk to a running driver from other tasks (the admin API, signal handlers).
@@ -140,6 +205,58 @@ impl DriverHandle {
         });
         self.control.send(Control::Inspect(f)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Run `f` on the node at the driver's current time, between two inputs (e.g.
+    /// `node.command(now, ..)` to act through the stack, or `node.handle_cookie(now, ..)`).
+    /// The driver drains what it caused right after. `None` once the driver has stopped.
+    pub async fn command<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node<Stack>, Instant) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let f: Commander = Box::new(move |node, now| {
+            let _ = tx.send(f(node, now));
+        });
+        self.control.send(Control::Command(f)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Apply `op` to `key` on this node and wait until it is durable: the answer is the
+    /// key's value right after the op, and comes only once the batch holding the op has
+    /// been synced to disk.
+    pub async fn kv_op(&self, key: String, op: MapOp) -> Result<Map, KvOpError> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::KvOp { key, op, reply })
+            .await
+            .map_err(|_| KvOpError::Stopped)?;
+        match rx.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(KvOpError::Refused(e)),
+            Err(_) => Err(KvOpError::Stopped),
+        }
+    }
+
+    /// Follow the keys under `prefix`: their values now, then every change. `None` once
+    /// the driver has stopped.
+    pub async fn watch(&self, prefix: String) -> Option<Watch> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::Watch { prefix, reply })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// **For tests and `hawser demo` only** (not reachable from the agent's flags, config
+    /// or API): refuse to dial the peers advertising these addresses, replacing the
+    /// previous list. Dials to them fail at once, as if refused. It only affects dials
+    /// made from now on; links that exist stay up (drop them with
+    /// `Node::handle_cookie`). Two nodes that deny each other never link, which is a
+    /// partition between them in one process.
+    pub async fn deny(&self, addrs: BTreeSet<Addr>) -> Option<()> {
+        self.control.send(Control::Deny(addrs)).await.ok()
     }
 
     /// Leave: close every connection (peers see the links go down at once), flush the
@@ -223,6 +340,12 @@ pub struct Driver<T: Transport> {
     batch: Vec<Record>,
     committing: bool,
     writers: Vec<JoinHandle<()>>,
+    /// KV ops awaiting durability: the caller's reply channel, by ticket.
+    waiting: BTreeMap<Ticket, KvReply>,
+    watchers: Vec<Watcher>,
+    /// Advertised addresses never to dial (tests and the demo only; see
+    /// [`DriverHandle::deny`]).
+    deny: BTreeSet<Addr>,
 }
 
 impl<T: Transport> Driver<T> {
@@ -251,6 +374,9 @@ impl<T: Transport> Driver<T> {
             batch: Vec::new(),
             committing: false,
             writers: Vec::new(),
+            waiting: BTreeMap::new(),
+            watchers: Vec::new(),
+            deny: BTreeSet::new(),
         };
         (driver, DriverHandle { control })
     }
@@ -286,8 +412,8 @@ impl<T: Transport> Driver<T> {
             };
             tokio::select! {
                 Some(control) = control_rx.recv() => match control {
-                    Control::Inspect(f) => f(&View { node: &self.node, peers: &self.peers }),
                     Control::Shutdown(done) => break Some(done),
+                    other => self.on_control(other),
                 },
                 Some(input) = input_rx.recv() => self.on_input(input)?,
                 _ = tokio::time::sleep_until(wake) => {
@@ -303,6 +429,88 @@ impl<T: Transport> Driver<T> {
             let _ = done.send(());
         }
         Ok(())
+    }
+
+    fn on_control(&mut self, control: Control) {
+        let now = self.now();
+        match control {
+            Control::Inspect(f) => f(&View {
+                node: &self.node,
+                peers: &self.peers,
+            }),
+            Control::Command(f) => f(&mut self.node, now),
+            Control::KvOp { key, op, reply } => {
+                match self.node.command(now, |s, c| s.kv_op(c, &key, &op)) {
+                    // Answered from `on_event` when core reports it `Committed`: the
+                    // event cannot have come out yet, since it needs `handle_persisted`.
+                    Ok(ticket) => {
+                        self.waiting.insert(ticket, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Control::Watch { prefix, reply } => {
+                let snapshot = self
+                    .node
+                    .protocol()
+                    .kv()
+                    .scan(&prefix)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let (changes, rx) = mpsc::channel(WATCH_QUEUE);
+                let lagged = Arc::new(AtomicBool::new(false));
+                let watch = Watch {
+                    snapshot,
+                    changes: rx,
+                    lagged: lagged.clone(),
+                };
+                if reply.send(watch).is_ok() {
+                    self.watchers.push(Watcher {
+                        prefix,
+                        changes,
+                        lagged,
+                    });
+                }
+            }
+            Control::Deny(addrs) => self.deny = addrs,
+            Control::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    /// Answer the op `ticket` names, if its caller is still waiting.
+    fn answer(&mut self, ticket: Ticket, value: &Map) {
+        if let Some(reply) = self.waiting.remove(&ticket) {
+            let _ = reply.send(Ok(value.clone()));
+        }
+    }
+
+    /// Hand a changed key to every watcher of a prefix it has; drop watchers that are
+    /// gone or too far behind.
+    fn notify(&mut self, key: &str, value: &Map) {
+        self.watchers.retain(|w| {
+            if !key.starts_with(w.prefix.as_str()) {
+                return !w.changes.is_closed();
+            }
+            match w.changes.try_send((key.to_owned(), value.clone())) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    w.lagged.store(true, Ordering::Relaxed);
+                    warn!(prefix = %w.prefix, "a KV watcher fell behind; closing its stream");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// Records up to `last` are durable: tell the node, and answer what that completes.
+    fn persisted(&mut self, last: PersistSeq, took: Duration, records: usize) {
+        self.metrics.observe_sync(took);
+        self.metrics.store_records.inc_by(records as u64);
+        let now = self.now();
+        self.node.handle_persisted(now, last);
     }
 
     fn on_input(&mut self, input: Input<T::Stream>) -> Result<(), DriverError> {
@@ -341,9 +549,7 @@ impl<T: Transport> Driver<T> {
             Input::Committed(result) => {
                 self.committing = false;
                 let (last, took, records) = result.map_err(DriverError::Store)?;
-                self.metrics.observe_sync(took);
-                self.metrics.store_records.inc_by(records as u64);
-                self.node.handle_persisted(now, last);
+                self.persisted(last, took, records);
             }
         }
         Ok(())
@@ -432,6 +638,18 @@ impl<T: Transport> Driver<T> {
     fn dial(&mut self, conn: ConnId, addr: Addr) {
         let inputs = self.inputs.clone();
         let limit = self.config.connect_timeout;
+        if self.deny.contains(&addr) {
+            debug!(%addr, "not dialling a denied address (test/demo partition)");
+            let task = tokio::spawn(async move {
+                let refused = io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "address on the deny list (test/demo partition)",
+                );
+                let _ = inputs.send(Input::ConnectFailed(conn, refused)).await;
+            });
+            self.conns.insert(conn, Conn::Dialing(task.abort_handle()));
+            return;
+        }
         let task = tokio::spawn(async move {
             let input =
                 match tokio::time::timeout(limit, T::connect(addr.as_str().to_owned())).await {
@@ -513,6 +731,21 @@ impl<T: Transport> Driver<T> {
                 warn!(%from, %error, "undecodable message; link dropped")
             }
             Event::App(StackEvent::Membership(event)) => info!(?event, "membership"),
+            Event::App(StackEvent::Kv(KvEvent::Committed { ticket, key, value })) => {
+                self.answer(ticket, &value);
+                // The value changed when the op applied; watchers heard of it then.
+                debug!(%key, "kv op durable");
+            }
+            Event::App(StackEvent::Kv(KvEvent::Changed { key, value })) => {
+                self.notify(&key, &value)
+            }
+            Event::App(StackEvent::Multicast(d)) => info!(
+                origin = %d.origin,
+                seq = d.seq,
+                topic = %d.topic,
+                bytes = d.payload.len(),
+                "multicast delivered"
+            ),
             Event::App(event) => debug!(?event, "stack event"),
         }
         self.prune_peers();
@@ -545,6 +778,9 @@ impl<T: Transport> Driver<T> {
         self.metrics.members.set(gm.members().count() as i64);
         self.metrics.reachable.set(gm.reachable().len() as i64);
         self.metrics.sync_core(self.node.stats(), m.counters());
+        let kv = self.node.protocol().kv();
+        self.metrics
+            .sync_kv(kv.counters(), kv.len(), self.waiting.len());
     }
 
     /// Close every connection (peers see their links drop at once and repair around
@@ -565,10 +801,7 @@ impl<T: Transport> Driver<T> {
                 Some(Input::Committed(result)) => {
                     self.committing = false;
                     let (last, took, records) = result.map_err(DriverError::Store)?;
-                    self.metrics.observe_sync(took);
-                    self.metrics.store_records.inc_by(records as u64);
-                    let now = self.now();
-                    self.node.handle_persisted(now, last);
+                    self.persisted(last, took, records);
                 }
                 Some(_) => {}
                 None => break,
@@ -577,9 +810,18 @@ impl<T: Transport> Driver<T> {
         while let Some(record) = self.node.poll_persist() {
             self.batch.push(record);
         }
-        self.store
-            .commit(&std::mem::take(&mut self.batch))
-            .map_err(DriverError::Store)?;
+        let batch = std::mem::take(&mut self.batch);
+        let started = std::time::Instant::now();
+        if let Some(last) = self.store.commit(&batch).map_err(DriverError::Store)? {
+            self.persisted(last, started.elapsed(), batch.len());
+        }
+        // Answer the ops that the last batches made durable (their callers are told the
+        // truth rather than "stopped"); what else the node says now goes nowhere.
+        while let Some(event) = self.node.poll_event() {
+            if let Event::App(StackEvent::Kv(KvEvent::Committed { ticket, value, .. })) = event {
+                self.answer(ticket, &value);
+            }
+        }
         let deadline = tokio::time::Instant::now() + self.config.write_timeout;
         for w in std::mem::take(&mut self.writers) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

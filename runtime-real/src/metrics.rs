@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hawser_core::Stats;
+use hawser_core::kv::KvCounters;
 use hawser_core::membership::{Counters, Kind};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +46,14 @@ pub struct Metrics {
     pub queue_drops: Counter,
     pub store_records: Counter,
     store_sync: Histogram,
+    kv_keys: Gauge,
+    kv_waiting: Gauge,
+    kv_ops: Counter,
+    kv_ops_refused: Counter,
+    kv_busy: Counter,
+    kv_deltas_merged: Counter,
+    kv_ae_rounds: Counter,
+    kv_repaired_keys: Counter,
 }
 
 impl Metrics {
@@ -75,6 +84,14 @@ impl Metrics {
             // 100 us .. ~3.3 s: an fsync on an SSD is well under a millisecond, on a
             // loaded disk it can take seconds.
             store_sync: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            kv_keys: Gauge::default(),
+            kv_waiting: Gauge::default(),
+            kv_ops: Counter::default(),
+            kv_ops_refused: Counter::default(),
+            kv_busy: Counter::default(),
+            kv_deltas_merged: Counter::default(),
+            kv_ae_rounds: Counter::default(),
+            kv_repaired_keys: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -168,6 +185,38 @@ impl Metrics {
             "Time to commit and sync one batch of records",
             m.store_sync.clone(),
         );
+        r.register("kv_keys", "Keys in the replicated KV", m.kv_keys.clone());
+        r.register(
+            "kv_waiting",
+            "Local KV ops applied and waiting for their batch to be durable",
+            m.kv_waiting.clone(),
+        );
+        r.register("kv_ops", "Local KV ops applied", m.kv_ops.clone());
+        r.register(
+            "kv_ops_refused",
+            "Local KV ops refused (invalid key, too large, precondition, busy)",
+            m.kv_ops_refused.clone(),
+        );
+        r.register(
+            "kv_busy",
+            "Local KV ops refused because too many awaited the disk",
+            m.kv_busy.clone(),
+        );
+        r.register(
+            "kv_deltas_merged",
+            "Disseminated KV deltas received and merged",
+            m.kv_deltas_merged.clone(),
+        );
+        r.register(
+            "kv_ae_rounds",
+            "KV anti-entropy rounds started",
+            m.kv_ae_rounds.clone(),
+        );
+        r.register(
+            "kv_repaired_keys",
+            "Keys that KV anti-entropy changed here (what dissemination missed)",
+            m.kv_repaired_keys.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -192,6 +241,18 @@ impl Metrics {
                 counters.received(kind),
             );
         }
+    }
+
+    /// Copy the KV's running totals and sizes.
+    pub fn sync_kv(&self, counters: &KvCounters, keys: usize, waiting: usize) {
+        self.kv_keys.set(keys as i64);
+        self.kv_waiting.set(waiting as i64);
+        set(&self.kv_ops, counters.ops);
+        set(&self.kv_ops_refused, counters.ops_refused);
+        set(&self.kv_busy, counters.busy);
+        set(&self.kv_deltas_merged, counters.deltas_merged);
+        set(&self.kv_ae_rounds, counters.ae_rounds);
+        set(&self.kv_repaired_keys, counters.repaired_keys);
     }
 
     pub fn observe_sync(&self, took: Duration) {
