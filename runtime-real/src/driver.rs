@@ -381,6 +381,12 @@ impl<T: Transport> Driver<T> {
         (driver, DriverHandle { control })
     }
 
+    /// **For tests and `hawser demo` only**: the deny list of [`DriverHandle::deny`], set
+    /// before the driver runs, so that not even its first dials reach those addresses.
+    pub fn set_deny(&mut self, addrs: BTreeSet<Addr>) {
+        self.deny = addrs;
+    }
+
     /// The monotonic clock as core's `Instant`: nanoseconds since the driver was made.
     fn now(&self) -> Instant {
         Instant::from_nanos(self.origin.elapsed().as_nanos() as u64)

@@ -18,3 +18,5 @@ pub mod admin;
 pub mod agent;
 pub mod client;
 pub mod config;
+#[cfg(not(madsim))]
+pub mod demo;

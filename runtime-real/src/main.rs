@@ -31,6 +31,47 @@ enum Command {
     Members(ClientArgs),
     /// Show a running agent's overlay: its active and passive views.
     Overlay(ClientArgs),
+    /// Read, write and follow the replicated KV through a running agent.
+    #[command(subcommand)]
+    Kv(KvCommand),
+    /// Three agents in this process on loopback replay the seed talk's demo for real:
+    /// partition, a write everyone sees, a broken cookie, writes in isolation, mend,
+    /// convergence. Exits 0 only if every read matched.
+    #[cfg(not(madsim))]
+    Demo(hawser_runtime::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum KvCommand {
+    /// Print a key's value (`{}` for a key never written).
+    Get {
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Apply an op to a key; prints the new value once the op is durable. Example:
+    /// hawser kv op erlang_users '{"update":[{"field":"number","type":"counter","op":{"increment":5}}]}'
+    Op {
+        key: String,
+        /// The op, as JSON.
+        op: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List keys (under PREFIX) and their values.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the keys (under PREFIX), then every change as it happens, until stopped.
+    Watch {
+        #[arg(default_value = "")]
+        prefix: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Args)]
@@ -61,6 +102,88 @@ fn show(args: &ClientArgs, path: &str, table: fn(&serde_json::Value) -> String) 
     }
 }
 
+fn fail(e: String) -> ExitCode {
+    eprintln!("hawser: {e}");
+    ExitCode::FAILURE
+}
+
+fn kv(cmd: KvCommand) -> ExitCode {
+    match cmd {
+        KvCommand::Get { key, client: c } => {
+            match client::get_json(&c.admin, &client::kv_path(&key)) {
+                Ok(v) if c.json => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    println!("{key} = {v}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        KvCommand::Op { key, op, client: c } => {
+            // Refuse a malformed op here, with the same message the agent would give.
+            if let Err(e) = hawser_core::crdt::MapOp::from_json_str(&op) {
+                return fail(e.to_string());
+            }
+            match client::post_json(&c.admin, &client::kv_path(&key), &op) {
+                Ok(v) if c.json => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    println!("{key} = {v} (durable on {})", c.admin);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        KvCommand::List { prefix, client: c } => show(
+            &c,
+            &format!("/v1/kv?prefix={}", client::encode(&prefix)),
+            client::kv_table,
+        ),
+        KvCommand::Watch { prefix, client: c } => {
+            let path = format!("/v1/kv/watch?prefix={}", client::encode(&prefix));
+            let mut ended = None;
+            let result = client::watch(&c.admin, &path, |m| {
+                if c.json {
+                    let mut line = serde_json::json!({ "event": m.event });
+                    if let (Some(obj), Some(data)) = (line.as_object_mut(), m.data.as_object()) {
+                        obj.extend(data.clone());
+                    }
+                    println!("{line}");
+                } else {
+                    match m.event.as_str() {
+                        "snapshot" | "change" => {
+                            println!("{} = {}", cell(&m.data["key"]), m.data["value"])
+                        }
+                        "ready" => eprintln!(
+                            "-- {} keys under {:?}; watching for changes (Ctrl-C to stop)",
+                            m.data["keys"], prefix
+                        ),
+                        _ => {}
+                    }
+                }
+                if m.event == "end" {
+                    ended = Some(m.data["reason"].as_str().unwrap_or("").to_owned());
+                }
+                true
+            });
+            match (result, ended) {
+                (Err(e), _) => fail(e),
+                (Ok(()), Some(reason)) => fail(format!("the watch ended: {reason}")),
+                (Ok(()), None) => fail("the agent closed the watch stream".into()),
+            }
+        }
+    }
+}
+
+fn cell(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Sim(cmd) => sim_cmd::main(cmd),
@@ -68,5 +191,8 @@ fn main() -> ExitCode {
         Command::Agent(args) => hawser_runtime::agent::main(args),
         Command::Members(args) => show(&args, "/v1/members", client::members_table),
         Command::Overlay(args) => show(&args, "/v1/overlay", client::overlay_table),
+        Command::Kv(cmd) => kv(cmd),
+        #[cfg(not(madsim))]
+        Command::Demo(args) => hawser_runtime::demo::main(args),
     }
 }
