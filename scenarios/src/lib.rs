@@ -3,6 +3,7 @@
 
 pub mod file;
 
+mod detect;
 mod expectations;
 mod graph;
 mod kvtrack;

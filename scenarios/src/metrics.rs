@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use hawser_core::Instant;
 use hawser_sim::Sim;
 
+use crate::detect::Detection;
 use crate::expectations::{State, Tracker};
 use crate::file::{ExpectKind, Scenario};
 use crate::graph;
@@ -15,6 +16,7 @@ use crate::target::Target;
 
 #[derive(Default)]
 pub(crate) struct Metrics {
+    pub(crate) detection: Detection,
     pub(crate) kv: KvTrack,
     /// Things that happened to steps (a refused kv-op), for the timeline.
     pub(crate) notes: Vec<(Instant, String)>,
@@ -143,6 +145,34 @@ pub(crate) fn report<T: Target>(
             "kv_updates_undelivered".into(),
             metrics.kv.undelivered() as f64,
         );
+    }
+    let failures = metrics.detection.all();
+    if !failures.is_empty() {
+        // Over every failure: the first observer, the median and 90th percentile of all
+        // observers, and the slowest failure to be noticed by every live node.
+        let ms = |d: &hawser_core::Duration| d.as_nanos() as f64 / 1e6;
+        let mut every: Vec<f64> = failures
+            .iter()
+            .flat_map(|(seen, _)| seen.iter().map(ms))
+            .collect();
+        every.sort_by(f64::total_cmp);
+        if !every.is_empty() {
+            let pct = |p: f64| every[((every.len() - 1) as f64 * p).round() as usize];
+            m.insert("detect_first_ms".into(), round2(every[0]));
+            m.insert("detect_p50_ms".into(), round2(pct(0.5)));
+            m.insert("detect_p90_ms".into(), round2(pct(0.9)));
+        }
+        let complete: Vec<f64> = failures
+            .iter()
+            .filter(|(seen, n)| seen.len() >= *n)
+            .map(|(seen, _)| seen.iter().map(ms).fold(0.0, f64::max))
+            .collect();
+        if complete.len() == failures.len() {
+            m.insert(
+                "detect_all_ms".into(),
+                round2(complete.iter().copied().fold(0.0, f64::max)),
+            );
+        }
     }
     let passed = expectations.iter().all(|e| e.passed);
     let mut lines: Vec<(Instant, String)> = timeline.into_iter().chain(metrics.notes).collect();

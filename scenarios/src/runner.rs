@@ -115,6 +115,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 if let Some(key) = T::kv_changed(&e) {
                     changes.push((at, i, key.to_string()));
                 }
+                if let Some(peer) = T::unreachable_event(&e) {
+                    metrics.detection.noticed(at, peer.0 as usize);
+                }
             }
             for (at, i, key) in changes {
                 let node = sim.node(i).map(|n| n.protocol());
@@ -181,16 +184,25 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics) {
                 sim.start(i)
             }
         }
-        Prim::Kill(i) => {
-            sim.kill(i);
+        Prim::Kill(i) | Prim::Freeze(i) => {
+            let was_live = live(sim, i);
+            match p {
+                Prim::Kill(_) => sim.kill(i),
+                _ => sim.freeze(i),
+            }
             metrics.kv.gone(now, i);
+            if was_live {
+                let observers = (0..sim.len()).filter(|&j| live(sim, j)).count();
+                metrics.detection.failed(now, i, observers);
+            }
         }
-        Prim::Restart(i) => sim.start(i),
-        Prim::Freeze(i) => {
-            sim.freeze(i);
-            metrics.kv.gone(now, i);
+        Prim::Restart(i) | Prim::Wipe(i) => {
+            match p {
+                Prim::Restart(_) => sim.start(i),
+                _ => sim.wipe(i),
+            }
+            metrics.detection.back(i);
         }
-        Prim::Wipe(i) => sim.wipe(i),
         Prim::Partition(groups) => sim.partition(&groups),
         Prim::Oneway(from, to) => sim.partition_oneway(&from, &to),
         Prim::Heal => sim.heal(),
@@ -299,6 +311,10 @@ fn whole_cluster_checks<T: Target>(
                 let result = kv_converged(sim, &t.expect, s.as_deref());
                 t.observe(now, result)
             }
+            ExpectKind::Detected => {
+                let result = detected(sim, &t.expect, s.as_deref());
+                t.observe(now, result)
+            }
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),
             other => t.observe(now, Err(format!("{} is not supported", other.name()))),
         }
@@ -355,4 +371,32 @@ fn trackers_template() -> Expect {
         fraction: None,
         line: 0,
     }
+}
+
+/// `detected`: every node in scope that is down or frozen is considered unreachable by
+/// at least `fraction` (default all) of the live nodes.
+fn detected<T: Target>(sim: &Sim<T>, e: &Expect, scope: Option<&[bool]>) -> Result<(), String> {
+    let live_nodes: Vec<usize> = (0..sim.len()).filter(|&i| live(sim, i)).collect();
+    let fraction = e.fraction.unwrap_or(1.0);
+    for x in (0..sim.len()).filter(|&x| scope.is_none_or(|s| s[x])) {
+        if matches!(sim.status(x), Status::Up | Status::Paused | Status::Idle) {
+            continue;
+        }
+        let id = Sim::<T>::id(x);
+        let knowing = live_nodes
+            .iter()
+            .filter(|&&i| {
+                sim.node(i)
+                    .is_some_and(|n| n.protocol().considers_unreachable(id))
+            })
+            .count();
+        let needed = (fraction * live_nodes.len() as f64).ceil() as usize;
+        if knowing < needed {
+            return Err(format!(
+                "{knowing} of {} live nodes consider n{x} unreachable (need {needed})",
+                live_nodes.len()
+            ));
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! its protocols' read-only accessors.
 
 use hawser_core::crdt::MapOp;
+use hawser_core::gm::GmEvent;
 use hawser_core::kv::{KvConfig, KvEvent, Ticket};
 use hawser_core::membership::{MembershipConfig, MembershipEvent};
 use hawser_core::stack::{Stack, StackConfig, StackEvent, StackTimer};
@@ -64,6 +65,7 @@ impl Target for Stack {
                 | ExpectKind::ViewsBounded
                 | ExpectKind::NoFalsePositives
                 | ExpectKind::KvConverged
+                | ExpectKind::Detected
         )
     }
 
@@ -102,6 +104,17 @@ impl Target for Stack {
     fn kv_changed(event: &StackEvent) -> Option<&str> {
         match event {
             StackEvent::Kv(KvEvent::Changed { key, .. }) => Some(key),
+            _ => None,
+        }
+    }
+
+    fn considers_unreachable(&self, peer: NodeId) -> bool {
+        !self.gm().is_reachable(peer)
+    }
+
+    fn unreachable_event(event: &StackEvent) -> Option<NodeId> {
+        match event {
+            StackEvent::Gm(GmEvent::Unreachable(peer)) => Some(*peer),
             _ => None,
         }
     }

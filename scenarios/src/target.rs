@@ -61,4 +61,16 @@ pub trait Target: Protocol + Sized + 'static {
     fn kv_changed(_event: &Self::Event) -> Option<&str> {
         None
     }
+
+    /// Does this node consider `peer` unreachable (for `detected`)? Only targets that
+    /// support `detected` answer; the default knows nothing.
+    fn considers_unreachable(&self, _peer: NodeId) -> bool {
+        false
+    }
+
+    /// The node an event says just became unreachable from this one, if it is such an
+    /// event (for the detection metrics).
+    fn unreachable_event(_event: &Self::Event) -> Option<NodeId> {
+        None
+    }
 }

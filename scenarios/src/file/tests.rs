@@ -400,7 +400,10 @@ fn unknown_top_level_keys_list_the_valid_ones() {
 #[test]
 fn the_stack_is_full_by_default_and_unknown_stacks_list_the_valid_ones() {
     assert_eq!(ok(&with_header("")).stack, StackKind::Full);
-    assert_eq!(ok(&with_header("stack = \"membership\"\n")).stack, StackKind::Membership);
+    assert_eq!(
+        ok(&with_header("stack = \"membership\"\n")).stack,
+        StackKind::Membership
+    );
     assert_one_error(
         &with_header("stack = \"everything\"\n"),
         &["x.toml:4:9: unknown stack \"everything\"; valid stacks: full, membership"],
