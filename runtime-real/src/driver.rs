@@ -340,8 +340,10 @@ pub struct Driver<T: Transport> {
     batch: Vec<Record>,
     committing: bool,
     writers: Vec<JoinHandle<()>>,
-    /// KV ops awaiting durability: the caller's reply channel, by ticket.
-    waiting: BTreeMap<Ticket, KvReply>,
+    /// KV ops awaiting durability: the caller's reply channel, by key and ticket. (A
+    /// ticket is a dot of the key's own causal context, so two keys' first ops can have
+    /// the same ticket: only the pair names an op.)
+    waiting: BTreeMap<(String, Ticket), KvReply>,
     watchers: Vec<Watcher>,
     /// Advertised addresses never to dial (tests and the demo only; see
     /// [`DriverHandle::deny`]).
@@ -450,7 +452,7 @@ impl<T: Transport> Driver<T> {
                     // Answered from `on_event` when core reports it `Committed`: the
                     // event cannot have come out yet, since it needs `handle_persisted`.
                     Ok(ticket) => {
-                        self.waiting.insert(ticket, reply);
+                        self.waiting.insert((key, ticket), reply);
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -485,9 +487,9 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// Answer the op `ticket` names, if its caller is still waiting.
-    fn answer(&mut self, ticket: Ticket, value: &Map) {
-        if let Some(reply) = self.waiting.remove(&ticket) {
+    /// Answer the op `ticket` names on `key`, if its caller is still waiting.
+    fn answer(&mut self, key: String, ticket: Ticket, value: &Map) {
+        if let Some(reply) = self.waiting.remove(&(key, ticket)) {
             let _ = reply.send(Ok(value.clone()));
         }
     }
@@ -738,9 +740,9 @@ impl<T: Transport> Driver<T> {
             }
             Event::App(StackEvent::Membership(event)) => info!(?event, "membership"),
             Event::App(StackEvent::Kv(KvEvent::Committed { ticket, key, value })) => {
-                self.answer(ticket, &value);
                 // The value changed when the op applied; watchers heard of it then.
                 debug!(%key, "kv op durable");
+                self.answer(key, ticket, &value);
             }
             Event::App(StackEvent::Kv(KvEvent::Changed { key, value })) => {
                 self.notify(&key, &value)
@@ -824,8 +826,8 @@ impl<T: Transport> Driver<T> {
         // Answer the ops that the last batches made durable (their callers are told the
         // truth rather than "stopped"); what else the node says now goes nowhere.
         while let Some(event) = self.node.poll_event() {
-            if let Event::App(StackEvent::Kv(KvEvent::Committed { ticket, value, .. })) = event {
-                self.answer(ticket, &value);
+            if let Event::App(StackEvent::Kv(KvEvent::Committed { ticket, key, value })) = event {
+                self.answer(key, ticket, &value);
             }
         }
         let deadline = tokio::time::Instant::now() + self.config.write_timeout;

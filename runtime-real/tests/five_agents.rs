@@ -1,11 +1,13 @@
 //! Five `hawser agent` processes on 127.0.0.1: they form one overlay, notice a kill -9
-//! within seconds, and take the restarted agent back.
+//! within seconds, and take the restarted agent back; a KV write through one agent's API
+//! is read on all the others, and the restarted agent recovers it from its store.
 
 mod common;
 
 use std::time::Instant;
 
-use common::{Agent, one_overlay, wait_for};
+use common::{Agent, incr, one_overlay, post, wait_for, wait_for_value};
+use serde_json::json;
 
 /// Whether every agent of `agents` lists every one of `ids` as reachable.
 fn all_reachable(agents: &[&Agent], ids: &[String]) -> bool {
@@ -40,6 +42,11 @@ fn five_agents_form_one_overlay_survive_a_kill_and_take_it_back() {
     wait_for("every agent to see all five reachable", 20, || {
         all_reachable(&all, &ids).then_some(())
     });
+
+    // A write through one node's API is read on all the others.
+    let (status, body) = post(&agents[0].admin, "/v1/kv/five", &incr(5)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_for_value(&all, "five", &json!({"number:counter": 5}), 10);
 
     let victim = 3;
     agents[victim].kill9();
@@ -83,6 +90,11 @@ fn five_agents_form_one_overlay_survive_a_kill_and_take_it_back() {
 
     agents[victim].start();
     assert_eq!(agents[victim].id(), ids[victim], "same name, same id");
+    assert_eq!(
+        agents[victim].json("/v1/kv/five"),
+        json!({"number:counter": 5}),
+        "the restarted agent recovered its data from its store"
+    );
     let all: Vec<&Agent> = agents.iter().collect();
     wait_for("the restarted agent to rejoin the overlay", 20, || {
         one_overlay(&all).then_some(())
@@ -90,4 +102,8 @@ fn five_agents_form_one_overlay_survive_a_kill_and_take_it_back() {
     wait_for("every agent to see all five reachable again", 20, || {
         all_reachable(&all, &ids).then_some(())
     });
+    // And it takes part again: a write on it reaches every other agent.
+    let (status, body) = post(&agents[victim].admin, "/v1/kv/five", &incr(1)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_for_value(&all, "five", &json!({"number:counter": 6}), 10);
 }

@@ -253,3 +253,40 @@ pub fn one_overlay(agents: &[&Agent]) -> bool {
     }
     seen.iter().all(|s| *s)
 }
+
+/// `POST path` with `body` on an admin API: status and body, `None` when it cannot be
+/// reached.
+pub fn post(admin: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    raw_http(
+        admin,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The op that adds `n` to the counter field `number`.
+pub fn incr(n: u64) -> String {
+    format!(r#"{{"update":[{{"field":"number","type":"counter","op":{{"increment":{n}}}}}]}}"#)
+}
+
+/// Wait (at most `secs`) until every one of `agents` reads `expected` for `key`.
+pub fn wait_for_value(agents: &[&Agent], key: &str, expected: &Value, secs: u64) {
+    let path = format!("/v1/kv/{key}");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let last = agents.iter().map(|a| a.json(&path)).collect::<Vec<_>>();
+        if last.iter().all(|v| v == expected) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+            panic!(
+                "timed out after {secs} s waiting for {names:?} to read {key} = {expected}; they read {last:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
