@@ -12,7 +12,10 @@ use protocol::{Heartbeat, HeartbeatEvent};
 /// `n` nodes on a ring, each dialling the next two: four heartbeat peers each.
 fn ring(n: usize, seed: u64) -> Sim<Heartbeat> {
     let mut sim = Sim::new(n, SimConfig::new(seed), move |i, disk| {
-        let peers = [1, 2].iter().map(|d| Sim::<Heartbeat>::addr((i + d) % n)).collect();
+        let peers = [1, 2]
+            .iter()
+            .map(|d| Sim::<Heartbeat>::addr((i + d) % n))
+            .collect();
         Heartbeat::new(peers, disk)
     })
     .unwrap();
@@ -72,12 +75,23 @@ fn partition_silences_across_the_cut_and_heal_restores() {
         .into_iter()
         .filter(|(_, e)| matches!(e, HeartbeatEvent::Silent { .. }))
         .collect();
-    assert!(silent.iter().any(|(i, e)| *i == 4 && *e == HeartbeatEvent::Silent { peer: Sim::<Heartbeat>::id(5) }));
-    assert_eq!(hears(&sim, 2), 4, "a node with no peer across the cut is untouched");
+    assert!(silent.iter().any(|(i, e)| *i == 4
+        && *e
+            == HeartbeatEvent::Silent {
+                peer: Sim::<Heartbeat>::id(5)
+            }));
+    assert_eq!(
+        hears(&sim, 2),
+        4,
+        "a node with no peer across the cut is untouched"
+    );
     assert!(hears(&sim, 4) < 4);
     sim.heal();
     sim.run_until(at(20_000));
-    assert!((0..10).all(|i| hears(&sim, i) == 4), "everyone hears everyone after the heal");
+    assert!(
+        (0..10).all(|i| hears(&sim, i) == 4),
+        "everyone hears everyone after the heal"
+    );
 }
 
 #[test]
@@ -102,14 +116,26 @@ fn restart_recovers_persisted_state_and_peers_see_it() {
     sim.kill(3);
     assert_eq!(sim.status(3), Status::Down);
     sim.run_until(at(4_000));
-    assert!(hears(&sim, 1) < 4 && hears(&sim, 2) < 4, "peers of the dead node notice (resets)");
+    assert!(
+        hears(&sim, 1) < 4 && hears(&sim, 2) < 4,
+        "peers of the dead node notice (resets)"
+    );
     app_events(&mut sim);
     sim.start(3);
     sim.run_until(at(10_000));
-    assert_eq!(sim.node(3).unwrap().protocol().incarnation(), 2, "incarnation continues from disk");
+    assert_eq!(
+        sim.node(3).unwrap().protocol().incarnation(),
+        2,
+        "incarnation continues from disk"
+    );
     let restarted = app_events(&mut sim)
         .into_iter()
-        .filter(|(_, e)| *e == HeartbeatEvent::Restarted { peer: Sim::<Heartbeat>::id(3), incarnation: 2 })
+        .filter(|(_, e)| {
+            *e == HeartbeatEvent::Restarted {
+                peer: Sim::<Heartbeat>::id(3),
+                incarnation: 2,
+            }
+        })
         .count();
     assert_eq!(restarted, 4, "all four peers saw the new incarnation");
 }
@@ -132,8 +158,13 @@ fn wrong_cookie_is_refused_by_the_real_handshake_and_mending_lets_back() {
     sim.set_cookie(2, Cookie::new("not-the-cluster-cookie"));
     sim.run_until(at(10_000));
     assert_eq!(hears(&sim, 2), 0, "isolated: no link authenticates");
-    let auth_failures: u64 = (0..6).map(|i| sim.node(i).unwrap().stats().auth_failures).sum();
-    assert!(auth_failures > 0, "redials were refused by the cookie proof");
+    let auth_failures: u64 = (0..6)
+        .map(|i| sim.node(i).unwrap().stats().auth_failures)
+        .sum();
+    assert!(
+        auth_failures > 0,
+        "redials were refused by the cookie proof"
+    );
     let refusals = sim
         .drain_events()
         .filter(|(_, _, e)| matches!(e, Event::Link(LinkEvent::AuthFailure { .. })))
@@ -141,7 +172,10 @@ fn wrong_cookie_is_refused_by_the_real_handshake_and_mending_lets_back() {
     assert!(refusals > 0, "refusals are surfaced as events");
     sim.set_cookie(2, None);
     sim.run_until(at(25_000));
-    assert!((0..6).all(|i| hears(&sim, i) == 4), "after mending, node 2 is back");
+    assert!(
+        (0..6).all(|i| hears(&sim, i) == 4),
+        "after mending, node 2 is back"
+    );
 }
 
 #[test]
@@ -151,10 +185,17 @@ fn a_short_pause_is_invisible_and_a_long_one_is_noticed() {
     app_events(&mut sim);
     sim.pause(1, Duration::from_millis(300));
     sim.run_until(at(4_000));
-    assert!(app_events(&mut sim).iter().all(|(_, e)| !matches!(e, HeartbeatEvent::Silent { .. })));
+    assert!(
+        app_events(&mut sim)
+            .iter()
+            .all(|(_, e)| !matches!(e, HeartbeatEvent::Silent { .. }))
+    );
     sim.pause(1, Duration::from_secs(6));
     sim.run_until(at(9_000));
     assert_eq!(hears(&sim, 0), 3, "node 0 gave up on the paused node");
     sim.run_until(at(20_000));
-    assert!((0..6).all(|i| hears(&sim, i) == 4), "and relinked after it resumed");
+    assert!(
+        (0..6).all(|i| hears(&sim, i) == 4),
+        "and relinked after it resumed"
+    );
 }

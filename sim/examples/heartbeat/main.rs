@@ -91,7 +91,10 @@ fn main() {
     println!("  virtual s per wall s  {:.1}", virt / wall);
     println!("  alive/silent/restarted events  {alive}/{silent}/{restarted}");
     println!("  nodes hearing all 4 peers at the end  {linked}/{n}");
-    let restarted_incarnation = victims.first().and_then(|&v| sim.node(v)).map(|nd| nd.protocol().incarnation());
+    let restarted_incarnation = victims
+        .first()
+        .and_then(|&v| sim.node(v))
+        .map(|nd| nd.protocol().incarnation());
     println!("  incarnation of a restarted node  {restarted_incarnation:?}");
     println!("  trace hash    {}", sim.trace_hash());
 }
