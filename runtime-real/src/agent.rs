@@ -113,7 +113,16 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         admin: admin_addr,
         started: std::time::Instant::now(),
     });
-    let server = tokio::spawn(async move { axum::serve(admin_listener, app).await });
+    // The API outlives the driver by a moment, so that what it was serving ends cleanly:
+    // ops waiting for the disk get their answer, watch streams their `end` event.
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(async move {
+        axum::serve(admin_listener, app)
+            .with_graceful_shutdown(async {
+                let _ = api_stopped.await;
+            })
+            .await
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let result = tokio::select! {
@@ -121,7 +130,6 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         _ = term.recv() => { info!("SIGTERM: leaving"); None }
         _ = tokio::signal::ctrl_c() => { info!("SIGINT: leaving"); None }
     };
-    server.abort();
     let result = match result {
         Some(stopped) => stopped,
         None => {
@@ -129,6 +137,13 @@ async fn run(config: AgentConfig) -> Result<(), String> {
             driver.await
         }
     };
+    let _ = stop_api.send(());
+    if tokio::time::timeout(std::time::Duration::from_secs(2), &mut server)
+        .await
+        .is_err()
+    {
+        server.abort();
+    }
     match result {
         Ok(Ok(())) => {
             info!("left the cluster; store flushed");

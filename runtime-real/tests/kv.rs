@@ -212,3 +212,58 @@ fn the_demo_passes() {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
 }
+
+#[test]
+fn kv_watch_streams_the_snapshot_then_changes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::new(dir.path(), "n1");
+    agent.start();
+    let (status, _) = post(&agent.admin, "/v1/kv/svc/a", &incr(1)).unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = post(&agent.admin, "/v1/kv/other", &incr(1)).unwrap();
+    assert_eq!(status, 200);
+    let mut child = hawser()
+        .args(["kv", "watch", "svc/", "--json", "--admin", &agent.admin])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx
+                .send(serde_json::from_str::<Value>(&line).unwrap())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the next watch event within 10 s")
+    };
+    assert_eq!(
+        next(),
+        json!({"event": "snapshot", "key": "svc/a", "value": {"number:counter": 1}})
+    );
+    assert_eq!(
+        next(),
+        json!({"event": "ready", "keys": 1, "prefix": "svc/"})
+    );
+    // A change outside the prefix is not streamed; inside, it is.
+    post(&agent.admin, "/v1/kv/other", &incr(1)).unwrap();
+    post(&agent.admin, "/v1/kv/svc/b", &incr(2)).unwrap();
+    assert_eq!(
+        next(),
+        json!({"event": "change", "key": "svc/b", "value": {"number:counter": 2}})
+    );
+    // The agent leaves: the stream ends with the reason, and the client exits 1.
+    assert!(agent.terminate().success());
+    assert_eq!(next()["event"], "end");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+}
