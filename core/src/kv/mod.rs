@@ -94,8 +94,9 @@ impl KvConfig {
     }
 }
 
-/// Names a local op: its dot, unique in the cluster forever (the actor includes the
-/// incarnation). Also what [`Kv::seen`] takes, to ask whether a replica has the op.
+/// Names a local op *within its key*: the op's dot in that key's causal context. Every
+/// key has its own context, so the first op on two keys can carry the same dot: name an
+/// op by `(key, ticket)`. Also what [`Kv::seen`] takes, to ask whether a replica holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(pub Dot);
 
