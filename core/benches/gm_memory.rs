@@ -4,30 +4,12 @@
 //!
 //! `cargo bench -p hawser-core --bench gm_memory`
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use hawser_core::gm::{Bounded, Entry, Table, Version};
 use hawser_core::rng::NodeRng;
 use hawser_core::{Addr, Instant, NodeId};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 fn main() {
     for n in [1_000u64, 10_000] {
@@ -49,12 +31,12 @@ fn main() {
                 adjacency: Bounded((0..7).map(|_| NodeId(rng.below(0, n))).collect()),
             })
             .collect();
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = counting_alloc::live();
         let mut table = Table::new(NodeId(0));
         for e in &entries {
             table.apply(e, Instant::ZERO, usize::MAX);
         }
-        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        let bytes = counting_alloc::live() - before;
         println!(
             "gm table, {n} members: {bytes} bytes ({:.2} MiB, {} bytes/member; estimate {})",
             bytes as f64 / (1 << 20) as f64,

@@ -9,32 +9,15 @@
 //!
 //! `cargo bench -p hawser-core --bench kv_memory`
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hawser_core::crdt::{Actor, CounterOp, FieldOp, Map, MapOp, SetOp, TypedOp};
 use hawser_core::kv::{Kv, KvConfig};
 use hawser_core::{NodeId, Snapshot, wire};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 const KEYS: usize = 10_000;
 
@@ -68,13 +51,13 @@ fn measure(what: &str, ops: &[MapOp]) {
     let snapshot = Snapshot(disk);
     // One value on its own: the heap a clone of it holds (B-tree nodes are allocated
     // whole, 11 slots, however few entries they hold).
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     let one = map.clone();
-    let value_heap = LIVE.load(Ordering::Relaxed) - before;
+    let value_heap = counting_alloc::live() - before;
     drop(one);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     let kv = Kv::new(KvConfig::default(), &snapshot).expect("kv");
-    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    let bytes = counting_alloc::live() - before;
     assert_eq!(kv.len(), KEYS);
     println!(
         "kv, {KEYS} keys of {what}: {bytes} heap bytes live ({:.2} MiB), {} B/key in memory; \
