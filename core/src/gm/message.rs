@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::bounded::Bounded;
 use crate::id::{Addr, MAX_ADDR_LEN, NodeId};
 use crate::membership::MAX_ACTIVE_VIEW;
+use crate::wire::Bounded;
 use crate::wire::{self, WireError};
 
 /// Most entries in one `Entries` message.

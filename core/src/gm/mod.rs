@@ -23,7 +23,6 @@
 //! Files: `config`, `message` (wire), `bounded` (decode-time bounds), `table` (entries
 //! and the graph), `probe` (de-partitioning), `event` (events and counters).
 
-mod bounded;
 mod config;
 mod event;
 mod message;
@@ -33,7 +32,7 @@ mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use bounded::Bounded;
+pub use crate::wire::Bounded;
 pub use config::{GmConfig, MAX_MEMBERS};
 pub use event::{GmCounters, GmEvent};
 pub use message::{Entry, GmMessage, MAX_DIGEST, MAX_ENTRIES, Version};

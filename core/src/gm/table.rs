@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::bounded::Bounded;
 use super::message::{Entry, Version};
 use crate::id::{Addr, NodeId};
 use crate::rng::mix_seed;
 use crate::routing::Routing;
 use crate::time::Instant;
+use crate::wire::Bounded;
 
 /// What the table knows of a member besides its adjacency.
 #[derive(Clone, Debug, PartialEq, Eq)]

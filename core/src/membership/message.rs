@@ -6,14 +6,10 @@
 //! for them, and every address is held to [`MAX_ADDR_LEN`] — and rejects the rest with a
 //! [`WireError`], which makes the node drop the link and count it.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::id::{Addr, MAX_ADDR_LEN, NodeId};
-use crate::wire::{self, WireError};
+use crate::wire::{self, Bounded, WireError};
 
 /// Most peers a shuffle sample (or its reply) may carry. A protocol constant, not a
 /// config value: peers configured differently must still understand each other.
@@ -174,38 +170,7 @@ pub struct Sample(pub Vec<PeerAddr>);
 
 impl<'de> Deserialize<'de> for Sample {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Sample, D::Error> {
-        d.deserialize_seq(BoundedSeq::<PeerAddr, MAX_SAMPLE>(PhantomData))
-            .map(Sample)
-    }
-}
-
-/// Deserializes a sequence of at most `N` items, refusing a longer one as soon as its
-/// declared length (or its `N+1`-th item) is seen, so a forged length costs nothing.
-pub(super) struct BoundedSeq<T, const N: usize>(pub(super) PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for BoundedSeq<T, N> {
-    type Value = Vec<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a sequence of at most {N} items")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-        use serde::de::Error;
-        if seq.size_hint().is_some_and(|n| n > N) {
-            return Err(A::Error::invalid_length(
-                seq.size_hint().unwrap_or(0),
-                &self,
-            ));
-        }
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N));
-        while let Some(item) = seq.next_element()? {
-            if items.len() == N {
-                return Err(A::Error::invalid_length(N + 1, &self));
-            }
-            items.push(item);
-        }
-        Ok(items)
+        Bounded::<PeerAddr, MAX_SAMPLE>::deserialize(d).map(|b| Sample(b.0))
     }
 }
 

@@ -6,16 +6,15 @@
 //! forward-joins, shuffles and evictions.
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::config::MAX_PASSIVE_VIEW;
-use super::message::{BoundedSeq, PeerAddr, check_addrs};
+use super::message::{PeerAddr, check_addrs};
 use crate::id::{Addr, NodeId};
 use crate::rng::NodeRng;
 use crate::time::{Duration, Instant};
-use crate::wire::{self, WireError};
+use crate::wire::{self, Bounded, WireError};
 
 /// Where the passive view is persisted.
 pub const PASSIVE_KEY: &[u8] = b"hv/passive";
@@ -183,8 +182,7 @@ struct Persisted(Vec<PeerAddr>);
 
 impl<'de> Deserialize<'de> for Persisted {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Persisted, D::Error> {
-        d.deserialize_seq(BoundedSeq::<PeerAddr, MAX_PASSIVE_VIEW>(PhantomData))
-            .map(Persisted)
+        Bounded::<PeerAddr, MAX_PASSIVE_VIEW>::deserialize(d).map(|b| Persisted(b.0))
     }
 }
 

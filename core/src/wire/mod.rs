@@ -8,9 +8,11 @@
 //!
 //! Payloads that carry structure are bincode ([`encode`], [`decode`]) with the same bound.
 
+mod bounded;
 mod error;
 mod frame;
 
+pub use bounded::Bounded;
 pub use error::WireError;
 pub use frame::{
     FRAME_VERSION, Frame, FrameKind, HEADER_LEN, MAGIC, MIN_MAX_FRAME, decode_frame, decode_header,

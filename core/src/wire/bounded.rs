@@ -1,6 +1,7 @@
 //! A sequence whose length is bounded while it is decoded: a forged length prefix is
 //! refused before anything is allocated for it, and the `N+1`-th item before it is
-//! stored. Every collection global membership and multicast decode from a peer is one.
+//! stored. Every collection a protocol decodes from a peer is one (membership's shuffle
+//! samples, global membership's entries and digests).
 
 use std::fmt;
 use std::marker::PhantomData;
