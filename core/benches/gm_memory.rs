@@ -1,12 +1,12 @@
 //! Memory held by a global membership table of 1,000 and 10,000 members (each with 7
-//! neighbours and a `10.x.y.z:7600` address), measured by a counting allocator: live
+//! neighbours, a `node-NNNNN` name and a `10.x.y.z:7600` address), measured by a counting allocator: live
 //! heap bytes after building the table, minus before.
 //!
 //! `cargo bench -p hawser-core --bench gm_memory`
 
 use hawser_core::gm::{Bounded, Entry, Table, Version};
 use hawser_core::rng::NodeRng;
-use hawser_core::{Addr, Instant, NodeId};
+use hawser_core::{Addr, Instant, Name, NodeId};
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
@@ -17,6 +17,7 @@ fn main() {
         let entries: Vec<Entry> = (0..n)
             .map(|i| Entry {
                 id: NodeId(i),
+                name: Name::new(format!("node-{i:05}")).unwrap(),
                 addr: Addr::new(format!(
                     "10.{}.{}.{}:7600",
                     i >> 16,

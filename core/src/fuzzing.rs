@@ -9,7 +9,7 @@ use crate::node::{Identity, Node};
 use crate::protocol::{Ctx, Protocol};
 use crate::time::Instant;
 use crate::wire::{self, HEADER_LEN, WireError};
-use crate::{Addr, NodeId};
+use crate::{Addr, Name, NodeId};
 
 /// A protocol that does nothing: the fuzzer targets the layers beneath it.
 struct Inert;
@@ -44,6 +44,7 @@ pub fn link_input(data: &[u8]) {
 
     let identity = Identity {
         id: NodeId(1),
+        name: Name::new("fuzz-target").expect("valid"),
         addr: Addr::new("fuzz-target").expect("valid"),
         cookie: Cookie::new("fuzz-cookie").expect("valid"),
     };

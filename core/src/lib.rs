@@ -27,7 +27,7 @@ mod stats;
 pub mod time;
 pub mod wire;
 
-pub use id::{Addr, NodeId};
+pub use id::{Addr, Name, NodeId};
 pub use link::{
     ConnId, ConnectError, Cookie, DownReason, LinkConfig, LinkEvent, SendError, Transmit,
 };

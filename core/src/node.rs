@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::id::{Addr, NodeId};
+use crate::id::{Addr, Name, NodeId};
 use crate::link::{ConnId, Cookie, DownReason, LinkConfig, LinkEvent, Links, Transmit};
 use crate::persist::{PersistSeq, Record};
 use crate::protocol::{Ctx, Protocol, Timers};
@@ -12,10 +12,12 @@ use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::WireError;
 
-/// Who a node is: its id, where it accepts links, and the cluster secret it proves.
+/// Who a node is: its id, its human name, where it accepts links, and the cluster secret
+/// it proves.
 #[derive(Clone, Debug)]
 pub struct Identity {
     pub id: NodeId,
+    pub name: Name,
     pub addr: Addr,
     pub cookie: Cookie,
 }
@@ -34,6 +36,7 @@ pub enum Event<E> {
 /// A protocol `P` running over authenticated links.
 pub struct Node<P: Protocol> {
     protocol: P,
+    name: Name,
     links: Links,
     timers: Timers<P::Timer>,
     events: VecDeque<Event<P::Event>>,
@@ -48,6 +51,7 @@ macro_rules! ctx {
     ($node:ident, $now:expr) => {
         &mut Ctx {
             now: $now,
+            name: &$node.name,
             links: &mut $node.links,
             timers: &mut $node.timers,
             events: &mut $node.events,
@@ -70,9 +74,15 @@ impl<P: Protocol> Node<P> {
         protocol: P,
     ) -> Result<Node<P>, String> {
         config.validate()?;
-        let Identity { id, addr, cookie } = identity;
+        let Identity {
+            id,
+            name,
+            addr,
+            cookie,
+        } = identity;
         Ok(Node {
             protocol,
+            name,
             links: Links::new(config, id, addr, cookie),
             timers: Timers::new(),
             events: VecDeque::new(),
@@ -85,6 +95,9 @@ impl<P: Protocol> Node<P> {
 
     pub fn id(&self) -> NodeId {
         self.links.id()
+    }
+    pub fn name(&self) -> &Name {
+        &self.name
     }
     pub fn protocol(&self) -> &P {
         &self.protocol

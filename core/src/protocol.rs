@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-use crate::id::{Addr, NodeId};
+use crate::id::{Addr, Name, NodeId};
 use crate::link::{ConnectError, DownReason, Links, SendError};
 use crate::node::Event;
 use crate::persist::{PersistSeq, Record};
@@ -174,6 +174,7 @@ impl<E> EventSink<E> for Vec<E> {
 /// What a protocol acts through; see the module docs.
 pub struct Ctx<'a, T, E> {
     pub(crate) now: Instant,
+    pub(crate) name: &'a Name,
     pub(crate) links: &'a mut Links,
     pub(crate) timers: &'a mut dyn TimerSink<T>,
     pub(crate) events: &'a mut dyn EventSink<E>,
@@ -192,6 +193,9 @@ impl<T, E> Ctx<'_, T, E> {
     }
     pub fn id(&self) -> NodeId {
         self.links.id()
+    }
+    pub fn name(&self) -> &Name {
+        self.name
     }
     pub fn addr(&self) -> &Addr {
         self.links.addr()
@@ -268,6 +272,7 @@ impl<T, E> Ctx<'_, T, E> {
         let mut events: Vec<F> = Vec::new();
         let r = f(&mut Ctx {
             now: self.now,
+            name: self.name,
             links: &mut *self.links,
             timers: &mut timers,
             events: &mut events,

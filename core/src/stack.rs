@@ -149,6 +149,12 @@ impl Stack {
         self.kv_scope(ctx, |kv, c| kv.op(c, key, op))
     }
 
+    /// Leave the cluster, just before the node stops: neighbours are told (see
+    /// [`Membership::leave`]) and repair around this node at once.
+    pub fn leave(&mut self, ctx: &mut Cx<'_, '_>) {
+        self.membership_scope(ctx, |m, c| m.leave(c));
+    }
+
     /// Run `f` on membership in its own scope; hand its view changes to the KV and on
     /// to the user.
     fn membership_scope<R>(

@@ -3,7 +3,7 @@
 
 use hawser_core::wire::WireError;
 use hawser_core::{
-    Addr, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig, Node, NodeId, Protocol,
+    Addr, Name, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig, Node, NodeId, Protocol,
 };
 
 /// A child that ticks every `period` and reports each tick; it cancels its first timer
@@ -102,6 +102,7 @@ impl Protocol for Pair {
 fn children_keep_their_own_timers_and_events() {
     let identity = Identity {
         id: NodeId(1),
+        name: Name::new("a").unwrap(),
         addr: Addr::new("a").unwrap(),
         cookie: Cookie::new("c").unwrap(),
     };

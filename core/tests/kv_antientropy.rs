@@ -14,7 +14,7 @@ use hawser_core::crdt::{Actor, CounterOp, FieldOp, Map, MapOp, SetOp, TypedOp};
 use hawser_core::kv::{BUCKETS, Kv, KvConfig, KvEvent, KvMessage, KvTimer, MAX_BATCH, bucket_of};
 use hawser_core::wire::{self, WireError};
 use hawser_core::{
-    Addr, Cookie, Ctx, DownReason, Identity, Instant, LinkConfig, Node, NodeId, Protocol, Snapshot,
+    Addr, Name, Cookie, Ctx, DownReason, Identity, Instant, LinkConfig, Node, NodeId, Protocol, Snapshot,
     Transmit,
 };
 
@@ -61,6 +61,7 @@ impl Protocol for Host {
 fn node(id: u64, disk: &Snapshot) -> Node<Host> {
     let identity = Identity {
         id: NodeId(id),
+        name: Name::new(format!("n{id}")).unwrap(),
         addr: Addr::new(format!("n{id}")).unwrap(),
         cookie: Cookie::new("c").unwrap(),
     };

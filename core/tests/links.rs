@@ -3,7 +3,7 @@
 
 use hawser_core::wire::WireError;
 use hawser_core::{
-    Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
+    Addr, Name, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
     LinkEvent, Node, NodeId, Protocol, Transmit,
 };
 
@@ -35,6 +35,7 @@ impl Protocol for Recorder {
 fn node(id: u64, cookie: &str) -> Node<Recorder> {
     let identity = Identity {
         id: NodeId(id),
+        name: Name::new(format!("n{id}")).unwrap(),
         addr: Addr::new(format!("n{id}")).unwrap(),
         cookie: Cookie::new(cookie).unwrap(),
     };

@@ -4,10 +4,10 @@
 //! between two inputs, so it is a consistent picture and the node needs no locks. The
 //! API has no authentication: it listens on loopback unless configured otherwise.
 //!
-//! `/v1/members` is global membership's table: every member whose adjacency entry this
-//! node holds, with its reachability and hop distance over the overlay graph. Peer names
-//! are not carried by the protocols (only ids and addresses are), so a peer's `name` is
-//! `null`; this node's own is filled in.
+//! `/v1/members` is global membership's table: every member whose entry this node holds
+//! (its name, address, reachability and hop distance over the overlay graph).
+//! `/v1/routes/{node}` is the shortest path over that graph from this node to another,
+//! named by its name or its 16-hex-digit id.
 //!
 //! The KV: `GET /v1/kv?prefix=P` lists keys and values, `GET /v1/kv/{key}` reads one
 //! (`{}` for a key never written), `POST /v1/kv/{key}` applies an op (the JSON of
@@ -61,10 +61,11 @@ pub struct Admin {
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 10] = [
+const ENDPOINTS: [&str; 11] = [
     "GET /v1/self",
     "GET /v1/members",
     "GET /v1/overlay",
+    "GET /v1/routes/{node}",
     "GET /v1/kv?prefix=P",
     "GET /v1/kv/{key}",
     "POST /v1/kv/{key}",
@@ -79,6 +80,7 @@ pub fn router(state: Admin) -> Router {
         .route("/v1/self", get(self_info))
         .route("/v1/members", get(members))
         .route("/v1/overlay", get(overlay))
+        .route("/v1/routes/{node}", get(route))
         .route("/v1/kv", get(kv_list))
         .route("/v1/kv/watch", get(kv_watch))
         .route("/v1/kv/{*key}", get(kv_get).post(kv_write))
@@ -97,14 +99,32 @@ pub fn id_hex(id: NodeId) -> String {
 #[derive(Serialize)]
 struct Peer {
     id: String,
+    /// From global membership, once this node holds the peer's entry.
+    name: Option<String>,
     addr: Option<String>,
 }
 
 fn peer(view: &View<'_>, id: NodeId) -> Peer {
+    let member = view.node.protocol().gm().member(id);
     Peer {
         id: id_hex(id),
-        addr: view.peers.get(&id).map(Addr::to_string),
+        name: member.map(|m| m.name.to_string()),
+        addr: view
+            .peers
+            .get(&id)
+            .or(member.map(|m| &m.addr))
+            .map(Addr::to_string),
     }
+}
+
+/// The member `node` names: a member's name, or a 16-hex-digit id.
+fn resolve(view: &View<'_>, node: &str) -> Option<NodeId> {
+    let gm = view.node.protocol().gm();
+    if let Some((id, _)) = gm.members().find(|(_, m)| m.name.as_str() == node) {
+        return Some(id);
+    }
+    let id = NodeId(u64::from_str_radix(node, 16).ok().filter(|_| node.len() == 16)?);
+    gm.member(id).map(|_| id)
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -165,7 +185,7 @@ async fn members(State(s): State<Admin>) -> Response {
             })];
             for (id, member) in gm.members().filter(|(id, _)| *id != me) {
                 members.push(json!({
-                    "name": Value::Null,
+                    "name": member.name.as_str(),
                     "id": id_hex(id),
                     "addr": member.addr.to_string(),
                     "reachable": gm.is_reachable(id),
@@ -203,6 +223,39 @@ async fn overlay(State(s): State<Admin>) -> Response {
         .await;
     match answer {
         Some(body) => axum::Json(body).into_response(),
+        None => stopping(),
+    }
+}
+
+async fn route(State(s): State<Admin>, Path(node): Path<String>) -> Response {
+    let answer = s
+        .handle
+        .inspect(move |v| {
+            let Some(to) = resolve(v, &node) else {
+                return Err(format!(
+                    "no member named {node:?} (give a name or a 16-hex-digit id; \
+                     `hawser members` lists them)"
+                ));
+            };
+            let me = v.node.id();
+            let path = v
+                .node
+                .protocol()
+                .gm()
+                .routing()
+                .and_then(|r| r.path(me, to));
+            Ok(json!({
+                "from": peer(v, me),
+                "to": peer(v, to),
+                "reachable": path.is_some(),
+                "hops": path.as_ref().map(|p| p.len() - 1),
+                "path": path.map(|p| p.into_iter().map(|id| peer(v, id)).collect::<Vec<_>>()),
+            }))
+        })
+        .await;
+    match answer {
+        Some(Ok(body)) => axum::Json(body).into_response(),
+        Some(Err(e)) => error(StatusCode::NOT_FOUND, e),
         None => stopping(),
     }
 }

@@ -1,4 +1,5 @@
-//! The CLI side of the admin API: `hawser members`, `hawser overlay`, `hawser kv ...`.
+//! The CLI side of the admin API: `hawser members`, `hawser overlay`, `hawser route`,
+//! `hawser kv ...`.
 //!
 //! One request over one plain HTTP/1.1 connection with std's blocking socket: the
 //! commands make one request each, and an HTTP client library would be most of the
@@ -362,7 +363,12 @@ pub fn overlay_table(doc: &Value) -> String {
     let mut rows = Vec::new();
     for view in ["active", "passive"] {
         for p in doc[view].as_array().map(Vec::as_slice).unwrap_or_default() {
-            rows.push(vec![view.to_owned(), cell(&p["id"]), cell(&p["addr"])]);
+            rows.push(vec![
+                view.to_owned(),
+                cell(&p["name"]),
+                cell(&p["id"]),
+                cell(&p["addr"]),
+            ]);
         }
     }
     format!(
@@ -371,7 +377,36 @@ pub fn overlay_table(doc: &Value) -> String {
         cell(&doc["id"]),
         doc["active"].as_array().map_or(0, Vec::len),
         doc["passive"].as_array().map_or(0, Vec::len),
-        table(&["VIEW", "ID", "ADDR"], &rows)
+        table(&["VIEW", "NAME", "ID", "ADDR"], &rows)
+    )
+}
+
+/// `hawser route`: the hops from the agent to a member, one line each.
+pub fn route_table(doc: &Value) -> String {
+    let label = |p: &Value| {
+        let name = cell(&p["name"]);
+        format!("{name} ({})", cell(&p["id"]))
+    };
+    let (from, to) = (label(&doc["from"]), label(&doc["to"]));
+    let Some(path) = doc["path"].as_array() else {
+        return format!("{to} is not reachable from {from}\n");
+    };
+    let rows: Vec<Vec<String>> = path
+        .iter()
+        .enumerate()
+        .map(|(hop, p)| {
+            vec![
+                hop.to_string(),
+                cell(&p["name"]),
+                cell(&p["id"]),
+                cell(&p["addr"]),
+            ]
+        })
+        .collect();
+    format!(
+        "route from {from} to {to}: {} hops\n{}",
+        path.len().saturating_sub(1),
+        table(&["HOP", "NAME", "ID", "ADDR"], &rows)
     )
 }
 
@@ -436,5 +471,20 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("-     00bb  127.0.0.1:2  false      -"), "{t}");
+    }
+
+    #[test]
+    fn routes_list_their_hops_or_say_unreachable() {
+        let p = |n: &str, id: &str| json!({"name": n, "id": id, "addr": "127.0.0.1:1"});
+        let doc = json!({
+            "from": p("n1", "01"), "to": p("n3", "03"), "reachable": true, "hops": 2,
+            "path": [p("n1", "01"), p("n2", "02"), p("n3", "03")],
+        });
+        let t = route_table(&doc);
+        assert!(t.starts_with("route from n1 (01) to n3 (03): 2 hops\n"), "{t}");
+        assert!(t.contains("2    n3    03  127.0.0.1:1"), "{t}");
+        let doc = json!({"from": p("n1", "01"), "to": p("n3", "03"), "reachable": false,
+                         "hops": null, "path": null});
+        assert_eq!(route_table(&doc), "n3 (03) is not reachable from n1 (01)\n");
     }
 }

@@ -37,8 +37,9 @@ use hawser_core::kv::{KvError, KvEvent, Ticket};
 use hawser_core::membership::MembershipConfig;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::wire::{HEADER_LEN, decode_header};
+use hawser_core::id::MAX_NAME_LEN;
 use hawser_core::{
-    Addr, ConnId, Cookie, Event, Identity, Instant, LinkConfig, LinkEvent, Node, NodeId,
+    Addr, Name, ConnId, Cookie, Event, Identity, Instant, LinkConfig, LinkEvent, Node, NodeId,
     PersistSeq, Record, Snapshot, Transmit,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -103,8 +104,11 @@ impl NodeSpec {
         };
         let stack =
             Stack::new(config, self.contacts.clone(), recovered).map_err(|e| e.to_string())?;
+        let name = Name::new(self.name.as_str())
+            .ok_or_else(|| format!("name {:?}: use 1 to {MAX_NAME_LEN} bytes", self.name))?;
         let identity = Identity {
             id: NodeId::from_name(&self.name),
+            name,
             addr: self.advertise.clone(),
             cookie: self.cookie.clone(),
         };
@@ -259,7 +263,7 @@ impl DriverHandle {
         self.control.send(Control::Deny(addrs)).await.ok()
     }
 
-    /// Leave: close every connection (peers see the links go down at once), flush the
+    /// Leave: tell the neighbours, close every connection (peers drop us at once), flush the
     /// store, and return from [`Driver::run`]. Resolves when the driver has stopped.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -791,13 +795,17 @@ impl<T: Transport> Driver<T> {
             .sync_kv(kv.counters(), kv.len(), self.waiting.len());
     }
 
-    /// Close every connection (peers see their links drop at once and repair around
-    /// us), then make everything the node asked to persist durable.
+    /// Tell the neighbours we leave (they drop us from both views and repair at once),
+    /// close every connection once those messages are flushed, then make everything the
+    /// node asked to persist durable.
     async fn leave(
         &mut self,
         input_rx: &mut mpsc::Receiver<Input<T::Stream>>,
     ) -> Result<(), DriverError> {
-        info!("leaving: closing links and flushing the store");
+        info!("leaving: telling neighbours, closing links and flushing the store");
+        let now = self.now();
+        self.node.command(now, |s, c| s.leave(c));
+        self.drain()?;
         for (_, c) in std::mem::take(&mut self.conns) {
             match c {
                 Conn::Dialing(task) => task.abort(),

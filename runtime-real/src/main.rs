@@ -31,6 +31,13 @@ enum Command {
     Members(ClientArgs),
     /// Show a running agent's overlay: its active and passive views.
     Overlay(ClientArgs),
+    /// Show the shortest path over the overlay from a running agent to NODE (a member's
+    /// name or 16-hex-digit id).
+    Route {
+        node: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Read, write and follow the replicated KV through a running agent.
     #[command(subcommand)]
     Kv(KvCommand),
@@ -191,6 +198,11 @@ fn main() -> ExitCode {
         Command::Agent(args) => hawser_runtime::agent::main(args),
         Command::Members(args) => show(&args, "/v1/members", client::members_table),
         Command::Overlay(args) => show(&args, "/v1/overlay", client::overlay_table),
+        Command::Route { node, client } => show(
+            &client,
+            &format!("/v1/routes/{}", client::encode(&node)),
+            client::route_table,
+        ),
         Command::Kv(cmd) => kv(cmd),
         #[cfg(not(madsim))]
         Command::Demo(args) => hawser_runtime::demo::main(args),

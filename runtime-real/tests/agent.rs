@@ -269,12 +269,16 @@ fn sigterm_leaves_and_exits_zero() {
     wait_for("a and b to link", 10, || {
         (a.active().len() == 1).then_some(())
     });
+    let b_id = b.id();
     let left = Instant::now();
     assert_eq!(b.terminate().code(), Some(0));
     wait_for("a to drop b at once", 2, || {
         a.active().is_empty().then_some(())
     });
     assert!(left.elapsed() < Duration::from_secs(3));
+    // b said it was leaving, so a does not keep it to dial back (a crashed peer would
+    // stay in the passive view).
+    assert!(!a.passive().contains(&b_id), "{:?}", a.passive());
     assert!(
         std::fs::read_to_string(&b.log)
             .unwrap()

@@ -43,6 +43,26 @@ fn five_agents_form_one_overlay_survive_a_kill_and_take_it_back() {
         all_reachable(&all, &ids).then_some(())
     });
 
+    // Every agent knows every member by name, and routes to any of them over the overlay.
+    for a in &all {
+        let doc = a.json("/v1/members");
+        for (i, id) in ids.iter().enumerate() {
+            let m = doc["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["id"] == id.as_str())
+                .unwrap();
+            assert_eq!(m["name"], format!("n{i}"), "{doc}");
+        }
+    }
+    let route = agents[0].json("/v1/routes/n4");
+    let path = route["path"].as_array().expect("n4 is reachable");
+    assert_eq!(path.first().unwrap()["name"], "n0", "{route}");
+    assert_eq!(path.last().unwrap()["name"], "n4", "{route}");
+    assert_eq!(route["hops"], path.len() - 1);
+    assert_eq!(agents[0].json(&format!("/v1/routes/{}", ids[4]))["to"]["name"], "n4");
+
     // A write through one node's API is read on all the others.
     let (status, body) = post(&agents[0].admin, "/v1/kv/five", &incr(5)).unwrap();
     assert_eq!(status, 200, "{body}");

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 
 use hawser_core::{
-    Addr, ConnId, Cookie, Duration, Event, Identity, Instant, LinkConfig, Node, NodeId, NodeRng,
+    Addr, Name, ConnId, Cookie, Duration, Event, Identity, Instant, LinkConfig, Node, NodeId, NodeRng,
     PersistSeq, Protocol, Snapshot, Transmit,
 };
 use serde_json::json;
@@ -253,6 +253,10 @@ impl<P: Protocol> Sim<P> {
     /// The address node `i` listens on.
     pub fn addr(i: usize) -> Addr {
         Addr::new(format!("n{i}")).expect("short and non-empty")
+    }
+    /// Node `i`'s name, as its peers see it in global membership.
+    pub fn name(i: usize) -> Name {
+        Name::new(format!("n{i}")).expect("short and non-empty")
     }
     pub fn id(i: usize) -> NodeId {
         NodeId(i as u64)
@@ -803,6 +807,7 @@ impl<P: Protocol> Sim<P> {
         let protocol = (self.factory)(i, n.disk.snapshot());
         let identity = Identity {
             id: Self::id(i),
+            name: Self::name(i),
             addr: Self::addr(i),
             cookie: n.cookie.clone(),
         };

@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{Addr, MAX_ADDR_LEN, NodeId};
+use crate::id::{Addr, Name, NodeId};
+#[cfg(test)]
+use crate::id::MAX_ADDR_LEN;
 use crate::membership::MAX_ACTIVE_VIEW;
 use crate::wire::Bounded;
 use crate::wire::{self, WireError};
@@ -29,10 +31,11 @@ pub struct Version {
     pub counter: u64,
 }
 
-/// One member as published by itself: where it listens, and its active view.
+/// One member as published by itself: its name, where it listens, and its active view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub id: NodeId,
+    pub name: Name,
     pub addr: Addr,
     pub version: Version,
     pub adjacency: Bounded<NodeId, MAX_ACTIVE_VIEW>,
@@ -53,20 +56,9 @@ impl GmMessage {
         wire::encode(self)
     }
 
-    /// Decode untrusted bytes: bounded collections, bounded addresses.
+    /// Decode untrusted bytes: bounded collections, bounded names and addresses.
     pub fn decode(bytes: &[u8]) -> Result<GmMessage, WireError> {
-        let msg: GmMessage = wire::decode(bytes)?;
-        if let GmMessage::Entries(entries) = &msg {
-            for e in &entries.0 {
-                if Addr::new(e.addr.as_str()).is_none() {
-                    return Err(WireError::Payload(format!(
-                        "address of {} is empty or longer than {MAX_ADDR_LEN} bytes",
-                        e.id
-                    )));
-                }
-            }
-        }
-        Ok(msg)
+        wire::decode(bytes)
     }
 }
 
@@ -78,6 +70,7 @@ mod tests {
     fn entry(i: u64, adj: usize) -> Entry {
         Entry {
             id: NodeId(i),
+            name: Name::new(format!("n{i}")).unwrap(),
             addr: Addr::new(format!("n{i}")).unwrap(),
             version: Version {
                 incarnation: 1,
@@ -103,10 +96,11 @@ mod tests {
     fn overlong_address_is_refused() {
         #[derive(Serialize)]
         enum Forged {
-            Entries(Vec<(u64, String, (u64, u64), Vec<u64>)>),
+            Entries(Vec<(u64, &'static str, String, (u64, u64), Vec<u64>)>),
         }
-        let forged =
-            |len| wire::encode(&Forged::Entries(vec![(1, "x".repeat(len), (1, 1), vec![])]));
+        let forged = |len| {
+            wire::encode(&Forged::Entries(vec![(1, "n1", "x".repeat(len), (1, 1), vec![])]))
+        };
         assert!(GmMessage::decode(&forged(MAX_ADDR_LEN)).is_ok());
         assert!(GmMessage::decode(&forged(MAX_ADDR_LEN + 1)).is_err());
     }

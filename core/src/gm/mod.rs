@@ -204,6 +204,7 @@ impl GlobalMembership {
     fn own_entry(&self, ctx: &Cx) -> Entry {
         Entry {
             id: ctx.id(),
+            name: ctx.name().clone(),
             addr: ctx.addr().clone(),
             version: self.version,
             adjacency: Bounded(self.neighbors.iter().copied().collect()),

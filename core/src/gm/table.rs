@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::message::{Entry, Version};
-use crate::id::{Addr, NodeId};
+use crate::id::{Addr, Name, NodeId};
 use crate::rng::mix_seed;
 use crate::routing::Routing;
 use crate::time::Instant;
@@ -14,6 +14,7 @@ use crate::wire::Bounded;
 /// What the table knows of a member besides its adjacency.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
+    pub name: Name,
     pub addr: Addr,
     pub version: Version,
     /// When it stopped being reachable from this node, while it is not.
@@ -25,7 +26,7 @@ pub struct Member {
 pub enum Applied {
     /// A member we did not know.
     Added,
-    /// A newer version; `changed` when its neighbours or address differ.
+    /// A newer version; `changed` when its neighbours, name or address differ.
     Newer { changed: bool },
     /// A version we already have or have superseded.
     Stale,
@@ -81,6 +82,7 @@ impl Table {
         let m = self.members.get(&id)?;
         Some(Entry {
             id,
+            name: m.name.clone(),
             addr: m.addr.clone(),
             version: m.version,
             adjacency: Bounded(self.routing.graph().neighbors(id).collect()),
@@ -101,8 +103,9 @@ impl Table {
             Some(m) if entry.version <= m.version => return Applied::Stale,
             Some(m) => {
                 self.view ^= hash(entry.id, m.version) ^ hash(entry.id, entry.version);
-                let moved = m.addr != entry.addr;
+                let moved = m.addr != entry.addr || m.name != entry.name;
                 m.version = entry.version;
+                m.name = entry.name.clone();
                 m.addr = entry.addr.clone();
                 let mut old: Vec<NodeId> = self.routing.graph().neighbors(entry.id).collect();
                 let mut new = entry.adjacency.0.clone();
@@ -121,6 +124,7 @@ impl Table {
                 self.members.insert(
                     entry.id,
                     Member {
+                        name: entry.name.clone(),
                         addr: entry.addr.clone(),
                         version: entry.version,
                         unreachable_since: (!reachable).then_some(now),
@@ -166,9 +170,13 @@ impl Table {
     /// Heap bytes held (estimate), for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
         let member = size_of::<NodeId>() + size_of::<Member>();
-        let addrs: usize = self.members.values().map(|m| m.addr.as_str().len()).sum();
+        let strings: usize = self
+            .members
+            .values()
+            .map(|m| m.addr.as_str().len() + m.name.as_str().len())
+            .sum();
         self.members.len() * member * 3 / 2
-            + addrs
+            + strings
             + self.routing.heap_bytes()
             + self.tombstones.len() * 48
     }
@@ -181,6 +189,7 @@ mod tests {
     fn entry(i: u64, counter: u64, adj: &[u64]) -> Entry {
         Entry {
             id: NodeId(i),
+            name: Name::new(format!("n{i}")).unwrap(),
             addr: Addr::new(format!("n{i}")).unwrap(),
             version: Version {
                 incarnation: 1,

@@ -20,6 +20,8 @@ pub enum DownCause {
     LinkLost,
     /// The peer removed us from its active view.
     Disconnected,
+    /// The peer left the cluster (it told us, stopping).
+    Left,
     /// We dropped it to make room for another neighbour.
     Replaced,
     /// The failure detector evicted it: no pong, and no helper could reach it either.

@@ -3,12 +3,12 @@
 //! Every message comes from an authenticated peer, but an authenticated peer can still be
 //! buggy or hostile, so [`Message::decode`] bounds everything a message can carry — the
 //! number of peers in a sample is checked *while* decoding, before anything is allocated
-//! for them, and every address is held to [`MAX_ADDR_LEN`] — and rejects the rest with a
+//! for them, and every address is held to [`MAX_ADDR_LEN`](crate::id::MAX_ADDR_LEN) by `Addr`'s own decoder — and rejects the rest with a
 //! [`WireError`], which makes the node drop the link and count it.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::id::{Addr, MAX_ADDR_LEN, NodeId};
+use crate::id::{Addr, NodeId};
 use crate::wire::{self, Bounded, WireError};
 
 /// Most peers a shuffle sample (or its reply) may carry. A protocol constant, not a
@@ -78,6 +78,10 @@ pub enum Message {
         seq: u64,
         alive: bool,
     },
+    /// "I am leaving the cluster" (the agent is stopping): the receiver drops the sender
+    /// from both views at once, so it repairs now and does not dial it back, instead of
+    /// detecting a failure. (Last, so the other variants keep their encoding.)
+    Leave,
 }
 
 /// Message kinds, for per-kind counters.
@@ -94,10 +98,11 @@ pub enum Kind {
     Pong,
     ProbeRequest,
     ProbeReply,
+    Leave,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Join,
         Kind::ForwardJoin,
         Kind::Neighbor,
@@ -109,6 +114,7 @@ impl Kind {
         Kind::Pong,
         Kind::ProbeRequest,
         Kind::ProbeReply,
+        Kind::Leave,
     ];
 }
 
@@ -126,6 +132,7 @@ impl Message {
             Message::Pong { .. } => Kind::Pong,
             Message::ProbeRequest { .. } => Kind::ProbeRequest,
             Message::ProbeReply { .. } => Kind::ProbeReply,
+            Message::Leave => Kind::Leave,
         }
     }
 
@@ -135,33 +142,8 @@ impl Message {
 
     /// Decode untrusted bytes; see the module docs for what is bounded.
     pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
-        let msg: Message = wire::decode(bytes)?;
-        let peers: &[PeerAddr] = match &msg {
-            Message::ForwardJoin { joiner, .. } => std::slice::from_ref(joiner),
-            Message::ProbeRequest { target, .. } => std::slice::from_ref(target),
-            Message::Shuffle { origin, sample, .. } => {
-                check_addrs(std::slice::from_ref(origin))?;
-                &sample.0
-            }
-            Message::ShuffleReply { sample } => &sample.0,
-            _ => &[],
-        };
-        check_addrs(peers)?;
-        Ok(msg)
+        wire::decode(bytes)
     }
-}
-
-/// `Addr`'s serde form is a bare string, so its length bound is enforced here.
-pub(super) fn check_addrs(peers: &[PeerAddr]) -> Result<(), WireError> {
-    for p in peers {
-        if Addr::new(p.addr.as_str()).is_none() {
-            return Err(WireError::Payload(format!(
-                "address of {} is empty or longer than {MAX_ADDR_LEN} bytes",
-                p.id
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A shuffle sample: at most [`MAX_SAMPLE`] peers, enforced by the decoder itself.
@@ -240,7 +222,7 @@ mod tests {
             ForwardJoin { joiner: (u64, String), ttl: u8 },
         }
         let bytes = wire::encode(&Forged::ForwardJoin {
-            joiner: (1, "x".repeat(MAX_ADDR_LEN + 1)),
+            joiner: (1, "x".repeat(crate::id::MAX_ADDR_LEN + 1)),
             ttl: 1,
         });
         assert!(Message::decode(&bytes).is_err());

@@ -232,6 +232,18 @@ impl Membership {
         self.request_neighbor(ctx, &PeerAddr { id: peer, addr }, true);
     }
 
+    /// Leave the cluster, just before the node stops: tell every neighbour, so each drops
+    /// this node from both its views and repairs at once rather than detecting a
+    /// failure and dialling a node that is gone. The driver closes the links after the
+    /// messages are flushed; a node that keeps running after this rejoins through its
+    /// repair like any other.
+    pub fn leave(&mut self, ctx: &mut Cx) {
+        let neighbors: Vec<NodeId> = self.active.keys().copied().collect();
+        for peer in neighbors {
+            self.send(ctx, peer, &Message::Leave);
+        }
+    }
+
     /// Arm a timer of `kind` after `after`.
     fn arm(&self, ctx: &mut Cx, after: Duration, kind: TimerKind) -> TimerId {
         let due = ctx.now() + after;
@@ -324,6 +336,7 @@ impl Protocol for Membership {
             Message::ProbeReply { target, seq, alive } => {
                 self.on_probe_reply(target, seq, alive, ctx)
             }
+            Message::Leave => self.on_leave(from.id, ctx),
         }
         Ok(())
     }

@@ -175,6 +175,14 @@ impl Membership {
         self.repair(ctx);
     }
 
+    /// `from` is leaving the cluster: forget it entirely, and refill its slot.
+    pub(super) fn on_leave(&mut self, from: NodeId, ctx: &mut Cx) {
+        self.remove_active(ctx, from, DownCause::Left);
+        self.passive.remove(from);
+        self.release(ctx, from);
+        self.repair(ctx);
+    }
+
     /// Fill a short active view from the passive view, a few requests at a time, for as
     /// long as the repair credit of a recent loss lasts (or for ever while isolated).
     /// Without credit, the repair tick tops the view up one request at a time, backing

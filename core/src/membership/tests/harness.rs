@@ -13,7 +13,7 @@ use crate::membership::{Membership, MembershipConfig, MembershipEvent};
 use crate::node::{Event, Identity, Node};
 use crate::persist::Snapshot;
 use crate::time::{Duration, Instant};
-use crate::{Addr, NodeId};
+use crate::{Addr, Name, NodeId};
 
 pub struct Host {
     pub node: Option<Node<Membership>>,
@@ -91,6 +91,7 @@ impl Net {
         let m = Membership::new(self.cfg.clone(), h.contacts.clone(), &h.disk).unwrap();
         let identity = Identity {
             id: id(i),
+            name: Name::new(h.addr.as_str()).unwrap(),
             addr: h.addr.clone(),
             cookie: Cookie::new("test").unwrap(),
         };
@@ -336,6 +337,14 @@ impl Net {
         if self.node(i).poll_timeout().is_some_and(|t| t <= self.now) {
             self.with(i, |n, now| n.handle_timeout(now));
         }
+    }
+
+    /// Node `i` leaves the cluster as a stopping agent does: it tells its neighbours,
+    /// what it sent is delivered, then it is gone.
+    pub fn leave(&mut self, i: usize) {
+        self.with(i, |n, now| n.command(now, |m, c| m.leave(c)));
+        self.drain();
+        self.kill(i);
     }
 
     /// Deliver raw bytes to node `to` as if node `from` had sent them over their link.

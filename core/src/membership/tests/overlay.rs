@@ -110,6 +110,37 @@ fn a_killed_neighbour_is_dropped_at_once_and_the_overlay_heals() {
 }
 
 #[test]
+fn a_leaving_node_is_forgotten_by_its_neighbours_and_the_overlay_heals() {
+    let mut net = cluster(12, 1);
+    net.run_fair(S(15));
+    let leaver = 5;
+    let neighbours = net.m(leaver).active_view();
+    assert!(!neighbours.is_empty());
+    net.leave(leaver);
+    for p in &neighbours {
+        let i = (p.0 - 1000) as usize;
+        assert!(!net.m(i).is_neighbor(id(leaver)), "n{i} kept the leaver");
+        assert!(
+            !net.m(i).passive_view().contains(&id(leaver)),
+            "n{i} would dial the leaver back"
+        );
+        assert!(
+            net.hosts[i]
+                .events
+                .contains(&MembershipEvent::NeighborDown {
+                    peer: id(leaver),
+                    reason: DownCause::Left,
+                })
+        );
+    }
+    net.run_fair(S(10));
+    assert_eq!(net.evictions(), 0, "a leave is not a failure");
+    net.check_invariants();
+    net.check_symmetric();
+    assert!(net.connected());
+}
+
+#[test]
 fn a_silent_neighbour_is_evicted_after_indirect_probes() {
     let mut net = cluster(10, 2);
     net.run_fair(S(15));
