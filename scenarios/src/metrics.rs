@@ -10,6 +10,7 @@ use crate::expectations::{State, Tracker};
 use crate::file::{ExpectKind, Scenario};
 use crate::graph;
 use crate::kvtrack::KvTrack;
+use crate::mctrack::McTrack;
 use crate::report::{Outcome, Report};
 use crate::runner::live;
 use crate::target::Target;
@@ -18,6 +19,7 @@ use crate::target::Target;
 pub(crate) struct Metrics {
     pub(crate) detection: Detection,
     pub(crate) kv: KvTrack,
+    pub(crate) mc: McTrack,
     /// Things that happened to steps (a refused kv-op), for the timeline.
     pub(crate) notes: Vec<(Instant, String)>,
     /// When the live nodes' stores were last seen identical after the last kv-op.
@@ -137,9 +139,8 @@ pub(crate) fn report<T: Target>(
             .collect();
         lat.sort_by(f64::total_cmp);
         if !lat.is_empty() {
-            let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
-            m.insert("kv_update_p50_ms".into(), round2(pct(0.50)));
-            m.insert("kv_update_p99_ms".into(), round2(pct(0.99)));
+            m.insert("kv_update_p50_ms".into(), round2(percentile(&lat, 0.50)));
+            m.insert("kv_update_p99_ms".into(), round2(percentile(&lat, 0.99)));
         }
         m.insert(
             "kv_updates_undelivered".into(),
@@ -157,10 +158,9 @@ pub(crate) fn report<T: Target>(
             .collect();
         every.sort_by(f64::total_cmp);
         if !every.is_empty() {
-            let pct = |p: f64| every[((every.len() - 1) as f64 * p).round() as usize];
             m.insert("detect_first_ms".into(), round2(every[0]));
-            m.insert("detect_p50_ms".into(), round2(pct(0.5)));
-            m.insert("detect_p90_ms".into(), round2(pct(0.9)));
+            m.insert("detect_p50_ms".into(), round2(percentile(&every, 0.5)));
+            m.insert("detect_p90_ms".into(), round2(percentile(&every, 0.9)));
         }
         let complete: Vec<f64> = failures
             .iter()
@@ -173,6 +173,24 @@ pub(crate) fn report<T: Target>(
                 round2(complete.iter().copied().fold(0.0, f64::max)),
             );
         }
+    }
+    if metrics.mc.any_sent() {
+        let mut delays: Vec<f64> = metrics
+            .mc
+            .delays
+            .iter()
+            .map(|d| d.as_nanos() as f64 / 1e6)
+            .collect();
+        delays.sort_by(f64::total_cmp);
+        if !delays.is_empty() {
+            m.insert("mc_delivery_p50_ms".into(), round2(percentile(&delays, 0.5)));
+            m.insert("mc_delivery_p99_ms".into(), round2(percentile(&delays, 0.99)));
+            m.insert(
+                "mc_msgs_per_delivery".into(),
+                round2(metrics.mc.total_copies() as f64 / delays.len() as f64),
+            );
+        }
+        m.insert("mc_undelivered".into(), metrics.mc.undelivered() as f64);
     }
     let passed = expectations.iter().all(|e| e.passed);
     let mut lines: Vec<(Instant, String)> = timeline.into_iter().chain(metrics.notes).collect();
@@ -193,6 +211,11 @@ pub(crate) fn report<T: Target>(
             .map(|(t, l)| format!("{:>9.3}s  {l}", t.as_nanos() as f64 / 1e9))
             .collect(),
     }
+}
+
+/// The `p` quantile (0..=1) of sorted, non-empty `values` (nearest rank).
+fn percentile(values: &[f64], p: f64) -> f64 {
+    values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
 fn round2(x: f64) -> f64 {

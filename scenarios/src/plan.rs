@@ -21,6 +21,8 @@ pub(crate) enum Prim {
     Pause(usize, Duration),
     /// Apply this op (JSON text) to this key on this node.
     KvOp(usize, String, String),
+    /// Multicast this many bytes on this topic from this node.
+    Multicast(usize, String, usize),
 }
 
 /// Refuse, before anything runs, what this build or this target cannot do.
@@ -158,7 +160,31 @@ pub(crate) fn expand(
                     .for_each(|&i| prims.push((at, Prim::KvOp(i, key.clone(), op.clone()))));
                 format!("kv-op on {} key {key:?}: {op}", summary(&ids))
             }
-            Action::Multicast { .. } => unreachable!("refused by check()"),
+            Action::Multicast {
+                node,
+                topic,
+                size,
+                count,
+                every,
+            } => {
+                let mut origins = Vec::new();
+                for k in 0..*count {
+                    let at = at + every.saturating_mul(k as u64);
+                    for i in each(node, &mut pick) {
+                        prims.push((at, Prim::Multicast(i, topic.clone(), *size)));
+                        origins.push(i);
+                    }
+                }
+                let times = if *count > 1 {
+                    format!(" x{count}, every {every:?}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "multicast{times} from {} on {topic:?}, {size} bytes",
+                    summary(&origins)
+                )
+            }
         };
         timeline.push((at, line));
     }
@@ -192,5 +218,8 @@ fn summarize(ids: &[usize]) -> String {
 }
 
 pub(crate) fn disruptive(p: &Prim) -> bool {
-    !matches!(p, Prim::Slow(..) | Prim::Pause(..) | Prim::KvOp(..))
+    !matches!(
+        p,
+        Prim::Slow(..) | Prim::Pause(..) | Prim::KvOp(..) | Prim::Multicast(..)
+    )
 }

@@ -11,6 +11,7 @@ use crate::expectations::Tracker;
 use crate::file::{Expect, ExpectKind, Scenario, StackKind};
 use crate::graph;
 use crate::metrics::{Metrics, report};
+use crate::network::{Components, Network, together};
 use crate::plan::{Prim, check, disruptive, expand};
 use crate::report::Report;
 use crate::target::Target;
@@ -91,6 +92,7 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
     let watch_overlay = T::supports(ExpectKind::OverlayConnected);
 
     let mut metrics = Metrics::default();
+    let mut net = Network::default();
     let mut next_check = Instant::ZERO;
     let mut prims = prims.into_iter().peekable();
     loop {
@@ -104,6 +106,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
         while let Some(step) = sim.step(deadline) {
             if let Some(i) = step.node {
                 per_node_checks(&sim, i, step.at, &mut trackers, &scope);
+                if let Some(node) = sim.node(i) {
+                    metrics.mc.copies(i, node.protocol().multicast_copies());
+                }
             }
             let mut evictions = Vec::new();
             let mut changes = Vec::new();
@@ -117,6 +122,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 }
                 if let Some(peer) = T::unreachable_event(&e) {
                     metrics.detection.noticed(at, peer.0 as usize);
+                }
+                if let Some((origin, seq)) = T::multicast_delivered(&e) {
+                    metrics.mc.delivered(at, i, origin.0 as usize, seq);
                 }
             }
             for (at, i, key) in changes {
@@ -148,6 +156,7 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 &scope,
                 watch_overlay,
                 &mut metrics,
+                &mut net,
             );
             next_check = now + options.check_every;
         }
@@ -155,8 +164,12 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
             let (_, p) = prims.next().expect("peeked");
             if disruptive(&p) {
                 metrics.disrupted(now);
+                net.changed();
             }
-            apply(&mut sim, p, &mut metrics);
+            apply(&mut sim, p, &mut metrics, &mut net);
+        }
+        if net.is_stale() && metrics.mc.undelivered() > 0 {
+            metrics.mc.network_changed(net.current(&sim));
         }
         if now >= end {
             break;
@@ -176,7 +189,7 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
     ))
 }
 
-fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics) {
+fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics, net: &mut Network) {
     let now = sim.now();
     match p {
         Prim::Start(i) => {
@@ -191,6 +204,7 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics) {
                 _ => sim.freeze(i),
             }
             metrics.kv.gone(now, i);
+            metrics.mc.life_ended(i);
             if was_live {
                 let observers = (0..sim.len()).filter(|&j| live(sim, j)).count();
                 metrics.detection.failed(now, i, observers);
@@ -201,6 +215,7 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics) {
                 Prim::Restart(_) => sim.start(i),
                 _ => sim.wipe(i),
             }
+            metrics.mc.life_ended(i);
             metrics.detection.back(i);
         }
         Prim::Partition(groups) => sim.partition(&groups),
@@ -226,6 +241,25 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics) {
                 format!("kv-op on n{i} not applied: the node is not up"),
             )),
         },
+        Prim::Multicast(i, topic, size) => {
+            // The payload names its step, so a trace shows which message is which.
+            let payload: Vec<u8> = format!("multicast from n{i} at {now:?};")
+                .into_bytes()
+                .into_iter()
+                .cycle()
+                .take(size)
+                .collect();
+            match sim.command(i, |p, ctx| p.multicast(ctx, &topic, payload)) {
+                Some(Ok((_, seq))) => metrics.mc.sent(now, i, seq, net.current(sim)),
+                Some(Err(why)) => metrics
+                    .notes
+                    .push((now, format!("multicast on n{i} refused: {why}"))),
+                None => metrics.notes.push((
+                    now,
+                    format!("multicast on n{i} not sent: the node is not up"),
+                )),
+            }
+        }
     }
 }
 
@@ -263,6 +297,7 @@ fn whole_cluster_checks<T: Target>(
     scope: &[Option<Vec<bool>>],
     watch_overlay: bool,
     metrics: &mut Metrics,
+    net: &mut Network,
 ) {
     let views = graph::Views(if watch_overlay {
         (0..sim.len())
@@ -315,8 +350,15 @@ fn whole_cluster_checks<T: Target>(
                 let result = detected(sim, &t.expect, s.as_deref());
                 t.observe(now, result)
             }
+            ExpectKind::MembershipAgrees => {
+                let result = membership_agrees(sim, net.current(sim), s.as_deref());
+                t.observe(now, result)
+            }
+            ExpectKind::MulticastDelivered => {
+                let result = metrics.mc.check(t.after);
+                t.observe(now, result)
+            }
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),
-            other => t.observe(now, Err(format!("{} is not supported", other.name()))),
         }
         t.settle(now);
     }
@@ -353,6 +395,38 @@ fn kv_converged<T: Target>(sim: &Sim<T>, e: &Expect, scope: Option<&[bool]>) -> 
                 return Err(format!("n{j} holds {key:?} = {v} but n{i} holds {seen}"));
             }
             Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `membership-agrees`: every running node in scope considers reachable exactly the
+/// nodes it can reach through the network (see `network`).
+fn membership_agrees<T: Target>(
+    sim: &Sim<T>,
+    net: &Components,
+    scope: Option<&[bool]>,
+) -> Result<(), String> {
+    for i in (0..sim.len()).filter(|&i| sim.status(i) == Status::Up && scope.is_none_or(|s| s[i]))
+    {
+        let Some(seen) = sim.node(i).and_then(|n| n.protocol().reachable_set()) else {
+            continue;
+        };
+        // Both sides in id order (node j is `NodeId(j)`): one merge pass, no lookups.
+        let mut seen = seen.iter().map(|id| id.0 as usize).peekable();
+        for j in 0..sim.len() {
+            let sees = seen.next_if_eq(&j).is_some();
+            let reaches = together(net, i, j);
+            if sees != reaches {
+                return Err(if sees {
+                    format!("n{i} considers n{j} reachable, but cannot reach it")
+                } else {
+                    format!("n{i} does not consider n{j} reachable, but can reach it")
+                });
+            }
+        }
+        if let Some(j) = seen.next() {
+            return Err(format!("n{i} considers #{j} reachable, which is no node"));
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
 //! The protocol stack scenario files run against: hawser's `Stack`, observed through
 //! its protocols' read-only accessors.
 
+use std::collections::BTreeSet;
+
 use hawser_core::crdt::MapOp;
 use hawser_core::gm::GmEvent;
 use hawser_core::kv::{KvConfig, KvEvent, Ticket};
@@ -66,6 +68,8 @@ impl Target for Stack {
                 | ExpectKind::NoFalsePositives
                 | ExpectKind::KvConverged
                 | ExpectKind::Detected
+                | ExpectKind::MembershipAgrees
+                | ExpectKind::MulticastDelivered
         )
     }
 
@@ -117,6 +121,30 @@ impl Target for Stack {
             StackEvent::Gm(GmEvent::Unreachable(peer)) => Some(*peer),
             _ => None,
         }
+    }
+
+    fn reachable_set(&self) -> Option<&BTreeSet<NodeId>> {
+        Some(self.gm().reachable())
+    }
+
+    fn multicast(
+        &mut self,
+        ctx: &mut Ctx<'_, StackTimer, StackEvent>,
+        topic: &str,
+        payload: Vec<u8>,
+    ) -> Result<(NodeId, u64), String> {
+        Stack::multicast(self, ctx, topic, payload).map_err(|e| e.to_string())
+    }
+
+    fn multicast_delivered(event: &StackEvent) -> Option<(NodeId, u64)> {
+        match event {
+            StackEvent::Multicast(d) => Some((d.origin, d.seq)),
+            _ => None,
+        }
+    }
+
+    fn multicast_copies(&self) -> u64 {
+        self.multicast_state().counters().copies_sent
     }
 
     fn evicted(event: &StackEvent) -> Option<NodeId> {

@@ -1,5 +1,7 @@
 //! What a protocol must offer to be run from scenario files.
 
+use std::collections::BTreeSet;
+
 use hawser_core::kv::Ticket;
 use hawser_core::{Addr, Ctx, NodeId, Protocol, Snapshot};
 
@@ -72,5 +74,33 @@ pub trait Target: Protocol + Sized + 'static {
     /// event (for the detection metrics).
     fn unreachable_event(_event: &Self::Event) -> Option<NodeId> {
         None
+    }
+
+    /// The nodes this node considers reachable, itself included (for
+    /// `membership-agrees`). Only targets that support it answer.
+    fn reachable_set(&self) -> Option<&BTreeSet<NodeId>> {
+        None
+    }
+
+    /// Multicast `payload` on `topic` from this node (a `multicast` step): its
+    /// `(origin, seq)`, or why it was refused. A target without multicast (the default)
+    /// refuses, and must not claim to support `multicast-delivered`.
+    fn multicast(
+        &mut self,
+        _ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
+        _topic: &str,
+        _payload: Vec<u8>,
+    ) -> Result<(NodeId, u64), String> {
+        Err("this stack has no multicast".into())
+    }
+
+    /// The `(origin, seq)` an event says this node delivered, if it is such an event.
+    fn multicast_delivered(_event: &Self::Event) -> Option<(NodeId, u64)> {
+        None
+    }
+
+    /// Multicast copies this node has sent since it started (as origin or forwarder).
+    fn multicast_copies(&self) -> u64 {
+        0
     }
 }

@@ -283,6 +283,10 @@ impl<P: Protocol> Sim<P> {
     pub fn status(&self, i: usize) -> Status {
         self.nodes[i].status
     }
+    /// The cookie node `i` holds (it keeps it across restarts).
+    pub fn cookie(&self, i: usize) -> &Cookie {
+        &self.nodes[i].cookie
+    }
     /// The node's state, while its process exists (up, paused or frozen).
     pub fn node(&self, i: usize) -> Option<&Node<P>> {
         self.nodes[i].node.as_ref()

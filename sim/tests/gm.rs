@@ -125,6 +125,33 @@ fn a_partition_splits_the_graph_and_the_heal_converges() {
     assert!(ms <= 15_000, "converged {ms} ms after the heal");
 }
 
+/// Lashup's README case (`scenarios/asymmetric.toml` runs it with checks on the sampling
+/// clock): agents n3,n4 cannot reach n5..n7, everyone reaches the masters n0..n2. Every
+/// node still counts every other reachable (through the masters), and every node's
+/// graph shows the missing edges as missing.
+#[test]
+fn an_asymmetric_network_is_routed_around_and_its_missing_edges_are_visible() {
+    let mut sim = cluster(8, 3);
+    let (a, b) = (vec![3, 4], vec![5, 6, 7]);
+    sim.partition(&[a.clone(), b.clone()]);
+    sim.run_until(at(20_000));
+    let all = ids(0..8);
+    agrees(&sim, |_| all.clone()).unwrap();
+    for i in live(&sim) {
+        let gm = sim.node(i).unwrap().protocol().gm();
+        for &x in &a {
+            let adjacency = gm.adjacency(NodeId(x as u64));
+            assert!(!adjacency.is_empty(), "n{i} knows n{x}'s links");
+            for &y in &b {
+                assert!(
+                    !adjacency.contains(&NodeId(y as u64)),
+                    "n{i} shows an edge n{x}-n{y} the network cannot carry"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_multicast_reaches_every_node_exactly_once() {
     let mut sim = cluster(40, 3);

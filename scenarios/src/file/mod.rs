@@ -48,6 +48,9 @@
 //! file always reads as the timeline it runs — and the rule can be relaxed later
 //! without breaking any file, while the reverse could not.
 //!
+//! A `multicast` step may repeat: `count = 100` and `every = "200ms"` send 100
+//! multicasts, each from a fresh pick of its `node` selector.
+//!
 //! Expectations ([`ExpectKind::ALL`]): `overlay-connected`, `membership-agrees`,
 //! `views-bounded`, `detected`, `no-false-positives`, `kv-converged`,
 //! `multicast-delivered`.

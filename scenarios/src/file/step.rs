@@ -60,11 +60,14 @@ pub enum Action {
         key: String,
         op: String,
     },
-    /// Multicast `size` bytes on `topic` from one node.
+    /// Multicast `size` bytes on `topic` from one node; `count` times (default 1),
+    /// `every` apart, each from a fresh pick of `node` (so `random:1` varies the origin).
     Multicast {
         node: Selector,
         topic: String,
         size: usize,
+        count: usize,
+        every: Duration,
     },
 }
 
@@ -84,12 +87,14 @@ const ACTIONS: [(&str, &[&str]); 14] = [
     ("slow-link", &["nodes", "extra", "duration"]),
     ("pause", &["nodes", "duration"]),
     ("kv-op", &["node", "key", "op"]),
-    ("multicast", &["node", "topic", "size"]),
+    ("multicast", &["node", "topic", "size", "count", "every"]),
 ];
 
 /// Largest multicast payload a scenario may ask for; far above any sane protocol limit,
 /// it only stops a typo from making the runner allocate gigabytes.
 const MAX_MULTICAST_SIZE: usize = 64 << 20;
+/// Most repetitions of one multicast step.
+const MAX_MULTICAST_COUNT: usize = 100_000;
 
 impl Action {
     /// Every action name, in the order the documentation lists them.
@@ -245,10 +250,20 @@ pub(super) fn read_step(
             let size = r.required(table, span.clone(), &what, "size", |r, v, k| {
                 r.count(v, k, 0, MAX_MULTICAST_SIZE)
             });
+            let count = r
+                .optional(table, "count", |r, v, k| r.count(v, k, 1, MAX_MULTICAST_COUNT))
+                .unwrap_or(1);
+            let every = r.optional(table, "every", Reader::time);
+            if let (Some(at), Some(every), Some(value)) = (&at, every, table.get("every")) {
+                let last = *at + every.saturating_mul(count as u64 - 1);
+                r.check_moment(value.span(), "the last multicast (at + (count - 1) * every)", last)?;
+            }
             Action::Multicast {
                 node: node?,
                 topic: topic?,
                 size: size?,
+                count,
+                every: every.unwrap_or(Duration::ZERO),
             }
         }
         other => unreachable!("action {other:?} is in ACTIONS but has no reader"),

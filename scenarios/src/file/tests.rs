@@ -228,6 +228,8 @@ action = "multicast"
 node = "random:1"
 topic = "t"
 size = 1024
+count = 3
+every = "1s"
 "#,
     ));
     let actions: Vec<Action> = s.steps.iter().map(|s| s.action.clone()).collect();
@@ -283,7 +285,9 @@ size = 1024
             Action::Multicast {
                 node: Selector::RandomCount(1),
                 topic: "t".into(),
-                size: 1024
+                size: 1024,
+                count: 3,
+                every: Duration::from_secs(1),
             },
         ]
     );
@@ -862,4 +866,16 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn repeated_multicasts_must_end_within_the_run() {
+    assert_one_error(
+        &with_header(
+            "[[step]]\nat = \"50s\"\naction = \"multicast\"\nnode = \"n1\"\ntopic = \"t\"\n\
+             size = 8\ncount = 80\nevery = \"1s\"\n",
+        ),
+        &["x.toml:11:9: \"the last multicast (at + (count - 1) * every)\" is 129s, beyond the \
+           scenario's duration of"],
+    );
 }

@@ -1,0 +1,189 @@
+//! Following every multicast of a run: who must get it (the nodes that stay reachable
+//! from its origin through the network from its sending on), who got it, how fast, and
+//! whether anyone got it twice.
+
+use std::collections::BTreeMap;
+
+use hawser_core::{Duration, Instant};
+
+use crate::network::{Components, together};
+
+struct Sent {
+    at: Instant,
+    origin: usize,
+    /// Nodes that must deliver it and have not yet.
+    waiting: Vec<bool>,
+    /// Nodes that delivered it.
+    got: Vec<bool>,
+}
+
+#[derive(Default)]
+pub(crate) struct McTrack {
+    /// By `(origin node, seq)`.
+    sent: BTreeMap<(usize, u64), Sent>,
+    /// Send-to-delivery delays of every delivery.
+    pub(crate) delays: Vec<Duration>,
+    /// The first few duplicate deliveries, as messages.
+    pub(crate) duplicates: Vec<String>,
+    /// Deliveries of multicasts the run did not send (must stay 0).
+    pub(crate) unknown: u64,
+    /// Copies sent by every node, as last read from each running node...
+    copies_now: Vec<u64>,
+    /// ...plus those of node lives that ended.
+    copies_before: u64,
+}
+
+impl McTrack {
+    /// `origin` sent `seq` at `at`; every node in its component must deliver it.
+    pub(crate) fn sent(&mut self, at: Instant, origin: usize, seq: u64, net: &Components) {
+        let waiting = (0..net.len())
+            .map(|i| i != origin && together(net, origin, i))
+            .collect();
+        let got = vec![false; net.len()];
+        self.sent.insert(
+            (origin, seq),
+            Sent {
+                at,
+                origin,
+                waiting,
+                got,
+            },
+        );
+    }
+
+    /// `node` delivered `(origin, seq)` at `at`.
+    pub(crate) fn delivered(&mut self, at: Instant, node: usize, origin: usize, seq: u64) {
+        let Some(s) = self.sent.get_mut(&(origin, seq)) else {
+            self.unknown += 1;
+            return;
+        };
+        if std::mem::replace(&mut s.got[node], true) {
+            if self.duplicates.len() < 5 {
+                self.duplicates
+                    .push(format!("n{node} delivered n{origin}'s #{seq} twice"));
+            }
+            return;
+        }
+        s.waiting[node] = false;
+        self.delays.push(at - s.at);
+    }
+
+    /// The network changed: a node that no longer reaches a message's origin is not
+    /// owed it any more ("stayed reachable" is from the sending on, without a break).
+    pub(crate) fn network_changed(&mut self, net: &Components) {
+        for s in self.sent.values_mut() {
+            for (i, w) in s.waiting.iter_mut().enumerate() {
+                *w = *w && together(net, s.origin, i);
+            }
+        }
+    }
+
+    /// `Err` naming a missed delivery or a duplicate, for the multicasts sent at or
+    /// after `since` (duplicates count whenever they happened).
+    pub(crate) fn check(&self, since: Instant) -> Result<(), String> {
+        if let Some(d) = self.duplicates.first() {
+            return Err(d.clone());
+        }
+        if self.unknown > 0 {
+            return Err(format!("{} deliveries of multicasts never sent", self.unknown));
+        }
+        for (&(origin, seq), s) in self.sent.iter().filter(|(_, s)| s.at >= since) {
+            let missing = s.waiting.iter().filter(|w| **w).count();
+            if missing > 0 {
+                let first = s.waiting.iter().position(|w| *w).expect("one is missing");
+                return Err(format!(
+                    "n{origin}'s #{seq} has not reached {missing} node(s) that reach it, n{first} first"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Multicasts some node that stayed reachable still lacks.
+    pub(crate) fn undelivered(&self) -> usize {
+        self.sent
+            .values()
+            .filter(|s| s.waiting.iter().any(|w| *w))
+            .count()
+    }
+
+    pub(crate) fn any_sent(&self) -> bool {
+        !self.sent.is_empty()
+    }
+
+    /// Node `i` has sent `copies` copies in its current life.
+    pub(crate) fn copies(&mut self, i: usize, copies: u64) {
+        if self.copies_now.len() <= i {
+            self.copies_now.resize(i + 1, 0);
+        }
+        self.copies_now[i] = copies;
+    }
+
+    /// Node `i`'s life ended (killed, restarted, wiped): its counter starts over.
+    pub(crate) fn life_ended(&mut self, i: usize) {
+        if let Some(c) = self.copies_now.get_mut(i) {
+            self.copies_before += std::mem::take(c);
+        }
+    }
+
+    /// Copies sent by every node over the whole run.
+    pub(crate) fn total_copies(&self) -> u64 {
+        self.copies_before + self.copies_now.iter().sum::<u64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn owed_to_the_origins_component_once_and_only_while_it_stays_there() {
+        // n0..n2 together, n3 cut off.
+        let net: Components = vec![Some(0), Some(0), Some(0), Some(1)];
+        let mut mc = McTrack::default();
+        mc.sent(t(0), 0, 1, &net);
+        assert!(mc.check(t(0)).unwrap_err().contains("2 node(s)"));
+        mc.delivered(t(3), 1, 0, 1);
+        assert!(mc.check(t(0)).unwrap_err().contains("n2 first"));
+        // n2 leaves the origin's component before getting it: it is owed nothing now.
+        mc.network_changed(&vec![Some(0), Some(0), None, Some(1)]);
+        assert_eq!(mc.check(t(0)), Ok(()));
+        assert_eq!(mc.delays, vec![Duration::from_millis(3)]);
+
+        mc.delivered(t(4), 1, 0, 1);
+        assert_eq!(
+            mc.check(t(100)),
+            Err("n1 delivered n0's #1 twice".into()),
+            "a duplicate fails the check whenever it happened"
+        );
+    }
+
+    #[test]
+    fn only_multicasts_sent_since_the_window_count() {
+        let net: Components = vec![Some(0), Some(0)];
+        let mut mc = McTrack::default();
+        mc.sent(t(0), 0, 1, &net);
+        mc.sent(t(50), 0, 2, &net);
+        mc.delivered(t(52), 1, 0, 2);
+        assert_eq!(mc.check(t(10)), Ok(()));
+        assert!(mc.check(t(0)).is_err());
+        assert_eq!(mc.undelivered(), 1);
+        mc.delivered(t(60), 1, 7, 1);
+        assert!(mc.check(t(10)).unwrap_err().contains("never sent"));
+    }
+
+    #[test]
+    fn copies_survive_the_end_of_a_life() {
+        let mut mc = McTrack::default();
+        mc.copies(2, 5);
+        mc.copies(2, 7);
+        mc.life_ended(2);
+        mc.copies(2, 1);
+        mc.copies(0, 3);
+        assert_eq!(mc.total_copies(), 11);
+    }
+}

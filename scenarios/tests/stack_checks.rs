@@ -1,0 +1,93 @@
+//! The checks that need hawser's full stack — `membership-agrees` and
+//! `multicast-delivered` — passing when the cluster does its job and failing, with the
+//! node named, when it has not yet.
+
+use hawser_scenarios::{Options, Report, file, run_stack};
+
+fn run(text: &str) -> Report {
+    let scenario = file::parse(text, "x.toml".as_ref()).expect("valid scenario");
+    run_stack(&scenario, Options::default()).expect("runnable")
+}
+
+#[test]
+fn membership_agrees_fails_until_a_frozen_node_is_known_unreachable() {
+    let report = run(r#"
+name = "freeze-agree"
+nodes = 12
+duration = "25s"
+contacts = "n0..n2"
+
+[[step]]
+at = "0s"
+action = "start"
+
+[[step]]
+at = "10s"
+action = "freeze"
+nodes = "n5"
+
+[[expect]]
+kind = "membership-agrees"
+within = "5s"
+until = "10s"
+
+[[expect]]
+kind = "membership-agrees"
+after = "10s"
+within = "200ms"
+
+[[expect]]
+kind = "membership-agrees"
+after = "10s"
+within = "10s"
+"#);
+    let e = &report.expectations;
+    assert!(e[0].passed, "{}", e[0].detail);
+    assert!(!e[1].passed, "a silent failure cannot be known within 200 ms");
+    assert!(
+        e[1].detail.contains("considers n5 reachable, but cannot reach it"),
+        "{}",
+        e[1].detail
+    );
+    assert!(e[2].passed, "{}", e[2].detail);
+}
+
+#[test]
+fn multicasts_reach_every_node_that_stays_reachable_exactly_once() {
+    let report = run(r#"
+name = "mc-kill"
+nodes = 20
+duration = "30s"
+contacts = "n0..n2"
+
+[[step]]
+at = "0s"
+action = "start"
+
+[[step]]
+at = "10s"
+action = "multicast"
+node = "random:1"
+topic = "t"
+size = 100
+count = 20
+every = "500ms"
+
+[[step]]
+at = "14s"
+action = "kill"
+nodes = "n7"
+
+[[expect]]
+kind = "multicast-delivered"
+after = "10s"
+within = "15s"
+"#);
+    assert!(report.passed, "{:?}", report.expectations);
+    let m = &report.metrics;
+    assert_eq!(m["mc_undelivered"], 0.0);
+    assert!(m["mc_delivery_p50_ms"] > 0.0 && m["mc_delivery_p99_ms"] < 1_000.0, "{m:?}");
+    // At least one copy per delivery, and the redundant trees cost less than a flood.
+    let per = m["mc_msgs_per_delivery"];
+    assert!((1.0..=7.0).contains(&per), "{per}");
+}
