@@ -199,9 +199,9 @@ fn start(n: usize) -> Cluster {
     }
 }
 
-/// Poll every agent until one round finds every agent listing all `names` as reachable.
-/// Returns (first round in which every admin API answered, that round) as times since
-/// `start`.
+/// Poll every agent until one round finds every agent listing all the agents as
+/// reachable. Returns (first round in which every admin API answered, that round) as
+/// times since `start`.
 fn wait_one_overlay(cluster: &mut Cluster, start: Instant) -> (Duration, Duration) {
     let n = cluster.agents.len();
     let mut apis_up = None;
