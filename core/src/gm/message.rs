@@ -7,6 +7,8 @@
 //!
 //! Every collection is bounded while decoding and every address is length-checked.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::id::{Addr, Name, NodeId};
@@ -51,6 +53,16 @@ pub enum GmMessage {
     },
 }
 
+/// What `GmMessage::Entries` carrying `entries` encodes to, from shared entries
+/// without copying them (the same bytes: variant 0, then the sequence).
+pub fn encode_entries(entries: &[Arc<Entry>]) -> Vec<u8> {
+    #[derive(Serialize)]
+    enum Out<'a> {
+        Entries(&'a [Arc<Entry>]),
+    }
+    wire::encode(&Out::Entries(entries))
+}
+
 impl GmMessage {
     pub fn encode(&self) -> Vec<u8> {
         wire::encode(self)
@@ -90,6 +102,14 @@ mod tests {
             (0..=MAX_ENTRIES as u64).map(|i| entry(i, 0)).collect(),
         ));
         assert!(GmMessage::decode(&too_many.encode()).is_err());
+    }
+
+    #[test]
+    fn shared_entries_encode_as_the_message_does() {
+        let entries = vec![entry(1, 3), entry(2, 0)];
+        let shared: Vec<Arc<Entry>> = entries.iter().cloned().map(Arc::new).collect();
+        let msg = GmMessage::Entries(Bounded(entries));
+        assert_eq!(encode_entries(&shared), msg.encode());
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod probe;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 pub use crate::wire::Bounded;
 pub use config::{GmConfig, MAX_MEMBERS};
@@ -38,6 +39,7 @@ pub use event::{GmCounters, GmEvent};
 pub use message::{Entry, GmMessage, MAX_DIGEST, MAX_ENTRIES, Version};
 pub use table::{Applied, Member, Table};
 
+use message::encode_entries;
 use outbox::{Flush, Outbox};
 use probe::Prober;
 
@@ -214,7 +216,7 @@ impl GlobalMembership {
     /// A new version of our entry, flooded to every neighbour.
     fn publish(&mut self, ctx: &mut Cx) {
         self.version.counter += 1;
-        let entry = self.own_entry(ctx);
+        let entry = Arc::new(self.own_entry(ctx));
         if let Some(t) = self.table.as_mut() {
             t.apply(&entry, ctx.now(), usize::MAX);
         }
@@ -222,7 +224,7 @@ impl GlobalMembership {
     }
 
     /// Send `entries` to every neighbour but `except`.
-    fn flood(&mut self, entries: &[Entry], except: Option<NodeId>, ctx: &mut Cx) {
+    fn flood(&mut self, entries: &[Arc<Entry>], except: Option<NodeId>, ctx: &mut Cx) {
         if entries.is_empty() {
             return;
         }
@@ -238,7 +240,7 @@ impl GlobalMembership {
     }
 
     /// Queue `entries` for `peer`, and send what its lane allows now.
-    fn send_entries(&mut self, peer: NodeId, entries: &[Entry], ctx: &mut Cx) {
+    fn send_entries(&mut self, peer: NodeId, entries: &[Arc<Entry>], ctx: &mut Cx) {
         self.outbox.push(peer, entries);
         self.flush_lane(peer, false, ctx);
     }
@@ -248,8 +250,7 @@ impl GlobalMembership {
         match self.outbox.flush(peer, ctx.now(), batch, timer_fired) {
             Flush::Send(entries) => {
                 for chunk in entries.chunks(MAX_ENTRIES) {
-                    let msg = GmMessage::Entries(Bounded(chunk.to_vec()));
-                    if ctx.send(peer, &msg.encode()).is_ok() {
+                    if ctx.send(peer, &encode_entries(chunk)).is_ok() {
                         self.counters.entries_msgs_sent += 1;
                         self.counters.entries_sent += chunk.len() as u64;
                     }
@@ -305,11 +306,11 @@ impl GlobalMembership {
             return;
         }
         let theirs: BTreeMap<NodeId, Version> = versions.into_iter().collect();
-        let missing: Vec<Entry> = t
+        let missing: Vec<Arc<Entry>> = t
             .members()
             .range(from..=to)
             .filter(|(id, m)| theirs.get(id).is_none_or(|v| *v < m.version))
-            .filter_map(|(id, _)| t.entry(*id))
+            .filter_map(|(id, _)| t.entry(*id).map(Arc::new))
             .collect();
         if !missing.is_empty() {
             self.send_entries(peer, &missing, ctx);
@@ -323,6 +324,8 @@ impl GlobalMembership {
         let mut news = Vec::new();
         let mut reply = Vec::new();
         for e in entries {
+            // Whatever it is, the peer holds it: no need to send it that version back.
+            self.outbox.peer_has(peer, e.id, e.version);
             if e.id == me {
                 self.on_own_entry(peer, &e, ctx);
                 continue;
@@ -336,18 +339,18 @@ impl GlobalMembership {
                         member: e.id,
                         addr: e.addr.clone(),
                     });
-                    news.push(e);
+                    news.push(Arc::new(e));
                 }
                 Applied::Newer { changed } => {
                     if changed {
                         ctx.emit(GmEvent::Changed { member: e.id });
                     }
-                    news.push(e);
+                    news.push(Arc::new(e));
                 }
                 Applied::Stale => {
                     self.counters.entries_stale += 1;
                     if t.get(e.id).is_some_and(|m| m.version > e.version) {
-                        reply.extend(t.entry(e.id));
+                        reply.extend(t.entry(e.id).map(Arc::new));
                     }
                     continue;
                 }
@@ -383,7 +386,7 @@ impl GlobalMembership {
             self.persist_incarnation(ctx);
             self.publish(ctx);
         } else if e.version < ours.version {
-            self.send_entries(peer, &[ours], ctx);
+            self.send_entries(peer, &[Arc::new(ours)], ctx);
         }
     }
 
