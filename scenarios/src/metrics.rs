@@ -131,13 +131,7 @@ pub(crate) fn report<T: Target>(
         if let Some(at) = metrics.kv_converged_at.filter(|at| *at >= reference) {
             m.insert("kv_converge_ms".into(), (at - reference).as_millis() as f64);
         }
-        let mut lat: Vec<f64> = metrics
-            .kv
-            .latencies
-            .iter()
-            .map(|d| d.as_nanos() as f64 / 1e6)
-            .collect();
-        lat.sort_by(f64::total_cmp);
+        let lat = sorted_ms(&metrics.kv.latencies);
         if !lat.is_empty() {
             m.insert("kv_update_p50_ms".into(), round2(percentile(&lat, 0.50)));
             m.insert("kv_update_p99_ms".into(), round2(percentile(&lat, 0.99)));
@@ -175,13 +169,7 @@ pub(crate) fn report<T: Target>(
         }
     }
     if metrics.mc.any_sent() {
-        let mut delays: Vec<f64> = metrics
-            .mc
-            .delays
-            .iter()
-            .map(|d| d.as_nanos() as f64 / 1e6)
-            .collect();
-        delays.sort_by(f64::total_cmp);
+        let delays = sorted_ms(&metrics.mc.delays);
         if !delays.is_empty() {
             m.insert("mc_delivery_p50_ms".into(), round2(percentile(&delays, 0.5)));
             m.insert("mc_delivery_p99_ms".into(), round2(percentile(&delays, 0.99)));
@@ -211,6 +199,16 @@ pub(crate) fn report<T: Target>(
             .map(|(t, l)| format!("{:>9.3}s  {l}", t.as_nanos() as f64 / 1e9))
             .collect(),
     }
+}
+
+/// Durations in milliseconds, sorted (for [`percentile`]).
+fn sorted_ms(durations: &[hawser_core::Duration]) -> Vec<f64> {
+    let mut ms: Vec<f64> = durations
+        .iter()
+        .map(|d| d.as_nanos() as f64 / 1e6)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms
 }
 
 /// The `p` quantile (0..=1) of sorted, non-empty `values` (nearest rank).
