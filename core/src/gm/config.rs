@@ -26,11 +26,15 @@ pub struct GmConfig {
     /// `probe_interval_ms` up to this, so a dead member costs the cluster little while
     /// a healed partition is still found within seconds. Default 60 s.
     pub probe_backoff_max_ms: u64,
-    /// Entries for a neighbour are batched: sent at once when the link has been quiet
-    /// this long, else held (the newest version of each member only) until this long
-    /// after the last send. Bounds a join storm to one message per link per period
-    /// without delaying a lone change. 0 sends every change at once. Default 100 ms.
+    /// Entries for a neighbour are paced: each link may send `batch_burst` messages at
+    /// once, and earns one more every `batch_ms`; past that, entries wait (the newest
+    /// version of each member only) for the next one. Bounds a join storm to about one
+    /// message per link per period without delaying a burst of a few changes (a crash
+    /// changes the entries of each of the dead node's neighbours, all within
+    /// milliseconds). 0 sends every change at once. Default 100 ms.
     pub batch_ms: u64,
+    /// See `batch_ms`. Default 8 (one more than the default active view).
+    pub batch_burst: u32,
 }
 
 impl Default for GmConfig {
@@ -42,6 +46,7 @@ impl Default for GmConfig {
             probe_interval_ms: 1_000,
             probe_backoff_max_ms: 60_000,
             batch_ms: 100,
+            batch_burst: 8,
         }
     }
 }
@@ -66,6 +71,7 @@ impl GmConfig {
         )?;
         between("probe_interval_ms", self.probe_interval_ms, 1, MAX_MS)?;
         between("batch_ms", self.batch_ms, 0, 10_000)?;
+        between("batch_burst", self.batch_burst.into(), 1, 1_024)?;
         between(
             "probe_backoff_max_ms",
             self.probe_backoff_max_ms,

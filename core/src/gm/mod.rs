@@ -241,13 +241,17 @@ impl GlobalMembership {
 
     /// Queue `entries` for `peer`, and send what its lane allows now.
     fn send_entries(&mut self, peer: NodeId, entries: &[Arc<Entry>], ctx: &mut Cx) {
-        self.outbox.push(peer, entries);
+        self.outbox
+            .push(peer, entries, ctx.now(), self.cfg.batch_burst);
         self.flush_lane(peer, false, ctx);
     }
 
     fn flush_lane(&mut self, peer: NodeId, timer_fired: bool, ctx: &mut Cx) {
-        let batch = Duration::from_millis(self.cfg.batch_ms);
-        match self.outbox.flush(peer, ctx.now(), batch, timer_fired) {
+        let pace = (
+            Duration::from_millis(self.cfg.batch_ms),
+            self.cfg.batch_burst,
+        );
+        match self.outbox.flush(peer, ctx.now(), pace, timer_fired) {
             Flush::Send(entries) => {
                 for chunk in entries.chunks(MAX_ENTRIES) {
                     if ctx.send(peer, &encode_entries(chunk)).is_ok() {

@@ -1,11 +1,12 @@
 //! Per-neighbour batching of the entries global membership sends.
 //!
 //! Flooding every adjacency change at once costs one message per change per link: a
-//! thousand nodes joining make millions. So each link has a lane: when it has been
-//! quiet for `batch` the entries go at once (a lone change — a crash — is not delayed);
-//! otherwise they wait until `batch` after the last send, and a newer version of the
-//! same member replaces the older one meanwhile. A storm then costs at most one message
-//! per link per `batch`, carrying only each member's latest entry.
+//! thousand nodes joining make millions. So each link has a lane, paced by a token
+//! bucket: `burst` messages may go at once, and one more is earned every `batch`. A
+//! burst of a few changes (a crash: each of the dead node's neighbours publishes within
+//! milliseconds) crosses every hop without delay; a storm drains the bucket and then
+//! costs about one message per link per `batch`, carrying only each member's latest
+//! entry (a newer version replaces the older one while it waits).
 //!
 //! An entry the peer shows it already holds (it sent us that version or a newer one)
 //! leaves the lane before it is sent: in a storm most of what a flood would send a
@@ -19,12 +20,32 @@ use super::message::{Entry, Version};
 use crate::id::NodeId;
 use crate::time::{Duration, Instant};
 
-#[derive(Default)]
 struct Lane {
-    last_sent: Option<Instant>,
     pending: BTreeMap<NodeId, Arc<Entry>>,
+    /// Messages the lane may send now...
+    credit: u32,
+    /// ...as of this instant (credit earned since is added when next asked).
+    counted: Instant,
     /// A flush timer is set for this lane.
     armed: bool,
+}
+
+impl Lane {
+    /// Add the credit earned since `counted`, up to `burst`.
+    fn earn(&mut self, now: Instant, batch: Duration, burst: u32) {
+        if batch == Duration::ZERO {
+            self.credit = burst;
+            return;
+        }
+        let earned = (now - self.counted).as_nanos() / batch.as_nanos();
+        if self.credit + earned.min(u64::from(burst)) as u32 >= burst {
+            self.credit = burst;
+            self.counted = now;
+        } else if earned > 0 {
+            self.credit += earned as u32;
+            self.counted = self.counted + batch.saturating_mul(earned);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -43,9 +64,15 @@ pub enum Flush {
 }
 
 impl Outbox {
-    /// Queue `entries` for `peer`, keeping only the newest version of each member.
-    pub fn push(&mut self, peer: NodeId, entries: &[Arc<Entry>]) {
-        let lane = self.lanes.entry(peer).or_default();
+    /// Queue `entries` for `peer`, keeping only the newest version of each member. A
+    /// new lane starts with a full bucket of `burst`.
+    pub fn push(&mut self, peer: NodeId, entries: &[Arc<Entry>], now: Instant, burst: u32) {
+        let lane = self.lanes.entry(peer).or_insert_with(|| Lane {
+            pending: BTreeMap::new(),
+            credit: burst,
+            counted: now,
+            armed: false,
+        });
         for e in entries {
             match lane.pending.get(&e.id) {
                 Some(old) if old.version >= e.version => {}
@@ -71,7 +98,7 @@ impl Outbox {
         &mut self,
         peer: NodeId,
         now: Instant,
-        batch: Duration,
+        (batch, burst): (Duration, u32),
         timer_fired: bool,
     ) -> Flush {
         let Some(lane) = self.lanes.get_mut(&peer) else {
@@ -83,16 +110,16 @@ impl Outbox {
         if lane.pending.is_empty() {
             return Flush::Wait;
         }
-        let ready = lane.last_sent.is_none_or(|t| now >= t + batch);
-        if ready {
-            lane.last_sent = Some(now);
+        lane.earn(now, batch, burst);
+        if lane.credit > 0 {
+            lane.credit -= 1;
             return Flush::Send(std::mem::take(&mut lane.pending).into_values().collect());
         }
         if lane.armed {
             return Flush::Wait;
         }
         lane.armed = true;
-        Flush::Arm(lane.last_sent.expect("not ready, so sent before") + batch)
+        Flush::Arm(lane.counted + batch)
     }
 
     /// `peer` is no longer a neighbour: what was queued for it is moot (a new link
@@ -132,29 +159,38 @@ mod tests {
         }
     }
 
+    const PACE: (Duration, u32) = (Duration::from_millis(100), 2);
+
     #[test]
-    fn a_quiet_lane_sends_at_once_a_busy_one_batches_the_newest_versions() {
-        let (mut o, p, batch) = (Outbox::default(), NodeId(9), Duration::from_millis(100));
-        o.push(p, &[entry(1, 1)]);
-        assert_eq!(sent(o.flush(p, ms(0), batch, false)), vec![(1, 1)]);
-        o.push(p, &[entry(1, 2), entry(2, 1)]);
-        assert!(matches!(o.flush(p, ms(10), batch, false), Flush::Arm(t) if t == ms(100)));
-        o.push(p, &[entry(1, 3)]);
-        assert!(matches!(o.flush(p, ms(20), batch, false), Flush::Wait));
-        assert_eq!(sent(o.flush(p, ms(100), batch, true)), vec![(1, 3), (2, 1)]);
+    fn a_burst_goes_at_once_then_the_lane_batches_the_newest_versions() {
+        let (mut o, p) = (Outbox::default(), NodeId(9));
+        o.push(p, &[entry(1, 1)], ms(0), PACE.1);
+        assert_eq!(sent(o.flush(p, ms(0), PACE, false)), vec![(1, 1)]);
+        o.push(p, &[entry(2, 1)], ms(5), PACE.1);
+        assert_eq!(sent(o.flush(p, ms(5), PACE, false)), vec![(2, 1)], "within the burst");
+        o.push(p, &[entry(1, 2), entry(3, 1)], ms(10), PACE.1);
+        assert!(matches!(o.flush(p, ms(10), PACE, false), Flush::Arm(t) if t == ms(100)));
+        o.push(p, &[entry(1, 3)], ms(20), PACE.1);
+        assert!(matches!(o.flush(p, ms(20), PACE, false), Flush::Wait));
+        assert_eq!(sent(o.flush(p, ms(100), PACE, true)), vec![(1, 3), (3, 1)]);
+        // Quiet for a while: the bucket is full again, and no fuller than `burst`.
+        for (i, at) in [1000, 1001].into_iter().enumerate() {
+            o.push(p, &[entry(4, i as u64)], ms(at), PACE.1);
+            assert!(matches!(o.flush(p, ms(at), PACE, false), Flush::Send(_)));
+        }
+        o.push(p, &[entry(4, 9)], ms(1002), PACE.1);
+        assert!(matches!(o.flush(p, ms(1002), PACE, false), Flush::Arm(_)));
     }
 
     #[test]
     fn what_the_peer_already_holds_is_not_sent() {
-        let (mut o, p, batch) = (Outbox::default(), NodeId(9), Duration::from_millis(100));
-        o.push(p, &[entry(1, 1)]);
-        let _ = o.flush(p, ms(0), batch, false);
-        o.push(p, &[entry(1, 2), entry(2, 5), entry(3, 1)]);
+        let (mut o, p) = (Outbox::default(), NodeId(9));
+        o.push(p, &[entry(1, 2), entry(2, 5), entry(3, 1)], ms(0), PACE.1);
         o.peer_has(p, NodeId(1), Version { incarnation: 1, counter: 2 });
         o.peer_has(p, NodeId(2), Version { incarnation: 1, counter: 4 });
         o.peer_has(NodeId(8), NodeId(3), Version { incarnation: 1, counter: 9 });
         assert_eq!(
-            sent(o.flush(p, ms(100), batch, true)),
+            sent(o.flush(p, ms(0), PACE, false)),
             vec![(2, 5), (3, 1)],
             "only n1's version is known to the peer; n2's is newer than what it holds, \
              and another peer holding n3 says nothing of this one"
