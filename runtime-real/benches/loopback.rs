@@ -49,7 +49,7 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Seconds over which idle CPU is measured.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 20)]
     cpu_secs: u64,
     /// Sequential ops timed for latency.
     #[arg(long, default_value_t = 500)]
@@ -281,25 +281,46 @@ fn spread(mut v: Vec<f64>) -> Spread {
     }
 }
 
+/// CPU time of every agent so far (clock ticks), and when it was read.
+struct CpuSample {
+    ticks: Vec<u64>,
+    at: Instant,
+}
+
+fn cpu_sample(agents: &[Agent]) -> CpuSample {
+    CpuSample {
+        ticks: agents.iter().map(|a| cpu_ticks(a.pid())).collect(),
+        at: Instant::now(),
+    }
+}
+
+/// Each agent's CPU between two samples, in percent of one core (the resolution is one
+/// clock tick, 10 ms on Linux: 0.05% over 20 s).
+fn cpu_percent(before: &CpuSample, after: &CpuSample) -> Vec<f64> {
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let secs = (after.at - before.at).as_secs_f64();
+    let ticks = before.ticks.iter().zip(&after.ticks);
+    ticks
+        .map(|(b, a)| (a - b) as f64 / tick / secs * 100.0)
+        .collect()
+}
+
 /// Each agent's CPU over a window where the harness asks them nothing (percent of one
 /// core), and its RSS at the end (MiB).
 fn idle_cost(cluster: &Cluster, window: Duration) -> (Spread, Spread) {
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let pids: Vec<u32> = cluster.agents.iter().map(Agent::pid).collect();
-    let before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
-    let started = Instant::now();
+    let before = cpu_sample(&cluster.agents);
     std::thread::sleep(window);
-    let secs = started.elapsed().as_secs_f64();
-    let cpu = pids
+    let cpu = cpu_percent(&before, &cpu_sample(&cluster.agents));
+    let rss = cluster
+        .agents
         .iter()
-        .zip(before)
-        .map(|(p, b)| (cpu_ticks(*p) - b) as f64 / tick / secs * 100.0)
+        .map(|a| rss_kib(a.pid()) as f64 / 1024.0)
         .collect();
-    let rss = pids.iter().map(|p| rss_kib(*p) as f64 / 1024.0).collect();
     (spread(cpu), spread(rss))
 }
 
-/// One KV phase on one agent: what the clients saw, and what the agent's store did.
+/// One KV phase (ops on one agent): what the clients saw, what that agent's store did,
+/// and what it cost the other agents.
 #[derive(Serialize)]
 struct KvPhase {
     clients: usize,
@@ -315,6 +336,11 @@ struct KvPhase {
     syncs: f64,
     sync_mean_ms: f64,
     ops_per_sync: f64,
+    /// Store batches the other agents synced meanwhile (merging the disseminated ops):
+    /// they share the disk and the cores.
+    replica_syncs: f64,
+    /// CPU of all agents together over the phase, in percent of one core.
+    agents_cpu_percent: f64,
 }
 
 /// What each client thread saw: round trips of acknowledged ops, errors.
@@ -346,11 +372,16 @@ fn quantile_ms(v: &[Duration], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3
 }
 
-/// Run `clients` threads of `work` against `agent`, and put what they saw next to the
-/// agent's store metrics (syncs, their time, its ops) over the same span.
-fn kv_phase(agent: &Agent, clients: usize, work: impl Fn(usize) -> ClientLog + Sync) -> KvPhase {
-    let before = agent.metrics();
-    let started = Instant::now();
+/// Run `clients` threads of `work` (ops on `agents[0]`), and put what they saw next to
+/// that agent's store metrics (syncs, their time, its ops), the other agents' syncs and
+/// everyone's CPU over the same span. Also returns when the last client finished.
+fn kv_phase(
+    agents: &[Agent],
+    clients: usize,
+    work: impl Fn(usize) -> ClientLog + Sync,
+) -> (KvPhase, Instant) {
+    let metrics_before: Vec<_> = agents.iter().map(Agent::metrics).collect();
+    let cpu_before = cpu_sample(agents);
     let logs: Vec<ClientLog> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|i| {
@@ -360,9 +391,16 @@ fn kv_phase(agent: &Agent, clients: usize, work: impl Fn(usize) -> ClientLog + S
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let secs = started.elapsed().as_secs_f64();
-    let after = agent.metrics();
+    let cpu_after = cpu_sample(agents);
+    let secs = (cpu_after.at - cpu_before.at).as_secs_f64();
+    let metrics_after: Vec<_> = agents.iter().map(Agent::metrics).collect();
+    let (before, after) = (&metrics_before[0], &metrics_after[0]);
     let delta = |name: &str| after[name] - before[name];
+    let sync_count = "hawser_store_sync_seconds_count";
+    let replica_syncs = (metrics_before.iter().zip(&metrics_after))
+        .skip(1)
+        .map(|(b, a)| a[sync_count] - b[sync_count])
+        .sum();
     let mut latencies: Vec<Duration> = logs.iter().flat_map(|l| l.latencies.clone()).collect();
     latencies.sort();
     assert!(
@@ -370,8 +408,8 @@ fn kv_phase(agent: &Agent, clients: usize, work: impl Fn(usize) -> ClientLog + S
         "no op acknowledged: {:?}",
         logs[0].first_error
     );
-    let syncs = delta("hawser_store_sync_seconds_count");
-    KvPhase {
+    let syncs = delta(sync_count);
+    let phase = KvPhase {
         clients,
         acked: latencies.len(),
         failed: logs.iter().map(|l| l.failed).sum(),
@@ -383,11 +421,15 @@ fn kv_phase(agent: &Agent, clients: usize, work: impl Fn(usize) -> ClientLog + S
         syncs,
         sync_mean_ms: delta("hawser_store_sync_seconds_sum") / syncs * 1e3,
         ops_per_sync: delta("hawser_kv_ops_total") / syncs,
-    }
+        replica_syncs,
+        agents_cpu_percent: cpu_percent(&cpu_before, &cpu_after).iter().sum(),
+    };
+    (phase, cpu_after.at)
 }
 
 /// `ops` sequential increments of one key, after a few untimed ones.
-fn kv_latency(agent: &Agent, ops: usize) -> KvPhase {
+fn kv_latency(agents: &[Agent], ops: usize) -> KvPhase {
+    let agent = &agents[0];
     let mut warm_up = ClientLog::default();
     (0..WARM_UP_OPS).for_each(|_| timed_op(&agent.admin, "bench-latency", &mut warm_up));
     assert_eq!(
@@ -395,17 +437,20 @@ fn kv_latency(agent: &Agent, ops: usize) -> KvPhase {
         "warm-up op failed: {:?}",
         warm_up.first_error
     );
-    kv_phase(agent, 1, |_| {
+    let (phase, _) = kv_phase(agents, 1, |_| {
         let mut log = ClientLog::default();
         (0..ops).for_each(|_| timed_op(&agent.admin, "bench-latency", &mut log));
         log
-    })
+    });
+    phase
 }
 
-/// `clients` threads, each incrementing its own key back to back for `secs`.
-fn kv_throughput(agent: &Agent, clients: usize, secs: u64) -> KvPhase {
+/// `clients` threads, each incrementing its own key back to back for `secs`; also when
+/// the last of them finished.
+fn kv_throughput(agents: &[Agent], clients: usize, secs: u64) -> (KvPhase, Instant) {
+    let agent = &agents[0];
     let stop = Instant::now() + Duration::from_secs(secs);
-    kv_phase(agent, clients, |i| {
+    kv_phase(agents, clients, |i| {
         let key = format!("{LOAD_PREFIX}{i}");
         let mut log = ClientLog::default();
         while Instant::now() < stop {
@@ -416,7 +461,8 @@ fn kv_throughput(agent: &Agent, clients: usize, secs: u64) -> KvPhase {
 }
 
 /// Wait until every agent holds the same values under [`LOAD_PREFIX`] as the agent the
-/// load went to: time since `since`. This is also the quiet point before the kill.
+/// load went to: time since `since` (the first check comes after the metrics are read, a
+/// few tens of ms). This is also the quiet point before the kill.
 fn wait_load_everywhere(cluster: &mut Cluster, since: Instant) -> Duration {
     let path = format!("/v1/kv?prefix={LOAD_PREFIX}");
     let want = client::get_json(&cluster.agents[0].admin, &path).expect("listing the load keys");
@@ -538,35 +584,17 @@ struct Report {
 impl Report {
     /// The report as aligned lines for people.
     fn table(&self) -> String {
-        let kv = |p: &KvPhase| {
-            let failed = match &p.first_error {
-                Some(e) => format!(", {} failed (first: {e})", p.failed),
-                None => String::new(),
-            };
-            format!(
-                "{:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({} acked in {:.1} s{failed}); \
-                 store: {:.0} syncs, mean {:.2} ms, {:.1} ops/sync",
-                p.ops_per_s,
-                p.p50_ms,
-                p.p99_ms,
-                p.acked,
-                p.secs,
-                p.syncs,
-                p.sync_mean_ms,
-                p.ops_per_sync
-            )
-        };
-        let rows = [
+        let mut rows = vec![
             (
-                "admin APIs all answering",
+                "admin APIs all answering".to_owned(),
                 format!("{:.2} s after the first spawn", self.apis_up_s),
             ),
             (
-                "one overlay, all know all",
+                "one overlay, all know all".to_owned(),
                 format!("{:.2} s after the first spawn", self.overlay_formed_s),
             ),
             (
-                "idle CPU per agent",
+                "idle CPU per agent".to_owned(),
                 format!(
                     "median {:.2}%, max {:.2}% of one core (all agents: {:.1}%; {} s window)",
                     self.cpu_percent.median,
@@ -576,33 +604,33 @@ impl Report {
                 ),
             ),
             (
-                "RSS per agent",
+                "RSS per agent".to_owned(),
                 format!(
                     "median {:.1} MiB, max {:.1} MiB (all agents: {:.0} MiB)",
                     self.rss_mib.median, self.rss_mib.max, self.rss_mib.total
                 ),
             ),
-            ("kv ops, 1 client, sequential", kv(&self.kv_latency)),
+        ];
+        rows.extend(kv_rows("kv ops, 1 client, sequential", &self.kv_latency));
+        let clients = format!("kv ops, {} clients", self.kv_throughput.clients);
+        rows.extend(kv_rows(&clients, &self.kv_throughput));
+        rows.extend([
             (
-                &*format!("kv ops, {} clients", self.kv_throughput.clients),
-                kv(&self.kv_throughput),
-            ),
-            (
-                "load held by every agent",
+                "load held by every agent".to_owned(),
                 format!("{:.2} s after the last ack", self.load_everywhere_s),
             ),
             (
-                &*format!("kill -9 of {}", self.kill.victim),
+                format!("kill -9 of {}", self.kill.victim),
                 format!(
                     "known to all {} others after {:.2} s (first {:.2} s, median {:.2} s)",
                     self.kill.observers, self.kill.all_s, self.kill.first_s, self.kill.median_s
                 ),
             ),
             (
-                "clean exits on SIGTERM",
+                "clean exits on SIGTERM".to_owned(),
                 format!("{} of {}", self.clean_exits, self.kill.observers),
             ),
-        ];
+        ]);
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap();
         let mut out = format!(
             "{} hawser agents on 127.0.0.1, {} cores\n",
@@ -613,6 +641,31 @@ impl Report {
         }
         out
     }
+}
+
+/// Two lines for a KV phase: what the clients saw, then what the disks and cores did.
+fn kv_rows(label: &str, p: &KvPhase) -> [(String, String); 2] {
+    let failed = match &p.first_error {
+        Some(e) => format!(", {} failed (first: {e})", p.failed),
+        None => String::new(),
+    };
+    [
+        (
+            label.to_owned(),
+            format!(
+                "{:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({} acked in {:.1} s{failed})",
+                p.ops_per_s, p.p50_ms, p.p99_ms, p.acked, p.secs
+            ),
+        ),
+        (
+            String::new(),
+            format!(
+                "its store: {:.0} syncs, mean {:.2} ms, {:.1} ops/sync; other agents: {:.0} \
+                 syncs; all agents' CPU: {:.0}% of one core",
+                p.syncs, p.sync_mean_ms, p.ops_per_sync, p.replica_syncs, p.agents_cpu_percent
+            ),
+        ),
+    ]
 }
 
 fn main() {
@@ -631,10 +684,10 @@ fn main() {
     eprintln!("measuring idle CPU over {window:?}");
     let (cpu, rss) = idle_cost(&cluster, window);
     eprintln!("kv: {} sequential ops", args.latency_ops);
-    let kv_latency = kv_latency(&cluster.agents[0], args.latency_ops);
+    let kv_latency = kv_latency(&cluster.agents, args.latency_ops);
     eprintln!("kv: {} clients for {} s", args.clients, args.load_secs);
-    let kv_throughput = kv_throughput(&cluster.agents[0], args.clients, args.load_secs);
-    let load_everywhere = wait_load_everywhere(&mut cluster, Instant::now());
+    let (kv_throughput, load_ended) = kv_throughput(&cluster.agents, args.clients, args.load_secs);
+    let load_everywhere = wait_load_everywhere(&mut cluster, load_ended);
     eprintln!("load held by every agent after {load_everywhere:?}; kill -9");
     let kill = kill_and_detect(&mut cluster);
     let clean_exits = stop(cluster);
