@@ -4,23 +4,23 @@
 
 use hawser_scenarios::{Options, Report, file, run_stack};
 
-fn run(text: &str) -> Report {
-    let scenario = file::parse(text, "x.toml".as_ref()).expect("valid scenario");
+/// Run `nodes` nodes for `duration`, all started at 0 s through contacts n0..n2, with
+/// the steps and expectations of `rest`.
+fn run(nodes: usize, duration: &str, rest: &str) -> Report {
+    let text = format!(
+        "name = \"t\"\nnodes = {nodes}\nduration = \"{duration}\"\ncontacts = \"n0..n2\"\n\n\
+         [[step]]\nat = \"0s\"\naction = \"start\"\n{rest}"
+    );
+    let scenario = file::parse(&text, "x.toml").expect("valid scenario");
     run_stack(&scenario, Options::default()).expect("runnable")
 }
 
 #[test]
 fn membership_agrees_fails_until_a_frozen_node_is_known_unreachable() {
-    let report = run(r#"
-name = "freeze-agree"
-nodes = 12
-duration = "25s"
-contacts = "n0..n2"
-
-[[step]]
-at = "0s"
-action = "start"
-
+    let report = run(
+        12,
+        "25s",
+        r#"
 [[step]]
 at = "10s"
 action = "freeze"
@@ -40,7 +40,8 @@ within = "200ms"
 kind = "membership-agrees"
 after = "10s"
 within = "10s"
-"#);
+"#,
+    );
     let e = &report.expectations;
     assert!(e[0].passed, "{}", e[0].detail);
     assert!(!e[1].passed, "a silent failure cannot be known within 200 ms");
@@ -54,16 +55,10 @@ within = "10s"
 
 #[test]
 fn multicasts_reach_every_node_that_stays_reachable_exactly_once() {
-    let report = run(r#"
-name = "mc-kill"
-nodes = 20
-duration = "30s"
-contacts = "n0..n2"
-
-[[step]]
-at = "0s"
-action = "start"
-
+    let report = run(
+        20,
+        "30s",
+        r#"
 [[step]]
 at = "10s"
 action = "multicast"
@@ -82,7 +77,8 @@ nodes = "n7"
 kind = "multicast-delivered"
 after = "10s"
 within = "15s"
-"#);
+"#,
+    );
     assert!(report.passed, "{:?}", report.expectations);
     let m = &report.metrics;
     assert_eq!(m["mc_undelivered"], 0.0);
