@@ -3,7 +3,7 @@
 
 use hawser_core::wire::WireError;
 use hawser_core::{
-    Addr, Name, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig, Node, NodeId, Protocol,
+    Addr, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig, Name, Node, NodeId, Protocol,
 };
 
 /// A child that ticks every `period` and reports each tick; it cancels its first timer

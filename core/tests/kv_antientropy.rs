@@ -14,8 +14,8 @@ use hawser_core::crdt::{Actor, CounterOp, FieldOp, Map, MapOp, SetOp, TypedOp};
 use hawser_core::kv::{BUCKETS, Kv, KvConfig, KvEvent, KvMessage, KvTimer, MAX_BATCH, bucket_of};
 use hawser_core::wire::{self, WireError};
 use hawser_core::{
-    Addr, Name, Cookie, Ctx, DownReason, Identity, Instant, LinkConfig, Node, NodeId, Protocol, Snapshot,
-    Transmit,
+    Addr, Cookie, Ctx, DownReason, Identity, Instant, LinkConfig, Name, Node, NodeId, Protocol,
+    Snapshot, Transmit,
 };
 
 const KEYS: usize = 10_000;

@@ -3,8 +3,8 @@
 
 use hawser_core::wire::WireError;
 use hawser_core::{
-    Addr, Name, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
-    LinkEvent, Node, NodeId, Protocol, Transmit,
+    Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
+    LinkEvent, Name, Node, NodeId, Protocol, Transmit,
 };
 
 /// Records what reaches it; sends "hello" on every link-up.

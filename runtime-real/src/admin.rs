@@ -123,7 +123,11 @@ fn resolve(view: &View<'_>, node: &str) -> Option<NodeId> {
     if let Some((id, _)) = gm.members().find(|(_, m)| m.name.as_str() == node) {
         return Some(id);
     }
-    let id = NodeId(u64::from_str_radix(node, 16).ok().filter(|_| node.len() == 16)?);
+    let id = NodeId(
+        u64::from_str_radix(node, 16)
+            .ok()
+            .filter(|_| node.len() == 16)?,
+    );
     gm.member(id).map(|_| id)
 }
 

@@ -481,7 +481,10 @@ mod tests {
             "path": [p("n1", "01"), p("n2", "02"), p("n3", "03")],
         });
         let t = route_table(&doc);
-        assert!(t.starts_with("route from n1 (01) to n3 (03): 2 hops\n"), "{t}");
+        assert!(
+            t.starts_with("route from n1 (01) to n3 (03): 2 hops\n"),
+            "{t}"
+        );
         assert!(t.contains("2    n3    03  127.0.0.1:1"), "{t}");
         let doc = json!({"from": p("n1", "01"), "to": p("n3", "03"), "reachable": false,
                          "hops": null, "path": null});

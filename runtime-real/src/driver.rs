@@ -33,13 +33,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hawser_core::crdt::{Map, MapOp};
+use hawser_core::id::MAX_NAME_LEN;
 use hawser_core::kv::{KvError, KvEvent, Ticket};
 use hawser_core::membership::MembershipConfig;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::wire::{HEADER_LEN, decode_header};
-use hawser_core::id::MAX_NAME_LEN;
 use hawser_core::{
-    Addr, Name, ConnId, Cookie, Event, Identity, Instant, LinkConfig, LinkEvent, Node, NodeId,
+    Addr, ConnId, Cookie, Event, Identity, Instant, LinkConfig, LinkEvent, Name, Node, NodeId,
     PersistSeq, Record, Snapshot, Transmit,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

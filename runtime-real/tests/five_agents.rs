@@ -61,7 +61,10 @@ fn five_agents_form_one_overlay_survive_a_kill_and_take_it_back() {
     assert_eq!(path.first().unwrap()["name"], "n0", "{route}");
     assert_eq!(path.last().unwrap()["name"], "n4", "{route}");
     assert_eq!(route["hops"], path.len() - 1);
-    assert_eq!(agents[0].json(&format!("/v1/routes/{}", ids[4]))["to"]["name"], "n4");
+    assert_eq!(
+        agents[0].json(&format!("/v1/routes/{}", ids[4]))["to"]["name"],
+        "n4"
+    );
 
     // A write through one node's API is read on all the others.
     let (status, body) = post(&agents[0].admin, "/v1/kv/five", &incr(5)).unwrap();

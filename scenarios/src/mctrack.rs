@@ -85,7 +85,10 @@ impl McTrack {
             return Err(d.clone());
         }
         if self.unknown > 0 {
-            return Err(format!("{} deliveries of multicasts never sent", self.unknown));
+            return Err(format!(
+                "{} deliveries of multicasts never sent",
+                self.unknown
+            ));
         }
         for (&(origin, seq), s) in self.sent.iter().filter(|(_, s)| s.at >= since) {
             let missing = s.waiting.iter().filter(|w| **w).count();

@@ -171,8 +171,14 @@ pub(crate) fn report<T: Target>(
     if metrics.mc.any_sent() {
         let delays = sorted_ms(&metrics.mc.delays);
         if !delays.is_empty() {
-            m.insert("mc_delivery_p50_ms".into(), round2(percentile(&delays, 0.5)));
-            m.insert("mc_delivery_p99_ms".into(), round2(percentile(&delays, 0.99)));
+            m.insert(
+                "mc_delivery_p50_ms".into(),
+                round2(percentile(&delays, 0.5)),
+            );
+            m.insert(
+                "mc_delivery_p99_ms".into(),
+                round2(percentile(&delays, 0.99)),
+            );
             m.insert(
                 "mc_msgs_per_delivery".into(),
                 round2(metrics.mc.total_copies() as f64 / delays.len() as f64),

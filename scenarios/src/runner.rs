@@ -407,8 +407,7 @@ fn membership_agrees<T: Target>(
     net: &Components,
     scope: Option<&[bool]>,
 ) -> Result<(), String> {
-    for i in (0..sim.len()).filter(|&i| sim.status(i) == Status::Up && scope.is_none_or(|s| s[i]))
-    {
+    for i in (0..sim.len()).filter(|&i| sim.status(i) == Status::Up && scope.is_none_or(|s| s[i])) {
         let Some(seen) = sim.node(i).and_then(|n| n.protocol().reachable_set()) else {
             continue;
         };

@@ -17,7 +17,11 @@ fn totals(sim: &Sim<Stack>) -> [u64; 3] {
         .filter(|&i| sim.status(i) == Status::Up)
         .map(|i| sim.node(i).expect("up").protocol().gm().counters())
         .fold([0; 3], |[m, e, a], c: &GmCounters| {
-            [m + c.messages_sent(), e + c.entries_sent, a + c.entries_applied]
+            [
+                m + c.messages_sent(),
+                e + c.entries_sent,
+                a + c.entries_applied,
+            ]
         })
 }
 
@@ -51,7 +55,10 @@ fn main() {
     sim.run_until(at(settled + 5_000));
     let after = totals(&sim);
     let per = |x: u64| x as f64 / (n - 1) as f64;
-    println!("{n} nodes, full stack, seed 1 ({:.1} s wall)", wall.elapsed().as_secs_f64());
+    println!(
+        "{n} nodes, full stack, seed 1 ({:.1} s wall)",
+        wall.elapsed().as_secs_f64()
+    );
     println!(
         "join of all {n} (10 ms apart) and 20 s to settle: {:.0} gm messages and {:.0} entries per node",
         per(join[0]),

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 
 use hawser_core::{
-    Addr, Name, ConnId, Cookie, Duration, Event, Identity, Instant, LinkConfig, Node, NodeId, NodeRng,
-    PersistSeq, Protocol, Snapshot, Transmit,
+    Addr, ConnId, Cookie, Duration, Event, Identity, Instant, LinkConfig, Name, Node, NodeId,
+    NodeRng, PersistSeq, Protocol, Snapshot, Transmit,
 };
 use serde_json::json;
 

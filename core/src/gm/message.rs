@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{Addr, Name, NodeId};
 #[cfg(test)]
 use crate::id::MAX_ADDR_LEN;
+use crate::id::{Addr, Name, NodeId};
 use crate::membership::MAX_ACTIVE_VIEW;
 use crate::wire::Bounded;
 use crate::wire::{self, WireError};
@@ -119,7 +119,13 @@ mod tests {
             Entries(Vec<(u64, &'static str, String, (u64, u64), Vec<u64>)>),
         }
         let forged = |len| {
-            wire::encode(&Forged::Entries(vec![(1, "n1", "x".repeat(len), (1, 1), vec![])]))
+            wire::encode(&Forged::Entries(vec![(
+                1,
+                "n1",
+                "x".repeat(len),
+                (1, 1),
+                vec![],
+            )]))
         };
         assert!(GmMessage::decode(&forged(MAX_ADDR_LEN)).is_ok());
         assert!(GmMessage::decode(&forged(MAX_ADDR_LEN + 1)).is_err());

@@ -87,7 +87,11 @@ impl Outbox {
     /// member, no newer, need not go.
     pub fn peer_has(&mut self, peer: NodeId, member: NodeId, version: Version) {
         if let Some(lane) = self.lanes.get_mut(&peer) {
-            if lane.pending.get(&member).is_some_and(|e| e.version <= version) {
+            if lane
+                .pending
+                .get(&member)
+                .is_some_and(|e| e.version <= version)
+            {
                 lane.pending.remove(&member);
             }
         }
@@ -167,7 +171,11 @@ mod tests {
         o.push(p, &[entry(1, 1)], ms(0), PACE.1);
         assert_eq!(sent(o.flush(p, ms(0), PACE, false)), vec![(1, 1)]);
         o.push(p, &[entry(2, 1)], ms(5), PACE.1);
-        assert_eq!(sent(o.flush(p, ms(5), PACE, false)), vec![(2, 1)], "within the burst");
+        assert_eq!(
+            sent(o.flush(p, ms(5), PACE, false)),
+            vec![(2, 1)],
+            "within the burst"
+        );
         o.push(p, &[entry(1, 2), entry(3, 1)], ms(10), PACE.1);
         assert!(matches!(o.flush(p, ms(10), PACE, false), Flush::Arm(t) if t == ms(100)));
         o.push(p, &[entry(1, 3)], ms(20), PACE.1);
@@ -186,9 +194,30 @@ mod tests {
     fn what_the_peer_already_holds_is_not_sent() {
         let (mut o, p) = (Outbox::default(), NodeId(9));
         o.push(p, &[entry(1, 2), entry(2, 5), entry(3, 1)], ms(0), PACE.1);
-        o.peer_has(p, NodeId(1), Version { incarnation: 1, counter: 2 });
-        o.peer_has(p, NodeId(2), Version { incarnation: 1, counter: 4 });
-        o.peer_has(NodeId(8), NodeId(3), Version { incarnation: 1, counter: 9 });
+        o.peer_has(
+            p,
+            NodeId(1),
+            Version {
+                incarnation: 1,
+                counter: 2,
+            },
+        );
+        o.peer_has(
+            p,
+            NodeId(2),
+            Version {
+                incarnation: 1,
+                counter: 4,
+            },
+        );
+        o.peer_has(
+            NodeId(8),
+            NodeId(3),
+            Version {
+                incarnation: 1,
+                counter: 9,
+            },
+        );
         assert_eq!(
             sent(o.flush(p, ms(0), PACE, false)),
             vec![(2, 5), (3, 1)],

@@ -251,12 +251,18 @@ pub(super) fn read_step(
                 r.count(v, k, 0, MAX_MULTICAST_SIZE)
             });
             let count = r
-                .optional(table, "count", |r, v, k| r.count(v, k, 1, MAX_MULTICAST_COUNT))
+                .optional(table, "count", |r, v, k| {
+                    r.count(v, k, 1, MAX_MULTICAST_COUNT)
+                })
                 .unwrap_or(1);
             let every = r.optional(table, "every", Reader::time);
             if let (Some(at), Some(every), Some(value)) = (&at, every, table.get("every")) {
                 let last = *at + every.saturating_mul(count as u64 - 1);
-                r.check_moment(value.span(), "the last multicast (at + (count - 1) * every)", last)?;
+                r.check_moment(
+                    value.span(),
+                    "the last multicast (at + (count - 1) * every)",
+                    last,
+                )?;
             }
             Action::Multicast {
                 node: node?,

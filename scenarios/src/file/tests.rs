@@ -875,7 +875,9 @@ fn repeated_multicasts_must_end_within_the_run() {
             "[[step]]\nat = \"50s\"\naction = \"multicast\"\nnode = \"n1\"\ntopic = \"t\"\n\
              size = 8\ncount = 80\nevery = \"1s\"\n",
         ),
-        &["x.toml:11:9: \"the last multicast (at + (count - 1) * every)\" is 129s, beyond the \
-           scenario's duration of"],
+        &[
+            "x.toml:11:9: \"the last multicast (at + (count - 1) * every)\" is 129s, beyond the \
+           scenario's duration of",
+        ],
     );
 }
