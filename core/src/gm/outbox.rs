@@ -43,7 +43,7 @@ impl Lane {
             self.counted = now;
         } else if earned > 0 {
             self.credit += earned as u32;
-            self.counted = self.counted + batch.saturating_mul(earned);
+            self.counted += batch.saturating_mul(earned);
         }
     }
 }
@@ -86,14 +86,13 @@ impl Outbox {
     /// `peer` holds `member` at `version` (it sent it to us): what waits for it of that
     /// member, no newer, need not go.
     pub fn peer_has(&mut self, peer: NodeId, member: NodeId, version: Version) {
-        if let Some(lane) = self.lanes.get_mut(&peer) {
-            if lane
+        if let Some(lane) = self.lanes.get_mut(&peer)
+            && lane
                 .pending
                 .get(&member)
                 .is_some_and(|e| e.version <= version)
-            {
-                lane.pending.remove(&member);
-            }
+        {
+            lane.pending.remove(&member);
         }
     }
 
