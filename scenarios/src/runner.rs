@@ -281,10 +281,12 @@ fn per_node_checks<T: Target>(
 ) {
     let Some(node) = sim.node(i) else { return };
     for (t, s) in trackers.iter_mut().zip(scope) {
-        if t.kind() == ExpectKind::ViewsBounded && t.active(at) && in_scope(s, i) {
-            if let Err(why) = node.protocol().check_views(Sim::<T>::id(i)) {
-                t.observe(at, Err(format!("n{i}: {why}")));
-            }
+        if t.kind() == ExpectKind::ViewsBounded
+            && t.active(at)
+            && in_scope(s, i)
+            && let Err(why) = node.protocol().check_views(Sim::<T>::id(i))
+        {
+            t.observe(at, Err(format!("n{i}: {why}")));
         }
     }
 }
@@ -384,10 +386,10 @@ fn kv_converged<T: Target>(sim: &Sim<T>, e: &Expect, scope: Option<&[bool]>) -> 
     let mut first: Option<(usize, serde_json::Value)> = None;
     for (i, node) in nodes {
         let seen = node.kv_value(key);
-        if let Some(want) = &e.value {
-            if &seen != want {
-                return Err(format!("n{i} holds {key:?} = {seen}, expected {want}"));
-            }
+        if let Some(want) = &e.value
+            && &seen != want
+        {
+            return Err(format!("n{i} holds {key:?} = {seen}, expected {want}"));
         }
         match &first {
             None => first = Some((i, seen)),

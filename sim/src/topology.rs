@@ -31,10 +31,10 @@ impl Topology {
         if self.frozen[from] || self.frozen[to] {
             return false;
         }
-        if let (Some(a), Some(b)) = (self.group[from], self.group[to]) {
-            if a != b {
-                return false;
-            }
+        if let (Some(a), Some(b)) = (self.group[from], self.group[to])
+            && a != b
+        {
+            return false;
         }
         !self.oneway.iter().any(|(src, dst)| src[from] && dst[to])
     }

@@ -38,10 +38,10 @@ impl Trace {
     /// Write one JSON line to the log, if there is one. A failing log write must not
     /// change the run, so errors are dropped here and the log is closed.
     pub(crate) fn log(&mut self, line: &serde_json::Value) {
-        if let Some(w) = &mut self.log {
-            if writeln!(w, "{line}").is_err() {
-                self.log = None;
-            }
+        if let Some(w) = &mut self.log
+            && writeln!(w, "{line}").is_err()
+        {
+            self.log = None;
         }
     }
 

@@ -346,11 +346,10 @@ impl<P: Protocol> Sim<P> {
     fn handle(&mut self, ev: Ev) -> Option<usize> {
         if self.paused > 0
             && let Some(target) = ev.target(&self.conns)
+            && self.nodes[target].status == Status::Paused
         {
-            if self.nodes[target].status == Status::Paused {
-                self.nodes[target].deferred.push(ev);
-                return None;
-            }
+            self.nodes[target].deferred.push(ev);
+            return None;
         }
         match ev {
             Ev::Wake { node, generation } => self.on_wake(node, generation),
@@ -416,38 +415,38 @@ impl<P: Protocol> Sim<P> {
         while let Some(record) = node.poll_persist() {
             n.disk.write(record);
         }
-        if n.disk.syncing.is_none() {
-            if let Some(upto) = n.disk.last_pending() {
-                n.disk.syncing = Some(upto);
-                let epoch = n.epoch;
-                self.queue.push(
-                    self.now + self.config.sync_latency,
-                    Ev::Sync {
-                        node: i,
-                        epoch,
-                        upto,
-                    },
-                );
-            }
+        if n.disk.syncing.is_none()
+            && let Some(upto) = n.disk.last_pending()
+        {
+            n.disk.syncing = Some(upto);
+            let epoch = n.epoch;
+            self.queue.push(
+                self.now + self.config.sync_latency,
+                Ev::Sync {
+                    node: i,
+                    epoch,
+                    upto,
+                },
+            );
         }
         let n = &mut self.nodes[i];
         let node = n.node.as_mut().expect("checked above");
         while let Some(event) = node.poll_event() {
             self.events.push((self.now, i, event));
         }
-        if let Some(t) = node.poll_timeout() {
-            if n.wake.is_none_or(|w| t < w) {
-                n.wake = Some(t);
-                n.wake_gen += 1;
-                let generation = n.wake_gen;
-                self.queue.push(
-                    t.max(self.now),
-                    Ev::Wake {
-                        node: i,
-                        generation,
-                    },
-                );
-            }
+        if let Some(t) = node.poll_timeout()
+            && n.wake.is_none_or(|w| t < w)
+        {
+            n.wake = Some(t);
+            n.wake_gen += 1;
+            let generation = n.wake_gen;
+            self.queue.push(
+                t.max(self.now),
+                Ev::Wake {
+                    node: i,
+                    generation,
+                },
+            );
         }
     }
 
@@ -931,11 +930,11 @@ impl<P: Protocol> Sim<P> {
         let cookie = cookie.unwrap_or_else(|| self.config.cookie.clone());
         self.nodes[i].cookie = cookie.clone();
         let now = self.now;
-        if self.nodes[i].status != Status::Down {
-            if let Some(node) = self.nodes[i].node.as_mut() {
-                node.handle_cookie(now, cookie);
-                self.flush(i);
-            }
+        if self.nodes[i].status != Status::Down
+            && let Some(node) = self.nodes[i].node.as_mut()
+        {
+            node.handle_cookie(now, cookie);
+            self.flush(i);
         }
     }
 

@@ -74,13 +74,13 @@ fn everyone_learns_the_graph_and_a_killed_node_is_unreachable_everywhere() {
     let dead = Sim::<Stack>::id(victim);
     let mut detected: BTreeMap<usize, Instant> = BTreeMap::new();
     for (t, i, e) in sim.drain_events() {
-        if let Event::App(StackEvent::Gm(hawser_core::gm::GmEvent::Unreachable(x))) = e {
-            if x == dead {
-                assert!(
-                    detected.insert(i, t).is_none(),
-                    "node {i} reported it twice"
-                );
-            }
+        if let Event::App(StackEvent::Gm(hawser_core::gm::GmEvent::Unreachable(x))) = e
+            && x == dead
+        {
+            assert!(
+                detected.insert(i, t).is_none(),
+                "node {i} reported it twice"
+            );
         }
     }
     assert_eq!(

@@ -492,8 +492,7 @@ impl Links {
         let new_wins = if new_role == old_role {
             self.conns[&conn].opened > self.conns[&old].opened
         } else {
-            let lower_dialled_new = (new_role == Role::Initiator) == (self.id < peer);
-            lower_dialled_new
+            (new_role == Role::Initiator) == (self.id < peer)
         };
         let loser = if new_wins {
             self.by_peer.insert(peer, conn);

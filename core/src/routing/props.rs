@@ -77,8 +77,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             Op::Add(n) => {
-                if !model.contains_key(&n) {
-                    model.insert(n, BTreeSet::new());
+                if let std::collections::btree_map::Entry::Vacant(e) = model.entry(n) {
+                    e.insert(BTreeSet::new());
                     r.set_adjacency(NodeId(n), &[]);
                 }
             }
