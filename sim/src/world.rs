@@ -437,16 +437,7 @@ impl<P: Protocol> Sim<P> {
         if let Some(t) = node.poll_timeout()
             && n.wake.is_none_or(|w| t < w)
         {
-            n.wake = Some(t);
-            n.wake_gen += 1;
-            let generation = n.wake_gen;
-            self.queue.push(
-                t.max(self.now),
-                Ev::Wake {
-                    node: i,
-                    generation,
-                },
-            );
+            self.wake_at(i, t);
         }
     }
 
@@ -767,6 +758,21 @@ impl<P: Protocol> Sim<P> {
         Some(i)
     }
 
+    /// Wake node `i` at `t` (not before now); an earlier pending wake-up is superseded.
+    fn wake_at(&mut self, i: usize, t: Instant) {
+        let n = &mut self.nodes[i];
+        n.wake = Some(t);
+        n.wake_gen += 1;
+        let generation = n.wake_gen;
+        self.queue.push(
+            t.max(self.now),
+            Ev::Wake {
+                node: i,
+                generation,
+            },
+        );
+    }
+
     fn on_resume(&mut self, i: usize, epoch: u64) -> Option<usize> {
         let n = &mut self.nodes[i];
         if n.epoch != epoch || n.status != Status::Paused {
@@ -779,16 +785,7 @@ impl<P: Protocol> Sim<P> {
         }
         // Timers that came due during the pause fire now, late: the protocol must cope.
         if let Some(t) = n.node.as_ref().and_then(|node| node.poll_timeout()) {
-            n.wake_gen += 1;
-            n.wake = Some(t);
-            let generation = n.wake_gen;
-            self.queue.push(
-                t.max(self.now),
-                Ev::Wake {
-                    node: i,
-                    generation,
-                },
-            );
+            self.wake_at(i, t);
         }
         self.trace.record(self.now, i, 12, &[]);
         Some(i)
