@@ -36,7 +36,6 @@ fn main() {
     })
     .expect("valid sim");
     let at = |ms: u64| Instant::ZERO + Duration::from_millis(ms);
-    let wall = std::time::Instant::now();
     for i in 0..n {
         sim.run_until(at(10 * i as u64));
         sim.start(i);
@@ -55,10 +54,7 @@ fn main() {
     sim.run_until(at(settled + 5_000));
     let after = totals(&sim);
     let per = |x: u64| x as f64 / (n - 1) as f64;
-    println!(
-        "{n} nodes, full stack, seed 1 ({:.1} s wall)",
-        wall.elapsed().as_secs_f64()
-    );
+    println!("{n} nodes, full stack, seed 1");
     println!(
         "join of all {n} (10 ms apart) and 20 s to settle: {:.0} gm messages and {:.0} entries per node",
         per(join[0]),

@@ -74,22 +74,30 @@ impl GmMessage {
     }
 }
 
+/// A test entry: node `i`, named and addressed `n{i}`, incarnation 1, with these
+/// neighbours.
+#[cfg(test)]
+pub(super) fn test_entry(i: u64, counter: u64, adjacency: &[u64]) -> Entry {
+    Entry {
+        id: NodeId(i),
+        name: Name::new(format!("n{i}")).expect("short"),
+        addr: Addr::new(format!("n{i}")).expect("short"),
+        version: Version {
+            incarnation: 1,
+            counter,
+        },
+        adjacency: Bounded(adjacency.iter().map(|&n| NodeId(n)).collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Node `i`'s entry (version `i`) with `adj` neighbours.
     fn entry(i: u64, adj: usize) -> Entry {
-        Entry {
-            id: NodeId(i),
-            name: Name::new(format!("n{i}")).unwrap(),
-            addr: Addr::new(format!("n{i}")).unwrap(),
-            version: Version {
-                incarnation: 1,
-                counter: i,
-            },
-            adjacency: Bounded((0..adj as u64).map(NodeId).collect()),
-        }
+        test_entry(i, i, &(0..adj as u64).collect::<Vec<_>>())
     }
 
     #[test]

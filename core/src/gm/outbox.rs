@@ -135,20 +135,9 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{Addr, Name};
-    use crate::wire::Bounded;
 
     fn entry(id: u64, counter: u64) -> Arc<Entry> {
-        Arc::new(Entry {
-            id: NodeId(id),
-            name: Name::new(format!("n{id}")).unwrap(),
-            addr: Addr::new(format!("n{id}")).unwrap(),
-            version: Version {
-                incarnation: 1,
-                counter,
-            },
-            adjacency: Bounded(vec![]),
-        })
+        Arc::new(crate::gm::message::test_entry(id, counter, &[]))
     }
 
     fn ms(n: u64) -> Instant {

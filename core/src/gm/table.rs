@@ -186,18 +186,7 @@ impl Table {
 mod tests {
     use super::*;
 
-    fn entry(i: u64, counter: u64, adj: &[u64]) -> Entry {
-        Entry {
-            id: NodeId(i),
-            name: Name::new(format!("n{i}")).unwrap(),
-            addr: Addr::new(format!("n{i}")).unwrap(),
-            version: Version {
-                incarnation: 1,
-                counter,
-            },
-            adjacency: Bounded(adj.iter().map(|&n| NodeId(n)).collect()),
-        }
-    }
+    use crate::gm::message::test_entry as entry;
 
     #[test]
     fn versions_order_updates_and_the_view_follows_the_table() {
