@@ -133,6 +133,16 @@ impl Graph {
         diff
     }
 
+    /// Whether `from` lists `to` among its out-neighbours.
+    pub fn lists(&self, from: NodeId, to: NodeId) -> bool {
+        self.slot(from).is_some_and(|s| {
+            self.slots[s as usize]
+                .out
+                .binary_search_by_key(&to, |&t| self.slots[t as usize].id)
+                .is_ok()
+        })
+    }
+
     pub(crate) fn slot(&self, node: NodeId) -> Option<u32> {
         self.index.get(&node).copied()
     }

@@ -8,10 +8,13 @@
 //!   reached nodes only (nothing at all when its target was already reachable), which is
 //!   what nearly every change in a growing or steady cluster is;
 //! - an edge **removed** can only cut the set if it is the edge through which its target
-//!   was reached (a spanning tree of the reachable set is kept for this): then it marks
-//!   the set stale, and the owner (global membership) coalesces a burst of such changes
-//!   into one full search ([`Routing::recompute`]) shortly after. Every other removal —
-//!   most of them, since the tree holds one edge per node out of several — costs nothing.
+//!   was reached (a spanning tree of the reachable set is kept for this). Every other
+//!   removal — most of them, since the tree holds one edge per node out of several —
+//!   costs nothing. A removed tree edge is first repaired locally: its target hangs on
+//!   another neighbour that lists it and is still rooted, which in a churning overlay
+//!   is nearly always there. Only when none is does the set go stale, and the owner
+//!   (global membership) coalesces a burst of such changes into one full search
+//!   ([`Routing::recompute`]) shortly after.
 //!
 //! Distances, paths and trees from arbitrary roots are computed on demand by a
 //! level-synchronous BFS (see `bfs`), in O(nodes + edges).
@@ -105,7 +108,13 @@ impl Routing {
             // search is already due.
             return;
         }
-        if diff.removed.iter().any(|t| self.via.get(t) == Some(&node)) {
+        let cut: Vec<NodeId> = diff
+            .removed
+            .iter()
+            .filter(|t| self.via.get(t) == Some(&node))
+            .copied()
+            .collect();
+        if !self.reattach(cut) {
             self.stale = true;
             return;
         }
@@ -114,6 +123,54 @@ impl Routing {
                 self.extend_from(node, t);
             }
         }
+    }
+
+    /// The tree edges into `cut` are gone: hang each of them on another reachable node
+    /// that lists it and does not itself hang below it. Overlay links are nearly always
+    /// symmetric, so a node's own neighbours are where such a parent is looked for; a
+    /// node that one freed now can take in turn. False when some node finds no parent
+    /// that way (the set may really be cut: a full search must settle it).
+    fn reattach(&mut self, mut cut: Vec<NodeId>) -> bool {
+        for t in &cut {
+            self.via.remove(t);
+        }
+        while !cut.is_empty() {
+            let before = cut.len();
+            cut.retain(|&t| match self.new_parent(t) {
+                Some(p) => {
+                    self.via.insert(t, p);
+                    false
+                }
+                None => true,
+            });
+            if cut.len() == before {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A reachable neighbour of `t` that lists `t` and whose tree path to this node is
+    /// whole and does not pass through `t`.
+    fn new_parent(&self, t: NodeId) -> Option<NodeId> {
+        let ts = self.graph.slot(t)?;
+        self.graph
+            .out(ts)
+            .iter()
+            .map(|&p| self.graph.id_of(p))
+            .find(|&p| self.reachable.contains(&p) && self.graph.lists(p, t) && self.rooted(p))
+    }
+
+    /// Whether `p`'s tree path leads to this node (it does not while it passes through
+    /// a node whose tree edge is cut: that node has no `via`).
+    fn rooted(&self, mut p: NodeId) -> bool {
+        while p != self.me {
+            match self.via.get(&p) {
+                Some(&up) => p = up,
+                None => return false,
+            }
+        }
+        true
     }
 
     /// `start` just became reachable through `from`: add it and whatever it reaches that
@@ -363,6 +420,27 @@ mod tests {
         assert_eq!(r.distance(n(1), n(4)), Some(2));
         assert_eq!(r.distance(n(4), n(1)), None);
         assert_eq!(t.children(n(1)), [n(2), n(3)]);
+    }
+
+    #[test]
+    fn a_cut_tree_edge_is_repaired_through_another_neighbour_without_a_search() {
+        // A ring 1 - 2 - 3 - 4 - 1 (links both ways): 3 is reached through 2 or 4.
+        let mut r = Routing::new(n(1));
+        for (a, b, c) in [(1, 2, 4), (2, 1, 3), (3, 2, 4), (4, 3, 1)] {
+            r.set_adjacency(n(a), &[n(b), n(c)]);
+        }
+        r.take_changes();
+        // Cut 2 - 3 (both directions), then 3 - 4: the first is repaired, the second
+        // really cuts 3 off.
+        r.set_adjacency(n(2), &[n(1)]);
+        r.set_adjacency(n(3), &[n(4)]);
+        assert!(!r.is_stale(), "3 still hangs on 4");
+        assert!(r.is_reachable(n(3)));
+        r.set_adjacency(n(4), &[n(1)]);
+        assert!(r.is_stale(), "3 has no other neighbour that lists it");
+        r.recompute();
+        assert!(!r.is_reachable(n(3)));
+        assert_eq!(r.take_changes(), [(n(3), false)]);
     }
 
     #[test]
