@@ -59,6 +59,16 @@ fn everyone_learns_the_graph_and_a_killed_node_is_unreachable_everywhere() {
         .map(|i| sim.node(i).unwrap().protocol().gm().view())
         .collect();
     assert_eq!(views.len(), 1, "all tables agree");
+    // Entries are pulled from one announcer: each crosses into a node about once.
+    let (sent, applied) = (0..50)
+        .map(|i| sim.node(i).unwrap().protocol().gm().counters())
+        .fold((0, 0), |(s, a), c| {
+            (s + c.entries_sent, a + c.entries_applied)
+        });
+    assert!(
+        sent * 10 <= applied * 11,
+        "{sent} entries sent for {applied} taken as news"
+    );
     // Routing over it: every node is within a few hops of every other.
     let gm = sim.node(7).unwrap().protocol().gm();
     let routing = gm.routing().unwrap();

@@ -27,8 +27,13 @@ pub struct GmCounters {
     /// Messages sent, by kind.
     pub entries_msgs_sent: u64,
     pub digest_msgs_sent: u64,
-    /// Entries sent (flooded, or in answer to a digest).
+    pub have_msgs_sent: u64,
+    pub want_msgs_sent: u64,
+    /// Entries sent (our own, pushed; or in answer to a want or a digest).
     pub entries_sent: u64,
+    /// Versions announced, and entries asked for.
+    pub haves_sent: u64,
+    pub wants_sent: u64,
     /// Entries received that were news, and those that were not.
     pub entries_applied: u64,
     pub entries_stale: u64,
@@ -47,6 +52,6 @@ pub struct GmCounters {
 
 impl GmCounters {
     pub fn messages_sent(&self) -> u64 {
-        self.entries_msgs_sent + self.digest_msgs_sent
+        self.entries_msgs_sent + self.digest_msgs_sent + self.have_msgs_sent + self.want_msgs_sent
     }
 }

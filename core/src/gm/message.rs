@@ -1,13 +1,14 @@
-//! Global membership's messages. Two kinds are enough:
-//! - `Entries`: adjacency entries to apply, and to pass on to the other neighbours when
-//!   they are news (the flood, and the answer to a digest, are the same message);
+//! Global membership's messages:
+//! - `Entries`: adjacency entries to apply (a node's own new version, pushed to its
+//!   neighbours; the answer to a `Want`; the answer to a digest);
+//! - `Have`: versions the sender holds that may be news to the receiver (announced
+//!   lazily: the receiver asks for what it lacks, from one announcer only);
+//! - `Want`: the members whose entries the sender asks for;
 //! - `Digest`: the versions the sender holds for ids in `[from, to]`, so the receiver
 //!   answers with exactly the entries the sender lacks. A table is described in chunks
 //!   of consecutive id ranges, so a digest of any size fits bounded messages.
 //!
 //! Every collection is bounded while decoding and every address is length-checked.
-
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +21,7 @@ use crate::wire::{self, WireError};
 
 /// Most entries in one `Entries` message.
 pub const MAX_ENTRIES: usize = 512;
-/// Most versions in one `Digest` chunk.
+/// Most versions in one `Digest` chunk, `Have` or `Want`.
 pub const MAX_DIGEST: usize = 4_096;
 
 /// Which of a member's adjacency lists is newer: a restart bumps `incarnation` (it is
@@ -51,16 +52,8 @@ pub enum GmMessage {
         to: NodeId,
         versions: Bounded<(NodeId, Version), MAX_DIGEST>,
     },
-}
-
-/// What `GmMessage::Entries` carrying `entries` encodes to, from shared entries
-/// without copying them (the same bytes: variant 0, then the sequence).
-pub fn encode_entries(entries: &[Arc<Entry>]) -> Vec<u8> {
-    #[derive(Serialize)]
-    enum Out<'a> {
-        Entries(&'a [Arc<Entry>]),
-    }
-    wire::encode(&Out::Entries(entries))
+    Have(Bounded<(NodeId, Version), MAX_DIGEST>),
+    Want(Bounded<NodeId, MAX_DIGEST>),
 }
 
 impl GmMessage {
@@ -110,14 +103,12 @@ mod tests {
             (0..=MAX_ENTRIES as u64).map(|i| entry(i, 0)).collect(),
         ));
         assert!(GmMessage::decode(&too_many.encode()).is_err());
-    }
-
-    #[test]
-    fn shared_entries_encode_as_the_message_does() {
-        let entries = vec![entry(1, 3), entry(2, 0)];
-        let shared: Vec<Arc<Entry>> = entries.iter().cloned().map(Arc::new).collect();
-        let msg = GmMessage::Entries(Bounded(entries));
-        assert_eq!(encode_entries(&shared), msg.encode());
+        let have = GmMessage::Have(Bounded(vec![(NodeId(3), entry(3, 0).version)]));
+        assert_eq!(GmMessage::decode(&have.encode()).unwrap(), have);
+        let want = GmMessage::Want(Bounded(vec![NodeId(3), NodeId(4)]));
+        assert_eq!(GmMessage::decode(&want.encode()).unwrap(), want);
+        let too_many = GmMessage::Want(Bounded(vec![NodeId(1); MAX_DIGEST + 1]));
+        assert!(GmMessage::decode(&too_many.encode()).is_err());
     }
 
     #[test]

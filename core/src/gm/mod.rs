@@ -7,31 +7,36 @@
 //!   counter is bumped at every change of the active view. If the cluster turns out to
 //!   hold a version of our own entry at least as new as ours (the incarnation record was
 //!   lost with a wiped disk, or before it was durable), we move past it at once.
-//! - **Flood.** A new version of our entry goes to every neighbour; a node passes an
-//!   entry on to its other neighbours only if it was news. That is the whole duplicate
-//!   suppression: no TTL, so no diameter limit, and each entry crosses each link at most
-//!   about once per direction.
+//! - **Flood, pushed one hop and pulled after.** A new version of our entry is pushed
+//!   to every neighbour (none of them can hold it yet). A node that takes an entry as
+//!   news announces its version (`Have`) to its other neighbours; each asks (`Want`) for
+//!   what is news to it, from one announcer only (see `pull`), and passes it on the same
+//!   way. So an entry crosses into each node about once, and only the small
+//!   announcements cross every link; an entry flood would send each entry over every
+//!   link, nearly all of it to nodes that got it first by another path. That is the
+//!   whole duplicate suppression: no TTL, so no diameter limit.
 //! - **Link-level anti-entropy.** When two nodes become neighbours each sends a digest of
-//!   its versions; each answers with exactly the entries the other lacks, and those are
-//!   news that flood on. Two halves of a healed partition converge in one exchange over
+//!   its versions; each answers by announcing exactly the versions the other lacks,
+//!   which it asks for, and which flood on as news. Two halves of a healed partition converge in one exchange over
 //!   the first link between them. There is no periodic re-flood of whole tables.
 //! - **Forgetting.** A member unreachable for `forget_after_ms` is dropped, with a
 //!   tombstone (for as long again) so a neighbour that has not forgotten it yet cannot
 //!   hand the same version back.
 //! - **De-partitioning.** See `probe`.
 //!
-//! Files: `config`, `message` (wire), `bounded` (decode-time bounds), `table` (entries
-//! and the graph), `probe` (de-partitioning), `event` (events and counters).
+//! Files: `config`, `message` (wire), `table` (entries and the graph), `outbox` (paced
+//! announcements), `pull` (asks out), `probe` (de-partitioning), `event` (events and
+//! counters).
 
 mod config;
 mod event;
 mod message;
 mod outbox;
 mod probe;
+mod pull;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 pub use crate::wire::Bounded;
 pub use config::{GmConfig, MAX_MEMBERS};
@@ -39,9 +44,9 @@ pub use event::{GmCounters, GmEvent};
 pub use message::{Entry, GmMessage, MAX_DIGEST, MAX_ENTRIES, Version};
 pub use table::{Applied, Member, Table};
 
-use message::encode_entries;
 use outbox::{Flush, Outbox};
 use probe::Prober;
+use pull::Pulls;
 
 use crate::id::{Addr, NodeId};
 use crate::persist::Snapshot;
@@ -59,7 +64,7 @@ pub enum GmTimer {
     Recompute,
     /// Housekeeping: forget long-unreachable members, probe for a partition.
     Tick,
-    /// Send what waits in a neighbour's lane (see `outbox`).
+    /// Send the announcements that wait in a neighbour's lane (see `outbox`).
     Flush(NodeId),
 }
 
@@ -84,6 +89,7 @@ pub struct GlobalMembership {
     /// A probe chosen by the last tick, for the stack to hand to membership.
     probe: Option<(NodeId, Addr)>,
     outbox: Outbox,
+    pulls: Pulls,
     counters: GmCounters,
 }
 
@@ -120,6 +126,7 @@ impl GlobalMembership {
             prober: Prober::default(),
             probe: None,
             outbox: Outbox::default(),
+            pulls: Pulls::default(),
             counters,
         })
     }
@@ -194,10 +201,13 @@ impl GlobalMembership {
         }
     }
 
-    /// Membership dropped `peer`: publish the new adjacency.
+    /// Membership dropped `peer`: publish the new adjacency, and ask another holder for
+    /// what was asked of it.
     pub fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Cx) {
         if self.table.is_some() && self.neighbors.remove(&peer) {
             self.outbox.remove(peer);
+            let asks = self.pulls.reassign(Some(peer), None, ctx.now());
+            self.send_wants(asks, ctx);
             self.publish(ctx);
             self.settle(ctx);
         }
@@ -213,19 +223,25 @@ impl GlobalMembership {
         }
     }
 
-    /// A new version of our entry, flooded to every neighbour.
+    /// A new version of our entry, pushed to every neighbour (none can hold it yet).
     fn publish(&mut self, ctx: &mut Cx) {
         self.version.counter += 1;
-        let entry = Arc::new(self.own_entry(ctx));
+        let entry = self.own_entry(ctx);
         if let Some(t) = self.table.as_mut() {
             t.apply(&entry, ctx.now(), usize::MAX);
         }
-        self.flood(std::slice::from_ref(&entry), None, ctx);
+        let bytes = GmMessage::Entries(Bounded(vec![entry])).encode();
+        for &n in &self.neighbors {
+            if ctx.send(n, &bytes).is_ok() {
+                self.counters.entries_msgs_sent += 1;
+                self.counters.entries_sent += 1;
+            }
+        }
     }
 
-    /// Send `entries` to every neighbour but `except`.
-    fn flood(&mut self, entries: &[Arc<Entry>], except: Option<NodeId>, ctx: &mut Cx) {
-        if entries.is_empty() {
+    /// Announce `versions` to every neighbour but `except`.
+    fn announce(&mut self, versions: &[(NodeId, Version)], except: Option<NodeId>, ctx: &mut Cx) {
+        if versions.is_empty() {
             return;
         }
         let targets: Vec<NodeId> = self
@@ -235,15 +251,39 @@ impl GlobalMembership {
             .filter(|n| Some(*n) != except)
             .collect();
         for n in targets {
-            self.send_entries(n, entries, ctx);
+            self.announce_to(n, versions, ctx);
         }
     }
 
-    /// Queue `entries` for `peer`, and send what its lane allows now.
-    fn send_entries(&mut self, peer: NodeId, entries: &[Arc<Entry>], ctx: &mut Cx) {
+    /// Queue `versions` for `peer`, and send what its lane allows now.
+    fn announce_to(&mut self, peer: NodeId, versions: &[(NodeId, Version)], ctx: &mut Cx) {
         self.outbox
-            .push(peer, entries, ctx.now(), self.cfg.batch_burst);
+            .push(peer, versions, ctx.now(), self.cfg.batch_burst);
         self.flush_lane(peer, false, ctx);
+    }
+
+    /// Send `entries` to `peer` now (answers are not paced: asks are).
+    fn send_entries(&mut self, peer: NodeId, entries: Vec<Entry>, ctx: &mut Cx) {
+        for chunk in entries.chunks(MAX_ENTRIES) {
+            let msg = GmMessage::Entries(Bounded(chunk.to_vec()));
+            if ctx.send(peer, &msg.encode()).is_ok() {
+                self.counters.entries_msgs_sent += 1;
+                self.counters.entries_sent += chunk.len() as u64;
+            }
+        }
+    }
+
+    /// Ask each neighbour for the members listed for it.
+    fn send_wants(&mut self, asks: BTreeMap<NodeId, Vec<NodeId>>, ctx: &mut Cx) {
+        for (peer, members) in asks {
+            for chunk in members.chunks(MAX_DIGEST) {
+                let msg = GmMessage::Want(Bounded(chunk.to_vec()));
+                if ctx.send(peer, &msg.encode()).is_ok() {
+                    self.counters.want_msgs_sent += 1;
+                    self.counters.wants_sent += chunk.len() as u64;
+                }
+            }
+        }
     }
 
     fn flush_lane(&mut self, peer: NodeId, timer_fired: bool, ctx: &mut Cx) {
@@ -252,11 +292,12 @@ impl GlobalMembership {
             self.cfg.batch_burst,
         );
         match self.outbox.flush(peer, ctx.now(), pace, timer_fired) {
-            Flush::Send(entries) => {
-                for chunk in entries.chunks(MAX_ENTRIES) {
-                    if ctx.send(peer, &encode_entries(chunk)).is_ok() {
-                        self.counters.entries_msgs_sent += 1;
-                        self.counters.entries_sent += chunk.len() as u64;
+            Flush::Send(versions) => {
+                for chunk in versions.chunks(MAX_DIGEST) {
+                    let msg = GmMessage::Have(Bounded(chunk.to_vec()));
+                    if ctx.send(peer, &msg.encode()).is_ok() {
+                        self.counters.have_msgs_sent += 1;
+                        self.counters.haves_sent += chunk.len() as u64;
                     }
                 }
             }
@@ -294,7 +335,9 @@ impl GlobalMembership {
         }
     }
 
-    /// Answer a digest chunk with the entries in its range the peer lacks or has older.
+    /// Answer a digest chunk by announcing the versions in its range the peer lacks or
+    /// has older: a node that links up with several neighbours at once (a joiner) then
+    /// asks for each entry once, not once per neighbour.
     fn on_digest(
         &mut self,
         peer: NodeId,
@@ -310,26 +353,62 @@ impl GlobalMembership {
             return;
         }
         let theirs: BTreeMap<NodeId, Version> = versions.into_iter().collect();
-        let missing: Vec<Arc<Entry>> = t
+        let missing: Vec<(NodeId, Version)> = t
             .members()
             .range(from..=to)
             .filter(|(id, m)| theirs.get(id).is_none_or(|v| *v < m.version))
-            .filter_map(|(id, _)| t.entry(*id).map(Arc::new))
+            .map(|(id, m)| (*id, m.version))
             .collect();
-        if !missing.is_empty() {
-            self.send_entries(peer, &missing, ctx);
+        self.announce_to(peer, &missing, ctx);
+    }
+
+    /// `peer` announced versions: ask it for those that are news and not asked for yet.
+    fn on_have(&mut self, peer: NodeId, versions: Vec<(NodeId, Version)>, ctx: &mut Cx) {
+        let Some(t) = self.table.as_ref() else {
+            return;
+        };
+        let (me, now) = (ctx.id(), ctx.now());
+        let mut ask = Vec::new();
+        for (member, version) in versions {
+            self.outbox.peer_has(peer, member, version);
+            // Our own entry at our version may still differ (see `on_own_entry`).
+            let news = if member == me {
+                version >= self.version
+            } else {
+                t.is_news(member, version)
+            };
+            if news
+                && self
+                    .pulls
+                    .offer(member, version, peer, now, self.cfg.max_members)
+            {
+                ask.push(member);
+            }
+        }
+        if !ask.is_empty() {
+            self.send_wants(BTreeMap::from([(peer, ask)]), ctx);
         }
     }
 
-    /// Apply entries from `peer`: news flood on, and a peer behind on something we
-    /// know better gets our version back.
+    /// `peer` asked for entries: send those we hold.
+    fn on_want(&mut self, peer: NodeId, members: Vec<NodeId>, ctx: &mut Cx) {
+        let Some(t) = self.table.as_ref() else {
+            return;
+        };
+        let entries: Vec<Entry> = members.into_iter().filter_map(|m| t.entry(m)).collect();
+        self.send_entries(peer, entries, ctx);
+    }
+
+    /// Apply entries from `peer`: news are announced on, and a peer behind on something
+    /// we know better is told our version.
     fn on_entries(&mut self, peer: NodeId, entries: Vec<Entry>, ctx: &mut Cx) {
         let me = ctx.id();
         let mut news = Vec::new();
         let mut reply = Vec::new();
         for e in entries {
-            // Whatever it is, the peer holds it: no need to send it that version back.
+            // Whatever it is, the peer holds it: no need to announce it that version.
             self.outbox.peer_has(peer, e.id, e.version);
+            self.pulls.got(e.id, e.version);
             if e.id == me {
                 self.on_own_entry(peer, &e, ctx);
                 continue;
@@ -343,18 +422,18 @@ impl GlobalMembership {
                         member: e.id,
                         addr: e.addr.clone(),
                     });
-                    news.push(Arc::new(e));
+                    news.push((e.id, e.version));
                 }
                 Applied::Newer { changed } => {
                     if changed {
                         ctx.emit(GmEvent::Changed { member: e.id });
                     }
-                    news.push(Arc::new(e));
+                    news.push((e.id, e.version));
                 }
                 Applied::Stale => {
                     self.counters.entries_stale += 1;
-                    if t.get(e.id).is_some_and(|m| m.version > e.version) {
-                        reply.extend(t.entry(e.id).map(Arc::new));
+                    if let Some(m) = t.get(e.id).filter(|m| m.version > e.version) {
+                        reply.push((e.id, m.version));
                     }
                     continue;
                 }
@@ -369,9 +448,9 @@ impl GlobalMembership {
             }
             self.counters.entries_applied += 1;
         }
-        self.flood(&news, Some(peer), ctx);
+        self.announce(&news, Some(peer), ctx);
         if !reply.is_empty() {
-            self.send_entries(peer, &reply, ctx);
+            self.announce_to(peer, &reply, ctx);
         }
         self.settle(ctx);
     }
@@ -390,7 +469,7 @@ impl GlobalMembership {
             self.persist_incarnation(ctx);
             self.publish(ctx);
         } else if e.version < ours.version {
-            self.send_entries(peer, &[Arc::new(ours)], ctx);
+            self.send_entries(peer, vec![ours], ctx);
         }
     }
 
@@ -450,6 +529,9 @@ impl GlobalMembership {
             if self.probe.is_some() {
                 self.counters.probes += 1;
             }
+            // An ask unanswered for a whole period goes to another holder.
+            let asks = self.pulls.reassign(None, earlier(now, interval), now);
+            self.send_wants(asks, ctx);
         }
         self.settle(ctx);
         let after = ctx.rng().jitter(interval, interval / 2);
@@ -489,6 +571,8 @@ impl Protocol for GlobalMembership {
                 to,
                 versions,
             } => self.on_digest(from, lo, to, versions.0, ctx),
+            GmMessage::Have(versions) => self.on_have(from, versions.0, ctx),
+            GmMessage::Want(members) => self.on_want(from, members.0, ctx),
         }
         Ok(())
     }

@@ -1,27 +1,26 @@
-//! Per-neighbour batching of the entries global membership sends.
+//! Per-neighbour batching of the versions global membership announces (`Have`).
 //!
-//! Flooding every adjacency change at once costs one message per change per link: a
+//! Announcing every adjacency change at once costs one message per change per link: a
 //! thousand nodes joining make millions. So each link has a lane, paced by a token
 //! bucket: `burst` messages may go at once, and one more is earned every `batch`. A
 //! burst of a few changes (a crash: each of the dead node's neighbours publishes within
 //! milliseconds) crosses every hop without delay; a storm drains the bucket and then
 //! costs about one message per link per `batch`, carrying only each member's latest
-//! entry (a newer version replaces the older one while it waits).
+//! version (a newer one replaces the older while it waits).
 //!
-//! An entry the peer shows it already holds (it sent us that version or a newer one)
-//! leaves the lane before it is sent: in a storm most of what a flood would send a
-//! neighbour reaches it first by another path, and a waiting lane is where that is
-//! cheap to notice. Entries are shared (`Arc`), not copied, per lane.
+//! A version the peer shows it already holds (it announced or sent us that version or a
+//! newer one) leaves the lane before it is sent: in a storm most of what a flood would
+//! announce to a neighbour reaches it first by another path, and a waiting lane is
+//! where that is cheap to notice.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use super::message::{Entry, Version};
+use super::message::Version;
 use crate::id::NodeId;
 use crate::time::{Duration, Instant};
 
 struct Lane {
-    pending: BTreeMap<NodeId, Arc<Entry>>,
+    pending: BTreeMap<NodeId, Version>,
     /// Messages the lane may send now...
     credit: u32,
     /// ...as of this instant (credit earned since is added when next asked).
@@ -56,7 +55,7 @@ pub struct Outbox {
 /// What to do for a lane after a push or a flush timer.
 pub enum Flush {
     /// Send these now.
-    Send(Vec<Arc<Entry>>),
+    Send(Vec<(NodeId, Version)>),
     /// Set a flush timer for this instant.
     Arm(Instant),
     /// Nothing (empty, or a timer is already set).
@@ -64,33 +63,26 @@ pub enum Flush {
 }
 
 impl Outbox {
-    /// Queue `entries` for `peer`, keeping only the newest version of each member. A
+    /// Queue `versions` for `peer`, keeping only the newest version of each member. A
     /// new lane starts with a full bucket of `burst`.
-    pub fn push(&mut self, peer: NodeId, entries: &[Arc<Entry>], now: Instant, burst: u32) {
+    pub fn push(&mut self, peer: NodeId, versions: &[(NodeId, Version)], now: Instant, burst: u32) {
         let lane = self.lanes.entry(peer).or_insert_with(|| Lane {
             pending: BTreeMap::new(),
             credit: burst,
             counted: now,
             armed: false,
         });
-        for e in entries {
-            match lane.pending.get(&e.id) {
-                Some(old) if old.version >= e.version => {}
-                _ => {
-                    lane.pending.insert(e.id, Arc::clone(e));
-                }
-            }
+        for &(member, version) in versions {
+            let v = lane.pending.entry(member).or_insert(version);
+            *v = (*v).max(version);
         }
     }
 
-    /// `peer` holds `member` at `version` (it sent it to us): what waits for it of that
+    /// `peer` holds `member` at `version` (it told us so): what waits for it of that
     /// member, no newer, need not go.
     pub fn peer_has(&mut self, peer: NodeId, member: NodeId, version: Version) {
         if let Some(lane) = self.lanes.get_mut(&peer)
-            && lane
-                .pending
-                .get(&member)
-                .is_some_and(|e| e.version <= version)
+            && lane.pending.get(&member).is_some_and(|v| *v <= version)
         {
             lane.pending.remove(&member);
         }
@@ -116,7 +108,7 @@ impl Outbox {
         lane.earn(now, batch, burst);
         if lane.credit > 0 {
             lane.credit -= 1;
-            return Flush::Send(std::mem::take(&mut lane.pending).into_values().collect());
+            return Flush::Send(std::mem::take(&mut lane.pending).into_iter().collect());
         }
         if lane.armed {
             return Flush::Wait;
@@ -136,8 +128,15 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn entry(id: u64, counter: u64) -> Arc<Entry> {
-        Arc::new(crate::gm::message::test_entry(id, counter, &[]))
+    fn entry(id: u64, counter: u64) -> (NodeId, Version) {
+        let incarnation = 1;
+        (
+            NodeId(id),
+            Version {
+                incarnation,
+                counter,
+            },
+        )
     }
 
     fn ms(n: u64) -> Instant {
@@ -146,7 +145,7 @@ mod tests {
 
     fn sent(f: Flush) -> Vec<(u64, u64)> {
         match f {
-            Flush::Send(v) => v.iter().map(|e| (e.id.0, e.version.counter)).collect(),
+            Flush::Send(v) => v.iter().map(|(id, v)| (id.0, v.counter)).collect(),
             _ => panic!("expected a send"),
         }
     }

@@ -89,6 +89,13 @@ impl Table {
         })
     }
 
+    /// Whether `apply` would take `id`'s entry at `version` (the table holds an older
+    /// one, or none and has not forgotten a newer one). Room is not checked.
+    pub fn is_news(&self, id: NodeId, version: Version) -> bool {
+        let forgotten = self.tombstones.get(&id).is_some_and(|(v, _)| version <= *v);
+        !forgotten && self.members.get(&id).is_none_or(|m| m.version < version)
+    }
+
     /// Take `entry` if it is newer than what we hold. A new member starts unreachable
     /// (as of `now`) until routing says otherwise.
     pub fn apply(&mut self, entry: &Entry, now: Instant, max_members: usize) -> Applied {
@@ -217,6 +224,8 @@ mod tests {
         assert_eq!(t.unreachable_before(now), [NodeId(2)]);
         t.forget(NodeId(2), now);
         assert_eq!(t.view(), 0);
+        assert!(!t.is_news(NodeId(2), entry(2, 1, &[]).version));
+        assert!(t.is_news(NodeId(2), entry(2, 2, &[]).version));
         assert_eq!(t.apply(&entry(2, 1, &[]), now, 10), Applied::Forgotten);
         assert_eq!(t.apply(&entry(2, 2, &[]), now, 10), Applied::Added);
     }
