@@ -30,6 +30,7 @@ fn main() {
                     counter: 3,
                 },
                 adjacency: Bounded((0..7).map(|_| NodeId(rng.below(0, n))).collect()),
+                suspects: Bounded(Vec::new()),
             })
             .collect();
         let before = counting_alloc::live();

@@ -187,6 +187,12 @@ impl Stack {
                     self.kv.neighbor_down(peer);
                     self.gm_scope(ctx, |g, c| g.neighbor_down(peer, c));
                 }
+                MembershipEvent::Suspected(peer) => {
+                    self.gm_scope(ctx, |g, c| g.suspect(peer, true, c));
+                }
+                MembershipEvent::Cleared(peer) => {
+                    self.gm_scope(ctx, |g, c| g.suspect(peer, false, c));
+                }
             }
             ctx.emit(StackEvent::Membership(e));
         }
@@ -208,11 +214,16 @@ impl Stack {
     }
 
     /// Pass global membership's events on, let multicast drop the state of forgotten
-    /// origins, and hand a probe it chose to membership.
+    /// origins, have membership check a neighbour another node suspects, and hand a
+    /// probe global membership chose to membership.
     fn after_gm(&mut self, ctx: &mut Cx<'_, '_>, events: Vec<GmEvent>) {
         for e in events {
-            if let GmEvent::Forgotten(id) = e {
-                self.multicast.forget(id);
+            match e {
+                GmEvent::Forgotten(id) => self.multicast.forget(id),
+                GmEvent::Suspected { member, .. } => {
+                    self.membership_scope(ctx, |m, c| m.check_now(member, c));
+                }
+                _ => {}
             }
             ctx.emit(StackEvent::Gm(e));
         }

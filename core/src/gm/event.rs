@@ -19,6 +19,9 @@ pub enum GmEvent {
     Unreachable(NodeId),
     /// A member unreachable for `forget_after_ms` was dropped from the table.
     Forgotten(NodeId),
+    /// `by` published that its failure detector suspects `member`, one of our own
+    /// neighbours (reported for each new version of `by`'s entry that says so).
+    Suspected { member: NodeId, by: NodeId },
 }
 
 /// Running totals, for metrics (messages per membership change) and operators.

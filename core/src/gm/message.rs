@@ -34,7 +34,9 @@ pub struct Version {
     pub counter: u64,
 }
 
-/// One member as published by itself: its name, where it listens, and its active view.
+/// One member as published by itself: its name, where it listens, its active view, and
+/// which of those neighbours its failure detector suspects right now (their other
+/// neighbours check them at once; see `Membership::check_now`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub id: NodeId,
@@ -42,6 +44,7 @@ pub struct Entry {
     pub addr: Addr,
     pub version: Version,
     pub adjacency: Bounded<NodeId, MAX_ACTIVE_VIEW>,
+    pub suspects: Bounded<NodeId, MAX_ACTIVE_VIEW>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +83,7 @@ pub(super) fn test_entry(i: u64, counter: u64, adjacency: &[u64]) -> Entry {
             counter,
         },
         adjacency: Bounded(adjacency.iter().map(|&n| NodeId(n)).collect()),
+        suspects: Bounded(Vec::new()),
     }
 }
 
@@ -115,7 +119,7 @@ mod tests {
     fn overlong_address_is_refused() {
         #[derive(Serialize)]
         enum Forged {
-            Entries(Vec<(u64, &'static str, String, (u64, u64), Vec<u64>)>),
+            Entries(Vec<(u64, &'static str, String, (u64, u64), Vec<u64>, Vec<u64>)>),
         }
         let forged = |len| {
             wire::encode(&Forged::Entries(vec![(
@@ -123,6 +127,7 @@ mod tests {
                 "n1",
                 "x".repeat(len),
                 (1, 1),
+                vec![],
                 vec![],
             )]))
         };

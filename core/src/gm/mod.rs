@@ -84,6 +84,8 @@ pub struct GlobalMembership {
     version: Version,
     /// This node's active view, mirrored from membership's events.
     neighbors: BTreeSet<NodeId>,
+    /// The neighbours our failure detector suspects (published in our entry).
+    suspects: BTreeSet<NodeId>,
     recompute: Option<TimerId>,
     prober: Prober,
     /// A probe chosen by the last tick, for the stack to hand to membership.
@@ -122,6 +124,7 @@ impl GlobalMembership {
             table: None,
             version: Version::default(),
             neighbors: BTreeSet::new(),
+            suspects: BTreeSet::new(),
             recompute: None,
             prober: Prober::default(),
             probe: None,
@@ -205,11 +208,31 @@ impl GlobalMembership {
     /// what was asked of it.
     pub fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Cx) {
         if self.table.is_some() && self.neighbors.remove(&peer) {
+            self.suspects.remove(&peer);
             self.outbox.remove(peer);
             let asks = self.pulls.reassign(Some(peer), None, ctx.now());
             self.send_wants(asks, ctx);
             self.publish(ctx);
             self.settle(ctx);
+        }
+    }
+
+    /// Our failure detector started (`true`) or stopped suspecting neighbour `peer`:
+    /// publish it, so the suspect's other neighbours check it at once (the stack hands
+    /// them a `GmEvent::Suspected`). A silent failure is then known to all of its
+    /// neighbours, and so unreachable everywhere, about as soon as the first of them
+    /// notices, rather than after each one's own probing round.
+    pub fn suspect(&mut self, peer: NodeId, on: bool, ctx: &mut Cx) {
+        if self.table.is_none() || !self.neighbors.contains(&peer) {
+            return;
+        }
+        let changed = if on {
+            self.suspects.insert(peer)
+        } else {
+            self.suspects.remove(&peer)
+        };
+        if changed {
+            self.publish(ctx);
         }
     }
 
@@ -220,6 +243,7 @@ impl GlobalMembership {
             addr: ctx.addr().clone(),
             version: self.version,
             adjacency: Bounded(self.neighbors.iter().copied().collect()),
+            suspects: Bounded(self.suspects.iter().copied().collect()),
         }
     }
 
@@ -416,7 +440,16 @@ impl GlobalMembership {
             let Some(t) = self.table.as_mut() else {
                 return;
             };
-            match t.apply(&e, ctx.now(), self.cfg.max_members) {
+            let applied = t.apply(&e, ctx.now(), self.cfg.max_members);
+            if matches!(applied, Applied::Added | Applied::Newer { .. }) {
+                for &s in e.suspects.0.iter().filter(|s| self.neighbors.contains(s)) {
+                    ctx.emit(GmEvent::Suspected {
+                        member: s,
+                        by: e.id,
+                    });
+                }
+            }
+            match applied {
                 Applied::Added => {
                     ctx.emit(GmEvent::Added {
                         member: e.id,

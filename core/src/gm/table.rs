@@ -17,6 +17,8 @@ pub struct Member {
     pub name: Name,
     pub addr: Addr,
     pub version: Version,
+    /// The neighbours it suspects, as of that version (usually none).
+    pub suspects: Vec<NodeId>,
     /// When it stopped being reachable from this node, while it is not.
     pub unreachable_since: Option<Instant>,
 }
@@ -86,6 +88,7 @@ impl Table {
             addr: m.addr.clone(),
             version: m.version,
             adjacency: Bounded(self.routing.graph().neighbors(id).collect()),
+            suspects: Bounded(m.suspects.clone()),
         })
     }
 
@@ -114,6 +117,7 @@ impl Table {
                 m.version = entry.version;
                 m.name = entry.name.clone();
                 m.addr = entry.addr.clone();
+                m.suspects = entry.suspects.0.clone();
                 let mut old: Vec<NodeId> = self.routing.graph().neighbors(entry.id).collect();
                 let mut new = entry.adjacency.0.clone();
                 new.retain(|n| *n != entry.id);
@@ -134,6 +138,7 @@ impl Table {
                         name: entry.name.clone(),
                         addr: entry.addr.clone(),
                         version: entry.version,
+                        suspects: entry.suspects.0.clone(),
                         unreachable_since: (!reachable).then_some(now),
                     },
                 );

@@ -81,7 +81,11 @@ pub struct MembershipConfig {
     pub ping_interval_ms: u64,
     /// Ping timeout before any round trip has been measured (Lashup: 1 s). Default 1 s.
     pub ping_timeout_initial_ms: u64,
-    /// Shortest ping timeout, however fast the link has been. Default 500 ms.
+    /// Shortest ping timeout, however fast the link has been. With the indirect phase
+    /// (twice this by default) a neighbour must stay silent for three times this after
+    /// a ping before it is evicted: 600 ms outlasts a pause of a few hundred ms, and
+    /// lets a silent failure be known cluster-wide within about a second (Lashup's goal
+    /// is 1.5 s). Default 200 ms.
     pub ping_timeout_floor_ms: u64,
     /// Longest ping timeout, however slow the link has been. Default 5 s.
     pub ping_timeout_ceiling_ms: u64,
@@ -128,7 +132,7 @@ impl Default for MembershipConfig {
             join_refill_ms: 250,
             ping_interval_ms: 1_000,
             ping_timeout_initial_ms: 1_000,
-            ping_timeout_floor_ms: 500,
+            ping_timeout_floor_ms: 200,
             ping_timeout_ceiling_ms: 5_000,
             rtt_deviations: 4,
             indirect_probes: 3,

@@ -11,7 +11,7 @@
 use super::health::{NeighborHealth, Probe};
 use super::message::{Message, PeerAddr};
 use super::views::sample;
-use super::{Cx, DownCause, Membership, TimerKind};
+use super::{Cx, DownCause, Membership, MembershipEvent, TimerKind};
 use crate::id::NodeId;
 use crate::time::Duration;
 
@@ -108,6 +108,7 @@ impl Membership {
                 ctx.cancel_timer(timer);
                 self.counters.rescued += 1;
                 n.health.rescues = 0;
+                ctx.emit(MembershipEvent::Cleared(from));
                 self.schedule_ping(ctx, from);
             }
             _ => {}
@@ -156,6 +157,7 @@ impl Membership {
                 nacks: 0,
             };
         }
+        ctx.emit(MembershipEvent::Suspected(peer));
     }
 
     pub(super) fn on_indirect_timeout(&mut self, peer: NodeId, seq: u64, late: bool, ctx: &mut Cx) {
@@ -230,6 +232,7 @@ impl Membership {
         if n.health.rescues > self.cfg.max_indirect_rescues {
             self.evict(ctx, target, DownCause::LinkUnhealthy);
         } else {
+            ctx.emit(MembershipEvent::Cleared(target));
             self.schedule_ping(ctx, target);
         }
     }

@@ -5,12 +5,21 @@ use serde::{Deserialize, Serialize};
 use super::message::Kind;
 use crate::id::NodeId;
 
-/// A change of this node's active view. Every addition and removal is reported exactly
-/// once, so a consumer (the adjacency flood of global membership) can mirror the view.
+/// A change of this node's active view, or of what its failure detector thinks of a
+/// neighbour. Every addition and removal is reported exactly once, so a consumer (the
+/// adjacency flood of global membership) can mirror the view; a suspicion is reported
+/// when it starts and when it clears (a neighbour evicted instead just goes down).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipEvent {
     NeighborUp(NodeId),
-    NeighborDown { peer: NodeId, reason: DownCause },
+    NeighborDown {
+        peer: NodeId,
+        reason: DownCause,
+    },
+    /// A neighbour missed its pong: the indirect phase started.
+    Suspected(NodeId),
+    /// A suspected neighbour answered after all (or a helper reached it).
+    Cleared(NodeId),
 }
 
 /// Why a neighbour left the active view. It always moves to the passive view.
@@ -52,6 +61,8 @@ pub struct Counters {
     pub joins_throttled: u64,
     /// Indirect probes refused because `max_relays` were already running.
     pub relays_refused: u64,
+    /// Neighbours pinged ahead of schedule because another node suspected them.
+    pub early_pings: u64,
     /// The persisted passive view did not decode and was ignored (0 or 1).
     pub passive_restore_failed: u64,
     sent: [u64; Kind::ALL.len()],

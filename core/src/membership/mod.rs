@@ -47,7 +47,7 @@ pub use event::{Counters, DownCause, MembershipEvent};
 pub use message::{Kind, MAX_SAMPLE, Message, PeerAddr, Sample};
 pub use views::PASSIVE_KEY;
 
-use health::{LocalHealth, NeighborHealth};
+use health::{LocalHealth, NeighborHealth, Probe};
 use join::JoinState;
 use links::{LinkInfo, Pending, Relay};
 use views::PassiveView;
@@ -230,6 +230,22 @@ impl Membership {
     /// reached fails the request like any other.
     pub fn probe(&mut self, peer: NodeId, addr: Addr, ctx: &mut Cx) {
         self.request_neighbor(ctx, &PeerAddr { id: peer, addr }, true);
+    }
+
+    /// Another node suspects `peer` (global membership carries suspicions): if it is
+    /// our neighbour and between rounds, ping it now rather than at its next turn. Our
+    /// own detector still decides, so a wrong or hostile accusation costs one ping.
+    /// This is what makes a silent failure known to all of the dead node's neighbours
+    /// about as soon as to the first of them, instead of each in its own round.
+    pub fn check_now(&mut self, peer: NodeId, ctx: &mut Cx) {
+        let Some(n) = self.active.get(&peer) else {
+            return;
+        };
+        if let Probe::Idle { timer } = n.health.probe {
+            ctx.cancel_timer(timer);
+            self.counters.early_pings += 1;
+            self.on_ping_tick(peer, ctx);
+        }
     }
 
     /// Leave the cluster, just before the node stops: tell every neighbour, so each drops
