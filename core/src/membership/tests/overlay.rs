@@ -154,13 +154,19 @@ fn a_silent_neighbour_is_evicted_after_indirect_probes() {
             !net.m(i).is_neighbor(id(frozen)),
             "n{i} kept a silent neighbour"
         );
+        let events = &net.hosts[i].events;
+        let down = events.iter().position(|e| {
+            *e == MembershipEvent::NeighborDown {
+                peer: id(frozen),
+                reason: DownCause::Evicted,
+            }
+        });
+        let suspected = events
+            .iter()
+            .position(|e| *e == MembershipEvent::Suspected(id(frozen)));
         assert!(
-            net.hosts[i]
-                .events
-                .contains(&MembershipEvent::NeighborDown {
-                    peer: id(frozen),
-                    reason: DownCause::Evicted,
-                })
+            matches!((suspected, down), (Some(s), Some(d)) if s < d),
+            "n{i} reports the suspicion, then the eviction"
         );
         let asked: u64 = net
             .m(i)
@@ -190,6 +196,15 @@ fn a_short_stall_evicts_nobody_and_the_stalled_node_blames_nobody() {
             0,
             "seed {seed}: a 300 ms stall cost a link"
         );
+        // Whoever suspected it during the stall cleared it after.
+        for host in &net.hosts {
+            let count = |e: MembershipEvent| host.events.iter().filter(|x| **x == e).count();
+            assert_eq!(
+                count(MembershipEvent::Suspected(id(stalled))),
+                count(MembershipEvent::Cleared(id(stalled))),
+                "seed {seed}"
+            );
+        }
 
         // Far longer: the others may evict it, but it must not evict them for the
         // silence it slept through.
