@@ -1,7 +1,8 @@
 //! Routing cost on a HyParView-like graph (every node linked to 7 random others,
-//! symmetric): the reachable-set recompute after one edge removal (what a neighbour
-//! loss costs each node), the incremental path after one edge addition, and a full
-//! shortest-hop tree (what multicast derives per origin and tree).
+//! symmetric): the reachable set after one edge removal (nearly always repaired
+//! locally), after a node is cut off (every neighbour drops it: a crash, and the full
+//! search it takes), after one edge addition (incremental), and a full shortest-hop
+//! tree (what multicast derives per origin and tree).
 //!
 //! `cargo bench -p hawser-core --bench routing`
 
@@ -59,11 +60,33 @@ fn bench(c: &mut Criterion) {
         let u = n / 2;
         let full: Vec<NodeId> = adj[u as usize].iter().map(|&x| NodeId(x)).collect();
         let cut = &full[1..];
-        g.bench_with_input(BenchmarkId::new("edge_removed_recompute", n), &n, |b, _| {
+        g.bench_with_input(BenchmarkId::new("edge_removed", n), &n, |b, _| {
             b.iter(|| {
                 r.set_adjacency(NodeId(u), cut);
                 r.recompute();
                 r.set_adjacency(NodeId(u), &full);
+                r.take_changes()
+            })
+        });
+        // Every neighbour of `u` drops it (a crash), then takes it back.
+        let dropping: Vec<(NodeId, Vec<NodeId>, Vec<NodeId>)> = adj[u as usize]
+            .iter()
+            .map(|&p| {
+                let all: Vec<NodeId> = adj[p as usize].iter().map(|&x| NodeId(x)).collect();
+                let without = all.iter().copied().filter(|x| x.0 != u).collect();
+                (NodeId(p), without, all)
+            })
+            .collect();
+        g.bench_with_input(BenchmarkId::new("node_cut_off", n), &n, |b, _| {
+            b.iter(|| {
+                for (p, without, _) in &dropping {
+                    r.set_adjacency(*p, without);
+                }
+                assert!(r.is_stale(), "a node cut off needs a search");
+                r.recompute();
+                for (p, _, all) in &dropping {
+                    r.set_adjacency(*p, all);
+                }
                 r.take_changes()
             })
         });
