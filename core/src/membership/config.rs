@@ -81,11 +81,10 @@ pub struct MembershipConfig {
     pub ping_interval_ms: u64,
     /// Ping timeout before any round trip has been measured (Lashup: 1 s). Default 1 s.
     pub ping_timeout_initial_ms: u64,
-    /// Shortest ping timeout, however fast the link has been. With the indirect phase
-    /// (twice this by default) a neighbour must stay silent for three times this after
-    /// a ping before it is evicted: 600 ms outlasts a pause of a few hundred ms, and
-    /// lets a silent failure be known cluster-wide within about a second (Lashup's goal
-    /// is 1.5 s). Default 200 ms.
+    /// Shortest ping timeout, however fast the link has been. Short, because a missed
+    /// pong only starts the indirect phase (and publishes a suspicion, which has the
+    /// suspect's other neighbours check it at once): what tolerates a slow peer is the
+    /// whole silence window, this times `1 + indirect_timeout_factor`. Default 150 ms.
     pub ping_timeout_floor_ms: u64,
     /// Longest ping timeout, however slow the link has been. Default 5 s.
     pub ping_timeout_ceiling_ms: u64,
@@ -93,7 +92,10 @@ pub struct MembershipConfig {
     pub rtt_deviations: u64,
     /// Other neighbours asked to probe a silent one before it is evicted. Default 3.
     pub indirect_probes: usize,
-    /// The indirect phase lasts this many direct timeouts. Default 2.
+    /// The indirect phase lasts this many direct timeouts. With the defaults a neighbour
+    /// is evicted after 900 ms without an answer to a ping: that outlasts a stall of a
+    /// few hundred ms and a link that turns 800 ms slow, and a silent failure is still
+    /// known cluster-wide within about 1.3 s (Lashup's goal: 1.5 s). Default 5.
     pub indirect_timeout_factor: u64,
     /// Consecutive rounds a neighbour may be reached only indirectly before the direct
     /// link is judged broken and replaced. Default 3.
@@ -132,11 +134,11 @@ impl Default for MembershipConfig {
             join_refill_ms: 250,
             ping_interval_ms: 1_000,
             ping_timeout_initial_ms: 1_000,
-            ping_timeout_floor_ms: 200,
+            ping_timeout_floor_ms: 150,
             ping_timeout_ceiling_ms: 5_000,
             rtt_deviations: 4,
             indirect_probes: 3,
-            indirect_timeout_factor: 2,
+            indirect_timeout_factor: 5,
             max_indirect_rescues: 3,
             max_relays: 32,
             late_timer_ms: 100,
