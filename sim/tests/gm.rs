@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hawser_core::membership::MembershipEvent;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::{Duration, Event, Instant, NodeId};
 use hawser_sim::{Sim, SimConfig, Status};
@@ -155,6 +156,50 @@ fn a_silent_failure_is_checked_by_all_its_neighbours_at_once_and_known_everywher
         early > 0,
         "the first suspicion made other neighbours ping early"
     );
+}
+
+#[test]
+fn a_link_that_turns_slow_is_learned_and_not_evicted_even_through_a_stall() {
+    let mut sim = cluster(30, 5);
+    sim.run_until(at(15_000));
+    let slow = 11;
+    let neighbours = sim
+        .node(slow)
+        .unwrap()
+        .protocol()
+        .membership()
+        .active_view();
+    // Every frame to or from it now takes 300 ms more: a round trip of ~600 ms, four
+    // times the 150 ms timeout floor. Its late pongs are round-trip samples.
+    sim.slow(
+        slow,
+        Duration::from_millis(300),
+        Some(Duration::from_secs(20)),
+    );
+    sim.run_until(at(20_000));
+    let learned = neighbours
+        .iter()
+        .filter_map(|p| {
+            let i = (0..30).find(|&i| Sim::<Stack>::id(i) == *p)?;
+            sim.node(i)?
+                .protocol()
+                .membership()
+                .rtt(Sim::<Stack>::id(slow))
+        })
+        .min();
+    assert!(
+        learned.is_some_and(|r| r > Duration::from_millis(150)),
+        "its neighbours learned a round trip past the 150 ms floor: {learned:?}"
+    );
+    // Now it also stalls for 300 ms: 900 ms without an answer, the whole silence window
+    // at the old fast timeout, but well within the one it has learned.
+    sim.pause(slow, Duration::from_millis(300));
+    sim.run_until(at(25_000));
+    let evicted = sim.drain_events().any(|(_, _, e)| {
+        matches!(e, Event::App(StackEvent::Membership(MembershipEvent::NeighborDown { peer, reason }))
+            if peer == Sim::<Stack>::id(slow) && reason.is_eviction())
+    });
+    assert!(!evicted, "slow is not dead");
 }
 
 #[test]

@@ -426,13 +426,16 @@ impl GlobalMembership {
     /// Apply entries from `peer`: news are announced on, and a peer behind on something
     /// we know better is told our version.
     fn on_entries(&mut self, peer: NodeId, entries: Vec<Entry>, ctx: &mut Cx) {
-        let me = ctx.id();
+        let (me, now) = (ctx.id(), ctx.now());
         let mut news = Vec::new();
         let mut reply = Vec::new();
+        let mut asks: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
         for e in entries {
             // Whatever it is, the peer holds it: no need to announce it that version.
             self.outbox.peer_has(peer, e.id, e.version);
-            self.pulls.got(e.id, e.version);
+            if let Some(next) = self.pulls.got(e.id, e.version, now) {
+                asks.entry(next).or_default().push(e.id);
+            }
             if e.id == me {
                 self.on_own_entry(peer, &e, ctx);
                 continue;
@@ -485,6 +488,7 @@ impl GlobalMembership {
         if !reply.is_empty() {
             self.announce_to(peer, &reply, ctx);
         }
+        self.send_wants(asks, ctx);
         self.settle(ctx);
     }
 

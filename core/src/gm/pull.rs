@@ -4,6 +4,9 @@
 //! asked for (`Want`) from the first neighbour that announced it, and only from that
 //! one: the others that announce it meanwhile are remembered as holders, not asked. So
 //! each new version crosses into a node about once, however many neighbours hold it.
+//! At most one ask per member is out: versions announced while it is (a joining node's
+//! view changes several times within milliseconds) are asked for together, once it is
+//! answered, if the answer is not already that new.
 //!
 //! An ask is not lost quietly: if the neighbour asked drops out of the active view, or
 //! has not answered by the next housekeeping pass, the next holder is asked. With no
@@ -18,10 +21,13 @@ use crate::time::Instant;
 
 #[derive(Debug)]
 struct Want {
-    version: Version,
+    /// The version last asked for, of whom, and when.
+    asked_version: Version,
     asked: NodeId,
     at: Instant,
-    /// Other neighbours that announced this version or a newer one, in arrival order.
+    /// The newest version announced, and the neighbours that announced it (other than
+    /// `asked`, unless `asked` announced it after the ask), in arrival order.
+    newest: Version,
     holders: Vec<NodeId>,
 }
 
@@ -32,8 +38,8 @@ pub struct Pulls {
 
 impl Pulls {
     /// `peer` announced `member` at `version`, newer than what the table holds. True
-    /// when `peer` should be asked for it now; false when an ask for it (or a newer
-    /// version) is already out, or when `limit` asks are out.
+    /// when `peer` should be asked for it now; false when an ask for the member is
+    /// already out (the version waits for its answer), or when `limit` asks are out.
     pub fn offer(
         &mut self,
         member: NodeId,
@@ -42,37 +48,45 @@ impl Pulls {
         now: Instant,
         limit: usize,
     ) -> bool {
-        if let Some(w) = self.wanted.get_mut(&member)
-            && w.version >= version
-        {
-            if w.asked != peer && !w.holders.contains(&peer) {
+        if let Some(w) = self.wanted.get_mut(&member) {
+            if version > w.newest {
+                w.newest = version;
+                w.holders = vec![peer];
+            } else if version == w.newest && peer != w.asked && !w.holders.contains(&peer) {
                 w.holders.push(peer);
             }
             return false;
         }
-        if !self.wanted.contains_key(&member) && self.wanted.len() >= limit {
+        if self.wanted.len() >= limit {
             return false;
         }
         let want = Want {
-            version,
+            asked_version: version,
             asked: peer,
             at: now,
+            newest: version,
             holders: Vec::new(),
         };
         self.wanted.insert(member, want);
         true
     }
 
-    /// The table now holds `member` at `version`: an ask for it, or for an older one,
-    /// is answered.
-    pub fn got(&mut self, member: NodeId, version: Version) {
-        if self
-            .wanted
-            .get(&member)
-            .is_some_and(|w| w.version <= version)
-        {
+    /// The table now holds `member` at `version`. If that answers the ask but a newer
+    /// version was announced meanwhile, returns whom to ask for it now.
+    pub fn got(&mut self, member: NodeId, version: Version, now: Instant) -> Option<NodeId> {
+        let w = self.wanted.get_mut(&member)?;
+        if version >= w.newest {
             self.wanted.remove(&member);
+            return None;
         }
+        if version < w.asked_version || w.holders.is_empty() {
+            return None;
+        }
+        let next = w.holders.remove(0);
+        w.asked = next;
+        w.asked_version = w.newest;
+        w.at = now;
+        Some(next)
     }
 
     /// Move every ask out to `gone` (no longer a neighbour), and every ask made before
@@ -97,6 +111,7 @@ impl Pulls {
             }
             let next = w.holders.remove(0);
             w.asked = next;
+            w.asked_version = w.newest;
             w.at = now;
             asks.entry(next).or_default().push(member);
             true
@@ -129,15 +144,24 @@ mod tests {
     const LIMIT: usize = 100;
 
     #[test]
-    fn one_ask_per_version_and_a_newer_version_is_asked_again() {
+    fn one_ask_out_per_member_and_what_was_announced_meanwhile_is_asked_after() {
         let mut p = Pulls::default();
         assert!(p.offer(M, v(2), NodeId(1), ms(0), LIMIT));
         assert!(!p.offer(M, v(2), NodeId(2), ms(1), LIMIT), "already asked");
         assert!(!p.offer(M, v(1), NodeId(3), ms(1), LIMIT), "older");
-        assert!(p.offer(M, v(3), NodeId(2), ms(2), LIMIT), "newer");
-        p.got(M, v(2));
-        assert_eq!(p.len(), 1, "the answer to the older ask does not settle v3");
-        p.got(M, v(3));
+        assert!(
+            !p.offer(M, v(3), NodeId(2), ms(2), LIMIT),
+            "newer: waits for the answer"
+        );
+        assert!(!p.offer(M, v(4), NodeId(3), ms(2), LIMIT));
+        assert_eq!(p.got(M, v(1), ms(3)), None, "not the answer");
+        assert_eq!(
+            p.got(M, v(2), ms(3)),
+            Some(NodeId(3)),
+            "answered, but v4 was announced meanwhile, by n3"
+        );
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.got(M, v(5), ms(4)), None, "the answer is newer still");
         assert_eq!(p.len(), 0);
     }
 
@@ -164,8 +188,9 @@ mod tests {
         assert!(p.offer(NodeId(1), v(1), NodeId(9), ms(0), 1));
         assert!(!p.offer(NodeId(2), v(1), NodeId(9), ms(0), 1));
         assert!(
-            p.offer(NodeId(1), v(2), NodeId(9), ms(0), 1),
-            "a newer version of a wanted member"
+            !p.offer(NodeId(1), v(2), NodeId(9), ms(0), 1),
+            "a newer version of a wanted member waits for the answer"
         );
+        assert_eq!(p.got(NodeId(1), v(1), ms(1)), Some(NodeId(9)));
     }
 }

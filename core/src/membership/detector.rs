@@ -102,10 +102,21 @@ impl Membership {
                 self.local.better();
                 self.schedule_ping(ctx, from);
             }
-            // The pong of a ping sent twice: alive, but which ping it answers is
-            // ambiguous, so it is no RTT sample (Karn's rule).
-            Probe::Indirect { seq: s, timer, .. } if s == seq => {
+            // A late pong: alive. The first ping's is a round-trip sample (the second
+            // ping has its own sequence number, so which one it answers is never
+            // ambiguous): without it a link that turned slow would be timed out, and
+            // rescued, round after round at its old fast timeout.
+            Probe::Indirect {
+                seq: s,
+                sent,
+                again,
+                timer,
+                ..
+            } if s == seq || again == seq => {
                 ctx.cancel_timer(timer);
+                if s == seq {
+                    n.health.rtt.sample(now.saturating_since(sent));
+                }
                 self.counters.rescued += 1;
                 n.health.rescues = 0;
                 ctx.emit(MembershipEvent::Cleared(from));
@@ -119,7 +130,10 @@ impl Membership {
         let Some(n) = self.active.get(&peer) else {
             return;
         };
-        if !matches!(n.health.probe, Probe::Direct { seq: s, .. } if s == seq) {
+        let Probe::Direct { seq: s, sent, .. } = n.health.probe else {
+            return;
+        };
+        if s != seq {
             return;
         }
         let addr = n.addr.clone();
@@ -139,7 +153,8 @@ impl Membership {
         let window = timeout.saturating_mul(self.cfg.indirect_timeout_factor);
         let within_ms = u32::try_from(window.as_millis()).unwrap_or(u32::MAX);
         let target = PeerAddr { id: peer, addr };
-        self.send(ctx, peer, &Message::Ping { seq });
+        let again = self.next_seq();
+        self.send(ctx, peer, &Message::Ping { seq: again });
         for h in &helpers {
             let msg = Message::ProbeRequest {
                 target: target.clone(),
@@ -152,6 +167,8 @@ impl Membership {
         if let Some(n) = self.active.get_mut(&peer) {
             n.health.probe = Probe::Indirect {
                 seq,
+                sent,
+                again,
                 timer,
                 asked: helpers.len() as u32,
                 nacks: 0,

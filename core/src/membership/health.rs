@@ -21,11 +21,15 @@ pub enum Probe {
         sent: Instant,
         timer: TimerId,
     },
-    /// The direct wait expired: pinged again and `asked` helpers asked, `nacks` of them
-    /// have answered that they could not reach it. Any pong for `seq`, or any helper's
-    /// positive answer, before `timer` ends the round well.
+    /// The direct wait expired: pinged again (as `again`) and `asked` helpers asked
+    /// about `seq`, `nacks` of them have answered that they could not reach it. A pong
+    /// for `seq` (the first ping, sent at `sent`: a round-trip sample, so a link that
+    /// turned slow raises its own timeout) or for `again`, or any helper's positive
+    /// answer, before `timer` ends the round well.
     Indirect {
         seq: u64,
+        sent: Instant,
+        again: u64,
         timer: TimerId,
         asked: u32,
         nacks: u32,
