@@ -45,6 +45,19 @@ fn agrees(sim: &Sim<Stack>, expected: impl Fn(usize) -> BTreeSet<NodeId>) -> Res
     Ok(())
 }
 
+/// Every report since the last drain that node `victim` became unreachable: (who, when).
+fn unreachable_reports(sim: &mut Sim<Stack>, victim: usize) -> Vec<(usize, Instant)> {
+    let dead = Sim::<Stack>::id(victim);
+    sim.drain_events()
+        .filter_map(|(t, i, e)| match e {
+            Event::App(StackEvent::Gm(hawser_core::gm::GmEvent::Unreachable(x))) if x == dead => {
+                Some((i, t))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn ids(nodes: impl IntoIterator<Item = usize>) -> BTreeSet<NodeId> {
     nodes.into_iter().map(Sim::<Stack>::id).collect()
 }
@@ -82,17 +95,12 @@ fn everyone_learns_the_graph_and_a_killed_node_is_unreachable_everywhere() {
     let killed_at = sim.now();
     sim.kill(victim);
     sim.run_until(killed_at + Duration::from_secs(3));
-    let dead = Sim::<Stack>::id(victim);
     let mut detected: BTreeMap<usize, Instant> = BTreeMap::new();
-    for (t, i, e) in sim.drain_events() {
-        if let Event::App(StackEvent::Gm(hawser_core::gm::GmEvent::Unreachable(x))) = e
-            && x == dead
-        {
-            assert!(
-                detected.insert(i, t).is_none(),
-                "node {i} reported it twice"
-            );
-        }
+    for (i, t) in unreachable_reports(&mut sim, victim) {
+        assert!(
+            detected.insert(i, t).is_none(),
+            "node {i} reported it twice"
+        );
     }
     assert_eq!(
         detected.len(),
@@ -121,14 +129,9 @@ fn a_silent_failure_is_checked_by_all_its_neighbours_at_once_and_known_everywher
     sim.freeze(victim);
     sim.drain_events().for_each(drop);
     sim.run_until(frozen_at + Duration::from_secs(3));
-    let dead = Sim::<Stack>::id(victim);
     let mut known: BTreeMap<usize, Instant> = BTreeMap::new();
-    for (t, i, e) in sim.drain_events() {
-        if let Event::App(StackEvent::Gm(hawser_core::gm::GmEvent::Unreachable(x))) = e
-            && x == dead
-        {
-            known.entry(i).or_insert(t);
-        }
+    for (i, t) in unreachable_reports(&mut sim, victim) {
+        known.entry(i).or_insert(t);
     }
     let others: Vec<usize> = (0..50).filter(|&i| i != victim).collect();
     assert_eq!(known.len(), others.len(), "every other node knows");
