@@ -109,24 +109,18 @@ impl Table {
             self.tombstones.remove(&entry.id);
         }
         let full = self.members.len() >= max_members;
-        let result = match self.members.get_mut(&entry.id) {
+        let moved = match self.members.get_mut(&entry.id) {
             Some(m) if entry.version <= m.version => return Applied::Stale,
             Some(m) => {
                 self.view ^= hash(entry.id, m.version) ^ hash(entry.id, entry.version);
                 let moved = m.addr != entry.addr || m.name != entry.name;
-                m.version = entry.version;
-                m.name = entry.name.clone();
-                m.addr = entry.addr.clone();
-                m.suspects = entry.suspects.0.clone();
-                let mut old: Vec<NodeId> = self.routing.graph().neighbors(entry.id).collect();
-                let mut new = entry.adjacency.0.clone();
-                new.retain(|n| *n != entry.id);
-                new.sort_unstable();
-                new.dedup();
-                old.retain(|n| *n != entry.id);
-                Applied::Newer {
-                    changed: moved || old != new,
+                if moved {
+                    m.name = entry.name.clone();
+                    m.addr = entry.addr.clone();
                 }
+                m.version = entry.version;
+                m.suspects.clone_from(&entry.suspects.0);
+                Some(moved)
             }
             None if full => return Applied::Full,
             None => {
@@ -142,11 +136,16 @@ impl Table {
                         unreachable_since: (!reachable).then_some(now),
                     },
                 );
-                Applied::Added
+                None
             }
         };
-        self.routing.set_adjacency(entry.id, &entry.adjacency.0);
-        result
+        let edges_changed = self.routing.set_adjacency(entry.id, &entry.adjacency.0);
+        match moved {
+            None => Applied::Added,
+            Some(moved) => Applied::Newer {
+                changed: moved || edges_changed,
+            },
+        }
     }
 
     /// Record reachability transitions on members (`since` for the unreachable ones).

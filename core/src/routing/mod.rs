@@ -85,10 +85,12 @@ impl Routing {
         &self.graph
     }
 
-    /// Set `node`'s out-adjacency.
-    pub fn set_adjacency(&mut self, node: NodeId, targets: &[NodeId]) {
+    /// Set `node`'s out-adjacency. True when that changed its edges.
+    pub fn set_adjacency(&mut self, node: NodeId, targets: &[NodeId]) -> bool {
         let diff = self.graph.set_adjacency(node, targets);
+        let changed = !(diff.added.is_empty() && diff.removed.is_empty());
         self.absorb(node, diff);
+        changed
     }
 
     /// Forget `node`'s adjacency (it stays a graph node while someone lists it).
