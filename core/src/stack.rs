@@ -5,10 +5,10 @@
 //! links (it dials and hangs up); the protocols above it only send over the links it
 //! keeps, and learn of neighbours from its events, which the stack hands on.
 //!
-//! KV deltas travel by flooding the overlay: a node that merges a delta and learns
-//! something from it forwards it to its other neighbours; one that learns nothing stops
-//! it. Every delta reaches every connected node, each link carrying it at most about
-//! once per direction, and anti-entropy repairs whatever a flood missed.
+//! KV deltas travel by multicast, under the reserved topic [`KV_TOPIC`]: along the
+//! origin's trees, each node receiving about `trees` copies instead of one per
+//! neighbour, and anti-entropy repairs whatever a multicast missed (a partition, a
+//! delta larger than a packet takes).
 //!
 //! Global membership hears of every neighbour change (it publishes the node's
 //! adjacency), and may ask membership to probe an unreachable member (de-partitioning).
@@ -33,8 +33,8 @@ use crate::wire::WireError;
 const MEMBERSHIP: u8 = 0;
 /// Channel of KV anti-entropy.
 const KV: u8 = 1;
-/// Channel of flooded KV deltas.
-const KV_FLOOD: u8 = 2;
+/// The multicast topic of KV deltas (refused to [`Stack::multicast`]).
+pub const KV_TOPIC: &str = "hawser/kv";
 /// Channel of global membership.
 const GM: u8 = 3;
 /// Channel of multicast.
@@ -121,8 +121,21 @@ impl Stack {
     }
 
     /// Send `payload` under `topic` to every node reachable from this one; each delivers
-    /// it once, as `StackEvent::Multicast`. Returns `(origin, seq)`.
+    /// it once, as `StackEvent::Multicast`. Returns `(origin, seq)`. [`KV_TOPIC`] is the
+    /// KV's own.
     pub fn multicast(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        topic: &str,
+        payload: Vec<u8>,
+    ) -> Result<(NodeId, u64), MulticastError> {
+        if topic == KV_TOPIC {
+            return Err(MulticastError::ReservedTopic);
+        }
+        self.multicast_send(ctx, topic, payload)
+    }
+
+    fn multicast_send(
         &mut self,
         ctx: &mut Cx<'_, '_>,
         topic: &str,
@@ -132,10 +145,19 @@ impl Stack {
         let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| {
             mc.send(gm, topic, payload, c)
         });
-        for e in events {
-            ctx.emit(StackEvent::Multicast(e));
-        }
+        self.after_multicast(ctx, events);
         r
+    }
+
+    /// Hand KV deltas to the KV, and the application's deliveries to the user.
+    fn after_multicast(&mut self, ctx: &mut Cx<'_, '_>, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            if d.topic == KV_TOPIC {
+                self.kv_scope(ctx, |kv, c| kv.deliver(c, &d.payload));
+            } else {
+                ctx.emit(StackEvent::Multicast(d));
+            }
+        }
     }
 
     /// Apply a KV op here. The answer is `StackEvent::Kv(KvEvent::Committed)` with this
@@ -242,13 +264,11 @@ impl Stack {
         let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| {
             mc.message(gm, from, body, c)
         });
-        for e in events {
-            ctx.emit(StackEvent::Multicast(e));
-        }
+        self.after_multicast(ctx, events);
         r
     }
 
-    /// Run `f` on the KV in its own scope; flood what it disseminates, and pass its
+    /// Run `f` on the KV in its own scope; multicast what it disseminates, and pass its
     /// answers and changes on to the user.
     fn kv_scope<R>(
         &mut self,
@@ -262,24 +282,16 @@ impl Stack {
         let (r, events) = ctx.scope(KV, StackTimer::Kv, unwrap, |c| f(&mut self.kv, c));
         for e in events {
             match e {
-                KvEvent::Disseminate(delta) => self.flood(ctx, None, &delta),
+                KvEvent::Disseminate(delta) => {
+                    if self.multicast_send(ctx, KV_TOPIC, delta).is_err() {
+                        // Too large for a packet: anti-entropy carries it instead.
+                        self.kv.undisseminated();
+                    }
+                }
                 other => ctx.emit(StackEvent::Kv(other)),
             }
         }
         r
-    }
-
-    /// Send a delta to every neighbour but the one it came from.
-    fn flood(&mut self, ctx: &mut Cx<'_, '_>, from: Option<NodeId>, delta: &[u8]) {
-        let mut body = Vec::with_capacity(delta.len() + 1);
-        body.push(KV_FLOOD);
-        body.extend_from_slice(delta);
-        for peer in self.membership.active_view() {
-            if Some(peer) != from {
-                // A neighbour that just went away gets it from anti-entropy instead.
-                let _ = ctx.send(peer, &body);
-            }
-        }
     }
 }
 
@@ -331,12 +343,6 @@ impl Protocol for Stack {
                 self.membership_scope(ctx, |m, c| m.message(from, rest, c))
             }
             Some((&KV, rest)) => self.kv_scope(ctx, |kv, c| kv.message(from, rest, c)),
-            Some((&KV_FLOOD, rest)) => {
-                if self.kv_scope(ctx, |kv, c| kv.deliver(c, rest))? {
-                    self.flood(ctx, Some(from), rest);
-                }
-                Ok(())
-            }
             Some((&GM, rest)) => self.gm_scope(ctx, |g, c| g.message(from, rest, c)),
             Some((&MULTICAST, rest)) => self.multicast_message(from, rest, ctx),
             Some((other, _)) => Err(WireError::Payload(format!(

@@ -427,7 +427,9 @@ async fn multicast(State(s): State<Admin>, Path(topic): Path<String>, body: Byte
         Some(Err(e)) => {
             let status = match e {
                 MulticastError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                MulticastError::TopicTooLong { .. } => StatusCode::BAD_REQUEST,
+                MulticastError::TopicTooLong { .. } | MulticastError::ReservedTopic => {
+                    StatusCode::BAD_REQUEST
+                }
                 MulticastError::NotStarted | MulticastError::SequenceExhausted => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }

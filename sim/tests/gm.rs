@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hawser_core::crdt::MapOp;
 use hawser_core::membership::MembershipEvent;
+use hawser_core::multicast::MulticastError;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::{Duration, Event, Instant, NodeId};
 use hawser_sim::{Sim, SimConfig, Status};
@@ -206,6 +208,44 @@ fn a_link_that_turns_slow_is_learned_and_not_evicted_even_through_a_stall() {
 }
 
 #[test]
+fn kv_deltas_travel_by_multicast_not_by_flood() {
+    let mut sim = cluster(40, 4);
+    sim.run_until(at(15_000));
+    let copies = |sim: &Sim<Stack>| -> u64 {
+        (0..40)
+            .map(|i| {
+                sim.node(i)
+                    .unwrap()
+                    .protocol()
+                    .multicast_state()
+                    .counters()
+                    .copies_sent
+            })
+            .sum()
+    };
+    let before = copies(&sim);
+    let op =
+        MapOp::from_json_str(r#"{"update":[{"field":"n","type":"counter","op":{"increment":5}}]}"#)
+            .unwrap();
+    sim.command(17, |s, ctx| s.kv_op(ctx, "k", &op))
+        .unwrap()
+        .unwrap();
+    sim.run_until(at(16_000));
+    for i in 0..40 {
+        let kv = sim.node(i).unwrap().protocol().kv();
+        assert!(kv.get("k").is_some(), "node {i} holds the write");
+        assert_eq!(
+            kv.counters().repaired_keys,
+            0,
+            "node {i}: no anti-entropy needed"
+        );
+    }
+    // Two trees: about two copies per receiver (a flood sends one per link, ~7 a node).
+    let sent = copies(&sim) - before;
+    assert!(sent <= 3 * 39, "{sent} copies for 39 receivers");
+}
+
+#[test]
 fn a_partition_splits_the_graph_and_the_heal_converges() {
     let mut sim = cluster(40, 2);
     sim.run_until(at(15_000));
@@ -275,6 +315,16 @@ fn a_multicast_reaches_every_node_exactly_once() {
         .command(5, |s, ctx| s.multicast(ctx, "test", vec![0; 1 << 21]))
         .unwrap();
     assert!(too_big.is_err(), "oversized payloads are refused");
+    let reserved = sim
+        .command(5, |s, ctx| {
+            s.multicast(ctx, hawser_core::stack::KV_TOPIC, vec![1])
+        })
+        .unwrap();
+    assert_eq!(
+        reserved,
+        Err(MulticastError::ReservedTopic),
+        "the KV's topic is not the application's"
+    );
     sim.run_until(at(17_000));
     let mut got: BTreeMap<(NodeId, u64), Vec<usize>> = BTreeMap::new();
     for (_, i, e) in sim.drain_events() {

@@ -70,7 +70,10 @@ impl Protocol for KvMesh {
     fn message(&mut self, from: NodeId, body: &[u8], ctx: &mut C<'_>) -> Result<(), WireError> {
         match body.split_first() {
             Some((&AE, rest)) => self.scoped(ctx, |kv, c| kv.message(from, rest, c)),
-            Some((&DELTA, rest)) => self.scoped(ctx, |kv, c| kv.deliver(c, rest)).map(|_| ()),
+            Some((&DELTA, rest)) => {
+                self.scoped(ctx, |kv, c| kv.deliver(c, rest));
+                Ok(())
+            }
             _ => Err(WireError::Payload("bad channel".into())),
         }
     }

@@ -168,6 +168,11 @@ pub struct KvCounters {
     pub repaired_keys: u64,
     /// Persisted values that did not decode at start (ignored, then repaired by peers).
     pub restore_failures: u64,
+    /// Local deltas the stack could not disseminate (larger than a multicast packet
+    /// takes): anti-entropy carries them instead.
+    pub undisseminated: u64,
+    /// Disseminated deltas that did not decode (ignored, and counted).
+    pub bad_deltas: u64,
 }
 
 type Cx<'a, 'b> = Ctx<'a, KvTimer, KvEvent>;
@@ -370,18 +375,22 @@ impl Kv {
         true
     }
 
-    /// A disseminated delta arrived. `Ok(true)` when it changed something here (so it
-    /// is news worth passing on).
-    pub fn deliver(&mut self, ctx: &mut Cx<'_, '_>, payload: &[u8]) -> Result<bool, WireError> {
-        match KvMessage::decode(payload, self.cfg.max_key)? {
-            KvMessage::Delta { key, delta } => {
+    /// A disseminated delta arrived (the multicast that carried it may have come
+    /// through any node, so one that does not decode is counted, not blamed on the
+    /// link it came over).
+    pub fn deliver(&mut self, ctx: &mut Cx<'_, '_>, payload: &[u8]) {
+        match KvMessage::decode(payload, self.cfg.max_key) {
+            Ok(KvMessage::Delta { key, delta }) => {
                 self.counters.deltas_merged += 1;
-                Ok(self.merge(ctx, &key, &delta))
+                self.merge(ctx, &key, &delta);
             }
-            _ => Err(WireError::Payload(
-                "kv: only deltas are disseminated".into(),
-            )),
+            _ => self.counters.bad_deltas += 1,
         }
+    }
+
+    /// The stack could not disseminate a local delta; see `KvCounters::undisseminated`.
+    pub fn undisseminated(&mut self) {
+        self.counters.undisseminated += 1;
     }
 
     pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx<'_, '_>) {

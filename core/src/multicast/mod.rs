@@ -61,6 +61,8 @@ pub enum MulticastError {
     NotStarted,
     /// 2^32 messages in one incarnation; a restart opens a new sequence space.
     SequenceExhausted,
+    /// A topic the node uses itself (the stack's `KV_TOPIC`).
+    ReservedTopic,
 }
 
 impl fmt::Display for MulticastError {
@@ -75,6 +77,9 @@ impl fmt::Display for MulticastError {
             MulticastError::NotStarted => write!(f, "the node has not started"),
             MulticastError::SequenceExhausted => {
                 write!(f, "sequence numbers of this incarnation are used up")
+            }
+            MulticastError::ReservedTopic => {
+                write!(f, "the topic is reserved for the node's own use")
             }
         }
     }
