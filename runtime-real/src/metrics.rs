@@ -54,6 +54,8 @@ pub struct Metrics {
     kv_deltas_merged: Counter,
     kv_ae_rounds: Counter,
     kv_repaired_keys: Counter,
+    kv_bad_deltas: Counter,
+    kv_undisseminated: Counter,
 }
 
 impl Metrics {
@@ -92,6 +94,8 @@ impl Metrics {
             kv_deltas_merged: Counter::default(),
             kv_ae_rounds: Counter::default(),
             kv_repaired_keys: Counter::default(),
+            kv_bad_deltas: Counter::default(),
+            kv_undisseminated: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -217,6 +221,16 @@ impl Metrics {
             "Keys that KV anti-entropy changed here (what dissemination missed)",
             m.kv_repaired_keys.clone(),
         );
+        r.register(
+            "kv_bad_deltas",
+            "Disseminated KV deltas that did not decode (ignored)",
+            m.kv_bad_deltas.clone(),
+        );
+        r.register(
+            "kv_undisseminated",
+            "Local KV deltas too large to multicast (anti-entropy carries them)",
+            m.kv_undisseminated.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -253,6 +267,8 @@ impl Metrics {
         set(&self.kv_deltas_merged, counters.deltas_merged);
         set(&self.kv_ae_rounds, counters.ae_rounds);
         set(&self.kv_repaired_keys, counters.repaired_keys);
+        set(&self.kv_bad_deltas, counters.bad_deltas);
+        set(&self.kv_undisseminated, counters.undisseminated);
     }
 
     pub fn observe_sync(&self, took: Duration) {
