@@ -115,8 +115,11 @@ struct TreeCache {
     bfs: Bfs,
 }
 
-/// Cached (origin, tree) pairs before the cache is cleared.
-const TREE_CACHE: usize = 256;
+/// Cached (origin, tree) pairs before the cache is cleared: enough for every origin of a
+/// 2,000-node cluster sending on two trees (the KV's deltas come from every node), so a
+/// steady graph costs one search per origin and tree, not one per packet. At most a few
+/// hundred KB.
+const TREE_CACHE: usize = 4_096;
 
 pub struct Multicast {
     cfg: MulticastConfig,
