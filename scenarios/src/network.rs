@@ -27,13 +27,13 @@ pub(crate) fn components<T: Target>(sim: &Sim<T>) -> Components {
         label[root] = Some(next);
         stack.push(root);
         while let Some(a) = stack.pop() {
-            for b in 0..n {
-                if label[b].is_none()
+            for (b, l) in label.iter_mut().enumerate() {
+                if l.is_none()
                     && running(b)
                     && sim.path_open(a, b)
                     && sim.cookie(a) == sim.cookie(b)
                 {
-                    label[b] = Some(next);
+                    *l = Some(next);
                     stack.push(b);
                 }
             }

@@ -61,12 +61,12 @@ pub fn check<T: Target>(scenario: &Scenario) -> Result<(), String> {
     }
 }
 
+/// Primitive actions at their instants, and the steps as the report's timeline shows them.
+type Expanded = (Vec<(Instant, Prim)>, Vec<(Instant, String)>);
+
 /// Expand the steps into primitive actions at their instants, in order, drawing random
 /// selections from the run's seed.
-pub(crate) fn expand(
-    scenario: &Scenario,
-    rng: &mut NodeRng,
-) -> (Vec<(Instant, Prim)>, Vec<(Instant, String)>) {
+pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
     let n = scenario.nodes;
     let mut pick = |k: usize| rng.index(k);
     let mut prims = Vec::new();

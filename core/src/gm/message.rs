@@ -117,9 +117,12 @@ mod tests {
 
     #[test]
     fn overlong_address_is_refused() {
+        /// An entry's fields in wire order: id, name, address, version, adjacency,
+        /// suspects.
+        type Fields = (u64, &'static str, String, (u64, u64), Vec<u64>, Vec<u64>);
         #[derive(Serialize)]
         enum Forged {
-            Entries(Vec<(u64, &'static str, String, (u64, u64), Vec<u64>, Vec<u64>)>),
+            Entries(Vec<Fields>),
         }
         let forged = |len| {
             wire::encode(&Forged::Entries(vec![(
