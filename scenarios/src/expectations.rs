@@ -20,7 +20,8 @@ pub(crate) struct Tracker {
     pub(crate) after: Instant,
     /// It must hold at some instant by this time...
     pub(crate) window_end: Instant,
-    /// ...and keep holding until this one.
+    /// ...and keep holding until this one (excluded: a step at `until`, which the check
+    /// at that instant would already see, is what the expectation ends at).
     pub(crate) until: Instant,
     pub(crate) state: State,
 }
@@ -50,7 +51,7 @@ impl Tracker {
     /// Is `now` inside the span this expectation is checked over?
     pub(crate) fn active(&self, now: Instant) -> bool {
         now >= self.after
-            && now <= self.until
+            && now < self.until
             && matches!(self.state, State::Pending(_) | State::Holding(_))
     }
 
@@ -60,6 +61,15 @@ impl Tracker {
             std::mem::replace(&mut self.state, State::Pending(String::new())),
             result,
         ) {
+            (State::Pending(_), Ok(())) if now > self.window_end => State::Failed(
+                now,
+                format!(
+                    "first held at {:?}, after the window that ended at {:?} (checks run \
+                     every 100 ms of virtual time)",
+                    now - Instant::ZERO,
+                    self.window_end - Instant::ZERO
+                ),
+            ),
             (State::Pending(_), Ok(())) => State::Holding(now),
             (State::Pending(_), Err(why)) if now >= self.window_end => State::Failed(
                 now,
@@ -133,6 +143,14 @@ mod tests {
         tr.observe(t(20), Ok(()));
         tr.settle(t(30));
         assert_eq!(tr.state, State::Passed(t(13)));
+
+        // First seen holding only after the window (no check fell at its end): late.
+        let mut after = Tracker::new(&expect(ExpectKind::OverlayConnected, 10, 5), t(30));
+        after.observe(t(14), Err("split".into()));
+        after.observe(t(16), Ok(()));
+        assert!(
+            matches!(after.state, State::Failed(_, ref why) if why.contains("after the window"))
+        );
 
         let mut late = Tracker::new(&expect(ExpectKind::OverlayConnected, 10, 5), t(30));
         late.observe(t(16), Err("split".into()));

@@ -148,6 +148,17 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
             }
         }
         let now = sim.now();
+        // Steps first, then checks: a check at a step's instant sees the step done (a
+        // kill at 10 s is something to detect at 10 s, not a node still up that nobody
+        // needs to consider unreachable).
+        while prims.peek().is_some_and(|(t, _)| *t <= now) {
+            let (_, p) = prims.next().expect("peeked");
+            if disruptive(&p) {
+                metrics.disrupted(now);
+                net.changed();
+            }
+            apply(&mut sim, p, &mut metrics, &mut net);
+        }
         if now >= next_check {
             whole_cluster_checks(
                 &sim,
@@ -159,14 +170,6 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 &mut net,
             );
             next_check = now + options.check_every;
-        }
-        while prims.peek().is_some_and(|(t, _)| *t <= now) {
-            let (_, p) = prims.next().expect("peeked");
-            if disruptive(&p) {
-                metrics.disrupted(now);
-                net.changed();
-            }
-            apply(&mut sim, p, &mut metrics, &mut net);
         }
         if net.is_stale() && metrics.mc.undelivered() > 0 {
             metrics.mc.network_changed(net.current(&sim));

@@ -94,3 +94,39 @@ within = "15s"
     let per = m["mc_msgs_per_delivery"];
     assert!((1.0..=7.0).contains(&per), "{per}");
 }
+
+#[test]
+fn a_kill_is_not_detected_by_a_check_at_its_own_instant() {
+    let report = run(
+        20,
+        "15s",
+        r#"
+[[step]]
+at = "10s"
+action = "kill"
+nodes = "n7"
+
+[[expect]]
+kind = "detected"
+nodes = "n7"
+after = "10s"
+within = "1ms"
+
+[[expect]]
+kind = "detected"
+nodes = "n7"
+after = "10s"
+within = "1s"
+"#,
+    );
+    let e = &report.expectations;
+    // Resets take a latency and the news a few more: nobody knows at 10 s itself (the
+    // check there used to run before the kill, and found nothing to detect).
+    assert!(!e[0].passed, "{}", e[0].detail);
+    assert!(e[1].passed, "{}", e[1].detail);
+    assert!(
+        e[1].at_ms.is_some_and(|t| t > 10_000),
+        "first held at {:?} ms",
+        e[1].at_ms
+    );
+}
