@@ -60,6 +60,14 @@ fn unreachable_reports(sim: &mut Sim<Stack>, victim: usize) -> Vec<(usize, Insta
         .collect()
 }
 
+/// Multicast copies sent by every node, summed.
+fn copies_sent(sim: &Sim<Stack>) -> u64 {
+    (0..sim.len())
+        .filter_map(|i| sim.node(i))
+        .map(|n| n.protocol().multicast_state().counters().copies_sent)
+        .sum()
+}
+
 fn ids(nodes: impl IntoIterator<Item = usize>) -> BTreeSet<NodeId> {
     nodes.into_iter().map(Sim::<Stack>::id).collect()
 }
@@ -211,19 +219,7 @@ fn a_link_that_turns_slow_is_learned_and_not_evicted_even_through_a_stall() {
 fn kv_deltas_travel_by_multicast_not_by_flood() {
     let mut sim = cluster(40, 4);
     sim.run_until(at(15_000));
-    let copies = |sim: &Sim<Stack>| -> u64 {
-        (0..40)
-            .map(|i| {
-                sim.node(i)
-                    .unwrap()
-                    .protocol()
-                    .multicast_state()
-                    .counters()
-                    .copies_sent
-            })
-            .sum()
-    };
-    let before = copies(&sim);
+    let before = copies_sent(&sim);
     let op =
         MapOp::from_json_str(r#"{"update":[{"field":"n","type":"counter","op":{"increment":5}}]}"#)
             .unwrap();
@@ -241,7 +237,7 @@ fn kv_deltas_travel_by_multicast_not_by_flood() {
         );
     }
     // Two trees: about two copies per receiver (a flood sends one per link, ~7 a node).
-    let sent = copies(&sim) - before;
+    let sent = copies_sent(&sim) - before;
     assert!(sent <= 3 * 39, "{sent} copies for 39 receivers");
 }
 
@@ -338,16 +334,7 @@ fn a_multicast_reaches_every_node_exactly_once() {
         let expected: Vec<usize> = (0..40).filter(|&i| Sim::<Stack>::id(i) != origin).collect();
         assert_eq!(receivers, expected, "exactly once at every other node");
     }
-    let copies: u64 = (0..40)
-        .map(|i| {
-            sim.node(i)
-                .unwrap()
-                .protocol()
-                .multicast_state()
-                .counters()
-                .copies_sent
-        })
-        .sum();
+    let copies = copies_sent(&sim);
     assert!(
         copies <= 4 * 39 * 2,
         "at most k copies per delivery: {copies}"
