@@ -22,6 +22,10 @@
 //! - **Forgetting.** A member unreachable for `forget_after_ms` is dropped, with a
 //!   tombstone (for as long again) so a neighbour that has not forgotten it yet cannot
 //!   hand the same version back.
+//! - **Suspicion.** An entry also lists the neighbours its owner's failure detector
+//!   suspects; a node that has one of them as a neighbour checks it at once (the stack
+//!   hands `GmEvent::Suspected` to membership), so a silent failure is known to all of
+//!   its neighbours about as soon as to the first (see `GlobalMembership::suspect`).
 //! - **De-partitioning.** See `probe`.
 //!
 //! Files: `config`, `message` (wire), `table` (entries and the graph), `outbox` (paced
