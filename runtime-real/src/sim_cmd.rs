@@ -41,6 +41,11 @@ pub enum SimCommand {
         jobs: Option<usize>,
         #[arg(long)]
         nodes: Option<usize>,
+        /// Keep each seed's JSON report in this directory (`NAME.SEED.json`) as soon as
+        /// it finishes; a seed whose report is already there is read back, not run
+        /// again, so a sweep of long scenarios can be stopped and resumed.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -74,7 +79,8 @@ pub fn main(cmd: SimCommand) -> ExitCode {
             seeds,
             jobs,
             nodes,
-        } => sweep(&file, seeds, jobs, nodes),
+            out,
+        } => sweep(&file, seeds, jobs, nodes, out.as_deref()),
     }
 }
 
@@ -135,7 +141,33 @@ fn run(
     }
 }
 
-fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usize>) -> ExitCode {
+/// A seed's report kept by an earlier `sweep --out`, or the run, kept there now.
+fn run_or_reuse(scenario: &file::Scenario, out: Option<&Path>) -> Result<Report, String> {
+    let Some(dir) = out else {
+        return run_one(scenario, None);
+    };
+    let kept = dir.join(format!("{}.{}.json", scenario.name, scenario.seed));
+    if let Ok(text) = std::fs::read_to_string(&kept) {
+        return serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: not a report ({e}); delete it to re-run",
+                kept.display()
+            )
+        });
+    }
+    let report = run_one(scenario, None)?;
+    let text = serde_json::to_string(&report).expect("reports serialise");
+    std::fs::write(&kept, text).map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
+    Ok(report)
+}
+
+fn sweep(
+    path: &Path,
+    (a, b): (u64, u64),
+    jobs: Option<usize>,
+    nodes: Option<usize>,
+    out: Option<&Path>,
+) -> ExitCode {
     let base = match load(path, None, nodes) {
         Ok(s) => s,
         Err(e) => {
@@ -143,6 +175,12 @@ fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usi
             return ExitCode::from(2);
         }
     };
+    if let Some(dir) = out
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        return ExitCode::from(2);
+    }
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
@@ -166,7 +204,7 @@ fn sweep(path: &Path, (a, b): (u64, u64), jobs: Option<usize>, nodes: Option<usi
                     }
                     let mut scenario = base.clone();
                     scenario.seed = seed;
-                    let outcome = run_one(&scenario, None);
+                    let outcome = run_or_reuse(&scenario, out);
                     if let Ok(r) = &outcome {
                         let mut m = r.metrics.clone();
                         m.insert("wall_ms".into(), r.wall_ms as f64);

@@ -124,3 +124,36 @@ fn sweep_reports_every_seed_and_the_figures() {
     assert!(stdout.contains("4 of 4 seeds passed"), "{stdout}");
     assert!(stdout.contains("overlay_connected_ms"), "{stdout}");
 }
+
+#[test]
+fn a_sweep_with_out_keeps_each_report_and_reads_kept_ones_back() {
+    let dir = std::env::temp_dir().join(format!("hawser-sweep-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out_dir = dir.to_str().expect("utf-8 temp dir");
+    let sweep = || {
+        hawser(&[
+            "sim",
+            "sweep",
+            "scenarios/lashup-bootstrap.toml",
+            "--seeds",
+            "1..2",
+            "--jobs",
+            "1",
+            "--out",
+            out_dir,
+        ])
+    };
+    let first = sweep();
+    assert!(first.status.success());
+    let kept = dir.join("lashup-bootstrap.2.json");
+    let text = std::fs::read_to_string(&kept).expect("seed 2's report was kept");
+    // Mark the kept report failed: a second sweep must read it back, not run seed 2 again.
+    let mut report: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    report["passed"] = false.into();
+    std::fs::write(&kept, report.to_string()).expect("writable");
+    let second = sweep();
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("1 of 2 seeds passed"), "{stdout}");
+    assert_eq!(second.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}

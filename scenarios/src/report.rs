@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One expectation's outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Outcome {
     pub kind: String,
     pub line: usize,
@@ -17,8 +17,8 @@ pub struct Outcome {
     pub detail: String,
 }
 
-/// The result of one scenario run.
-#[derive(Clone, Debug, Serialize)]
+/// The result of one scenario run (read back by `hawser sim sweep --out`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub scenario: String,
     pub seed: u64,
@@ -31,7 +31,7 @@ pub struct Report {
     pub expectations: Vec<Outcome>,
     pub metrics: BTreeMap<String, f64>,
     /// The steps as they were applied (human output only).
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub timeline: Vec<String>,
 }
 
