@@ -26,12 +26,14 @@ pub struct GmConfig {
     /// `probe_interval_ms` up to this, so a dead member costs the cluster little while
     /// a healed partition is still found within seconds. Default 60 s.
     pub probe_backoff_max_ms: u64,
-    /// Entries for a neighbour are paced: each link may send `batch_burst` messages at
-    /// once, and earns one more every `batch_ms`; past that, entries wait (the newest
-    /// version of each member only) for the next one. Bounds a join storm to about one
-    /// message per link per period without delaying a burst of a few changes (a crash
-    /// changes the entries of each of the dead node's neighbours, all within
-    /// milliseconds). 0 sends every change at once. Default 100 ms.
+    /// Announcements (`Have`) to a neighbour are paced: each link may send
+    /// `batch_burst` messages at once, and earns one more every `batch_ms`; past that,
+    /// announcements wait (the newest version of each member only) for the next one.
+    /// Bounds a join storm to about one message per link per period without delaying a
+    /// burst of a few changes (a crash changes the entries of each of the dead node's
+    /// neighbours, all within milliseconds). Pushes of our own entry and answers to
+    /// asks are not paced (asks follow announcements). 0 sends every announcement at
+    /// once. Default 100 ms.
     pub batch_ms: u64,
     /// See `batch_ms`. Default 8 (one more than the default active view).
     pub batch_burst: u32,
