@@ -40,7 +40,7 @@ fn p90_ms(n: usize, seed: u64) -> Option<u64> {
     }
     let mut ms: Vec<u64> = first
         .values()
-        .map(|t| t.saturating_since(frozen_at).as_millis() as u64)
+        .map(|t| t.saturating_since(frozen_at).as_millis())
         .collect();
     ms.sort_unstable();
     let needed = (n - 1) * 9 / 10;
