@@ -168,7 +168,7 @@ impl GlobalMembership {
     pub fn members(&self) -> impl Iterator<Item = (NodeId, &Member)> + '_ {
         self.table
             .iter()
-            .flat_map(|t| t.members().iter().map(|(id, m)| (*id, m)))
+            .flat_map(Table::members)
     }
     pub fn member(&self, id: NodeId) -> Option<&Member> {
         self.table.as_ref()?.get(id)
@@ -343,7 +343,7 @@ impl GlobalMembership {
             return;
         };
         let all: Vec<(NodeId, Version)> =
-            t.members().iter().map(|(id, m)| (*id, m.version)).collect();
+            t.members().map(|(id, m)| (id, m.version)).collect();
         let chunks: Vec<&[(NodeId, Version)]> = all.chunks(MAX_DIGEST).collect();
         let mut from = NodeId(0);
         for (i, chunk) in chunks.iter().enumerate() {
@@ -382,10 +382,9 @@ impl GlobalMembership {
         }
         let theirs: BTreeMap<NodeId, Version> = versions.into_iter().collect();
         let missing: Vec<(NodeId, Version)> = t
-            .members()
             .range(from..=to)
             .filter(|(id, m)| theirs.get(id).is_none_or(|v| *v < m.version))
-            .map(|(id, m)| (*id, m.version))
+            .map(|(id, m)| (id, m.version))
             .collect();
         self.announce_to(peer, &missing, ctx);
     }

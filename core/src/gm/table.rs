@@ -2,7 +2,10 @@
 //! its adjacency we have, since when it is unreachable), the adjacency itself living
 //! only in the routing graph, so it is stored once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
+
+use rustc_hash::FxHashMap;
 
 use super::message::{Entry, Version};
 use crate::id::{Addr, Name, NodeId};
@@ -39,7 +42,11 @@ pub enum Applied {
 }
 
 pub struct Table {
-    members: BTreeMap<NodeId, Member>,
+    /// Looked up for every entry, announcement and ask, so hashed; never iterated
+    /// where the order could reach an output (`ids` gives the order).
+    members: FxHashMap<NodeId, Member>,
+    /// The members' ids, for whatever must go in id order (digests, listings, probes).
+    ids: BTreeSet<NodeId>,
     routing: Routing,
     /// XOR of a hash of every `(id, version)` held: equal tables have equal views, so
     /// two nodes can tell cheaply whether they derive the same trees.
@@ -56,7 +63,8 @@ fn hash(id: NodeId, v: Version) -> u64 {
 impl Table {
     pub fn new(me: NodeId) -> Table {
         Table {
-            members: BTreeMap::new(),
+            members: FxHashMap::default(),
+            ids: BTreeSet::new(),
             routing: Routing::new(me),
             view: 0,
             tombstones: BTreeMap::new(),
@@ -69,8 +77,22 @@ impl Table {
     pub fn routing_mut(&mut self) -> &mut Routing {
         &mut self.routing
     }
-    pub fn members(&self) -> &BTreeMap<NodeId, Member> {
-        &self.members
+    /// Every member, in id order.
+    pub fn members(&self) -> impl Iterator<Item = (NodeId, &Member)> + '_ {
+        self.range(NodeId(0)..=NodeId(u64::MAX))
+    }
+    /// The members whose ids are in `ids`, in id order.
+    pub fn range(
+        &self,
+        ids: RangeInclusive<NodeId>,
+    ) -> impl Iterator<Item = (NodeId, &Member)> + '_ {
+        self.ids.range(ids).map(|id| (*id, &self.members[id]))
+    }
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
     }
     pub fn get(&self, id: NodeId) -> Option<&Member> {
         self.members.get(&id)
@@ -126,6 +148,7 @@ impl Table {
             None => {
                 self.view ^= hash(entry.id, entry.version);
                 let reachable = self.routing.is_reachable(entry.id);
+                self.ids.insert(entry.id);
                 self.members.insert(
                     entry.id,
                     Member {
@@ -158,6 +181,7 @@ impl Table {
     /// Drop a member's entry, remembering its version until `until`.
     pub fn forget(&mut self, id: NodeId, until: Instant) {
         if let Some(m) = self.members.remove(&id) {
+            self.ids.remove(&id);
             self.view ^= hash(id, m.version);
             self.routing.remove(id);
             self.tombstones.insert(id, (m.version, until));
@@ -171,22 +195,29 @@ impl Table {
 
     /// Members unreachable since at least `before`, in id order.
     pub fn unreachable_before(&self, before: Instant) -> Vec<NodeId> {
-        self.members
+        let mut ids: Vec<NodeId> = self
+            .members
             .iter()
             .filter(|(_, m)| m.unreachable_since.is_some_and(|t| t <= before))
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Heap bytes held (estimate), for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        let member = size_of::<NodeId>() + size_of::<Member>();
+        // A hashed slot is the entry plus one control byte; a BTree node holds up to 11
+        // ids plus edges, ~1.5x the payload.
+        let member = size_of::<NodeId>() + size_of::<Member>() + 1;
+        let ids = self.ids.len() * size_of::<NodeId>() * 3 / 2;
         let strings: usize = self
             .members
             .values()
             .map(|m| m.addr.as_str().len() + m.name.as_str().len())
             .sum();
-        self.members.len() * member * 3 / 2
+        self.members.capacity() * member
+            + ids
             + strings
             + self.routing.heap_bytes()
             + self.tombstones.len() * 48

@@ -11,7 +11,7 @@
 //! is by [`NodeId`], so two nodes that interned the same graph in different orders still
 //! compute the same trees.
 
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
 
 use crate::id::NodeId;
 
@@ -39,7 +39,8 @@ impl Slot {
 /// A directed graph over node ids; see the module docs.
 #[derive(Debug, Default)]
 pub struct Graph {
-    index: BTreeMap<NodeId, u32>,
+    /// Lookups only: every order that reaches an output is by id (see the module docs).
+    index: FxHashMap<NodeId, u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Bumped on every change, so caches derived from the graph know they are stale.
@@ -76,8 +77,10 @@ impl Graph {
             .is_some_and(|s| self.slots[s as usize].present)
     }
     /// Every graph node, in id order.
-    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.index.keys().copied()
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + use<> {
+        let mut ids: Vec<NodeId> = self.index.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
     }
     /// `node`'s out-neighbours, in id order (none if it is not in the graph).
     pub fn neighbors(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
@@ -158,8 +161,8 @@ impl Graph {
 
     /// Heap bytes held (an estimate from capacities), for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        // A BTreeMap node holds up to 11 entries plus edges; count ~1.5× the payload.
-        let index = self.index.len() * (size_of::<NodeId>() + size_of::<u32>()) * 3 / 2;
+        // A hashed slot is the pair plus one control byte.
+        let index = self.index.capacity() * (size_of::<NodeId>() + size_of::<u32>() + 1);
         let slots = self.slots.capacity() * size_of::<Slot>();
         let edges: usize = self.slots.iter().map(|s| s.out.capacity() * 4).sum();
         index + slots + edges + self.free.capacity() * 4
