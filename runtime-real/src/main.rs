@@ -2,6 +2,9 @@
 
 mod sim_cmd;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
