@@ -107,19 +107,19 @@ pub type NoTimer = std::convert::Infallible;
 
 type Cx<'a, 'b> = Ctx<'a, NoTimer, Delivery>;
 
-/// Children lists cached per (origin, tree), valid for one graph generation.
+/// Children lists cached per origin (one list per tree, trees `0..n` built by one
+/// search), valid for one graph generation. `None`: the origin does not reach us.
 #[derive(Default)]
 struct TreeCache {
     generation: u64,
-    children: BTreeMap<(NodeId, u8), Option<Vec<NodeId>>>,
+    children: BTreeMap<NodeId, Option<Vec<Vec<NodeId>>>>,
     bfs: Bfs,
 }
 
-/// Cached (origin, tree) pairs before the cache is cleared: enough for every origin of a
-/// 2,000-node cluster sending on two trees (the KV's deltas come from every node), so a
-/// steady graph costs one search per origin and tree, not one per packet. At most a few
-/// hundred KB.
-const TREE_CACHE: usize = 4_096;
+/// Cached origins before the cache is cleared: enough for every origin of a 2,000-node
+/// cluster (the KV's deltas come from every node), so a steady graph costs one search
+/// per origin, not one per packet. At most a few hundred KB.
+const TREE_CACHE: usize = 2_048;
 
 pub struct Multicast {
     cfg: MulticastConfig,
@@ -325,7 +325,8 @@ impl Multicast {
         }
     }
 
-    /// `me`'s children in tree `k` of `origin` (cached per graph generation).
+    /// `me`'s children in tree `k` of `origin` (cached per graph generation; one search
+    /// builds every configured tree, and any higher one a packet asks for).
     fn children(
         &mut self,
         gm: &GlobalMembership,
@@ -340,14 +341,16 @@ impl Multicast {
             self.cache.children.clear();
         }
         let cache = &mut self.cache;
-        cache
-            .children
-            .entry((origin, k))
-            .or_insert_with(|| routing.children(&mut cache.bfs, origin, k, me))
-            .clone()
+        let built = |c: &Option<Vec<Vec<NodeId>>>| c.as_ref().is_none_or(|t| t.len() > k.into());
+        if !cache.children.get(&origin).is_some_and(built) {
+            let trees: Vec<u8> = (0..=k.max(self.cfg.trees.saturating_sub(1))).collect();
+            let children = routing.children(&mut cache.bfs, origin, &trees, me);
+            cache.children.insert(origin, children);
+        }
+        let trees = cache.children.get(&origin)?.as_ref()?;
+        Some(trees[usize::from(k)].clone())
     }
 }
-
 /// The bitmask of trees `0..k`.
 fn all_trees(k: u8) -> u8 {
     if k >= 8 { u8::MAX } else { (1u8 << k) - 1 }

@@ -7,6 +7,10 @@
 //! choice, while staying shortest-hop trees. The rank depends on ids only, never on
 //! slots or on the order entries arrived, so every node holding the same graph builds
 //! the same tree.
+//!
+//! All trees from one root share their distances, so one search builds as many of them
+//! as the caller asks for (multicast forwards along two); and a caller that needs only
+//! one node's children stops once that node's level is done.
 
 use super::graph::Graph;
 use crate::id::NodeId;
@@ -29,15 +33,19 @@ pub fn rank(tree: u8, id: NodeId) -> (u64, u64) {
 #[derive(Debug, Default)]
 pub struct Bfs {
     pub dist: Vec<u32>,
-    pub parent: Vec<u32>,
+    /// `parents[i][slot]`: the slot's parent in the `i`-th tree searched for.
+    parents: Vec<Vec<u32>>,
+    /// The rank of that parent (so a tie costs one comparison, not two hashes).
+    parent_ranks: Vec<Vec<(u64, u64)>>,
     /// Slots reached, in the order they were reached (root first).
     pub order: Vec<u32>,
-    frontier: Vec<u32>,
 }
 
 impl Bfs {
-    /// Search from `root` (a slot of `g`) for tree `tree`.
-    pub fn run(&mut self, g: &Graph, root: u32, tree: u8) {
+    /// Search from `root` (a slot of `g`) for each tree in `trees`. With `stop_after`,
+    /// stop once that slot's level has been expanded: its children are final then, and
+    /// nothing deeper is computed.
+    pub fn run(&mut self, g: &Graph, root: u32, trees: &[u8], stop_after: Option<u32>) {
         let n = g.slot_count();
         for &s in &self.order {
             if let Some(d) = self.dist.get_mut(s as usize) {
@@ -45,28 +53,56 @@ impl Bfs {
             }
         }
         self.dist.resize(n, UNSEEN);
-        self.parent.resize(n, UNSEEN);
+        self.parents.resize_with(trees.len(), Vec::new);
+        self.parent_ranks.resize_with(trees.len(), Vec::new);
+        for (parents, ranks) in self.parents.iter_mut().zip(&mut self.parent_ranks) {
+            parents.resize(n, UNSEEN);
+            ranks.resize(n, (0, 0));
+            parents[root as usize] = UNSEEN;
+        }
         self.order.clear();
-        self.frontier.clear();
         self.dist[root as usize] = 0;
-        self.parent[root as usize] = UNSEEN;
         self.order.push(root);
+        let mut ranks = [(0, 0); u8::BITS as usize];
+        let ranks = &mut ranks[..trees.len()];
         let mut level_start = 0;
         let mut depth = 0;
         while level_start < self.order.len() {
+            if stop_after.is_some_and(|s| self.dist[s as usize] < depth) {
+                break;
+            }
             let level_end = self.order.len();
             for i in level_start..level_end {
                 let u = self.order[i];
+                let uid = g.id_of(u);
+                for (r, &tree) in ranks.iter_mut().zip(trees) {
+                    *r = rank(tree, uid);
+                }
                 for &v in g.out(u) {
-                    let d = &mut self.dist[v as usize];
-                    if *d == UNSEEN {
-                        *d = depth + 1;
-                        self.parent[v as usize] = u;
-                        self.order.push(v);
-                    } else if *d == depth + 1 {
-                        let p = self.parent[v as usize];
-                        if rank(tree, g.id_of(u)) < rank(tree, g.id_of(p)) {
-                            self.parent[v as usize] = u;
+                    let v = v as usize;
+                    if self.dist[v] == UNSEEN {
+                        self.dist[v] = depth + 1;
+                        self.order.push(v as u32);
+                        for ((parents, best), r) in self
+                            .parents
+                            .iter_mut()
+                            .zip(&mut self.parent_ranks)
+                            .zip(&*ranks)
+                        {
+                            parents[v] = u;
+                            best[v] = *r;
+                        }
+                    } else if self.dist[v] == depth + 1 {
+                        for ((parents, best), r) in self
+                            .parents
+                            .iter_mut()
+                            .zip(&mut self.parent_ranks)
+                            .zip(&*ranks)
+                        {
+                            if *r < best[v] {
+                                parents[v] = u;
+                                best[v] = *r;
+                            }
                         }
                     }
                 }
@@ -79,6 +115,11 @@ impl Bfs {
     /// Whether the last search reached `slot`.
     pub fn reached(&self, slot: u32) -> bool {
         self.dist.get(slot as usize).is_some_and(|d| *d != UNSEEN)
+    }
+
+    /// `slot`'s parent in the `i`-th tree of the last search (`UNSEEN` for the root).
+    pub fn parent(&self, i: usize, slot: u32) -> u32 {
+        self.parents[i][slot as usize]
     }
 }
 

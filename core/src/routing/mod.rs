@@ -299,8 +299,8 @@ impl Routing {
         }
         let mut path = vec![b];
         let mut at = target;
-        while bfs.parent[at as usize] != UNSEEN {
-            at = bfs.parent[at as usize];
+        while bfs.parent(0, at) != UNSEEN {
+            at = bfs.parent(0, at);
             path.push(self.graph.id_of(at));
         }
         path.reverse();
@@ -319,7 +319,7 @@ impl Routing {
             .order
             .iter()
             .map(|&s| {
-                let p = bfs.parent[s as usize];
+                let p = bfs.parent(0, s);
                 let hop = Hop {
                     distance: bfs.dist[s as usize],
                     parent: (p != UNSEEN).then(|| self.graph.id_of(p)),
@@ -330,46 +330,41 @@ impl Routing {
         Some(Tree::new(root, hops))
     }
 
-    /// Run tree `k`'s search from `a` into `bfs`; false when `a` is not in the graph.
-    pub(crate) fn search_into(&self, bfs: &mut Bfs, a: NodeId, k: u8) -> bool {
-        match self.graph.slot(a) {
-            Some(root) => {
-                bfs.run(&self.graph, root, k);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// `node`'s children in tree `k` from `root`, in id order, using `bfs` as scratch;
-    /// `None` when `root` does not reach `node`.
+    /// `node`'s children in each tree of `trees` from `root`, in id order, using `bfs` as
+    /// scratch; `None` when `root` does not reach `node`.
     pub(crate) fn children(
         &self,
         bfs: &mut Bfs,
         root: NodeId,
-        k: u8,
+        trees: &[u8],
         node: NodeId,
-    ) -> Option<Vec<NodeId>> {
+    ) -> Option<Vec<Vec<NodeId>>> {
         let me = self.graph.slot(node)?;
-        if !self.search_into(bfs, root, k) || !bfs.reached(me) {
+        let root = self.graph.slot(root)?;
+        bfs.run(&self.graph, root, trees, Some(me));
+        if !bfs.reached(me) {
             return None;
         }
         let below = bfs.dist[me as usize] + 1;
-        let children = self
-            .graph
-            .out(me)
-            .iter()
-            .filter(|&&v| bfs.dist[v as usize] == below && bfs.parent[v as usize] == me)
-            .map(|&v| self.graph.id_of(v))
+        let children = (0..trees.len())
+            .map(|i| {
+                self.graph
+                    .out(me)
+                    .iter()
+                    .filter(|&&v| bfs.dist[v as usize] == below && bfs.parent(i, v) == me)
+                    .map(|&v| self.graph.id_of(v))
+                    .collect()
+            })
             .collect();
         Some(children)
     }
 
     /// Tree `k`'s search from `a`, with `b`'s slot; `None` when either is not in the graph.
     fn search(&self, a: NodeId, b: NodeId, k: u8) -> Option<(Bfs, u32)> {
-        let target = self.graph.slot(b)?;
+        let (root, target) = (self.graph.slot(a)?, self.graph.slot(b)?);
         let mut bfs = Bfs::default();
-        self.search_into(&mut bfs, a, k).then_some((bfs, target))
+        bfs.run(&self.graph, root, &[k], None);
+        Some((bfs, target))
     }
 
     /// Heap bytes held (estimate), for the memory benchmark.

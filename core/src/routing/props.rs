@@ -70,6 +70,24 @@ fn check_tree(r: &Routing, g: &DiGraphMap<u64, ()>, root: u64, k: u8) -> Result<
     Ok(())
 }
 
+/// `node`'s children in trees 0..3 from `root`, as multicast asks for them (one search,
+/// stopped at `node`'s level), are its children in each whole tree.
+fn check_children(r: &Routing, root: u64, node: u64) -> Result<(), TestCaseError> {
+    let (root, node) = (NodeId(root), NodeId(node));
+    let got = r.children(&mut super::Bfs::default(), root, &[0, 1, 2], node);
+    let trees: Vec<_> = (0..3).map(|k| r.tree_k(root, k)).collect();
+    match got {
+        None => prop_assert!(trees.iter().all(|t| t.as_ref().is_none_or(|t| !t.contains(node)))),
+        Some(children) => {
+            for (k, tree) in trees.iter().enumerate() {
+                let tree = tree.as_ref().expect("root in the graph");
+                prop_assert_eq!(&children[k], &tree.children(node), "tree {}", k);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut r = Routing::new(NodeId(ME));
     let mut model: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::from([(ME, BTreeSet::new())]);
@@ -113,6 +131,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 for k in 0..2 {
                     check_tree(&r, &g, a, k)?;
                 }
+                check_children(&r, a, b)?;
                 let from_a = r.reachable_from(NodeId(a));
                 let expected: BTreeSet<NodeId> = truth
                     .map(|t| t.keys().map(|&n| NodeId(n)).collect())
