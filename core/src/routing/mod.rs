@@ -29,7 +29,9 @@ mod tree;
 #[cfg(test)]
 mod props;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 
 pub use bfs::rank;
 pub use graph::{EdgeDiff, Graph};
@@ -54,8 +56,9 @@ pub struct Routing {
     /// Changes to `reachable` not yet taken by the owner.
     changes: Vec<ReachChange>,
     /// For each reachable node but `me`, the node it was reached through: a spanning tree
-    /// of `reachable`. Only removing one of these edges can cut the set.
-    via: BTreeMap<NodeId, NodeId>,
+    /// of `reachable`. Only removing one of these edges can cut the set. Looked up only
+    /// (a removed edge's target, a parent's path to the root), never iterated.
+    via: FxHashMap<NodeId, NodeId>,
     seen: Vec<bool>,
     via_slots: Vec<u32>,
     stack: Vec<u32>,
@@ -71,7 +74,7 @@ impl Routing {
             reachable: BTreeSet::from([me]),
             stale: false,
             changes: Vec::new(),
-            via: BTreeMap::new(),
+            via: FxHashMap::default(),
             seen: Vec::new(),
             via_slots: Vec::new(),
             stack: Vec::new(),
