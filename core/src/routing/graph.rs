@@ -98,19 +98,28 @@ impl Graph {
     /// Set `node`'s out-adjacency (self-loops and repeats are ignored) and mark it
     /// present. Returns which edges appeared and disappeared.
     pub fn set_adjacency(&mut self, node: NodeId, targets: &[NodeId]) -> EdgeDiff {
-        let mut new: Vec<NodeId> = targets.iter().copied().filter(|t| *t != node).collect();
-        new.sort_unstable();
-        new.dedup();
+        // Entries list their neighbours sorted, once each, never themselves; only
+        // anything else is copied to be put in that form.
+        let normal = targets.is_sorted_by(|a, b| a < b) && !targets.contains(&node);
+        let sorted;
+        let new: &[NodeId] = if normal {
+            targets
+        } else {
+            let mut v: Vec<NodeId> = targets.iter().copied().filter(|t| *t != node).collect();
+            v.sort_unstable();
+            v.dedup();
+            sorted = v;
+            &sorted
+        };
         let s = self.intern(node);
         self.slots[s as usize].present = true;
-        let old: Vec<NodeId> = self.neighbors(node).collect();
-        let diff = sorted_diff(&old, &new);
+        let diff = sorted_diff(self.neighbors(node), new);
         if diff.added.is_empty() && diff.removed.is_empty() {
             return diff;
         }
         self.generation += 1;
         let mut out = Vec::with_capacity(new.len());
-        for t in &new {
+        for t in new {
             let ts = self.intern(*t);
             if diff.added.binary_search(t).is_ok() {
                 self.slots[ts as usize].referenced += 1;
@@ -206,31 +215,31 @@ impl Graph {
 }
 
 /// What is in `new` and not `old`, and the reverse (both sorted).
-fn sorted_diff(old: &[NodeId], new: &[NodeId]) -> EdgeDiff {
+fn sorted_diff(old: impl Iterator<Item = NodeId>, new: &[NodeId]) -> EdgeDiff {
     let mut diff = EdgeDiff::default();
-    let (mut i, mut j) = (0, 0);
-    while i < old.len() || j < new.len() {
-        match (old.get(i), new.get(j)) {
+    let mut old = old.peekable();
+    let mut new = new.iter().copied().peekable();
+    loop {
+        match (old.peek().copied(), new.peek().copied()) {
             (Some(a), Some(b)) if a == b => {
-                i += 1;
-                j += 1;
+                old.next();
+                new.next();
             }
             (Some(a), Some(b)) if a < b => {
-                diff.removed.push(*a);
-                i += 1;
+                diff.removed.push(a);
+                old.next();
             }
             (Some(a), None) => {
-                diff.removed.push(*a);
-                i += 1;
+                diff.removed.push(a);
+                old.next();
             }
             (_, Some(b)) => {
-                diff.added.push(*b);
-                j += 1;
+                diff.added.push(b);
+                new.next();
             }
-            (None, None) => unreachable!("loop condition"),
+            (None, None) => return diff,
         }
     }
-    diff
 }
 
 #[cfg(test)]
