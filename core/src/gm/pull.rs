@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
+
 use super::message::Version;
 use crate::id::NodeId;
 use crate::time::Instant;
@@ -33,7 +35,9 @@ struct Want {
 
 #[derive(Debug, Default)]
 pub struct Pulls {
-    wanted: BTreeMap<NodeId, Want>,
+    /// Looked up for every announcement; the asks `reassign` makes are sorted, so the
+    /// map's order never reaches a message.
+    wanted: FxHashMap<NodeId, Want>,
 }
 
 impl Pulls {
@@ -116,6 +120,8 @@ impl Pulls {
             asks.entry(next).or_default().push(member);
             true
         });
+        asks.values_mut()
+            .for_each(|members| members.sort_unstable());
         asks
     }
 
