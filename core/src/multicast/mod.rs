@@ -34,7 +34,7 @@ use dedup::Seen;
 use crate::gm::{Bounded, GlobalMembership};
 use crate::id::NodeId;
 use crate::protocol::Ctx;
-use crate::routing::Bfs;
+use crate::routing::{Bfs, Packed};
 use crate::wire::WireError;
 
 /// A message delivered to this node.
@@ -108,10 +108,11 @@ pub type NoTimer = std::convert::Infallible;
 type Cx<'a, 'b> = Ctx<'a, NoTimer, Delivery>;
 
 /// Children lists cached per origin (one list per tree, trees `0..n` built by one
-/// search), valid for one graph generation. `None`: the origin does not reach us.
+/// search), valid for one graph generation, and that generation's graph packed for the
+/// searches (none before the first). `None`: the origin does not reach us.
 #[derive(Default)]
 struct TreeCache {
-    generation: u64,
+    packed: Option<Packed>,
     children: BTreeMap<NodeId, Option<Vec<Vec<NodeId>>>>,
     bfs: Bfs,
 }
@@ -335,16 +336,24 @@ impl Multicast {
         me: NodeId,
     ) -> Option<Vec<NodeId>> {
         let routing = gm.routing()?;
-        let generation = routing.graph().generation();
-        if self.cache.generation != generation || self.cache.children.len() >= TREE_CACHE {
-            self.cache.generation = generation;
-            self.cache.children.clear();
-        }
         let cache = &mut self.cache;
+        let generation = routing.graph().generation();
+        let packed = match &mut cache.packed {
+            Some(p) if p.generation() == generation => {
+                if cache.children.len() >= TREE_CACHE {
+                    cache.children.clear();
+                }
+                p
+            }
+            slot => {
+                cache.children.clear();
+                slot.insert(routing.packed())
+            }
+        };
         let built = |c: &Option<Vec<Vec<NodeId>>>| c.as_ref().is_none_or(|t| t.len() > k.into());
         if !cache.children.get(&origin).is_some_and(built) {
             let trees: Vec<u8> = (0..=k.max(self.cfg.trees.saturating_sub(1))).collect();
-            let children = routing.children(&mut cache.bfs, origin, &trees, me);
+            let children = routing.children(packed, &mut cache.bfs, origin, &trees, me);
             cache.children.insert(origin, children);
         }
         let trees = cache.children.get(&origin)?.as_ref()?;

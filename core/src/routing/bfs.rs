@@ -13,6 +13,7 @@
 //! one node's children stops once that node's level is done.
 
 use super::graph::Graph;
+use super::packed::Packed;
 use crate::id::NodeId;
 use crate::rng::mix_seed;
 
@@ -45,7 +46,7 @@ impl Bfs {
     /// Search from `root` (a slot of `g`) for each tree in `trees`. With `stop_after`,
     /// stop once that slot's level has been expanded: its children are final then, and
     /// nothing deeper is computed.
-    pub fn run(&mut self, g: &Graph, root: u32, trees: &[u8], stop_after: Option<u32>) {
+    pub fn run(&mut self, g: &Packed, root: u32, trees: &[u8], stop_after: Option<u32>) {
         let n = g.slot_count();
         for &s in &self.order {
             if let Some(d) = self.dist.get_mut(s as usize) {

@@ -24,6 +24,7 @@
 
 mod bfs;
 mod graph;
+mod packed;
 mod tree;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ use rustc_hash::FxHashMap;
 
 pub use bfs::rank;
 pub use graph::{EdgeDiff, Graph};
+pub use packed::Packed;
 pub use tree::{Hop, Tree};
 
 pub(crate) use bfs::{Bfs, UNSEEN};
@@ -333,29 +335,38 @@ impl Routing {
         Some(Tree::new(root, hops))
     }
 
-    /// `node`'s children in each tree of `trees` from `root`, in id order, using `bfs` as
-    /// scratch; `None` when `root` does not reach `node`.
+    /// This node's graph packed for repeated searches (see `packed`); valid while the
+    /// graph's generation stays `Packed::generation`.
+    pub fn packed(&self) -> Packed {
+        Packed::of(&self.graph)
+    }
+
+    /// `node`'s children in each tree of `trees` from `root`, in id order, searched in
+    /// `packed` (which must be of the current graph) with `bfs` as scratch; `None` when
+    /// `root` does not reach `node`.
     pub(crate) fn children(
         &self,
+        packed: &Packed,
         bfs: &mut Bfs,
         root: NodeId,
         trees: &[u8],
         node: NodeId,
     ) -> Option<Vec<Vec<NodeId>>> {
+        debug_assert_eq!(packed.generation(), self.graph.generation());
         let me = self.graph.slot(node)?;
         let root = self.graph.slot(root)?;
-        bfs.run(&self.graph, root, trees, Some(me));
+        bfs.run(packed, root, trees, Some(me));
         if !bfs.reached(me) {
             return None;
         }
         let below = bfs.dist[me as usize] + 1;
         let children = (0..trees.len())
             .map(|i| {
-                self.graph
+                packed
                     .out(me)
                     .iter()
                     .filter(|&&v| bfs.dist[v as usize] == below && bfs.parent(i, v) == me)
-                    .map(|&v| self.graph.id_of(v))
+                    .map(|&v| packed.id_of(v))
                     .collect()
             })
             .collect();
@@ -366,7 +377,7 @@ impl Routing {
     fn search(&self, a: NodeId, b: NodeId, k: u8) -> Option<(Bfs, u32)> {
         let (root, target) = (self.graph.slot(a)?, self.graph.slot(b)?);
         let mut bfs = Bfs::default();
-        bfs.run(&self.graph, root, &[k], None);
+        bfs.run(&self.packed(), root, &[k], None);
         Some((bfs, target))
     }
 

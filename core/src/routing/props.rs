@@ -74,10 +74,20 @@ fn check_tree(r: &Routing, g: &DiGraphMap<u64, ()>, root: u64, k: u8) -> Result<
 /// stopped at `node`'s level), are its children in each whole tree.
 fn check_children(r: &Routing, root: u64, node: u64) -> Result<(), TestCaseError> {
     let (root, node) = (NodeId(root), NodeId(node));
-    let got = r.children(&mut super::Bfs::default(), root, &[0, 1, 2], node);
+    let got = r.children(
+        &r.packed(),
+        &mut super::Bfs::default(),
+        root,
+        &[0, 1, 2],
+        node,
+    );
     let trees: Vec<_> = (0..3).map(|k| r.tree_k(root, k)).collect();
     match got {
-        None => prop_assert!(trees.iter().all(|t| t.as_ref().is_none_or(|t| !t.contains(node)))),
+        None => prop_assert!(
+            trees
+                .iter()
+                .all(|t| t.as_ref().is_none_or(|t| !t.contains(node)))
+        ),
         Some(children) => {
             for (k, tree) in trees.iter().enumerate() {
                 let tree = tree.as_ref().expect("root in the graph");
