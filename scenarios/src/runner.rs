@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use hawser_core::rng::mix_seed;
+use hawser_core::routing::digest_of;
 use hawser_core::{Addr, Cookie, Duration, Event, Instant, NodeRng};
 use hawser_sim::{Sim, SimConfig, Status};
 
@@ -406,16 +407,38 @@ fn kv_converged<T: Target>(sim: &Sim<T>, e: &Expect, scope: Option<&[bool]>) -> 
 }
 
 /// `membership-agrees`: every running node in scope considers reachable exactly the
-/// nodes it can reach through the network (see `network`).
+/// nodes it can reach through the network (see `network`). A node whose set has its
+/// component's size and digest agrees; only one that does not is compared node by node,
+/// for the message.
 fn membership_agrees<T: Target>(
     sim: &Sim<T>,
     net: &Components,
     scope: Option<&[bool]>,
 ) -> Result<(), String> {
+    let mut expected: Vec<(usize, u64)> = Vec::new();
+    for (j, label) in net.iter().enumerate() {
+        if let Some(c) = *label {
+            let c = c as usize;
+            if expected.len() <= c {
+                expected.resize(c + 1, (0, 0));
+            }
+            expected[c].0 += 1;
+            expected[c].1 ^= digest_of(Sim::<T>::id(j));
+        }
+    }
     for i in (0..sim.len()).filter(|&i| sim.status(i) == Status::Up && scope.is_none_or(|s| s[i])) {
-        let Some(seen) = sim.node(i).and_then(|n| n.protocol().reachable_set()) else {
+        let Some(node) = sim.node(i).map(|n| n.protocol()) else {
             continue;
         };
+        let Some(seen) = node.reachable_set() else {
+            continue;
+        };
+        let component = net[i].map(|c| expected[c as usize]);
+        if component.is_some_and(|(len, digest)| {
+            seen.len() == len && node.reachable_digest() == Some(digest)
+        }) {
+            continue;
+        }
         // Both sides in id order (node j is `NodeId(j)`): one merge pass, no lookups.
         let mut seen = seen.iter().map(|id| id.0 as usize).peekable();
         for j in 0..sim.len() {

@@ -7,6 +7,7 @@ use hawser_core::crdt::MapOp;
 use hawser_core::gm::GmEvent;
 use hawser_core::kv::{KvConfig, KvEvent, Ticket};
 use hawser_core::membership::{MembershipConfig, MembershipEvent};
+use hawser_core::routing::Routing;
 use hawser_core::stack::{Stack, StackConfig, StackEvent, StackTimer};
 use hawser_core::{Addr, Ctx, NodeId, Snapshot};
 
@@ -125,6 +126,10 @@ impl Target for Stack {
 
     fn reachable_set(&self) -> Option<&BTreeSet<NodeId>> {
         Some(self.gm().reachable())
+    }
+
+    fn reachable_digest(&self) -> Option<u64> {
+        Some(self.gm().routing().map_or(0, Routing::reachable_digest))
     }
 
     fn multicast(

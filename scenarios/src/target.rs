@@ -82,6 +82,12 @@ pub trait Target: Protocol + Sized + 'static {
         None
     }
 
+    /// XOR of `hawser_core::routing::digest_of` over [`Target::reachable_set`], so the
+    /// checker compares a whole set in O(1) and lists it only when they differ.
+    fn reachable_digest(&self) -> Option<u64> {
+        None
+    }
+
     /// Multicast `payload` on `topic` from this node (a `multicast` step): its
     /// `(origin, seq)`, or why it was refused. A target without multicast (the default)
     /// refuses, and must not claim to support `multicast-delivered`.

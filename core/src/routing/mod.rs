@@ -25,6 +25,7 @@
 mod bfs;
 mod graph;
 mod packed;
+mod reach_set;
 mod tree;
 
 #[cfg(test)]
@@ -37,6 +38,9 @@ use rustc_hash::FxHashMap;
 pub use bfs::rank;
 pub use graph::{EdgeDiff, Graph};
 pub use packed::Packed;
+pub use reach_set::digest_of;
+
+use reach_set::ReachSet;
 pub use tree::{Hop, Tree};
 
 pub(crate) use bfs::{Bfs, UNSEEN};
@@ -52,7 +56,7 @@ pub struct Routing {
     me: NodeId,
     graph: Graph,
     /// Reachable from `me` (`me` included), as of the last update.
-    reachable: BTreeSet<NodeId>,
+    reachable: ReachSet,
     /// An edge removal may have cut `reachable`; [`Routing::recompute`] settles it.
     stale: bool,
     /// Changes to `reachable` not yet taken by the owner.
@@ -70,10 +74,12 @@ impl Routing {
     pub fn new(me: NodeId) -> Routing {
         let mut graph = Graph::new();
         graph.set_adjacency(me, &[]);
+        let mut reachable = ReachSet::default();
+        reachable.insert(me);
         Routing {
             me,
             graph,
-            reachable: BTreeSet::from([me]),
+            reachable,
             stale: false,
             changes: Vec::new(),
             via: FxHashMap::default(),
@@ -110,7 +116,7 @@ impl Routing {
     }
 
     fn absorb(&mut self, node: NodeId, diff: EdgeDiff) {
-        if self.stale || !self.reachable.contains(&node) {
+        if self.stale || !self.reachable.contains(node) {
             // Edges out of an unreachable node change nothing we can reach; and a full
             // search is already due.
             return;
@@ -126,7 +132,7 @@ impl Routing {
             return;
         }
         for t in diff.added {
-            if !self.reachable.contains(&t) {
+            if !self.reachable.contains(t) {
                 self.extend_from(node, t);
             }
         }
@@ -165,7 +171,7 @@ impl Routing {
             .out(ts)
             .iter()
             .map(|&p| self.graph.id_of(p))
-            .find(|&p| self.reachable.contains(&p) && self.graph.lists(p, t) && self.rooted(p))
+            .find(|&p| self.reachable.contains(p) && self.graph.lists(p, t) && self.rooted(p))
     }
 
     /// Whether `p`'s tree path leads to this node (it does not while it passes through
@@ -229,12 +235,13 @@ impl Routing {
         let reached = |id: &NodeId| graph.slot(*id).is_some_and(|s| seen[s as usize]);
         let lost: Vec<NodeId> = self
             .reachable
+            .ordered()
             .iter()
             .filter(|id| !reached(id))
             .copied()
             .collect();
         for id in lost {
-            self.reachable.remove(&id);
+            self.reachable.remove(id);
             self.changes.push((id, false));
         }
         self.via.clear();
@@ -261,17 +268,22 @@ impl Routing {
 
     /// Whether `node` is reachable from this node (as of the last update).
     pub fn is_reachable(&self, node: NodeId) -> bool {
-        self.reachable.contains(&node)
+        self.reachable.contains(node)
     }
     /// Nodes reachable from this node, itself included, in id order.
     pub fn reachable(&self) -> &BTreeSet<NodeId> {
-        &self.reachable
+        self.reachable.ordered()
+    }
+    /// XOR of [`digest_of`] over the reachable set: equal sets have equal digests, so a
+    /// whole set compares in O(1).
+    pub fn reachable_digest(&self) -> u64 {
+        self.reachable.digest()
     }
     /// Graph nodes not reachable from this node, in id order.
     pub fn unreachable(&self) -> Vec<NodeId> {
         self.graph
             .nodes()
-            .filter(|n| !self.reachable.contains(n))
+            .filter(|n| !self.reachable.contains(*n))
             .collect()
     }
 
@@ -383,7 +395,7 @@ impl Routing {
 
     /// Heap bytes held (estimate), for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        let set = self.reachable.len() * size_of::<NodeId>() * 3 / 2;
+        let set = self.reachable.heap_bytes();
         self.graph.heap_bytes() + set + self.seen.capacity() + self.stack.capacity() * 4
     }
 }

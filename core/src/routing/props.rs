@@ -162,6 +162,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             );
         }
         prop_assert_eq!(&reported, r.reachable());
+        let digest = r
+            .reachable()
+            .iter()
+            .fold(0, |d, id| d ^ super::digest_of(*id));
+        prop_assert_eq!(r.reachable_digest(), digest);
         // Without a pending removal the incremental set is exact.
         if !r.is_stale() {
             let g = petgraph_of(&model);
