@@ -12,6 +12,8 @@
 //! as the caller asks for (multicast forwards along two); and a caller that needs only
 //! one node's children stops once that node's level is done.
 
+use smallvec::{SmallVec, smallvec};
+
 use super::graph::Graph;
 use super::packed::Packed;
 use crate::id::NodeId;
@@ -64,8 +66,7 @@ impl Bfs {
         self.order.clear();
         self.dist[root as usize] = 0;
         self.order.push(root);
-        let mut ranks = [(0, 0); u8::BITS as usize];
-        let ranks = &mut ranks[..trees.len()];
+        let mut ranks: SmallVec<[(u64, u64); 4]> = smallvec![(0, 0); trees.len()];
         let mut level_start = 0;
         let mut depth = 0;
         while level_start < self.order.len() {
@@ -82,18 +83,15 @@ impl Bfs {
                 for &v in g.out(u) {
                     let v = v as usize;
                     if self.dist[v] == UNSEEN {
+                        // Found: `u` is its parent unless a lower-ranked one comes.
                         self.dist[v] = depth + 1;
                         self.order.push(v as u32);
-                        for ((parents, best), r) in self
-                            .parents
-                            .iter_mut()
-                            .zip(&mut self.parent_ranks)
-                            .zip(&*ranks)
-                        {
+                        for (parents, best) in self.parents.iter_mut().zip(&mut self.parent_ranks) {
                             parents[v] = u;
-                            best[v] = *r;
+                            best[v] = (u64::MAX, u64::MAX);
                         }
-                    } else if self.dist[v] == depth + 1 {
+                    }
+                    if self.dist[v] == depth + 1 {
                         for ((parents, best), r) in self
                             .parents
                             .iter_mut()

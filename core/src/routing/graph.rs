@@ -12,14 +12,20 @@
 //! compute the same trees.
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::id::NodeId;
+
+/// Out-edges a slot holds inline: an overlay node has a handful of neighbours (6 by
+/// default), so nearly every slot's edges sit in the slot array itself and a search
+/// walks one contiguous block rather than one allocation per node.
+const INLINE_EDGES: usize = 8;
 
 #[derive(Debug)]
 struct Slot {
     id: NodeId,
     /// Out-edges, as slots, sorted by the target's `NodeId`.
-    out: Vec<u32>,
+    out: SmallVec<[u32; INLINE_EDGES]>,
     present: bool,
     /// How many present nodes list this one.
     referenced: u32,
@@ -29,7 +35,7 @@ impl Slot {
     fn vacant(id: NodeId) -> Slot {
         Slot {
             id,
-            out: Vec::new(),
+            out: SmallVec::new(),
             present: false,
             referenced: 0,
         }
@@ -100,7 +106,7 @@ impl Graph {
     pub fn set_adjacency(&mut self, node: NodeId, targets: &[NodeId]) -> EdgeDiff {
         // Entries list their neighbours sorted, once each, never themselves; only
         // anything else is copied to be put in that form.
-        let normal = targets.is_sorted_by(|a, b| a < b) && !targets.contains(&node);
+        let normal = targets.is_sorted_by(|a, b| a < b) && targets.binary_search(&node).is_err();
         let sorted;
         let new: &[NodeId] = if normal {
             targets
@@ -118,7 +124,7 @@ impl Graph {
             return diff;
         }
         self.generation += 1;
-        let mut out = Vec::with_capacity(new.len());
+        let mut out = SmallVec::with_capacity(new.len());
         for t in new {
             let ts = self.intern(*t);
             if diff.added.binary_search(t).is_ok() {
@@ -173,7 +179,12 @@ impl Graph {
         // A hashed slot is the pair plus one control byte.
         let index = self.index.capacity() * (size_of::<NodeId>() + size_of::<u32>() + 1);
         let slots = self.slots.capacity() * size_of::<Slot>();
-        let edges: usize = self.slots.iter().map(|s| s.out.capacity() * 4).sum();
+        let edges: usize = self
+            .slots
+            .iter()
+            .filter(|s| s.out.spilled())
+            .map(|s| s.out.capacity() * 4)
+            .sum();
         index + slots + edges + self.free.capacity() * 4
     }
 
@@ -182,6 +193,9 @@ impl Graph {
             return s;
         }
         let slot = Slot::vacant(node);
+        // A new slot is a change even before it has edges: a packed copy made before it
+        // (see `packed`) has no such slot.
+        self.generation += 1;
         let s = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = slot;
@@ -263,6 +277,22 @@ mod tests {
             "an unreferenced, absent node is dropped"
         );
         assert_eq!(g.len(), 3);
+    }
+
+    #[test]
+    fn a_new_node_is_a_new_generation_even_without_edges() {
+        let mut g = Graph::new();
+        g.set_adjacency(NodeId(1), &ids(&[2]));
+        let before = g.generation();
+        g.set_adjacency(NodeId(3), &[]);
+        assert_ne!(
+            g.generation(),
+            before,
+            "a copy packed before lacks n3's slot"
+        );
+        let before = g.generation();
+        g.set_adjacency(NodeId(3), &[]);
+        assert_eq!(g.generation(), before, "nothing changed");
     }
 
     #[test]
