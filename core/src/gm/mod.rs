@@ -166,9 +166,7 @@ impl GlobalMembership {
     }
     /// Every member whose entry we hold, in id order.
     pub fn members(&self) -> impl Iterator<Item = (NodeId, &Member)> + '_ {
-        self.table
-            .iter()
-            .flat_map(Table::members)
+        self.table.iter().flat_map(Table::members)
     }
     pub fn member(&self, id: NodeId) -> Option<&Member> {
         self.table.as_ref()?.get(id)
@@ -292,11 +290,16 @@ impl GlobalMembership {
 
     /// Send `entries` to `peer` now (answers are not paced: asks are).
     fn send_entries(&mut self, peer: NodeId, entries: Vec<Entry>, ctx: &mut Cx) {
-        for chunk in entries.chunks(MAX_ENTRIES) {
-            let msg = GmMessage::Entries(Bounded(chunk.to_vec()));
-            if ctx.send(peer, &msg.encode()).is_ok() {
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let chunk: Vec<Entry> = entries.by_ref().take(MAX_ENTRIES).collect();
+            let n = chunk.len() as u64;
+            if ctx
+                .send(peer, &GmMessage::Entries(Bounded(chunk)).encode())
+                .is_ok()
+            {
                 self.counters.entries_msgs_sent += 1;
-                self.counters.entries_sent += chunk.len() as u64;
+                self.counters.entries_sent += n;
             }
         }
     }
@@ -342,8 +345,7 @@ impl GlobalMembership {
         let Some(t) = self.table.as_ref() else {
             return;
         };
-        let all: Vec<(NodeId, Version)> =
-            t.members().map(|(id, m)| (id, m.version)).collect();
+        let all: Vec<(NodeId, Version)> = t.members().map(|(id, m)| (id, m.version)).collect();
         let chunks: Vec<&[(NodeId, Version)]> = all.chunks(MAX_DIGEST).collect();
         let mut from = NodeId(0);
         for (i, chunk) in chunks.iter().enumerate() {

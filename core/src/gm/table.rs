@@ -88,12 +88,6 @@ impl Table {
     ) -> impl Iterator<Item = (NodeId, &Member)> + '_ {
         self.ids.range(ids).map(|id| (*id, &self.members[id]))
     }
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
     pub fn get(&self, id: NodeId) -> Option<&Member> {
         self.members.get(&id)
     }

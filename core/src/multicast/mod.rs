@@ -360,6 +360,7 @@ impl Multicast {
         Some(trees[usize::from(k)].clone())
     }
 }
+
 /// The bitmask of trees `0..k`.
 fn all_trees(k: u8) -> u8 {
     if k >= 8 { u8::MAX } else { (1u8 << k) - 1 }

@@ -386,6 +386,8 @@ impl Routing {
     }
 
     /// Tree `k`'s search from `a`, with `b`'s slot; `None` when either is not in the graph.
+    /// (These on-demand queries pack the graph each time: one O(nodes + edges) copy,
+    /// the price of one search implementation.)
     fn search(&self, a: NodeId, b: NodeId, k: u8) -> Option<(Bfs, u32)> {
         let (root, target) = (self.graph.slot(a)?, self.graph.slot(b)?);
         let mut bfs = Bfs::default();
