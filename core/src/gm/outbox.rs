@@ -15,12 +15,15 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
+
 use super::message::Version;
 use crate::id::NodeId;
 use crate::time::{Duration, Instant};
 
 struct Lane {
-    pending: BTreeMap<NodeId, Version>,
+    /// Hashed (a storm touches it for every announcement); sorted by id when sent.
+    pending: FxHashMap<NodeId, Version>,
     /// Messages the lane may send now...
     credit: u32,
     /// ...as of this instant (credit earned since is added when next asked).
@@ -67,7 +70,7 @@ impl Outbox {
     /// new lane starts with a full bucket of `burst`.
     pub fn push(&mut self, peer: NodeId, versions: &[(NodeId, Version)], now: Instant, burst: u32) {
         let lane = self.lanes.entry(peer).or_insert_with(|| Lane {
-            pending: BTreeMap::new(),
+            pending: FxHashMap::default(),
             credit: burst,
             counted: now,
             armed: false,
@@ -108,7 +111,10 @@ impl Outbox {
         lane.earn(now, batch, burst);
         if lane.credit > 0 {
             lane.credit -= 1;
-            return Flush::Send(std::mem::take(&mut lane.pending).into_iter().collect());
+            let mut versions: Vec<(NodeId, Version)> =
+                std::mem::take(&mut lane.pending).into_iter().collect();
+            versions.sort_unstable_by_key(|(member, _)| *member);
+            return Flush::Send(versions);
         }
         if lane.armed {
             return Flush::Wait;
