@@ -112,7 +112,7 @@ impl Outbox {
         if lane.credit > 0 {
             lane.credit -= 1;
             let mut versions: Vec<(NodeId, Version)> =
-                std::mem::take(&mut lane.pending).into_iter().collect();
+                lane.pending.drain().collect();
             versions.sort_unstable_by_key(|(member, _)| *member);
             return Flush::Send(versions);
         }
