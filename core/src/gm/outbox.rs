@@ -111,8 +111,7 @@ impl Outbox {
         lane.earn(now, batch, burst);
         if lane.credit > 0 {
             lane.credit -= 1;
-            let mut versions: Vec<(NodeId, Version)> =
-                lane.pending.drain().collect();
+            let mut versions: Vec<(NodeId, Version)> = lane.pending.drain().collect();
             versions.sort_unstable_by_key(|(member, _)| *member);
             return Flush::Send(versions);
         }

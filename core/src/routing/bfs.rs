@@ -8,11 +8,11 @@
 //! slots or on the order entries arrived, so every node holding the same graph builds
 //! the same tree.
 //!
-//! All trees from one root share their distances, so one search builds as many of them
-//! as the caller asks for (multicast forwards along two); and a caller that needs only
-//! one node's children stops once that node's level is done.
-
-use smallvec::{SmallVec, smallvec};
+//! The search itself computes distances only. A node's parent in any tree is read off
+//! afterwards from its in-edges: the lowest-ranked of the nodes one level closer that
+//! list it. So one search serves every tree, and a caller that needs only one node's
+//! children (multicast, for each packet it forwards) stops once that node's level is
+//! done and ranks a handful of in-edges, instead of ranking every edge of the graph.
 
 use super::graph::Graph;
 use super::packed::Packed;
@@ -36,37 +36,24 @@ pub fn rank(tree: u8, id: NodeId) -> (u64, u64) {
 #[derive(Debug, Default)]
 pub struct Bfs {
     pub dist: Vec<u32>,
-    /// `parents[i][slot]`: the slot's parent in the `i`-th tree searched for.
-    parents: Vec<Vec<u32>>,
-    /// The rank of that parent (so a tie costs one comparison, not two hashes).
-    parent_ranks: Vec<Vec<(u64, u64)>>,
     /// Slots reached, in the order they were reached (root first).
     pub order: Vec<u32>,
 }
 
 impl Bfs {
-    /// Search from `root` (a slot of `g`) for each tree in `trees`. With `stop_after`,
-    /// stop once that slot's level has been expanded: its children are final then, and
-    /// nothing deeper is computed.
-    pub fn run(&mut self, g: &Packed, root: u32, trees: &[u8], stop_after: Option<u32>) {
-        let n = g.slot_count();
+    /// Search from `root` (a slot of `g`). With `stop_after`, stop once that slot's level
+    /// has been expanded: the next level is then found, so the slot's children in every
+    /// tree are final, and nothing deeper is computed.
+    pub fn run(&mut self, g: &Packed, root: u32, stop_after: Option<u32>) {
         for &s in &self.order {
             if let Some(d) = self.dist.get_mut(s as usize) {
                 *d = UNSEEN;
             }
         }
-        self.dist.resize(n, UNSEEN);
-        self.parents.resize_with(trees.len(), Vec::new);
-        self.parent_ranks.resize_with(trees.len(), Vec::new);
-        for (parents, ranks) in self.parents.iter_mut().zip(&mut self.parent_ranks) {
-            parents.resize(n, UNSEEN);
-            ranks.resize(n, (0, 0));
-            parents[root as usize] = UNSEEN;
-        }
+        self.dist.resize(g.slot_count(), UNSEEN);
         self.order.clear();
         self.dist[root as usize] = 0;
         self.order.push(root);
-        let mut ranks: SmallVec<[(u64, u64); 4]> = smallvec![(0, 0); trees.len()];
         let mut level_start = 0;
         let mut depth = 0;
         while level_start < self.order.len() {
@@ -75,34 +62,10 @@ impl Bfs {
             }
             let level_end = self.order.len();
             for i in level_start..level_end {
-                let u = self.order[i];
-                let uid = g.id_of(u);
-                for (r, &tree) in ranks.iter_mut().zip(trees) {
-                    *r = rank(tree, uid);
-                }
-                for &v in g.out(u) {
-                    let v = v as usize;
-                    if self.dist[v] == UNSEEN {
-                        // Found: `u` is its parent unless a lower-ranked one comes.
-                        self.dist[v] = depth + 1;
-                        self.order.push(v as u32);
-                        for (parents, best) in self.parents.iter_mut().zip(&mut self.parent_ranks) {
-                            parents[v] = u;
-                            best[v] = (u64::MAX, u64::MAX);
-                        }
-                    }
-                    if self.dist[v] == depth + 1 {
-                        for ((parents, best), r) in self
-                            .parents
-                            .iter_mut()
-                            .zip(&mut self.parent_ranks)
-                            .zip(&*ranks)
-                        {
-                            if *r < best[v] {
-                                parents[v] = u;
-                                best[v] = *r;
-                            }
-                        }
+                for &v in g.out(self.order[i]) {
+                    if self.dist[v as usize] == UNSEEN {
+                        self.dist[v as usize] = depth + 1;
+                        self.order.push(v);
                     }
                 }
             }
@@ -116,9 +79,19 @@ impl Bfs {
         self.dist.get(slot as usize).is_some_and(|d| *d != UNSEEN)
     }
 
-    /// `slot`'s parent in the `i`-th tree of the last search (`UNSEEN` for the root).
-    pub fn parent(&self, i: usize, slot: u32) -> u32 {
-        self.parents[i][slot as usize]
+    /// `slot`'s parent in tree `tree` of the last search on `g`: the lowest-ranked node
+    /// one level closer that lists it (`UNSEEN` for the root and for unreached slots).
+    pub fn parent(&self, g: &Packed, tree: u8, slot: u32) -> u32 {
+        let d = self.dist[slot as usize];
+        if d == 0 || d == UNSEEN {
+            return UNSEEN;
+        }
+        g.incoming(slot)
+            .iter()
+            .copied()
+            .filter(|&u| self.dist[u as usize] == d - 1)
+            .min_by_key(|&u| rank(tree, g.id_of(u)))
+            .unwrap_or(UNSEEN)
     }
 }
 

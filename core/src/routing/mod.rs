@@ -303,21 +303,21 @@ impl Routing {
 
     /// Hops from `a` to `b`, if `b` is reachable from `a`.
     pub fn distance(&self, a: NodeId, b: NodeId) -> Option<u32> {
-        let (bfs, target) = self.search(a, b, 0)?;
+        let (_, bfs, target) = self.search(a, b)?;
         let d = bfs.dist[target as usize];
         (d != UNSEEN).then_some(d)
     }
 
     /// The shortest path from `a` to `b`, both included: the path to `b` in `tree(a)`.
     pub fn path(&self, a: NodeId, b: NodeId) -> Option<Vec<NodeId>> {
-        let (bfs, target) = self.search(a, b, 0)?;
+        let (packed, bfs, target) = self.search(a, b)?;
         if !bfs.reached(target) {
             return None;
         }
         let mut path = vec![b];
         let mut at = target;
-        while bfs.parent(0, at) != UNSEEN {
-            at = bfs.parent(0, at);
+        while bfs.parent(&packed, 0, at) != UNSEEN {
+            at = bfs.parent(&packed, 0, at);
             path.push(self.graph.id_of(at));
         }
         path.reverse();
@@ -331,12 +331,12 @@ impl Routing {
 
     /// Redundant tree `k` from `root` (see `rank`); `tree_k(root, 0) == tree(root)`.
     pub fn tree_k(&self, root: NodeId, k: u8) -> Option<Tree> {
-        let (bfs, _) = self.search(root, root, k)?;
+        let (packed, bfs, _) = self.search(root, root)?;
         let hops = bfs
             .order
             .iter()
             .map(|&s| {
-                let p = bfs.parent(0, s);
+                let p = bfs.parent(&packed, k, s);
                 let hop = Hop {
                     distance: bfs.dist[s as usize],
                     parent: (p != UNSEEN).then(|| self.graph.id_of(p)),
@@ -367,17 +367,18 @@ impl Routing {
         debug_assert_eq!(packed.generation(), self.graph.generation());
         let me = self.graph.slot(node)?;
         let root = self.graph.slot(root)?;
-        bfs.run(packed, root, trees, Some(me));
+        bfs.run(packed, root, Some(me));
         if !bfs.reached(me) {
             return None;
         }
         let below = bfs.dist[me as usize] + 1;
-        let children = (0..trees.len())
-            .map(|i| {
+        let children = trees
+            .iter()
+            .map(|&k| {
                 packed
                     .out(me)
                     .iter()
-                    .filter(|&&v| bfs.dist[v as usize] == below && bfs.parent(i, v) == me)
+                    .filter(|&&v| bfs.dist[v as usize] == below && bfs.parent(packed, k, v) == me)
                     .map(|&v| packed.id_of(v))
                     .collect()
             })
@@ -385,14 +386,15 @@ impl Routing {
         Some(children)
     }
 
-    /// Tree `k`'s search from `a`, with `b`'s slot; `None` when either is not in the graph.
-    /// (These on-demand queries pack the graph each time: one O(nodes + edges) copy,
-    /// the price of one search implementation.)
-    fn search(&self, a: NodeId, b: NodeId, k: u8) -> Option<(Bfs, u32)> {
+    /// The search from `a` in a fresh packing, with `b`'s slot; `None` when either is not
+    /// in the graph. (These on-demand queries pack the graph each time: one
+    /// O(nodes + edges) copy, the price of one search implementation.)
+    fn search(&self, a: NodeId, b: NodeId) -> Option<(Packed, Bfs, u32)> {
         let (root, target) = (self.graph.slot(a)?, self.graph.slot(b)?);
+        let packed = self.packed();
         let mut bfs = Bfs::default();
-        bfs.run(&self.packed(), root, &[k], None);
-        Some((bfs, target))
+        bfs.run(&packed, root, None);
+        Some((packed, bfs, target))
     }
 
     /// Heap bytes held (estimate), for the memory benchmark.
