@@ -16,15 +16,18 @@ use crate::id::NodeId;
 use crate::time::Duration;
 
 impl Membership {
-    /// Probing state for a new neighbour: its first ping goes out within one interval,
-    /// uniformly spread, so a burst of new links does not ping in lock-step.
+    /// Probing state for a new neighbour: its first ping goes out at once. Until a round
+    /// trip is measured the link's timeout is the long initial one, and its silence window
+    /// that times `1 + indirect_timeout_factor` (9 s by default): a neighbour that froze
+    /// while it was still unmeasured kept the whole cluster from knowing for that long,
+    /// since the others' evictions leave it as the one path to the frozen node. Later
+    /// pings follow each pong after a jittered interval, so links that came up together
+    /// drift apart after one round.
     pub(super) fn start_probing(&mut self, ctx: &mut Cx, peer: NodeId) -> NeighborHealth {
-        let interval = Duration::from_millis(self.cfg.ping_interval_ms);
-        let first = Duration::from_nanos(ctx.rng().below(0, interval.as_nanos()));
         NeighborHealth {
             rtt: Default::default(),
             probe: Probe::Idle {
-                timer: self.arm(ctx, first, TimerKind::Ping(peer)),
+                timer: self.arm(ctx, Duration::ZERO, TimerKind::Ping(peer)),
             },
             rescues: 0,
         }
