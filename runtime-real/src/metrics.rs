@@ -54,6 +54,7 @@ pub struct Metrics {
     kv_deltas_merged: Counter,
     kv_ae_rounds: Counter,
     kv_repaired_keys: Counter,
+    kv_push_rounds: Counter,
     kv_bad_deltas: Counter,
     kv_undisseminated: Counter,
 }
@@ -94,6 +95,7 @@ impl Metrics {
             kv_deltas_merged: Counter::default(),
             kv_ae_rounds: Counter::default(),
             kv_repaired_keys: Counter::default(),
+            kv_push_rounds: Counter::default(),
             kv_bad_deltas: Counter::default(),
             kv_undisseminated: Counter::default(),
             registry: Registry::default(),
@@ -222,6 +224,11 @@ impl Metrics {
             m.kv_repaired_keys.clone(),
         );
         r.register(
+            "kv_push_rounds",
+            "KV anti-entropy rounds started because a round repaired keys here",
+            m.kv_push_rounds.clone(),
+        );
+        r.register(
             "kv_bad_deltas",
             "Disseminated KV deltas that did not decode (ignored)",
             m.kv_bad_deltas.clone(),
@@ -267,6 +274,7 @@ impl Metrics {
         set(&self.kv_deltas_merged, counters.deltas_merged);
         set(&self.kv_ae_rounds, counters.ae_rounds);
         set(&self.kv_repaired_keys, counters.repaired_keys);
+        set(&self.kv_push_rounds, counters.push_rounds);
         set(&self.kv_bad_deltas, counters.bad_deltas);
         set(&self.kv_undisseminated, counters.undisseminated);
     }

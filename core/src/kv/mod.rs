@@ -12,7 +12,10 @@
 //! - Anti-entropy with active-view neighbours costs in proportion to what differs: a
 //!   256-bucket digest, then keys and hashes of the differing buckets, then only the
 //!   values that differ. The first round runs soon after a neighbour comes up, then
-//!   periodically with jitter, so whatever dissemination missed is repaired.
+//!   periodically with jitter, so whatever dissemination missed is repaired. A node that
+//!   a round repaired starts one soon with each of its other neighbours: after a
+//!   partition heals, the writes of one side cross at the few new links and then spread
+//!   hop by hop in a fraction of a second each, not one periodic round (seconds) each.
 //! - [`KvEvent::Changed`] fires only when a value actually changed.
 //! - Bad input is refused whole with a typed error: invalid key, value too large,
 //!   CRDT precondition or malformed op, and `Busy` when too many ops await durability.
@@ -106,6 +109,8 @@ pub enum KvTimer {
     AntiEntropy,
     /// The first round with a neighbour that just came up.
     Greet(NodeId),
+    /// A round with a neighbour that may lack what a round just repaired here.
+    Push(NodeId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +171,8 @@ pub struct KvCounters {
     pub ae_rounds: u64,
     /// Keys that anti-entropy changed here (what dissemination had missed).
     pub repaired_keys: u64,
+    /// Rounds started because a round had repaired keys here (see [`KvTimer::Push`]).
+    pub push_rounds: u64,
     /// Persisted values that did not decode at start (ignored, then repaired by peers).
     pub restore_failures: u64,
     /// Local deltas the stack could not disseminate (larger than a multicast packet
@@ -183,6 +190,9 @@ pub struct Kv {
     incarnation: u64,
     actor: Option<Actor>,
     neighbors: BTreeSet<NodeId>,
+    /// Neighbours with a [`KvTimer::Push`] armed: one pending push per neighbour, however
+    /// many repairs arrive meanwhile.
+    pushing: BTreeSet<NodeId>,
     /// Local ops waiting for their record to be durable, by its sequence.
     pending: BTreeMap<PersistSeq, (Ticket, String, Map)>,
     ae_timer: Option<TimerId>,
@@ -219,6 +229,7 @@ impl Kv {
             incarnation,
             actor: None,
             neighbors: BTreeSet::new(),
+            pushing: BTreeSet::new(),
             pending: BTreeMap::new(),
             ae_timer: None,
             counters,
@@ -395,9 +406,32 @@ impl Kv {
 
     pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx<'_, '_>) {
         if self.neighbors.insert(peer) {
-            let first = Duration::from_millis(self.cfg.ae_first_ms);
-            let delay = ctx.rng().jitter(first, first);
+            let delay = self.soon(ctx);
             ctx.set_timer(delay, KvTimer::Greet(peer));
+        }
+    }
+
+    /// The delay of a round started by an event rather than the clock: `ae_first_ms`
+    /// plus up to as much again, so that rounds triggered together spread out.
+    fn soon(&self, ctx: &mut Cx<'_, '_>) -> Duration {
+        let first = Duration::from_millis(self.cfg.ae_first_ms);
+        ctx.rng().jitter(first, first)
+    }
+
+    /// A round repaired keys here (they came from `from`): the other neighbours may lack
+    /// them too, so start a round with each soon rather than at their next periodic one.
+    fn push_repairs(&mut self, from: NodeId, ctx: &mut Cx<'_, '_>) {
+        let peers: Vec<NodeId> = self
+            .neighbors
+            .iter()
+            .copied()
+            .filter(|&p| p != from)
+            .collect();
+        for peer in peers {
+            if self.pushing.insert(peer) {
+                let delay = self.soon(ctx);
+                ctx.set_timer(delay, KvTimer::Push(peer));
+            }
         }
     }
 
@@ -428,6 +462,13 @@ impl Kv {
             }
             KvTimer::Greet(peer) if self.neighbors.contains(&peer) => self.start_round(ctx, peer),
             KvTimer::Greet(_) => {}
+            KvTimer::Push(peer) => {
+                self.pushing.remove(&peer);
+                if self.neighbors.contains(&peer) {
+                    self.counters.push_rounds += 1;
+                    self.start_round(ctx, peer);
+                }
+            }
         }
     }
 
@@ -532,10 +573,15 @@ impl Kv {
                 Ok(())
             }
             KvMessage::Entries { entries } => {
+                let mut repaired = false;
                 for (key, map) in entries {
                     if self.merge(ctx, &key, &map) {
                         self.counters.repaired_keys += 1;
+                        repaired = true;
                     }
+                }
+                if repaired {
+                    self.push_repairs(from, ctx);
                 }
                 Ok(())
             }
