@@ -19,6 +19,11 @@
 //!   arrive meanwhile form the next batch (one sync per batch), and the node hears
 //!   `handle_persisted` only once its batch is on disk.
 //!
+//! The dataplane follows the node from inside the driver task: a [`Follower`] is told,
+//! after every drain that changed them, which KV keys changed and whether membership
+//! did, and reads what it needs from the node right then. So whatever it derives (DNS
+//! answers, VIP backends) is never older than the last input the node took.
+//!
 //! Other tasks reach the node through a [`DriverHandle`]: read it ([`DriverHandle::inspect`]),
 //! act on it at the current time ([`DriverHandle::command`]), apply a KV op and wait for
 //! its answer ([`DriverHandle::kv_op`]: the driver keeps the caller's reply channel under
@@ -33,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hawser_core::crdt::{Map, MapOp};
+use hawser_core::gm::GmEvent;
 use hawser_core::id::MAX_NAME_LEN;
 use hawser_core::kv::{KvError, KvEvent, Ticket};
 use hawser_core::membership::MembershipConfig;
@@ -167,6 +173,25 @@ struct Watcher {
     prefix: String,
     changes: mpsc::Sender<(String, Map)>,
     lagged: Arc<AtomicBool>,
+}
+
+/// What changed in one drain of the node, as a [`Follower`] hears it.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The first call, at start: treat everything as changed.
+    pub initial: bool,
+    /// KV keys whose value changed (local ops and merges), in key order.
+    pub keys: BTreeSet<String>,
+    /// Global membership changed: a member added, changed, forgotten, or one that became
+    /// reachable or unreachable.
+    pub membership: bool,
+}
+
+/// Something that derives state from the node and must follow it closely (the DNS zone,
+/// the load balancer's desired state). Runs inside the driver task, so it must be quick:
+/// read what changed and hand any slow work (kernel calls) to a task of its own.
+pub trait Follower: Send {
+    fn update(&mut self, view: &View<'_>, changes: &Changes);
 }
 
 /// Why [`DriverHandle::kv_op`] has no value to give back.
@@ -352,6 +377,9 @@ pub struct Driver<T: Transport> {
     /// Advertised addresses never to dial (tests and the demo only; see
     /// [`DriverHandle::deny`]).
     deny: BTreeSet<Addr>,
+    followers: Vec<Box<dyn Follower>>,
+    /// What changed since the followers were last told.
+    changes: Changes,
 }
 
 impl<T: Transport> Driver<T> {
@@ -383,6 +411,11 @@ impl<T: Transport> Driver<T> {
             waiting: BTreeMap::new(),
             watchers: Vec::new(),
             deny: BTreeSet::new(),
+            followers: Vec::new(),
+            changes: Changes {
+                initial: true,
+                ..Changes::default()
+            },
         };
         (driver, DriverHandle { control })
     }
@@ -391,6 +424,12 @@ impl<T: Transport> Driver<T> {
     /// before the driver runs, so that not even its first dials reach those addresses.
     pub fn set_deny(&mut self, addrs: BTreeSet<Addr>) {
         self.deny = addrs;
+    }
+
+    /// Have `follower` told of every change from the start (its first call has
+    /// `initial` set, with the node as recovered from the store).
+    pub fn follow(&mut self, follower: Box<dyn Follower>) {
+        self.followers.push(follower);
     }
 
     /// The monotonic clock as core's `Instant`: nanoseconds since the driver was made.
@@ -417,6 +456,7 @@ impl<T: Transport> Driver<T> {
         self.node.handle_start(now);
         let done = loop {
             self.drain()?;
+            self.tell_followers();
             self.update_gauges();
             let wake = match self.node.poll_timeout() {
                 Some(t) => self.deadline(t),
@@ -488,6 +528,22 @@ impl<T: Transport> Driver<T> {
             }
             Control::Deny(addrs) => self.deny = addrs,
             Control::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    /// Tell every follower what changed since the last time, if anything did.
+    fn tell_followers(&mut self) {
+        let c = &self.changes;
+        if !c.initial && !c.membership && c.keys.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let view = View {
+            node: &self.node,
+            peers: &self.peers,
+        };
+        for f in &mut self.followers {
+            f.update(&view, &changes);
         }
     }
 
@@ -749,7 +805,14 @@ impl<T: Transport> Driver<T> {
                 self.answer(key, ticket, &value);
             }
             Event::App(StackEvent::Kv(KvEvent::Changed { key, value })) => {
-                self.notify(&key, &value)
+                self.notify(&key, &value);
+                if !self.followers.is_empty() {
+                    self.changes.keys.insert(key);
+                }
+            }
+            Event::App(StackEvent::Gm(event)) => {
+                debug!(?event, "global membership");
+                self.changes.membership |= !matches!(event, GmEvent::Suspected { .. });
             }
             Event::App(StackEvent::Multicast(d)) => info!(
                 origin = %d.origin,
