@@ -1,4 +1,7 @@
 //! hawser-dataplane: DNS, the L4 load balancer and overlay routes, each split into a pure
 //! "desired state + diff" part and a thin kernel/socket backend.
 //!
-//! Nothing is implemented yet (see README.md); the crate holds its place in the workspace.
+//! - [`dns`]: the cluster zone from the KV and membership, and a racing forwarder, as a
+//!   sans-IO server the runtime drives.
+
+pub mod dns;
