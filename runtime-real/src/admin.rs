@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::dns::api::{self as dns_api, DnsApi};
 use crate::driver::{DriverHandle, KvOpError, View};
 use crate::metrics::Metrics;
 
@@ -58,10 +59,12 @@ pub struct Admin {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub started: StdInstant,
+    /// The DNS records API (and where DNS is served, if it is).
+    pub dns: DnsApi,
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 11] = [
+const ENDPOINTS: [&str; 14] = [
     "GET /v1/self",
     "GET /v1/members",
     "GET /v1/overlay",
@@ -71,6 +74,9 @@ const ENDPOINTS: [&str; 11] = [
     "POST /v1/kv/{key}",
     "GET /v1/kv/watch?prefix=P",
     "POST /v1/multicast/{topic}",
+    "GET /v1/dns/records",
+    "POST /v1/dns/records",
+    "POST /v1/dns/records/remove",
     "GET /metrics",
     "(keys are percent-decoded; write the key `watch` as %77atch)",
 ];
@@ -86,6 +92,7 @@ pub fn router(state: Admin) -> Router {
         .route("/v1/kv/{*key}", get(kv_get).post(kv_write))
         .route("/v1/multicast/{topic}", post(multicast))
         .route("/metrics", get(metrics))
+        .merge(dns_api::router(state.dns.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -131,12 +138,12 @@ fn resolve(view: &View<'_>, node: &str) -> Option<NodeId> {
     gm.member(id).map(|_| id)
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+pub(crate) fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
 /// The driver has stopped (the agent is shutting down).
-fn stopping() -> Response {
+pub(crate) fn stopping() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the agent is shutting down".into(),
@@ -145,7 +152,7 @@ fn stopping() -> Response {
 
 async fn self_info(State(s): State<Admin>) -> Response {
     let started = s.started;
-    let (name, listen, admin) = (s.name.clone(), s.listen, s.admin);
+    let (name, listen, admin, dns) = (s.name.clone(), s.listen, s.admin, s.dns.serving);
     let answer = s
         .handle
         .inspect(move |v| {
@@ -163,6 +170,7 @@ async fn self_info(State(s): State<Admin>) -> Response {
                 "members": v.node.protocol().gm().members().count(),
                 "reachable": v.node.protocol().gm().reachable().len(),
                 "links": v.node.links().peers().count(),
+                "dns": dns.map(|a| a.to_string()),
             })
         })
         .await;
@@ -311,33 +319,63 @@ async fn kv_write(State(s): State<Admin>, Path(key): Path<String>, body: Bytes) 
         Ok(op) => op,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match tokio::time::timeout(DURABLE_WAIT, s.handle.kv_op(key, op)).await {
-        Ok(Ok(value)) => axum::Json(value.to_json()).into_response(),
-        Ok(Err(KvOpError::Refused(e))) => {
-            let status = match e {
-                KvError::InvalidKey(_) | KvError::Op(_) => StatusCode::BAD_REQUEST,
-                KvError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                KvError::Busy { .. } => {
-                    return (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        [(header::RETRY_AFTER, "1")],
-                        axum::Json(json!({ "error": e.to_string() })),
-                    )
-                        .into_response();
-                }
-                KvError::NotStarted => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            error(status, e.to_string())
+    match apply_op(&s.handle, key, op).await {
+        Ok(value) => axum::Json(value.to_json()).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Why [`apply_op`] has no value: a refusal of core's, or a failure of the agent's.
+pub(crate) enum OpFailed {
+    Refused(KvError),
+    Other(Response),
+}
+
+impl IntoResponse for OpFailed {
+    fn into_response(self) -> Response {
+        match self {
+            OpFailed::Refused(e) => {
+                let status = match e {
+                    KvError::InvalidKey(_) | KvError::Op(_) => StatusCode::BAD_REQUEST,
+                    KvError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    KvError::Busy { .. } => {
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            [(header::RETRY_AFTER, "1")],
+                            axum::Json(json!({ "error": e.to_string() })),
+                        )
+                            .into_response();
+                    }
+                    KvError::NotStarted => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                error(status, e.to_string())
+            }
+            OpFailed::Other(r) => r,
         }
-        Ok(Err(e @ KvOpError::Stopped)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Err(_) => error(
+    }
+}
+
+/// Apply `op` to `key` and wait, up to [`DURABLE_WAIT`], until it is durable.
+pub(crate) async fn apply_op(
+    handle: &DriverHandle,
+    key: String,
+    op: MapOp,
+) -> Result<Map, OpFailed> {
+    match tokio::time::timeout(DURABLE_WAIT, handle.kv_op(key, op)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(KvOpError::Refused(e))) => Err(OpFailed::Refused(e)),
+        Ok(Err(e @ KvOpError::Stopped)) => Err(OpFailed::Other(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        ))),
+        Err(_) => Err(OpFailed::Other(error(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
                 "the op was applied here but was not durable within {} s (the disk is slow); \
                  it is not acknowledged",
                 DURABLE_WAIT.as_secs()
             ),
-        ),
+        ))),
     }
 }
 
@@ -464,9 +502,9 @@ async fn not_found(method: Method, uri: Uri) -> Response {
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    let allow = if path.starts_with("/v1/multicast/") {
+    let allow = if path.starts_with("/v1/multicast/") || path == "/v1/dns/records/remove" {
         "POST"
-    } else if path.starts_with("/v1/kv/") && path != "/v1/kv/watch" {
+    } else if (path.starts_with("/v1/kv/") && path != "/v1/kv/watch") || path == "/v1/dns/records" {
         "GET, POST"
     } else {
         "GET"

@@ -9,12 +9,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use hawser_core::NodeId;
+use hawser_dataplane::dns::{NoVips, Zone};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, Admin, id_hex};
 use crate::config::{AgentArgs, AgentConfig, LogFormat, MINIMAL_COMMAND};
-use crate::driver::Driver;
+use crate::dns::api::DnsApi;
+use crate::dns::follower::{SharedZone, ZoneFollower};
+use crate::dns::metrics::DnsMetrics;
+use crate::dns::service::DnsService;
+use crate::dns::settings::DnsSettings;
+use crate::driver::{Driver, NodeSpec};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::transport::{Tcp, Transport};
@@ -83,6 +89,21 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| format!("admin socket: {e}"))?;
+    let dns_metrics = DnsMetrics::new();
+    let zone = dns_zone(&config.dns, &spec);
+    let dns = match config.dns.listen {
+        Some(listen) => Some(
+            DnsService::start(
+                &config.dns,
+                listen,
+                zone.clone(),
+                Arc::new(NoVips),
+                dns_metrics.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     // The only entropy the node ever reads.
     let seed = getrandom::u64().map_err(|e| format!("cannot read OS randomness: {e}"))?;
     let node = spec.build(&snapshot, seed)?;
@@ -92,18 +113,23 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         listen = %config.listen,
         advertise = %spec.advertise,
         admin = %admin_addr,
+        dns = %dns.as_ref().map_or("off".to_owned(), |d| d.addr.to_string()),
         store = %store.path().display(),
         recovered_keys = snapshot.0.len(),
         "agent starting"
     );
-    let metrics = Metrics::new();
-    let (driver, handle) = Driver::<Tcp>::new(
+    let metrics = Metrics::new_with(|r| dns_metrics.register(r));
+    let (mut driver, handle) = Driver::<Tcp>::new(
         node,
         Arc::new(store),
         listener,
         config.driver,
         metrics.clone(),
     );
+    driver.follow(Box::new(ZoneFollower {
+        zone,
+        metrics: dns_metrics,
+    }));
     let mut driver = tokio::spawn(driver.run());
     let app = admin::router(Admin {
         handle: handle.clone(),
@@ -112,6 +138,12 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         listen: config.listen,
         admin: admin_addr,
         started: std::time::Instant::now(),
+        dns: DnsApi {
+            handle: handle.clone(),
+            zone: config.dns.server.zone.clone(),
+            node_ttl: config.dns.server.node_ttl,
+            serving: dns.as_ref().map(|d| d.addr),
+        },
     });
     // The API outlives the driver by a moment, so that what it was serving ends cleanly:
     // ops waiting for the disk get their answer, watch streams their `end` event.
@@ -137,6 +169,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
             driver.await
         }
     };
+    drop(dns);
     let _ = stop_api.send(());
     if tokio::time::timeout(std::time::Duration::from_secs(2), &mut server)
         .await
@@ -152,4 +185,28 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("the driver task failed: {e}")),
     }
+}
+
+/// The cluster zone this agent serves (and the admin API lists), empty until the driver
+/// fills it. `ns.<zone>` is this node's DNS address, or its advertised one when DNS
+/// listens on a wildcard address (or not at all).
+fn dns_zone(dns: &DnsSettings, spec: &NodeSpec) -> SharedZone {
+    let advertised = spec
+        .advertise
+        .as_str()
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip());
+    let ns = dns
+        .listen
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .or(advertised);
+    let s = &dns.server;
+    Arc::new(std::sync::RwLock::new(Zone::new(
+        s.zone.clone(),
+        ns.into_iter().collect(),
+        s.node_ttl,
+        s.negative_ttl,
+    )))
 }

@@ -13,6 +13,7 @@ use hawser_core::membership::MembershipConfig;
 use hawser_core::{Addr, Cookie, LinkConfig};
 use serde::Deserialize;
 
+use crate::dns::settings::{DnsArgs, DnsFile, DnsSettings};
 use crate::driver::{DriverConfig, NodeSpec};
 
 /// Where the admin API listens unless told otherwise: loopback only, since it has no
@@ -67,6 +68,8 @@ pub struct AgentArgs {
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 impl AgentArgs {
@@ -82,6 +85,7 @@ impl AgentArgs {
             && self.admin.is_none()
             && self.config.is_none()
             && self.log_format.is_none()
+            && self.dns.is_empty()
     }
 }
 
@@ -101,6 +105,7 @@ struct FileConfig {
     /// Any `MembershipConfig` field, by name.
     membership: Option<MembershipConfig>,
     transport: Option<TransportFile>,
+    dns: Option<DnsFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +127,7 @@ pub struct AgentConfig {
     pub admin: SocketAddr,
     pub log_format: LogFormat,
     pub driver: DriverConfig,
+    pub dns: DnsSettings,
 }
 
 /// A refused configuration: the message names the setting.
@@ -136,7 +142,7 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn bad(setting: &str, why: impl std::fmt::Display) -> ConfigError {
+pub(crate) fn bad(setting: &str, why: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("invalid setting `{setting}`: {why}"))
 }
 
@@ -236,6 +242,7 @@ impl AgentConfig {
         let membership = file.membership.unwrap_or_default();
         membership.validate().map_err(|e| bad("membership", e))?;
         let driver = driver_config(file.transport.unwrap_or_default())?;
+        let dns = DnsSettings::load(args.dns, file.dns.unwrap_or_default())?;
         Ok(AgentConfig {
             node: NodeSpec {
                 name,
@@ -253,6 +260,7 @@ impl AgentConfig {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
             driver,
+            dns,
         })
     }
 }

@@ -20,3 +20,4 @@ pub mod client;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod demo;
+pub mod dns;

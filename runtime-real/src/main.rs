@@ -1,5 +1,6 @@
 //! `hawser`: the node runtime and the simulator front end.
 
+mod dns_cmd;
 mod sim_cmd;
 
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ enum Command {
     Sim(sim_cmd::SimCommand),
     /// Run a node: join the cluster, keep state in --data-dir, serve the admin API.
     #[cfg(not(madsim))]
-    Agent(hawser_runtime::config::AgentArgs),
+    Agent(Box<hawser_runtime::config::AgentArgs>),
     /// List the members a running agent knows (asks its admin API).
     Members(ClientArgs),
     /// Show a running agent's overlay: its active and passive views.
@@ -46,6 +47,10 @@ enum Command {
     /// Read, write and follow the replicated KV through a running agent.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// The cluster zone's records (add, rm, records) and questions to an agent's DNS
+    /// server (query).
+    #[command(subcommand)]
+    Dns(dns_cmd::DnsCommand),
     /// Three agents in this process on loopback replay the seed talk's demo for real:
     /// partition, a write everyone sees, a broken cookie, writes in isolation, mend,
     /// convergence. Exits 0 only if every read matched.
@@ -87,13 +92,13 @@ enum KvCommand {
 }
 
 #[derive(Args)]
-struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// The agent's admin API (host:port).
     #[arg(long, default_value = DEFAULT_ADMIN)]
-    admin: String,
+    pub(crate) admin: String,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Fetch `path` and print it as JSON or through `table`.
@@ -114,7 +119,7 @@ fn show(args: &ClientArgs, path: &str, table: fn(&serde_json::Value) -> String) 
     }
 }
 
-fn fail(e: String) -> ExitCode {
+pub(crate) fn fail(e: String) -> ExitCode {
     eprintln!("hawser: {e}");
     ExitCode::FAILURE
 }
@@ -200,7 +205,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Sim(cmd) => sim_cmd::main(cmd),
         #[cfg(not(madsim))]
-        Command::Agent(args) => hawser_runtime::agent::main(args),
+        Command::Agent(args) => hawser_runtime::agent::main(*args),
         Command::Members(args) => show(&args, "/v1/members", client::members_table),
         Command::Overlay(args) => show(&args, "/v1/overlay", client::overlay_table),
         Command::Route { node, client } => show(
@@ -209,7 +214,20 @@ fn main() -> ExitCode {
             client::route_table,
         ),
         Command::Kv(cmd) => kv(cmd),
+        Command::Dns(cmd) => dns_cmd::main(cmd),
         #[cfg(not(madsim))]
         Command::Demo(args) => hawser_runtime::demo::main(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its argument definitions (unique names, ...) only when a command is
+    /// built: build them all here rather than at a user's first run.
+    #[test]
+    fn the_cli_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -61,6 +61,12 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
+        Metrics::new_with(|_| {})
+    }
+
+    /// The agent's metrics plus what `extra` registers (the dataplane's, under the same
+    /// `hawser_` prefix).
+    pub fn new_with(extra: impl FnOnce(&mut Registry)) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("hawser");
         let m = Metrics {
             active_view: Gauge::default(),
@@ -238,6 +244,7 @@ impl Metrics {
             "Local KV deltas too large to multicast (anti-entropy carries them)",
             m.kv_undisseminated.clone(),
         );
+        extra(&mut registry);
         Arc::new(Metrics { registry, ..m })
     }
 

@@ -14,6 +14,20 @@ pub const HEADER: usize = 12;
 /// The UDP size a client without EDNS can take (RFC 1035).
 pub const CLASSIC_UDP: usize = 512;
 
+/// An rcode as dig spells it (`NOERROR`, `NXDOMAIN`, ...), or its number.
+pub fn rcode_name(rcode: u16) -> String {
+    match rcode {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        16 => "BADVERS".into(),
+        n => n.to_string(),
+    }
+}
+
 /// How a query arrived, and how its answer leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Transport {

@@ -157,7 +157,7 @@ impl Data {
     }
 
     /// The VALUE in canonical form (absolute names, single spaces; TXT as a JSON string).
-    fn render(&self) -> String {
+    pub fn render(&self) -> String {
         match self {
             Data::A(a) => a.to_string(),
             Data::Aaaa(a) => a.to_string(),

@@ -200,6 +200,11 @@ impl Zone {
         self.nodes_hash = acc;
     }
 
+    /// User names, and members answered under `node.`.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.names.len(), self.nodes.len())
+    }
+
     /// Every user name and its records, in canonical name order.
     pub fn user_records(&self) -> impl Iterator<Item = (&Name, &[Record])> {
         self.names.iter().map(|(n, e)| (n, e.records.as_slice()))
