@@ -35,8 +35,8 @@ pub struct DnsConfig {
     /// Bounds of the adaptive hedge delay (a multiple of the upstream's smoothed RTT).
     pub hedge_min: Duration,
     pub hedge_max: Duration,
-    /// An attempt unanswered for this long (or 8 smoothed RTTs, if longer, up to
-    /// `attempt_timeout_max`) counts as a failure of its upstream.
+    /// An attempt unanswered for 8 smoothed RTTs, within these bounds (the upper one
+    /// while the RTT is not known), counts as a failure of its upstream.
     pub attempt_timeout_min: Duration,
     pub attempt_timeout_max: Duration,
     /// A client query with no good answer by then gets SERVFAIL.
@@ -64,7 +64,7 @@ impl Default for DnsConfig {
             forward_zones: Vec::new(),
             node_ttl: 5,
             negative_ttl: 2,
-            hedge_initial: Duration::from_millis(10),
+            hedge_initial: Duration::from_millis(5),
             hedge_min: Duration::from_millis(2),
             hedge_max: Duration::from_millis(200),
             attempt_timeout_min: Duration::from_millis(200),

@@ -127,10 +127,11 @@ impl Upstream {
     }
 
     /// How long an attempt may go unanswered before it counts as a failure: eight
-    /// smoothed RTTs, within the configured bounds.
+    /// smoothed RTTs, within the configured bounds; the longest while the RTT is not
+    /// known yet, so that a far upstream is not judged dead on its first queries.
     pub fn attempt_timeout(&self, config: &DnsConfig) -> Duration {
         let guess = match self.srtt {
-            None => config.hedge_initial.saturating_mul(8),
+            None => config.attempt_timeout_max,
             Some((s, v)) => Duration::from_nanos((8.0 * s + 4.0 * v) as u64),
         };
         clamp(
