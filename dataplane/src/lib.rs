@@ -5,3 +5,4 @@
 //!   sans-IO server the runtime drives.
 
 pub mod dns;
+pub mod fuzzing;
