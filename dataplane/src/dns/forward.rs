@@ -41,7 +41,7 @@ use super::upstream::{Health, Upstream};
 pub struct Pending {
     pub client: Client,
     pub request: Request,
-    /// The query as the client sent it; each attempt sends it with its own ID.
+    /// The query as it goes upstream; each attempt sends it with its own ID.
     pub bytes: Vec<u8>,
     /// Upstream indices, in the order they are asked.
     candidates: Vec<usize>,

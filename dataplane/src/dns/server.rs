@@ -19,7 +19,7 @@ use super::cache::{Cache, Key};
 use super::config::{DnsConfig, DnsConfigError};
 use super::counters::{DnsCounters, Source};
 use super::forward::{Cx, Forwarder, Outcome, Pending};
-use super::message::{self, CLASSIC_UDP, Request, Transport, parse_request, set_id};
+use super::message::{self, CLASSIC_UDP, Malformed, Request, Transport, parse_request, set_id};
 use super::output::{Client, DnsEvent, Output, Transmit};
 use super::upstream::Upstream;
 use super::zone::{VipNames, Zone};
@@ -136,6 +136,14 @@ impl DnsServer {
             // Not a recursive server: with no upstream for a name, it does not answer it.
             return self.refuse(client, &request, ResponseCode::Refused);
         }
+        // Upstreams get the query as decoded and encoded again, never the client's bytes:
+        // those may hold compression pointers into the header, which mean something else
+        // once the ID changes (found by the fuzzer), and an upstream need not see the
+        // oddities a client put in.
+        let Ok(bytes) = request.message.to_vec() else {
+            self.out.counters.malformed(Malformed::Undecodable);
+            return self.refuse(client, &request, ResponseCode::FormErr);
+        };
         let mut cx = Cx {
             now,
             config: &self.config,
@@ -144,7 +152,7 @@ impl DnsServer {
         };
         let ended = self
             .forwarder
-            .start(&mut cx, client, request, bytes.to_vec(), &upstreams);
+            .start(&mut cx, client, request, bytes, &upstreams);
         self.conclude_all(now, ended);
     }
 
