@@ -17,8 +17,10 @@
 //!   a response to the same question. Anything else is ignored and counted (dcos-net
 //!   took the first datagram from anyone). A forged reply cannot cancel the real one.
 //! - **Failures.** An attempt unanswered for its adaptive timeout counts as a failure
-//!   of its upstream; it stays matched until `attempt_timeout_max`, so a late answer
-//!   still proves the upstream alive.
+//!   of its upstream, and the query moves on. While the upstream's RTT is unknown the
+//!   timeout is short (`attempt_timeout_min`) but the attempt stays matched until
+//!   `attempt_timeout_max`, so a far upstream's first answers still count, and a query
+//!   with nobody else to ask still gets them.
 //! - **Bounds.** At most `max_in_flight` queries (the server refuses beyond), and at
 //!   most as many attempts per upstream and transport, so the 16-bit ID space never
 //!   fills; every record leaves the tables when its last timer fires.
@@ -82,9 +84,11 @@ struct Attempt {
     query: u64,
     question: Question,
     sent: Instant,
-    /// Its timeout passed (counted as a failure); kept for a late answer.
+    /// Its timeout passed (counted as a failure, the query moved on); it is still
+    /// taken until its expiry.
     failed: bool,
-    /// When its timer fires.
+    expiry: Instant,
+    /// When its timer fires: the timeout, then the expiry.
     timer: Instant,
 }
 
@@ -276,6 +280,7 @@ impl Forwarder {
                 question: pending.request.question.clone(),
                 sent: cx.now,
                 failed: false,
+                expiry: cx.now + self.upstreams[u].attempt_expiry(cx.config),
                 timer,
             },
         );
@@ -308,13 +313,12 @@ impl Forwarder {
         Some(p)
     }
 
-    /// One of query `id`'s attempts failed (or brought an error rcode): ask the next
-    /// upstream at once; when nobody is left and nothing is outstanding, it failed.
-    fn attempt_lost(&mut self, cx: &mut Cx<'_>, id: u64, was_outstanding: bool) -> Option<Outcome> {
+    /// One of query `id`'s attempts is over without a good answer (an error rcode, a
+    /// broken connection, its expiry): ask the next upstream at once; when nobody is left
+    /// and nothing is outstanding, the query failed.
+    fn attempt_lost(&mut self, cx: &mut Cx<'_>, id: u64) -> Option<Outcome> {
         let mut pending = self.queries.remove(&id)?;
-        if was_outstanding {
-            pending.outstanding -= 1;
-        }
+        pending.outstanding -= 1;
         if self.advance(cx, id, &mut pending) {
             cx.out.counters.retries += 1;
         }
@@ -390,7 +394,7 @@ impl Forwarder {
         );
         if !good {
             cx.out.counters.upstream_errors += 1;
-            return self.attempt_lost(cx, attempt.query, !attempt.failed);
+            return self.attempt_lost(cx, attempt.query);
         }
         let pending = self.finish(attempt.query)?;
         Some(Outcome::Answered {
@@ -418,7 +422,7 @@ impl Forwarder {
         let mut outcomes = Vec::new();
         for key in keys {
             let a = self.remove_attempt(key).expect("listed above");
-            outcomes.extend(self.attempt_lost(cx, a.query, !a.failed));
+            outcomes.extend(self.attempt_lost(cx, a.query));
         }
         outcomes
     }
@@ -455,26 +459,37 @@ impl Forwarder {
         outcomes
     }
 
-    /// An attempt's timer: the first time, it failed; the second, it is forgotten.
+    /// An attempt's timer. At its timeout it counts as a failure and the query moves on
+    /// to the next upstream; at its expiry (the same instant once the upstream's RTT is
+    /// known) it is given up, and the query fails if nothing else is left.
     fn attempt_timer(&mut self, cx: &mut Cx<'_>, key: AttemptKey) -> Option<Outcome> {
         let a = self.attempts.get_mut(&key)?;
-        if a.failed {
-            self.attempts.remove(&key);
-            self.held[slot(key.0, key.1)] -= 1;
-            return None;
-        }
-        a.failed = true;
         let query = a.query;
-        let expiry = a.sent + cx.config.attempt_timeout_max;
-        if expiry > cx.now {
-            a.timer = expiry;
-            self.timers.insert((expiry, Timer::Attempt(key)));
-        } else {
-            self.attempts.remove(&key);
-            self.held[slot(key.0, key.1)] -= 1;
+        if !a.failed {
+            a.failed = true;
+            let expiry = a.expiry;
+            let change = self.upstreams[key.0].failed(cx.now, cx.config);
+            self.health(key.0, change, cx.out);
+            if expiry > cx.now {
+                let a = self.attempts.get_mut(&key).expect("looked up above");
+                a.timer = expiry;
+                self.timers.insert((expiry, Timer::Attempt(key)));
+                self.move_on(cx, query);
+                return None;
+            }
         }
-        let change = self.upstreams[key.0].failed(cx.now, cx.config);
-        self.health(key.0, change, cx.out);
-        self.attempt_lost(cx, query, true)
+        self.attempts.remove(&key);
+        self.held[slot(key.0, key.1)] -= 1;
+        self.attempt_lost(cx, query)
+    }
+
+    /// Query `id` asks its next upstream now, its attempts so far still standing.
+    fn move_on(&mut self, cx: &mut Cx<'_>, id: u64) {
+        if let Some(mut p) = self.queries.remove(&id) {
+            if self.advance(cx, id, &mut p) {
+                cx.out.counters.retries += 1;
+            }
+            self.queries.insert(id, p);
+        }
     }
 }

@@ -411,9 +411,9 @@ fn a_silent_first_upstream_costs_one_hedge_then_nothing() {
         h.run_to(h.now.saturating_since(Instant::ZERO) + ms(1));
     }
     assert!(second_answers.iter().all(|d| *d == ms(5)));
-    // Its RTT unknown, its attempts time out after attempt_timeout_max (1.5 s): three
+    // Its RTT unknown, its attempts time out after attempt_timeout_min (200 ms): three
     // timeouts take it out of rotation.
-    h.run_to(ms(1_560));
+    h.run_to(ms(260));
     assert!(!h.server.upstreams()[0].is_up());
     let mut events = Vec::new();
     while let Some(e) = h.server.poll_event() {
@@ -450,7 +450,7 @@ fn a_returning_upstream_is_used_again_within_a_probe_interval() {
         h.ask(&query(i, &format!("q{i}.example."), RecordType::A));
     }
     h.drain();
-    h.run_to(ms(1_600));
+    h.run_to(ms(300));
     h.drain();
     assert!(!h.server.upstreams()[0].is_up());
     // It is back from now: every query it is sent, it answers in 1 ms.
@@ -519,6 +519,23 @@ fn forged_replies_are_ignored_and_the_real_one_taken() {
 }
 
 #[test]
+fn a_slow_only_upstream_is_waited_for_while_its_rtt_is_unknown() {
+    let mut h = Harness::new(DnsConfig {
+        upstreams: vec![addr(FIRST)],
+        ..DnsConfig::default()
+    });
+    h.ask(&query(1, "far.example.", RecordType::A));
+    let (_, sent) = h.drain();
+    h.run_to(ms(500));
+    assert!(h.drain().0.is_empty(), "no SERVFAIL at the 200 ms timeout");
+    h.answer(FIRST, &sent[0].1, ResponseCode::NoError);
+    let (replies, _) = h.drain();
+    assert_eq!(ips(&replies[0]), ["192.0.2.7"]);
+    // Now its RTT is known (500 ms): the next attempt waits 8 of them, capped at 1.5 s.
+    assert!(h.server.upstreams()[0].srtt().is_some());
+}
+
+#[test]
 fn an_error_rcode_sends_the_query_on_at_once() {
     let mut h = Harness::forwarding();
     h.ask(&query(1, "x.example.", RecordType::A));
@@ -538,8 +555,8 @@ fn every_upstream_dead_means_servfail_not_silence() {
     let mut h = Harness::forwarding();
     h.ask(&query(5, "x.example.", RecordType::A));
     h.drain();
-    // Both attempts time out (1.5 s each while the RTTs are unknown; the second was
-    // sent at 5 ms).
+    // Both attempts time out at 200 ms, but while the upstreams' RTTs are unknown their
+    // answers are taken until 1.5 s after they were sent (the second was sent at 5 ms).
     h.run_to(ms(1_504));
     assert!(h.drain().0.is_empty());
     h.run_to(ms(1_506));

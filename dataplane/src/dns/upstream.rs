@@ -126,12 +126,12 @@ impl Upstream {
         }
     }
 
-    /// How long an attempt may go unanswered before it counts as a failure: eight
-    /// smoothed RTTs, within the configured bounds; the longest while the RTT is not
-    /// known yet, so that a far upstream is not judged dead on its first queries.
+    /// How long an attempt may go unanswered before it counts as a failure (and the
+    /// query moves on): eight smoothed RTTs, within the configured bounds; the lower
+    /// bound while the RTT is not known.
     pub fn attempt_timeout(&self, config: &DnsConfig) -> Duration {
         let guess = match self.srtt {
-            None => config.attempt_timeout_max,
+            None => config.attempt_timeout_min,
             Some((s, v)) => Duration::from_nanos((8.0 * s + 4.0 * v) as u64),
         };
         clamp(
@@ -139,6 +139,16 @@ impl Upstream {
             config.attempt_timeout_min,
             config.attempt_timeout_max,
         )
+    }
+
+    /// How long its answer is still taken: the timeout once the RTT is known, the upper
+    /// bound before, so that a far upstream's first answers are not thrown away (a query
+    /// with nobody else to ask still gets it).
+    pub fn attempt_expiry(&self, config: &DnsConfig) -> Duration {
+        match self.srtt {
+            None => config.attempt_timeout_max,
+            Some(_) => self.attempt_timeout(config),
+        }
     }
 
     /// Much slower than `best`, or failing often: asked after the others.
