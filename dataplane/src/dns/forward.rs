@@ -16,11 +16,11 @@
 //!   same transport, with the ID we chose for that attempt (random, per attempt), and is
 //!   a response to the same question. Anything else is ignored and counted (dcos-net
 //!   took the first datagram from anyone). A forged reply cannot cancel the real one.
-//! - **Failures.** An attempt unanswered for its adaptive timeout counts as a failure
-//!   of its upstream, and the query moves on. While the upstream's RTT is unknown the
-//!   timeout is short (`attempt_timeout_min`) but the attempt stays matched until
-//!   `attempt_timeout_max`, so a far upstream's first answers still count, and a query
-//!   with nobody else to ask still gets them.
+//! - **Failures.** An attempt unanswered for its adaptive timeout (eight RTTs, at least
+//!   `attempt_timeout_min`) counts as a failure of its upstream, and the query moves
+//!   on; the attempt stays matched until `attempt_timeout_max`, so a slow answer (a far
+//!   upstream's first ones, an overloaded one's) still counts, and a query with nobody
+//!   else to ask still gets it.
 //! - **Bounds.** At most `max_in_flight` queries (the server refuses beyond), and at
 //!   most as many attempts per upstream and transport, so the 16-bit ID space never
 //!   fills; every record leaves the tables when its last timer fires.
@@ -280,7 +280,7 @@ impl Forwarder {
                 question: pending.request.question.clone(),
                 sent: cx.now,
                 failed: false,
-                expiry: cx.now + self.upstreams[u].attempt_expiry(cx.config),
+                expiry: cx.now + cx.config.attempt_timeout_max,
                 timer,
             },
         );
@@ -460,8 +460,8 @@ impl Forwarder {
     }
 
     /// An attempt's timer. At its timeout it counts as a failure and the query moves on
-    /// to the next upstream; at its expiry (the same instant once the upstream's RTT is
-    /// known) it is given up, and the query fails if nothing else is left.
+    /// to the next upstream; at its expiry it is given up, and the query fails if
+    /// nothing else is left.
     fn attempt_timer(&mut self, cx: &mut Cx<'_>, key: AttemptKey) -> Option<Outcome> {
         let a = self.attempts.get_mut(&key)?;
         let query = a.query;

@@ -29,6 +29,8 @@ pub struct Upstream {
     failure_rate: f64,
     /// Out of rotation since, while it is.
     down_since: Option<Instant>,
+    /// When it last answered anything.
+    last_answer: Option<Instant>,
     /// While out of rotation: when it may get the next probe.
     next_probe: Instant,
     /// Running totals.
@@ -53,6 +55,7 @@ impl Upstream {
             consecutive_failures: 0,
             failure_rate: 0.0,
             down_since: None,
+            last_answer: None,
             next_probe: Instant::ZERO,
             answers: 0,
             failures: 0,
@@ -80,6 +83,7 @@ impl Upstream {
             Some((s, v)) => (0.875 * s + 0.125 * r, 0.75 * v + 0.25 * (s - r).abs()),
         });
         self.answers += 1;
+        self.last_answer = Some(now);
         self.consecutive_failures = 0;
         self.failure_rate *= 1.0 - FAILURE_WEIGHT;
         let since = self.down_since.take()?;
@@ -88,12 +92,17 @@ impl Upstream {
         })
     }
 
-    /// An attempt went unanswered for its timeout, or its connection failed.
+    /// An attempt went unanswered for its timeout, or its connection failed. Out of
+    /// rotation after `fail_threshold` in a row *and* no answer at all for a timeout:
+    /// an overloaded upstream that is slow on some queries but answers the rest stays.
     pub fn failed(&mut self, now: Instant, config: &DnsConfig) -> Option<Health> {
         self.failures += 1;
         self.consecutive_failures += 1;
         self.failure_rate = (1.0 - FAILURE_WEIGHT) * self.failure_rate + FAILURE_WEIGHT;
-        if self.is_up() && self.consecutive_failures >= config.fail_threshold {
+        let silent = self
+            .last_answer
+            .is_none_or(|t| now.saturating_since(t) >= config.attempt_timeout_min);
+        if self.is_up() && silent && self.consecutive_failures >= config.fail_threshold {
             self.down_since = Some(now);
             self.next_probe = now + config.probe_interval;
             return Some(Health::Down {
@@ -128,7 +137,8 @@ impl Upstream {
 
     /// How long an attempt may go unanswered before it counts as a failure (and the
     /// query moves on): eight smoothed RTTs, within the configured bounds; the lower
-    /// bound while the RTT is not known.
+    /// bound while the RTT is not known. (Its answer is still taken until
+    /// `attempt_timeout_max`.)
     pub fn attempt_timeout(&self, config: &DnsConfig) -> Duration {
         let guess = match self.srtt {
             None => config.attempt_timeout_min,
@@ -139,16 +149,6 @@ impl Upstream {
             config.attempt_timeout_min,
             config.attempt_timeout_max,
         )
-    }
-
-    /// How long its answer is still taken: the timeout once the RTT is known, the upper
-    /// bound before, so that a far upstream's first answers are not thrown away (a query
-    /// with nobody else to ask still gets it).
-    pub fn attempt_expiry(&self, config: &DnsConfig) -> Duration {
-        match self.srtt {
-            None => config.attempt_timeout_max,
-            Some(_) => self.attempt_timeout(config),
-        }
     }
 
     /// Much slower than `best`, or failing often: asked after the others.
@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(u.answered(t, ms(1)), None);
         assert_eq!(u.failed(t, &c), None);
         assert_eq!(u.failed(t, &c), None);
-        assert_eq!(u.failed(t, &c), Some(Health::Down { failures: 3 }));
+        // Three in a row, but it answered 100 ms ago: slow, not gone.
+        assert_eq!(u.failed(t + ms(100), &c), None);
+        let t = t + c.attempt_timeout_min;
+        assert_eq!(u.failed(t, &c), Some(Health::Down { failures: 4 }));
         assert!(!u.is_up());
         // Probes: at most one per interval.
         assert!(!u.take_probe(t, &c));

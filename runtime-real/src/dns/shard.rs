@@ -16,12 +16,13 @@ use hawser_core::time::Instant as CoreInstant;
 use hawser_dataplane::dns::{Client, DnsEvent, DnsServer, Transmit, Transport, VipNames};
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::follower::SharedZone;
 use super::metrics::{DnsMetrics, SYNC, Synced};
+use super::service::udp_socket;
 use super::tcp;
 
 /// What reaches a shard from its TCP tasks.
@@ -60,7 +61,8 @@ pub struct Shard {
     pub zone: SharedZone,
     pub vips: Arc<dyn VipNames>,
     pub metrics: DnsMetrics,
-    pub udp: UdpSocket,
+    /// The client-facing socket (made a tokio one on the shard's own runtime).
+    pub udp: Option<std::net::UdpSocket>,
     pub inbox: mpsc::Receiver<Input>,
     pub inbox_tx: mpsc::Sender<Input>,
     pub tcp_idle: Duration,
@@ -80,16 +82,46 @@ async fn recv(socket: &Option<UdpSocket>, buf: &mut [u8]) -> std::io::Result<(us
     }
 }
 
+/// Handle the datagram `first` brought into `buf`, then every one already waiting on
+/// `socket`, up to [`BATCH`].
+fn batch(
+    first: std::io::Result<(usize, SocketAddr)>,
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+    mut handle: impl FnMut(&[u8], SocketAddr),
+) {
+    let Some(socket) = socket else { return };
+    let mut next = first;
+    for taken in 1..=BATCH {
+        let Ok((n, from)) = next else { return };
+        handle(&buf[..n], from);
+        if taken == BATCH {
+            // Read no more than are handled: the next one waits for the next wake-up.
+            return;
+        }
+        next = socket.try_recv_from(buf);
+    }
+}
+
 struct TcpUpstream {
     queries: mpsc::Sender<Vec<u8>>,
     generation: u64,
 }
 
 impl Shard {
-    pub async fn run(mut self) {
+    /// Serve until `stop` says so.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let udp = match self.udp.take().map(UdpSocket::from_std) {
+            Some(Ok(u)) => u,
+            None => return,
+            Some(Err(e)) => {
+                warn!(shard = self.index, error = %e, "cannot use the DNS socket; this shard stops");
+                return;
+            }
+        };
         let origin = Instant::now();
         let now = move || CoreInstant::from_nanos(origin.elapsed().as_nanos() as u64);
-        let sockets = match self.upstream_sockets().await {
+        let sockets = match self.upstream_sockets() {
             Ok(s) => s,
             Err(e) => {
                 warn!(shard = self.index, error = %e, "cannot open upstream sockets; this DNS shard stops");
@@ -114,7 +146,7 @@ impl Shard {
                         to: Client::Udp(addr),
                         bytes,
                     } => {
-                        let _ = self.udp.send_to(&bytes, addr).await;
+                        let _ = udp.send_to(&bytes, addr).await;
                     }
                     Transmit::Client {
                         to: Client::Tcp(conn),
@@ -186,26 +218,25 @@ impl Shard {
                 .min(if dirty { sync_at } else { idle });
             dirty = true;
             tokio::select! {
-                r = self.udp.recv_from(&mut buf) => {
-                    let mut next = r;
-                    for _ in 0..BATCH {
-                        let Ok((n, from)) = next else { break };
-                        {
-                            let zone = self.zone.read().unwrap_or_else(|e| e.into_inner());
-                            self.server.handle_query(now(), &zone, self.vips.as_ref(), Client::Udp(from), &buf[..n]);
-                        }
-                        next = self.udp.try_recv_from(&mut buf);
-                    }
+                _ = stop.changed() => return,
+                r = udp.recv_from(&mut buf) => {
+                    let zone = self.zone.read().unwrap_or_else(|e| e.into_inner());
+                    let (server, vips) = (&mut self.server, self.vips.as_ref());
+                    batch(r, Some(&udp), &mut buf, |bytes, from| {
+                        server.handle_query(now(), &zone, vips, Client::Udp(from), bytes)
+                    });
                 }
                 r = recv(&sockets.v4, &mut up4) => {
-                    if let Ok((n, from)) = r {
-                        self.server.handle_reply(now(), from, Transport::Udp, &up4[..n]);
-                    }
+                    let server = &mut self.server;
+                    batch(r, sockets.v4.as_ref(), &mut up4, |bytes, from| {
+                        server.handle_reply(now(), from, Transport::Udp, bytes)
+                    });
                 }
                 r = recv(&sockets.v6, &mut up6) => {
-                    if let Ok((n, from)) = r {
-                        self.server.handle_reply(now(), from, Transport::Udp, &up6[..n]);
-                    }
+                    let server = &mut self.server;
+                    batch(r, sockets.v6.as_ref(), &mut up6, |bytes, from| {
+                        server.handle_reply(now(), from, Transport::Udp, bytes)
+                    });
                 }
                 Some(input) = self.inbox.recv() => match input {
                     Input::TcpOpened { conn, replies } => {
@@ -238,24 +269,27 @@ impl Shard {
         }
     }
 
-    async fn upstream_sockets(&self) -> std::io::Result<UpstreamSockets> {
+    fn upstream_sockets(&self) -> std::io::Result<UpstreamSockets> {
         let c = self.server.config();
         let all = || {
             c.upstreams
                 .iter()
                 .chain(c.forward_zones.iter().flat_map(|f| &f.upstreams))
         };
-        let v4 = if all().any(SocketAddr::is_ipv4) {
-            Some(UdpSocket::bind("0.0.0.0:0").await?)
-        } else {
-            None
+        let open = |wildcard: &str| {
+            udp_socket(wildcard.parse().expect("a valid address"), false)
+                .and_then(UdpSocket::from_std)
         };
-        let v6 = if all().any(SocketAddr::is_ipv6) {
-            Some(UdpSocket::bind("[::]:0").await?)
-        } else {
-            None
-        };
-        Ok(UpstreamSockets { v4, v6 })
+        Ok(UpstreamSockets {
+            v4: all()
+                .any(SocketAddr::is_ipv4)
+                .then(|| open("0.0.0.0:0"))
+                .transpose()?,
+            v6: all()
+                .any(SocketAddr::is_ipv6)
+                .then(|| open("[::]:0"))
+                .transpose()?,
+        })
     }
 
     /// Queue a query on the TCP connection to `to`, opening one if there is none (or
