@@ -414,14 +414,18 @@ fn a_burst_of_datagrams_is_answered_whole() {
     a.start();
     let server = dns_addr(&a);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     // Room for every answer on this side too.
     socket2::SockRef::from(&client)
         .set_recv_buffer_size(4 << 20)
         .unwrap();
     let n = 500u16;
     for i in 0..n {
-        client.send_to(&query(i, "n0.node.hawser."), server).unwrap();
+        client
+            .send_to(&query(i, "n0.node.hawser."), server)
+            .unwrap();
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut buf = [0u8; 4096];

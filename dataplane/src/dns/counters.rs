@@ -77,11 +77,13 @@ pub struct DnsCounters {
     pub overloaded: u64,
     /// Attempts sent to upstreams: first tries, hedges (the next upstream asked because
     /// the first was slow), retries after a failure, probes of an upstream out of
-    /// rotation.
+    /// rotation, health checks.
     pub first_tries: u64,
     pub hedges: u64,
     pub retries: u64,
     pub probes: u64,
+    /// Health checks at start (see `Forwarder::check_all`).
+    pub checks: u64,
     /// Upstream replies not taken, by why.
     pub ignored: BTreeMap<Ignored, u64>,
     /// Upstream replies with an rcode that sends the query on (SERVFAIL, REFUSED, ...).

@@ -22,15 +22,16 @@
 //!   upstream's first ones, an overloaded one's) still counts, and a query with nobody
 //!   else to ask still gets it.
 //! - **Bounds.** At most `max_in_flight` queries (the server refuses beyond), and at
-//!   most as many attempts per upstream and transport, so the 16-bit ID space never
-//!   fills; every record leaves the tables when its last timer fires.
+//!   most [`MAX_ATTEMPTS`] attempts per upstream and transport, so the 16-bit ID space
+//!   never fills; every record leaves the tables when its last timer fires.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use hawser_core::NodeRng;
 use hawser_core::time::Instant;
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::config::DnsConfig;
 use super::counters::Ignored;
@@ -79,6 +80,10 @@ pub struct Cx<'a> {
 
 type AttemptKey = (usize, Transport, u16);
 
+/// The query id of health checks: no client query has it, so their answers only
+/// judge the upstream.
+const CHECK: u64 = u64::MAX;
+
 #[derive(Debug)]
 struct Attempt {
     query: u64,
@@ -110,9 +115,10 @@ pub struct Forwarder {
     next_query: u64,
 }
 
-/// Attempts per upstream and transport at most, whatever `max_in_flight` says: a
-/// quarter of the ID space, so a random ID is free at the first or second try.
-const MAX_ATTEMPTS: usize = 16_384;
+/// Attempts held per upstream and transport at most (queries are bounded by
+/// `max_in_flight`; attempts outlive their query until they expire): a quarter of the
+/// ID space, so a random ID is free at the first or second try.
+pub(crate) const MAX_ATTEMPTS: usize = 16_384;
 
 fn slot(upstream: usize, transport: Transport) -> usize {
     upstream * 2
@@ -260,9 +266,32 @@ impl Forwarder {
 
     /// Send the query to upstream `u` with a fresh ID. False if `u` has no room.
     fn send(&mut self, cx: &mut Cx<'_>, id: u64, pending: &mut Pending, u: usize) -> bool {
-        let transport = pending.client.transport();
-        let cap = cx.config.max_in_flight.min(MAX_ATTEMPTS);
-        if self.held[slot(u, transport)] >= cap {
+        let sent = self.attempt(
+            cx,
+            u,
+            pending.client.transport(),
+            id,
+            &pending.request.question,
+            &pending.bytes,
+        );
+        if sent {
+            pending.outstanding += 1;
+        }
+        sent
+    }
+
+    /// Send `bytes` (a query for `question`) to upstream `u` with a fresh ID, as an
+    /// attempt of query `id`. False if `u` has no room.
+    fn attempt(
+        &mut self,
+        cx: &mut Cx<'_>,
+        u: usize,
+        transport: Transport,
+        id: u64,
+        question: &Question,
+        bytes: &[u8],
+    ) -> bool {
+        if self.held[slot(u, transport)] >= MAX_ATTEMPTS {
             return false;
         }
         let Some(qid) = (0..8)
@@ -277,7 +306,7 @@ impl Forwarder {
             key,
             Attempt {
                 query: id,
-                question: pending.request.question.clone(),
+                question: question.clone(),
                 sent: cx.now,
                 failed: false,
                 expiry: cx.now + cx.config.attempt_timeout_max,
@@ -286,8 +315,7 @@ impl Forwarder {
         );
         self.held[slot(u, transport)] += 1;
         self.timers.insert((timer, Timer::Attempt(key)));
-        pending.outstanding += 1;
-        let mut bytes = pending.bytes.clone();
+        let mut bytes = bytes.to_vec();
         set_id(&mut bytes, qid);
         cx.out.transmits.push_back(Transmit::Upstream {
             to: self.upstreams[u].addr,
@@ -295,6 +323,28 @@ impl Forwarder {
             bytes,
         });
         true
+    }
+
+    /// Ask every upstream for the root's NS records, `fail_threshold` times: before any
+    /// client asks, an upstream that is dead at start is out of rotation within one
+    /// `attempt_timeout_min`, and a live one has an RTT. (A refusal is an answer too.)
+    pub fn check_all(&mut self, cx: &mut Cx<'_>) {
+        let question = Question {
+            name: Name::root(),
+            qtype: RecordType::NS,
+            qclass: DNSClass::IN,
+        };
+        let mut m = Message::new(0, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::root(), RecordType::NS));
+        let bytes = m.to_vec().expect("a root NS query encodes");
+        for u in 0..self.upstreams.len() {
+            for _ in 0..cx.config.fail_threshold {
+                if self.attempt(cx, u, Transport::Udp, CHECK, &question, &bytes) {
+                    cx.out.counters.checks += 1;
+                }
+            }
+        }
     }
 
     fn remove_attempt(&mut self, key: AttemptKey) -> Option<Attempt> {

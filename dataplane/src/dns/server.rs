@@ -76,6 +76,17 @@ impl DnsServer {
         self.cache.len()
     }
 
+    /// The server starts: it checks its upstreams before any client asks.
+    pub fn handle_start(&mut self, now: Instant) {
+        let mut cx = Cx {
+            now,
+            config: &self.config,
+            rng: &mut self.rng,
+            out: &mut self.out,
+        };
+        self.forwarder.check_all(&mut cx);
+    }
+
     /// A query from `client` (a UDP datagram, or one TCP message without its length).
     pub fn handle_query(
         &mut self,

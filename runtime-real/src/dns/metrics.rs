@@ -119,7 +119,7 @@ impl DnsMetrics {
         r.register(
             "upstream_attempts",
             "Queries sent upstream, by kind: first, hedge (the first was slow), retry \
-             (after a failure), probe (of an upstream out of rotation)",
+             (after a failure), probe (of an upstream out of rotation), check (at start)",
             self.attempts.clone(),
         );
         r.register(
@@ -264,6 +264,7 @@ impl Synced {
             ("hedge", c.hedges, last.hedges),
             ("retry", c.retries, last.retries),
             ("probe", c.probes, last.probes),
+            ("check", c.checks, last.checks),
         ] {
             if now > before {
                 m.attempts

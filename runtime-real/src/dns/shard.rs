@@ -121,6 +121,7 @@ impl Shard {
         };
         let origin = Instant::now();
         let now = move || CoreInstant::from_nanos(origin.elapsed().as_nanos() as u64);
+        self.server.handle_start(now());
         let sockets = match self.upstream_sockets() {
             Ok(s) => s,
             Err(e) => {
