@@ -17,7 +17,8 @@
 //! canonical JSON of `Map::to_json`. A key is everything after `/v1/kv/`, percent-decoded,
 //! so it may contain `/`; the one key that cannot be spelled plainly is `watch`, which
 //! clients write as `%77atch`. `POST /v1/multicast/{topic}` sends the body to every
-//! reachable node (each logs its delivery).
+//! reachable node (each logs its delivery). `/v1/dns/*` is the cluster zone's records
+//! (see `dns::api`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
