@@ -78,13 +78,8 @@ impl DnsServer {
 
     /// The server starts: it checks its upstreams before any client asks.
     pub fn handle_start(&mut self, now: Instant) {
-        let mut cx = Cx {
-            now,
-            config: &self.config,
-            rng: &mut self.rng,
-            out: &mut self.out,
-        };
-        self.forwarder.check_all(&mut cx);
+        let (forwarder, mut cx) = self.parts(now);
+        forwarder.check_all(&mut cx);
     }
 
     /// A query from `client` (a UDP datagram, or one TCP message without its length).
@@ -155,15 +150,8 @@ impl DnsServer {
             self.out.counters.malformed(Malformed::Undecodable);
             return self.refuse(client, &request, ResponseCode::FormErr);
         };
-        let mut cx = Cx {
-            now,
-            config: &self.config,
-            rng: &mut self.rng,
-            out: &mut self.out,
-        };
-        let ended = self
-            .forwarder
-            .start(&mut cx, client, request, bytes, &upstreams);
+        let (forwarder, mut cx) = self.parts(now);
+        let ended = forwarder.start(&mut cx, client, request, bytes, &upstreams);
         self.conclude_all(now, ended);
     }
 
@@ -175,36 +163,21 @@ impl DnsServer {
         transport: Transport,
         bytes: &[u8],
     ) {
-        let mut cx = Cx {
-            now,
-            config: &self.config,
-            rng: &mut self.rng,
-            out: &mut self.out,
-        };
-        let ended = self.forwarder.reply(&mut cx, from, transport, bytes);
+        let (forwarder, mut cx) = self.parts(now);
+        let ended = forwarder.reply(&mut cx, from, transport, bytes);
         self.conclude_all(now, ended);
     }
 
     /// The driver's TCP connection to `upstream` failed or closed with queries on it.
     pub fn handle_connection_failed(&mut self, now: Instant, upstream: SocketAddr) {
-        let mut cx = Cx {
-            now,
-            config: &self.config,
-            rng: &mut self.rng,
-            out: &mut self.out,
-        };
-        let ended = self.forwarder.connection_failed(&mut cx, upstream);
+        let (forwarder, mut cx) = self.parts(now);
+        let ended = forwarder.connection_failed(&mut cx, upstream);
         self.conclude_all(now, ended);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut cx = Cx {
-            now,
-            config: &self.config,
-            rng: &mut self.rng,
-            out: &mut self.out,
-        };
-        let ended = self.forwarder.timeout(&mut cx);
+        let (forwarder, mut cx) = self.parts(now);
+        let ended = forwarder.timeout(&mut cx);
         self.conclude_all(now, ended);
     }
 
@@ -218,6 +191,17 @@ impl DnsServer {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.forwarder.next_deadline()
+    }
+
+    /// The forwarder, and what its calls work with.
+    fn parts(&mut self, now: Instant) -> (&mut Forwarder, Cx<'_>) {
+        let cx = Cx {
+            now,
+            config: &self.config,
+            rng: &mut self.rng,
+            out: &mut self.out,
+        };
+        (&mut self.forwarder, cx)
     }
 
     fn send(&mut self, to: Client, source: Source, rcode: u16, bytes: Vec<u8>) {
