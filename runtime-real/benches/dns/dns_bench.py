@@ -724,7 +724,7 @@ def main():
             log("glibc")
             pre, down, post = a.flap
             results["glibc"] = measure_glibc(a.workdir, a.runs, a.glibc_seq, True, pre, down, post,
-                                             [f for f in a.forwarders if f in ("hawser", "dnsdist")])
+                                             a.forwarders)
             save()
     finally:
         stop(knot)
