@@ -12,8 +12,11 @@
 //!   loop that reads the kernel, diffs and applies the minimal change.
 
 pub mod desired;
+pub mod kernel;
 pub mod kv;
 pub mod names;
+pub mod nft;
+pub mod rtnl;
 pub mod state;
 pub mod vip;
 
