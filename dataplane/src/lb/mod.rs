@@ -16,11 +16,14 @@ pub mod kernel;
 pub mod kv;
 pub mod names;
 pub mod nft;
+pub mod reconcile;
 pub mod rtnl;
 pub mod state;
 pub mod vip;
 
 pub use desired::{Desired, DesiredStats, desired};
+pub use kernel::{Kernel, KernelError};
 pub use names::{NameRanges, Prefix, ProgrammedNames};
+pub use reconcile::{Pass, Reconciler};
 pub use state::{Change, Dests, Programmed, diff};
 pub use vip::{Backend, Host, Proto, Service, Vip, VipError};

@@ -44,11 +44,13 @@
 //!   the table is touched.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::process::{Command, Stdio};
 
 use nftables::expr::{
-    CT, CTDir, CTFamily, Expression, Map, NamedExpression, NgMode, Numgen, Payload, PayloadField,
-    Range, SetItem,
+    CT, CTDir, Expression, Map, NamedExpression, NgMode, Numgen, Payload, PayloadField, Range,
+    SetItem,
 };
 use nftables::helper::{self, NftablesError};
 use nftables::schema::{
@@ -130,12 +132,31 @@ impl Nft {
         }
     }
 
+    /// Apply a batch with `nft -j -f -`: one transaction, all or nothing. (The crate's
+    /// own helper leaves nft's error message on our stderr; this keeps it.)
     fn run(&self, commands: Vec<NfObject<'static>>) -> Result<(), KernelError> {
         let doc = Nftables {
             objects: commands.into(),
         };
-        helper::apply_ruleset_with_args(&doc, Some(&self.program), helper::DEFAULT_ARGS)
-            .map_err(|e| failed("nft -j -f (apply)", nft_error(e)))
+        let json = serde_json::to_vec(&doc).map_err(|e| failed("encode an nft batch", e))?;
+        let mut child = Command::new(&self.program)
+            .args(["-j", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(format!("run {}", self.program), e))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let written = stdin.write_all(&json);
+        drop(stdin);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| failed(format!("run {}", self.program), e))?;
+        if !out.status.success() || written.is_err() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(failed("nft -j -f - (apply a batch)", stderr.trim()));
+        }
+        Ok(())
     }
 }
 
@@ -152,8 +173,11 @@ impl Kernel for Nft {
             ),
         };
         self.last = listing;
+        let addresses = self.addresses.addresses()?;
+        // What reading took is not what applying costs.
+        self.addresses.take_messages();
         Ok(Programmed {
-            addresses: self.addresses.addresses()?,
+            addresses,
             services,
         })
     }
@@ -314,12 +338,13 @@ fn hook_rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject
     })
 }
 
-fn masquerade(family: CTFamily, set: &'static str) -> Vec<Statement<'static>> {
+/// `ct original ip daddr @set masquerade` (nft spells the family inside the key).
+fn masquerade(key: &'static str, set: &'static str) -> Vec<Statement<'static>> {
     vec![
         eq(
             Expression::Named(NamedExpression::CT(CT {
-                key: "daddr".into(),
-                family: Some(family),
+                key: key.into(),
+                family: None,
                 dir: Some(CTDir::Original),
             })),
             Expression::String(format!("@{set}").into()),
@@ -362,8 +387,8 @@ fn skeleton() -> Vec<NfListObject<'static>> {
         NfListObject::Chain(base_chain("postrouting", NfHook::Postrouting, 100)),
         hook_rule("prerouting", jump()),
         hook_rule("output", jump()),
-        hook_rule("postrouting", masquerade(CTFamily::IP, SET4)),
-        hook_rule("postrouting", masquerade(CTFamily::IP6, SET6)),
+        hook_rule("postrouting", masquerade("ip daddr", SET4)),
+        hook_rule("postrouting", masquerade("ip6 daddr", SET6)),
     ]
 }
 
