@@ -29,11 +29,37 @@ pub const DEFAULT_INTERFACE: &str = "hawser-vip";
 const ENODEV: i32 = libc::ENODEV;
 const EOPNOTSUPP: i32 = libc::EOPNOTSUPP;
 
-/// The errno a netlink error carries, if it is one.
-fn errno<T, P>(e: &RouterError<T, P>) -> Option<i32> {
-    match e {
-        RouterError::Nlmsgerr(m) => Some(-*m.error()),
-        _ => None,
+/// A netlink request that failed: the errno the kernel answered with, if it did.
+struct NlFail {
+    errno: Option<i32>,
+    message: String,
+}
+
+impl<T: std::fmt::Debug, P: std::fmt::Debug> From<RouterError<T, P>> for NlFail {
+    fn from(e: RouterError<T, P>) -> NlFail {
+        let errno = match &e {
+            RouterError::Nlmsgerr(m) => Some(-*m.error()),
+            _ => None,
+        };
+        NlFail {
+            errno,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<KernelError> for NlFail {
+    fn from(e: KernelError) -> NlFail {
+        NlFail {
+            errno: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for NlFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -71,12 +97,7 @@ impl VipInterface {
         std::mem::take(&mut self.messages)
     }
 
-    fn send(
-        &mut self,
-        kind: Rtm,
-        flags: NlmF,
-        msg: Ifinfomsg,
-    ) -> Result<Vec<Ifinfomsg>, RouterError<Rtm, Ifinfomsg>> {
+    fn send(&mut self, kind: Rtm, flags: NlmF, msg: Ifinfomsg) -> Result<Vec<Ifinfomsg>, NlFail> {
         self.messages += 1;
         let recv =
             self.router
@@ -101,7 +122,7 @@ impl VipInterface {
             .map_err(|e| failed("build a link request", e))?;
         match self.send(Rtm::Getlink, NlmF::empty(), msg) {
             Ok(links) => Ok(links.first().map(|l| *l.ifi_index())),
-            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(e) if e.errno == Some(ENODEV) => Ok(None),
             Err(e) => Err(failed(format!("look up interface {}", self.name), e)),
         }
     }
@@ -112,7 +133,7 @@ impl VipInterface {
             return Ok(i);
         }
         match self.create("dummy") {
-            Err(e) if errno(&e) == Some(EOPNOTSUPP) => self
+            Err(e) if e.errno == Some(EOPNOTSUPP) => self
                 .create("bridge")
                 .map_err(|e| failed(format!("create interface {} (bridge)", self.name), e))?,
             other => other.map_err(|e| failed(format!("create interface {}", self.name), e))?,
@@ -125,7 +146,7 @@ impl VipInterface {
         })
     }
 
-    fn create(&mut self, kind: &str) -> Result<(), RouterError<Rtm, Ifinfomsg>> {
+    fn create(&mut self, kind: &str) -> Result<(), NlFail> {
         let build = || -> Result<Ifinfomsg, KernelError> {
             let mut info = RtBuffer::new();
             info.push(rtattr(IflaInfo::Kind, kind)?);
@@ -141,7 +162,7 @@ impl VipInterface {
                 .build()
                 .map_err(|e| failed("build a link request", e))
         };
-        let msg = build().map_err(|e| RouterError::new(e.to_string()))?;
+        let msg = build()?;
         self.send(Rtm::Newlink, NlmF::CREATE | NlmF::EXCL | NlmF::ACK, msg)
             .map(drop)
     }
@@ -223,16 +244,9 @@ impl VipInterface {
             .map_err(|e| failed("build an address request", e))
     }
 
-    fn addr_op(
-        &mut self,
-        kind: Rtm,
-        flags: NlmF,
-        ip: IpAddr,
-    ) -> Result<(), RouterError<Rtm, Ifaddrmsg>> {
-        let index = self.ensure().map_err(|e| RouterError::new(e.to_string()))?;
-        let msg = self
-            .addr_msg(index, ip)
-            .map_err(|e| RouterError::new(e.to_string()))?;
+    fn addr_op(&mut self, kind: Rtm, flags: NlmF, ip: IpAddr) -> Result<(), NlFail> {
+        let index = self.ensure()?;
+        let msg = self.addr_msg(index, ip)?;
         self.messages += 1;
         let recv = self.router.send::<_, _, Rtm, Ifaddrmsg>(
             kind,
@@ -254,7 +268,7 @@ impl VipInterface {
     /// Take `ip` off the interface (already gone is fine).
     pub fn remove(&mut self, ip: IpAddr) -> Result<(), KernelError> {
         match self.addr_op(Rtm::Deladdr, NlmF::empty(), ip) {
-            Err(e) if matches!(errno(&e), Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT)) => Ok(()),
+            Err(e) if matches!(e.errno, Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT)) => Ok(()),
             other => {
                 other.map_err(|e| failed(format!("remove address {ip} from {}", self.name), e))
             }
