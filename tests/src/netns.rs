@@ -13,8 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Panic, loudly, unless every program in `programs` runs and namespaces can be made.
 pub fn require(programs: &[&str]) {
     for p in programs {
-        let ok = Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success())
-            || Command::new(p).arg("-V").output().is_ok_and(|o| o.status.success());
+        let ok = Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            || Command::new(p)
+                .arg("-V")
+                .output()
+                .is_ok_and(|o| o.status.success());
         assert!(
             ok,
             "THIS TEST DID NOT RUN: `{p}` is missing. It needs root, iproute2 and nftables \
@@ -73,7 +79,9 @@ impl Namespaces {
     pub fn link(&self, a: &str, a_addr: &str, b: &str, b_addr: &str) {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let (va, vb) = (format!("va{n}"), format!("vb{n}"));
-        sh(&["ip", "-n", a, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", b]);
+        sh(&[
+            "ip", "-n", a, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", b,
+        ]);
         sh(&["ip", "-n", a, "addr", "add", a_addr, "dev", &va]);
         sh(&["ip", "-n", b, "addr", "add", b_addr, "dev", &vb]);
         sh(&["ip", "-n", a, "link", "set", &va, "up"]);

@@ -12,6 +12,7 @@
 //!   loop that reads the kernel, diffs and applies the minimal change.
 
 pub mod desired;
+pub mod ipvs;
 pub mod kernel;
 pub mod kv;
 pub mod names;
