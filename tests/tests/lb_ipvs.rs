@@ -64,7 +64,7 @@ fn ipvs_balances_where_the_kernel_has_it() {
     let addr: SocketAddr = "11.1.2.3:80".parse().unwrap();
     let count = spread(&node, addr, 50);
     assert!(
-        count.get("b1").is_some() && count.get("b2").is_some(),
+        count.contains_key("b1") && count.contains_key("b2"),
         "{count:?}"
     );
     stop.store(true, Ordering::SeqCst);
