@@ -156,6 +156,50 @@ pub fn read(value: &Map) -> Bucket {
     bucket
 }
 
+/// Every VIP in the KV, kept up to date key by key: a change to one key re-reads that
+/// key alone (a few dozen VIPs), not all of them.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    buckets: BTreeMap<String, Bucket>,
+}
+
+impl Catalog {
+    /// Take `key`'s new value (`None`: the key holds nothing). Keys outside [`PREFIX`]
+    /// are ignored.
+    pub fn update(&mut self, key: &str, value: Option<&Map>) {
+        if !key.starts_with(PREFIX) {
+            return;
+        }
+        match value.map(read) {
+            Some(b) if !(b.vips.is_empty() && b.malformed == 0) => {
+                self.buckets.insert(key.to_owned(), b);
+            }
+            _ => {
+                self.buckets.remove(key);
+            }
+        }
+    }
+
+    /// Every VIP and its backends. A VIP found under two keys (only a node not writing
+    /// through this module could do that) has the backends of both.
+    pub fn vips(&self) -> BTreeMap<Vip, Vec<Backend>> {
+        let mut out: BTreeMap<Vip, Vec<Backend>> = BTreeMap::new();
+        for b in self.buckets.values() {
+            for (vip, backends) in &b.vips {
+                out.entry(vip.clone())
+                    .or_default()
+                    .extend(backends.iter().copied());
+            }
+        }
+        out
+    }
+
+    /// Fields and elements that did not parse, over all keys.
+    pub fn malformed(&self) -> u64 {
+        self.buckets.values().map(|b| b.malformed).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use hawser_core::crdt::Actor;
@@ -274,6 +318,21 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn the_catalog_follows_keys_one_by_one() {
+        let vip: Vip = "tcp://11.1.2.3:80".parse().unwrap();
+        let mut r = Replica::new(1);
+        r.publish(&vip, "198.18.1.2:80", 1);
+        let mut c = Catalog::default();
+        c.update("other/key", Some(&r.value));
+        assert!(c.vips().is_empty());
+        c.update(&key_of(&vip), Some(&r.value));
+        assert_eq!(c.vips()[&vip], vec![b(1, "198.18.1.2:80", 1)]);
+        r.withdraw(&vip, "198.18.1.2:80");
+        c.update(&key_of(&vip), Some(&r.value));
+        assert!(c.vips().is_empty());
     }
 
     #[test]

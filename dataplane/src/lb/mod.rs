@@ -24,6 +24,7 @@ pub mod vip;
 
 pub use desired::{Desired, DesiredStats, desired};
 pub use kernel::{Kernel, KernelError};
+pub use kv::Catalog;
 pub use names::{NameRanges, Prefix, ProgrammedNames};
 pub use reconcile::{Pass, Reconciler};
 pub use state::{Change, Dests, Programmed, diff};
