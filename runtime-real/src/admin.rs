@@ -58,10 +58,12 @@ pub struct Admin {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub started: StdInstant,
+    /// The load balancer (its backend is `off` when not asked for).
+    pub lb: Arc<crate::lb::LbStatus>,
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 11] = [
+const ENDPOINTS: [&str; 13] = [
     "GET /v1/self",
     "GET /v1/members",
     "GET /v1/overlay",
@@ -71,6 +73,8 @@ const ENDPOINTS: [&str; 11] = [
     "POST /v1/kv/{key}",
     "GET /v1/kv/watch?prefix=P",
     "POST /v1/multicast/{topic}",
+    "GET /v1/vips",
+    "POST|DELETE /v1/vips {vip, backend, weight}",
     "GET /metrics",
     "(keys are percent-decoded; write the key `watch` as %77atch)",
 ];
@@ -85,6 +89,12 @@ pub fn router(state: Admin) -> Router {
         .route("/v1/kv/watch", get(kv_watch))
         .route("/v1/kv/{*key}", get(kv_get).post(kv_write))
         .route("/v1/multicast/{topic}", post(multicast))
+        .route(
+            "/v1/vips",
+            get(crate::lb_api::list)
+                .post(crate::lb_api::add)
+                .delete(crate::lb_api::remove),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -468,6 +478,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         "POST"
     } else if path.starts_with("/v1/kv/") && path != "/v1/kv/watch" {
         "GET, POST"
+    } else if path == "/v1/vips" {
+        "GET, POST, DELETE"
     } else {
         "GET"
     };

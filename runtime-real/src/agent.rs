@@ -15,9 +15,11 @@ use tracing_subscriber::EnvFilter;
 use crate::admin::{self, Admin, id_hex};
 use crate::config::{AgentArgs, AgentConfig, LogFormat, MINIMAL_COMMAND};
 use crate::driver::Driver;
+use crate::lb::{self, LbFollower, LbStatus};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::transport::{Tcp, Transport};
+use hawser_dataplane::lb::ProgrammedNames;
 
 /// Exit codes: 0 after a clean leave, 1 when something failed at run time, 2 when the
 /// configuration was refused.
@@ -39,6 +41,15 @@ pub fn main(args: AgentArgs) -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    // The load balancer's kernel backend is opened before anything starts, so that a
+    // kernel without what --lb asked for is refused like a bad setting.
+    let kernel = match crate::lb::open(&config.lb) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("hawser agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,7 +60,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, kernel)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -71,7 +82,10 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(config: AgentConfig) -> Result<(), String> {
+async fn run(
+    config: AgentConfig,
+    kernel: Option<Box<dyn hawser_dataplane::lb::Kernel>>,
+) -> Result<(), String> {
     let spec = config.node;
     let (store, snapshot) = Store::open(&config.data_dir, &spec.name).map_err(|e| e.to_string())?;
     let listener = Tcp::bind(config.listen)
@@ -97,13 +111,31 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         "agent starting"
     );
     let metrics = Metrics::new();
-    let (driver, handle) = Driver::<Tcp>::new(
+    let (mut driver, handle) = Driver::<Tcp>::new(
         node,
         Arc::new(store),
         listener,
         config.driver,
         metrics.clone(),
     );
+    // The L4 load balancer: its follower derives the desired state in the driver task,
+    // its reconciler programs the kernel. `vip_names` is what DNS serves as
+    // `<name>.vip.<zone>`: the named VIPs this kernel has programmed.
+    let lb_status = Arc::new(LbStatus::new(config.lb.backend, config.lb.ranges));
+    let vip_names = ProgrammedNames::new();
+    if let Some(kernel) = kernel {
+        let (follower, desired) = LbFollower::new(config.lb.ranges, metrics.clone());
+        driver.follow(Box::new(follower));
+        lb::spawn_reconciler(
+            kernel,
+            desired,
+            config.lb.interval,
+            vip_names.clone(),
+            lb_status.clone(),
+            metrics.clone(),
+        );
+        info!(backend = ?config.lb.backend, interface = %config.lb.interface, "load balancer on");
+    }
     let mut driver = tokio::spawn(driver.run());
     let app = admin::router(Admin {
         handle: handle.clone(),
@@ -112,6 +144,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         listen: config.listen,
         admin: admin_addr,
         started: std::time::Instant::now(),
+        lb: lb_status,
     });
     // The API outlives the driver by a moment, so that what it was serving ends cleanly:
     // ops waiting for the disk get their answer, watch streams their `end` event.

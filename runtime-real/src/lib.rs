@@ -20,3 +20,7 @@ pub mod client;
 pub mod config;
 #[cfg(not(madsim))]
 pub mod demo;
+#[cfg(not(madsim))]
+pub mod lb;
+#[cfg(not(madsim))]
+pub mod lb_api;

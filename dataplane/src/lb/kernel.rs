@@ -47,3 +47,14 @@ pub(crate) fn failed(op: impl Into<String>, error: impl fmt::Display) -> KernelE
         error: error.to_string(),
     }
 }
+
+/// A backend chosen at run time (`--lb nftables|ipvs`).
+impl<K: Kernel + ?Sized> Kernel for Box<K> {
+    fn read(&mut self) -> Result<Programmed, KernelError> {
+        (**self).read()
+    }
+
+    fn apply(&mut self, current: &Programmed, changes: &[Change]) -> Result<usize, KernelError> {
+        (**self).apply(current, changes)
+    }
+}
