@@ -11,8 +11,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Agent, get, raw_http, wait_for};
@@ -137,9 +135,8 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
         nodes.push(node);
         agents.push(a);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    server(&nodes[1], "198.18.0.2:8080", "b1", stop.clone());
-    server(&nodes[2], "198.18.0.3:8080", "b2", stop.clone());
+    server(&nodes[1], "198.18.0.2:8080", "b1");
+    server(&nodes[2], "198.18.0.3:8080", "b2");
     let log = |i: usize| agents[i].log_tail();
     for (i, n) in nodes.iter().enumerate() {
         let n2 = n.clone();
@@ -276,5 +273,4 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
         agents[0].log_tail()
     );
     assert_eq!(services(&nodes[0]), before, "same rules, same handles");
-    stop.store(true, Ordering::SeqCst);
 }

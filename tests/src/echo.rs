@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,29 +11,26 @@ use hawser_dataplane::lb::{Desired, Kernel, KernelError, Pass, ProgrammedNames, 
 
 use crate::netns::in_netns;
 
-/// A TCP server in `ns` at `addr` that greets each connection with `id` and echoes.
-pub fn server(ns: &str, addr: &'static str, id: &'static str, stop: Arc<AtomicBool>) {
+/// A TCP server in `ns` at `addr` that greets each connection with `id` and echoes,
+/// until the process ends (its listening socket keeps the namespace alive until then).
+pub fn server(ns: &str, addr: &'static str, id: &'static str) {
     let (ready, bound) = mpsc::channel();
     in_netns(ns, move || {
         let l = TcpListener::bind(addr).unwrap();
-        l.set_nonblocking(true).unwrap();
         ready.send(()).unwrap();
-        while !stop.load(Ordering::SeqCst) {
-            match l.accept() {
-                Ok((mut s, _)) => {
-                    std::thread::spawn(move || {
-                        s.set_nonblocking(false).unwrap();
-                        s.write_all(format!("{id}\n").as_bytes()).unwrap();
-                        let mut lines = BufReader::new(s.try_clone().unwrap()).lines();
-                        while let Some(Ok(line)) = lines.next() {
-                            if s.write_all(format!("{line}\n").as_bytes()).is_err() {
-                                break;
-                            }
-                        }
-                    });
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                if s.write_all(format!("{id}\n").as_bytes()).is_err() {
+                    return;
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
+                let mut lines = BufReader::new(s.try_clone().unwrap()).lines();
+                while let Some(Ok(line)) = lines.next() {
+                    if s.write_all(format!("{line}\n").as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
         }
     });
     bound.recv().unwrap();

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use hawser_core::NodeId;
 use hawser_dataplane::lb::ipvs::Ipvs;
@@ -44,9 +42,8 @@ fn ipvs_balances_where_the_kernel_has_it() {
     }
     // IPVS in NAT mode needs conntrack for connections the node itself opens.
     Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.vs.conntrack=1"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    server(&b1, "198.18.1.2:8080", "b1", stop.clone());
-    server(&b2, "198.18.2.2:8080", "b2", stop.clone());
+    server(&b1, "198.18.1.2:8080", "b1");
+    server(&b2, "198.18.2.2:8080", "b2");
     let vip: Vip = "tcp://11.1.2.3:80".parse().unwrap();
     let backends = ["198.18.1.2:8080", "198.18.2.2:8080"].map(|a| Backend {
         node: NodeId(1),
@@ -67,5 +64,4 @@ fn ipvs_balances_where_the_kernel_has_it() {
         count.contains_key("b1") && count.contains_key("b2"),
         "{count:?}"
     );
-    stop.store(true, Ordering::SeqCst);
 }

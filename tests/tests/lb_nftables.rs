@@ -7,8 +7,6 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use hawser_core::NodeId;
 use hawser_dataplane::lb::nft::Nft;
@@ -54,9 +52,8 @@ fn nftables_balances_drains_removes_and_repairs() {
         sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
     }
     Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    server(&b1, B1, "b1", stop.clone());
-    server(&b2, B2, "b2", stop.clone());
+    server(&b1, B1, "b1");
+    server(&b2, B2, "b2");
     let lb = ReconcilerThread::start(&node, || Nft::open("nft", "hawser-vip"));
 
     // Both backends, equal weights: 200 connections from behind the node reach both.
@@ -140,5 +137,4 @@ fn nftables_balances_drains_removes_and_repairs() {
         &["nft", "list", "chain", "inet", "hawser", "services"],
     );
     assert!(!rules.contains("dnat"), "{rules}");
-    stop.store(true, Ordering::SeqCst);
 }
