@@ -3,6 +3,9 @@
 //!
 //! - [`dns`]: the cluster zone from the KV and membership, and a racing forwarder, as a
 //!   sans-IO server the runtime drives.
+//! - [`lb`]: the L4 load balancer's VIPs in the KV, the desired kernel state from them and
+//!   the routing table, its diff, and the nftables and IPVS backends.
 
 pub mod dns;
 pub mod fuzzing;
+pub mod lb;

@@ -62,10 +62,12 @@ pub struct Admin {
     pub started: StdInstant,
     /// The DNS records API (and where DNS is served, if it is).
     pub dns: DnsApi,
+    /// The load balancer (its backend is `off` when not asked for).
+    pub lb: Arc<crate::lb::LbStatus>,
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 14] = [
+const ENDPOINTS: [&str; 16] = [
     "GET /v1/self",
     "GET /v1/members",
     "GET /v1/overlay",
@@ -78,6 +80,8 @@ const ENDPOINTS: [&str; 14] = [
     "GET /v1/dns/records",
     "POST /v1/dns/records",
     "POST /v1/dns/records/remove",
+    "GET /v1/vips",
+    "POST|DELETE /v1/vips {vip, backend, weight}",
     "GET /metrics",
     "(keys are percent-decoded; write the key `watch` as %77atch)",
 ];
@@ -92,6 +96,12 @@ pub fn router(state: Admin) -> Router {
         .route("/v1/kv/watch", get(kv_watch))
         .route("/v1/kv/{*key}", get(kv_get).post(kv_write))
         .route("/v1/multicast/{topic}", post(multicast))
+        .route(
+            "/v1/vips",
+            get(crate::lb_api::list)
+                .post(crate::lb_api::add)
+                .delete(crate::lb_api::remove),
+        )
         .route("/metrics", get(metrics))
         .merge(dns_api::router(state.dns.clone()))
         .fallback(not_found)
@@ -507,6 +517,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         "POST"
     } else if (path.starts_with("/v1/kv/") && path != "/v1/kv/watch") || path == "/v1/dns/records" {
         "GET, POST"
+    } else if path == "/v1/vips" {
+        "GET, POST, DELETE"
     } else {
         "GET"
     };

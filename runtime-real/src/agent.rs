@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use hawser_core::NodeId;
-use hawser_dataplane::dns::{NoVips, Zone};
+use hawser_dataplane::dns::Zone;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
@@ -21,9 +21,11 @@ use crate::dns::metrics::DnsMetrics;
 use crate::dns::service::DnsService;
 use crate::dns::settings::DnsSettings;
 use crate::driver::{Driver, NodeSpec};
+use crate::lb::{self, LbFollower, LbStatus};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::transport::{Tcp, Transport};
+use hawser_dataplane::lb::ProgrammedNames;
 
 /// Exit codes: 0 after a clean leave, 1 when something failed at run time, 2 when the
 /// configuration was refused.
@@ -45,6 +47,15 @@ pub fn main(args: AgentArgs) -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    // The load balancer's kernel backend is opened before anything starts, so that a
+    // kernel without what --lb asked for is refused like a bad setting.
+    let kernel = match crate::lb::open(&config.lb) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("hawser agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,7 +66,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, kernel)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -77,7 +88,10 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(config: AgentConfig) -> Result<(), String> {
+async fn run(
+    config: AgentConfig,
+    kernel: Option<Box<dyn hawser_dataplane::lb::Kernel>>,
+) -> Result<(), String> {
     let spec = config.node;
     let (store, snapshot) = Store::open(&config.data_dir, &spec.name).map_err(|e| e.to_string())?;
     let listener = Tcp::bind(config.listen)
@@ -91,13 +105,16 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         .map_err(|e| format!("admin socket: {e}"))?;
     let dns_metrics = DnsMetrics::new();
     let zone = dns_zone(&config.dns, &spec);
+    // The named VIPs this kernel has programmed: the load balancer's reconciler fills it,
+    // DNS serves it as `<name>.vip.<zone>`.
+    let vip_names = ProgrammedNames::new();
     let dns = match config.dns.listen {
         Some(listen) => Some(
             DnsService::start(
                 &config.dns,
                 listen,
                 zone.clone(),
-                Arc::new(NoVips),
+                Arc::new(vip_names.clone()),
                 dns_metrics.clone(),
             )
             .await?,
@@ -130,6 +147,22 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         zone,
         metrics: dns_metrics,
     }));
+    // The L4 load balancer: its follower derives the desired state in the driver task,
+    // its reconciler programs the kernel and publishes `vip_names`.
+    let lb_status = Arc::new(LbStatus::new(config.lb.backend, config.lb.ranges));
+    if let Some(kernel) = kernel {
+        let (follower, desired) = LbFollower::new(config.lb.ranges, metrics.clone());
+        driver.follow(Box::new(follower));
+        lb::spawn_reconciler(
+            kernel,
+            desired,
+            config.lb.interval,
+            vip_names.clone(),
+            lb_status.clone(),
+            metrics.clone(),
+        );
+        info!(backend = ?config.lb.backend, interface = %config.lb.interface, "load balancer on");
+    }
     let mut driver = tokio::spawn(driver.run());
     let app = admin::router(Admin {
         handle: handle.clone(),
@@ -144,6 +177,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
             node_ttl: config.dns.server.node_ttl,
             serving: dns.as_ref().map(|d| d.addr),
         },
+        lb: lb_status,
     });
     // The API outlives the driver by a moment, so that what it was serving ends cleanly:
     // ops waiting for the disk get their answer, watch streams their `end` event.

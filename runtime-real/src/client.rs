@@ -146,6 +146,13 @@ pub fn post_json(admin: &str, path: &str, body: &str) -> Result<Value, String> {
     json_answer(admin, "POST", path, answer)
 }
 
+/// `method` (POST, DELETE) `body` on `path` and read the JSON answer, which comes once
+/// the write is durable.
+pub fn send_json(admin: &str, method: &str, path: &str, body: &str) -> Result<Value, String> {
+    let answer = request(admin, method, path, body.as_bytes(), OP_TIMEOUT)?;
+    json_answer(admin, method, path, answer)
+}
+
 fn json_answer(
     admin: &str,
     method: &str,
@@ -410,6 +417,53 @@ pub fn route_table(doc: &Value) -> String {
     )
 }
 
+/// `hawser vip list`: one row per backend of each VIP.
+pub fn vips_table(doc: &Value) -> String {
+    let mut rows = Vec::new();
+    for v in doc["vips"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        for b in v["backends"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            rows.push(vec![
+                cell(&v["vip"]),
+                cell(&v["address"]),
+                cell(&v["programmed"]),
+                cell(&b["addr"]),
+                cell(&b["weight"]),
+                if b["node"].is_null() {
+                    cell(&b["node_id"])
+                } else {
+                    cell(&b["node"])
+                },
+                cell(&b["reachable"]),
+            ]);
+        }
+    }
+    format!(
+        "{} VIPs (load balancer: {}):\n{}",
+        doc["vips"].as_array().map_or(0, Vec::len),
+        cell(&doc["lb"]),
+        table(
+            &[
+                "VIP",
+                "ADDRESS",
+                "PROGRAMMED",
+                "BACKEND",
+                "WEIGHT",
+                "NODE",
+                "REACHABLE"
+            ],
+            &rows
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +525,25 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("-     00bb  127.0.0.1:2  false      -"), "{t}");
+    }
+
+    #[test]
+    fn vips_list_one_row_per_backend() {
+        let doc = json!({"lb": "nftables", "vips": [{
+            "vip": "tcp://web:80", "address": "11.4.5.6:80", "programmed": true,
+            "backends": [
+                {"node": "n1", "node_id": "01", "addr": "198.18.1.2:8080", "weight": 1,
+                 "reachable": true},
+                {"node": null, "node_id": "02", "addr": "198.18.2.2:8080", "weight": 0,
+                 "reachable": false}]}]});
+        let t = vips_table(&doc);
+        assert!(t.starts_with("1 VIPs (load balancer: nftables):"), "{t}");
+        assert!(
+            t.contains(
+                "tcp://web:80  11.4.5.6:80  true        198.18.2.2:8080  0       02    false"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

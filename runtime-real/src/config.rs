@@ -70,6 +70,10 @@ pub struct AgentArgs {
     pub log_format: Option<LogFormat>,
     #[command(flatten)]
     pub dns: DnsArgs,
+    /// Program this node's kernel for the L4 load balancer [default: off]. More
+    /// settings in the config file's `[lb]` table.
+    #[arg(long, value_enum)]
+    pub lb: Option<LbBackend>,
 }
 
 impl AgentArgs {
@@ -86,6 +90,7 @@ impl AgentArgs {
             && self.config.is_none()
             && self.log_format.is_none()
             && self.dns.is_empty()
+            && self.lb.is_none()
     }
 }
 
@@ -106,6 +111,7 @@ struct FileConfig {
     membership: Option<MembershipConfig>,
     transport: Option<TransportFile>,
     dns: Option<DnsFile>,
+    lb: Option<LbFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +134,7 @@ pub struct AgentConfig {
     pub log_format: LogFormat,
     pub driver: DriverConfig,
     pub dns: DnsSettings,
+    pub lb: LbConfig,
 }
 
 /// A refused configuration: the message names the setting.
@@ -243,6 +250,7 @@ impl AgentConfig {
         membership.validate().map_err(|e| bad("membership", e))?;
         let driver = driver_config(file.transport.unwrap_or_default())?;
         let dns = DnsSettings::load(args.dns, file.dns.unwrap_or_default())?;
+        let lb = lb_config(args.lb, file.lb.unwrap_or_default())?;
         Ok(AgentConfig {
             node: NodeSpec {
                 name,
@@ -261,6 +269,7 @@ impl AgentConfig {
                 .unwrap_or(LogFormat::Text),
             driver,
             dns,
+            lb,
         })
     }
 }
@@ -325,6 +334,87 @@ fn driver_config(t: TransportFile) -> Result<DriverConfig, ConfigError> {
         ));
     }
     Ok(config)
+}
+
+// ---- The L4 load balancer's settings (`--lb`, `[lb]`) ----
+
+/// Which kernel backend programs the load balancer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LbBackend {
+    /// No load balancer: VIPs can still be published and listed.
+    #[default]
+    Off,
+    /// nftables DNAT rules (needs the `nft` program).
+    Nftables,
+    /// IPVS over generic netlink (needs IPVS in the kernel).
+    Ipvs,
+}
+
+/// `[lb]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LbFile {
+    backend: Option<LbBackend>,
+    /// Re-read and repair the kernel this often even when nothing changed.
+    interval_ms: Option<u64>,
+    /// The interface that holds the VIP addresses.
+    interface: Option<String>,
+    /// Where named VIPs take their addresses ("" for none in that family).
+    range4: Option<String>,
+    range6: Option<String>,
+    /// The nft program (nftables backend).
+    nft: Option<String>,
+}
+
+/// The load balancer's validated settings.
+#[derive(Clone, Debug)]
+pub struct LbConfig {
+    pub backend: LbBackend,
+    pub interval: Duration,
+    pub interface: String,
+    pub ranges: hawser_dataplane::lb::NameRanges,
+    pub nft: String,
+}
+
+fn lb_config(flag: Option<LbBackend>, f: LbFile) -> Result<LbConfig, ConfigError> {
+    let defaults = hawser_dataplane::lb::NameRanges::default();
+    let range = |name: &str, s: Option<String>, default, v4: bool| match s.as_deref() {
+        None => Ok(default),
+        Some("") => Ok(None),
+        Some(text) => match text.parse::<hawser_dataplane::lb::Prefix>() {
+            Ok(p) if p.is_ipv4() == v4 => Ok(Some(p)),
+            Ok(_) => Err(bad(
+                name,
+                format!("{text:?} is not an IPv{} range", if v4 { 4 } else { 6 }),
+            )),
+            Err(e) => Err(bad(name, e)),
+        },
+    };
+    let interval_ms = f.interval_ms.unwrap_or(1000);
+    if !(100..=600_000).contains(&interval_ms) {
+        return Err(bad(
+            "lb.interval_ms",
+            format!("{interval_ms}: use 100 to 600000"),
+        ));
+    }
+    let interface = f.interface.unwrap_or_else(|| "hawser-vip".into());
+    if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ']) {
+        return Err(bad(
+            "lb.interface",
+            format!("{interface:?}: use 1 to 15 characters, no '/' or spaces"),
+        ));
+    }
+    Ok(LbConfig {
+        backend: flag.or(f.backend).unwrap_or_default(),
+        interval: Duration::from_millis(interval_ms),
+        interface,
+        ranges: hawser_dataplane::lb::NameRanges {
+            v4: range("lb.range4", f.range4, defaults.v4, true)?,
+            v6: range("lb.range6", f.range6, defaults.v6, false)?,
+        },
+        nft: f.nft.unwrap_or_else(|| "nft".into()),
+    })
 }
 
 #[cfg(test)]
@@ -422,5 +512,22 @@ mod tests {
         assert!(load("colour = \"blue\"\n").contains("colour"));
         assert!(load("[membership]\nactive_view = 0\n").contains("active_view"));
         assert!(load("[transport]\nmax_connections = 0\n").contains("transport.max_connections"));
+        assert!(load("[lb]\nrange4 = \"fd01::/64\"\n").contains("lb.range4"));
+        assert!(load("[lb]\nrange6 = \"x\"\n").contains("lb.range6"));
+        assert!(load("[lb]\ninterval_ms = 5\n").contains("lb.interval_ms"));
+        assert!(load("[lb]\nbackend = \"iptables\"\n").contains("iptables"));
+    }
+
+    #[test]
+    fn the_load_balancer_is_off_unless_asked_for() {
+        let c = AgentConfig::load(args()).unwrap();
+        assert_eq!(c.lb.backend, LbBackend::Off);
+        assert_eq!(c.lb.interface, "hawser-vip");
+        let c = AgentConfig::load(AgentArgs {
+            lb: Some(LbBackend::Nftables),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(c.lb.backend, LbBackend::Nftables);
     }
 }

@@ -21,3 +21,7 @@ pub mod config;
 #[cfg(not(madsim))]
 pub mod demo;
 pub mod dns;
+#[cfg(not(madsim))]
+pub mod lb;
+#[cfg(not(madsim))]
+pub mod lb_api;

@@ -51,6 +51,9 @@ enum Command {
     /// server (query).
     #[command(subcommand)]
     Dns(dns_cmd::DnsCommand),
+    /// Publish, withdraw and list load-balancer VIPs through a running agent.
+    #[command(subcommand)]
+    Vip(VipCommand),
     /// Three agents in this process on loopback replay the seed talk's demo for real:
     /// partition, a write everyone sees, a broken cookie, writes in isolation, mend,
     /// convergence. Exits 0 only if every read matched.
@@ -89,6 +92,74 @@ enum KvCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum VipCommand {
+    /// Publish a backend of this node for VIP (tcp://ip:port, udp://[ip6]:port or
+    /// tcp://name:port). Publishing it again with another weight replaces the weight;
+    /// weight 0 drains it (open connections stay, no new ones). Example:
+    /// hawser vip add tcp://11.1.2.3:80 --backend 198.18.1.2:8080 --weight 1
+    Add {
+        vip: String,
+        /// The backend's ip:port.
+        #[arg(long)]
+        backend: String,
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Withdraw a backend this node published for VIP.
+    Rm {
+        vip: String,
+        #[arg(long)]
+        backend: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Every VIP, its backends, whether each is reachable, and whether this node's
+    /// kernel holds the VIP.
+    List(ClientArgs),
+}
+
+fn vip(cmd: VipCommand) -> ExitCode {
+    let (method, vip, backend, weight, c) = match cmd {
+        VipCommand::List(c) => return show(&c, "/v1/vips", client::vips_table),
+        VipCommand::Add {
+            vip,
+            backend,
+            weight,
+            client,
+        } => ("POST", vip, backend, Some(weight), client),
+        VipCommand::Rm {
+            vip,
+            backend,
+            client,
+        } => ("DELETE", vip, backend, None, client),
+    };
+    let body = serde_json::json!({ "vip": vip, "backend": backend, "weight": weight });
+    match client::send_json(&c.admin, method, "/v1/vips", &body.to_string()) {
+        Ok(v) if c.json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(_) if method == "POST" => {
+            println!(
+                "{vip}: backend {backend} published (durable on {})",
+                c.admin
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            println!(
+                "{vip}: backend {backend} withdrawn (durable on {})",
+                c.admin
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 #[derive(Args)]
@@ -215,6 +286,7 @@ fn main() -> ExitCode {
         ),
         Command::Kv(cmd) => kv(cmd),
         Command::Dns(cmd) => dns_cmd::main(cmd),
+        Command::Vip(cmd) => vip(cmd),
         #[cfg(not(madsim))]
         Command::Demo(args) => hawser_runtime::demo::main(args),
     }

@@ -57,6 +57,8 @@ pub struct Metrics {
     kv_push_rounds: Counter,
     kv_bad_deltas: Counter,
     kv_undisseminated: Counter,
+    /// The L4 load balancer's metrics.
+    pub lb: LbMetrics,
 }
 
 impl Metrics {
@@ -104,6 +106,7 @@ impl Metrics {
             kv_push_rounds: Counter::default(),
             kv_bad_deltas: Counter::default(),
             kv_undisseminated: Counter::default(),
+            lb: LbMetrics::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -244,6 +247,7 @@ impl Metrics {
             "Local KV deltas too large to multicast (anti-entropy carries them)",
             m.kv_undisseminated.clone(),
         );
+        m.lb.register(r);
         extra(&mut registry);
         Arc::new(Metrics { registry, ..m })
     }
@@ -303,5 +307,103 @@ fn set(counter: &Counter, total: u64) {
     let current = counter.get();
     if total > current {
         counter.inc_by(total - current);
+    }
+}
+
+// ---- The L4 load balancer ----
+
+/// The load balancer's metrics: what the desired state holds (set by the follower in the
+/// driver task) and what the reconciler did (set by its task).
+pub struct LbMetrics {
+    pub vips: Gauge,
+    pub backends: Gauge,
+    pub unreachable_backends: Gauge,
+    pub fail_open: Gauge,
+    pub malformed: Gauge,
+    pub reconciles: Counter,
+    pub changes: Counter,
+    pub messages: Counter,
+    pub kernel_errors: Counter,
+    pub api_refused: Counter,
+    reconcile_seconds: Histogram,
+}
+
+impl Default for LbMetrics {
+    fn default() -> Self {
+        LbMetrics {
+            vips: Gauge::default(),
+            backends: Gauge::default(),
+            unreachable_backends: Gauge::default(),
+            fail_open: Gauge::default(),
+            malformed: Gauge::default(),
+            reconciles: Counter::default(),
+            changes: Counter::default(),
+            messages: Counter::default(),
+            kernel_errors: Counter::default(),
+            api_refused: Counter::default(),
+            // 100 us .. ~6.5 s: a pass over a few VIPs takes milliseconds (one `nft`
+            // process), over 10,000 VIPs seconds.
+            reconcile_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 17)),
+        }
+    }
+}
+
+impl LbMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register("lb_vips", "VIPs in the KV", self.vips.clone());
+        r.register(
+            "lb_backends",
+            "Backends published for all VIPs",
+            self.backends.clone(),
+        );
+        r.register(
+            "lb_unreachable_backends",
+            "Backends left out because their node is unreachable from this one",
+            self.unreachable_backends.clone(),
+        );
+        r.register(
+            "lb_fail_open",
+            "Services kept with all their backends although none is reachable",
+            self.fail_open.clone(),
+        );
+        r.register(
+            "lb_malformed",
+            "VIP fields or backend elements in the KV that did not parse (ignored)",
+            self.malformed.clone(),
+        );
+        r.register(
+            "lb_reconciles",
+            "Reconcile passes that completed",
+            self.reconciles.clone(),
+        );
+        r.register(
+            "lb_changes_applied",
+            "Kernel changes applied (address, service, destination, weight)",
+            self.changes.clone(),
+        );
+        r.register(
+            "lb_kernel_messages",
+            "Kernel messages sent to apply changes (nft commands, netlink requests)",
+            self.messages.clone(),
+        );
+        r.register(
+            "lb_kernel_errors",
+            "Reconcile passes the kernel refused or that failed (retried next pass)",
+            self.kernel_errors.clone(),
+        );
+        r.register(
+            "lb_api_refused",
+            "VIP writes refused as malformed (bad VIP, backend or weight)",
+            self.api_refused.clone(),
+        );
+        r.register(
+            "lb_reconcile_seconds",
+            "Time of one reconcile pass: read the kernel, diff, apply",
+            self.reconcile_seconds.clone(),
+        );
+    }
+
+    pub fn observe_reconcile(&self, took: Duration) {
+        self.reconcile_seconds.observe(took.as_secs_f64());
     }
 }

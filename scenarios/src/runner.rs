@@ -5,7 +5,7 @@ use std::io::Write;
 
 use hawser_core::rng::mix_seed;
 use hawser_core::routing::digest_of;
-use hawser_core::{Addr, Cookie, Duration, Event, Instant, NodeRng};
+use hawser_core::{Addr, Cookie, Duration, Event, Instant, NodeId, NodeRng};
 use hawser_sim::{Sim, SimConfig, Status};
 
 use crate::expectations::Tracker;
@@ -364,6 +364,10 @@ fn whole_cluster_checks<T: Target>(
                 let result = metrics.mc.check(t.after);
                 t.observe(now, result)
             }
+            ExpectKind::VipBackends => {
+                let result = vip_backends(sim, net.current(sim), s.as_deref(), &mut metrics.vips);
+                t.observe(now, result)
+            }
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),
         }
         t.settle(now);
@@ -457,6 +461,73 @@ fn membership_agrees<T: Target>(
         }
     }
     Ok(())
+}
+
+/// `vip-backends`: every running node in scope wants, for each VIP in its KV, the
+/// backends on the nodes it can reach through the network (fail open when none): its
+/// desired state under its own membership view equals the one under the network's
+/// ground truth. Both are the dataplane's `desired`, the function the agent runs.
+fn vip_backends<T: Target>(
+    sim: &Sim<T>,
+    net: &Components,
+    scope: Option<&[bool]>,
+    cache: &mut VipCache,
+) -> Result<(), String> {
+    use hawser_dataplane::lb::{NameRanges, desired};
+    for i in (0..sim.len()).filter(|&i| sim.status(i) == Status::Up && scope.is_none_or(|s| s[i])) {
+        let Some(node) = sim.node(i).map(|n| n.protocol()) else {
+            continue;
+        };
+        let Some(vips) = cache.vips(i, node) else {
+            continue;
+        };
+        let ranges = NameRanges::default();
+        let own = desired(vips, |n| !node.considers_unreachable(n), ranges).state;
+        let truth = |id: NodeId| (id.0 as usize) < sim.len() && together(net, i, id.0 as usize);
+        let want = desired(vips, truth, ranges).state;
+        if own == want {
+            continue;
+        }
+        for (service, dests) in &want.services {
+            let has = own.services.get(service);
+            if has != Some(dests) {
+                return Err(format!(
+                    "n{i} sends {service} to {:?}, but the backends it can reach are {:?}",
+                    has.map(|d| d.keys().collect::<Vec<_>>()),
+                    dests.keys().collect::<Vec<_>>()
+                ));
+            }
+        }
+        return Err(format!(
+            "n{i} wants services it should not: {:?}",
+            own.services.keys()
+        ));
+    }
+    Ok(())
+}
+
+/// Each node's VIPs, re-read from its KV only when its KV digest moved (a 50-node run
+/// checks every 100 ms; parsing every backend of every node each time dominated it).
+#[derive(Default)]
+pub(crate) struct VipCache {
+    nodes: Vec<Option<(Vec<u64>, VipMap)>>,
+}
+
+type VipMap =
+    std::collections::BTreeMap<hawser_dataplane::lb::Vip, Vec<hawser_dataplane::lb::Backend>>;
+
+impl VipCache {
+    fn vips<T: Target>(&mut self, i: usize, node: &T) -> Option<&VipMap> {
+        if self.nodes.len() <= i {
+            self.nodes.resize_with(i + 1, || None);
+        }
+        let digest = node.kv_digest();
+        let fresh = !matches!(&self.nodes[i], Some((d, _)) if *d == digest);
+        if fresh {
+            self.nodes[i] = Some((digest, node.lb_vips()?));
+        }
+        self.nodes[i].as_ref().map(|(_, v)| v)
+    }
 }
 
 /// An expectation with every optional part left out.

@@ -71,6 +71,7 @@ impl Target for Stack {
                 | ExpectKind::Detected
                 | ExpectKind::MembershipAgrees
                 | ExpectKind::MulticastDelivered
+                | ExpectKind::VipBackends
         )
     }
 
@@ -150,6 +151,18 @@ impl Target for Stack {
 
     fn multicast_copies(&self) -> u64 {
         self.multicast_state().counters().copies_sent
+    }
+
+    fn lb_vips(
+        &self,
+    ) -> Option<
+        std::collections::BTreeMap<hawser_dataplane::lb::Vip, Vec<hawser_dataplane::lb::Backend>>,
+    > {
+        let mut catalog = hawser_dataplane::lb::Catalog::default();
+        for (k, v) in self.kv().scan(hawser_dataplane::lb::kv::PREFIX) {
+            catalog.update(k, Some(v));
+        }
+        Some(catalog.vips())
     }
 
     fn evicted(event: &StackEvent) -> Option<NodeId> {

@@ -109,4 +109,14 @@ pub trait Target: Protocol + Sized + 'static {
     fn multicast_copies(&self) -> u64 {
         0
     }
+
+    /// The load balancer's VIPs and backends as this node's KV holds them (read as the
+    /// agent reads them); `None` if this stack has no KV.
+    fn lb_vips(
+        &self,
+    ) -> Option<
+        std::collections::BTreeMap<hawser_dataplane::lb::Vip, Vec<hawser_dataplane::lb::Backend>>,
+    > {
+        None
+    }
 }

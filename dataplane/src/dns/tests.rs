@@ -13,6 +13,7 @@ use hickory_proto::rr::{Name, RData, Record as Rr, RecordType};
 
 use super::records::{self, Data, Kind, Record};
 use super::*;
+use crate::lb::ProgrammedNames;
 
 const CLIENT: &str = "127.0.0.1:40000";
 const FIRST: &str = "127.0.10.1:53";
@@ -73,6 +74,8 @@ fn decode(bytes: &[u8]) -> Message {
 struct Harness {
     server: DnsServer,
     zone: Zone,
+    /// What the load balancer has programmed (empty unless a test fills it).
+    vips: ProgrammedNames,
     now: Instant,
 }
 
@@ -87,6 +90,7 @@ impl Harness {
         Harness {
             server: DnsServer::new(config, 7).unwrap(),
             zone,
+            vips: ProgrammedNames::new(),
             now: Instant::ZERO,
         }
     }
@@ -104,7 +108,7 @@ impl Harness {
 
     fn ask_as(&mut self, client: Client, bytes: &[u8]) {
         self.server
-            .handle_query(self.now, &self.zone, &NoVips, client, bytes);
+            .handle_query(self.now, &self.zone, &self.vips, client, bytes);
     }
 
     /// Advance virtual time to `t`, firing every deadline on the way.
@@ -165,6 +169,41 @@ fn ips(m: &Message) -> Vec<String> {
 }
 
 // ------------------------------------------------------------------ the zone
+
+#[test]
+fn named_vips_are_answered_once_programmed() {
+    let mut h = Harness::new(DnsConfig::default());
+    // Published in the KV but not yet programmed here: not answered.
+    let m = h.local("web.vip.hawser.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    h.vips.set(
+        [(
+            "web".to_owned(),
+            vec!["11.0.0.5".parse().unwrap(), "fd01:c::5".parse().unwrap()],
+        )]
+        .into(),
+    );
+    let m = h.local("WEB.vip.hawser.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative);
+    assert_eq!(ips(&m), ["11.0.0.5"]);
+    assert_eq!(
+        ips(&h.local("web.vip.hawser.", RecordType::AAAA)),
+        ["fd01:c::5"]
+    );
+    for missing in ["api.vip.hawser.", "a.web.vip.hawser."] {
+        let m = h.local(missing, RecordType::A);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{missing}"
+        );
+    }
+    // Withdrawn from the kernel: the next query no longer finds it.
+    h.vips.set(Default::default());
+    let m = h.local("web.vip.hawser.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+}
 
 #[test]
 fn members_are_answered_while_reachable() {

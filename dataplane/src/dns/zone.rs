@@ -304,7 +304,11 @@ impl Zone {
             if name.num_labels() != label_count {
                 return Here::Missing;
             }
-            let label = name.iter().next().map(String::from_utf8_lossy);
+            // VIP names are stored lower-case; DNS names match whatever their case.
+            let label = name
+                .iter()
+                .next()
+                .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase());
             let ips = label.map(|l| vips.addresses(&l)).unwrap_or_default();
             return if ips.is_empty() {
                 Here::Missing

@@ -51,6 +51,10 @@ pub enum ExpectKind {
     KvConverged,
     /// Each multicast reached every node reachable from its origin, exactly once.
     MulticastDelivered,
+    /// Every live node's load-balancer desired state (from its own KV) holds, for each
+    /// VIP, exactly the backends on nodes it can reach through the network (all of them
+    /// when it can reach none: fail open).
+    VipBackends,
 }
 
 /// Keys every kind takes.
@@ -60,7 +64,7 @@ const INVARIANT: [&str; 4] = ["kind", "nodes", "after", "until"];
 
 /// Every kind with its file name and the keys it takes: the one table behind parsing
 /// and the lists of valid choices in messages.
-const KINDS: [(ExpectKind, &str, &[&str]); 7] = [
+const KINDS: [(ExpectKind, &str, &[&str]); 8] = [
     (ExpectKind::OverlayConnected, "overlay-connected", &COMMON),
     (ExpectKind::MembershipAgrees, "membership-agrees", &COMMON),
     (ExpectKind::ViewsBounded, "views-bounded", &INVARIANT),
@@ -84,12 +88,13 @@ const KINDS: [(ExpectKind, &str, &[&str]); 7] = [
         "multicast-delivered",
         &COMMON,
     ),
+    (ExpectKind::VipBackends, "vip-backends", &COMMON),
 ];
 
 impl ExpectKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [ExpectKind; 7] = {
-        let mut all = [ExpectKind::OverlayConnected; 7];
+    pub const ALL: [ExpectKind; 8] = {
+        let mut all = [ExpectKind::OverlayConnected; 8];
         let mut i = 0;
         while i < KINDS.len() {
             all[i] = KINDS[i].0;

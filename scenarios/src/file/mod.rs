@@ -53,7 +53,7 @@
 //!
 //! Expectations ([`ExpectKind::ALL`]): `overlay-connected`, `membership-agrees`,
 //! `views-bounded`, `detected`, `no-false-positives`, `kv-converged`,
-//! `multicast-delivered`.
+//! `multicast-delivered`, `vip-backends`.
 //!
 //! Every time a step or expectation names (`at`, `after`, `after + within`, `until`)
 //! must lie within `duration`, and every selector within `nodes`.

@@ -353,12 +353,13 @@ fn every_expectation_kind_parses() {
     text += "[[expect]]\nkind = \"detected\"\nnodes = \"n5\"\nfraction = 0.9\nafter = \"1s\"\nwithin = \"1.5s\"\n";
     text += "[[expect]]\nkind = \"detected\"\nfraction = 1\n";
     let s = ok(&text);
-    let kinds: Vec<ExpectKind> = s.expects.iter().map(|e| e.kind).take(7).collect();
+    let n = ExpectKind::ALL.len();
+    let kinds: Vec<ExpectKind> = s.expects.iter().map(|e| e.kind).take(n).collect();
     assert_eq!(kinds, ExpectKind::ALL);
-    let detected = &s.expects[7];
+    let detected = &s.expects[n];
     assert_eq!(detected.fraction, Some(0.9));
     assert_eq!(detected.within, Some(ms(1500)));
-    assert_eq!(s.expects[8].fraction, Some(1.0));
+    assert_eq!(s.expects[n + 1].fraction, Some(1.0));
     for (i, kind) in ExpectKind::ALL.into_iter().enumerate() {
         assert_eq!(ExpectKind::from_name(kind.name()), Some(kind));
         assert_eq!(

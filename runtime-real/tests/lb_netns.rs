@@ -1,0 +1,276 @@
+//! Three `hawser agent --lb nftables` processes, each in a network namespace of its own
+//! with its own nftables, on one bridge: n1 and n2 each publish a backend they run;
+//! n0's kernel routes the VIP to them within a second; n2 is cut off and n0 stops
+//! sending it new connections; healed, it gets them again; a rule deleted by hand is put
+//! back within the reconcile interval; and n0, killed and restarted over the kernel
+//! state it left, changes nothing.
+//!
+//! Needs root, iproute2 and nftables; without them it fails and says so.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Agent, get, raw_http, wait_for};
+use hawser_tests::echo::{server, spread};
+use hawser_tests::netns::{Namespaces, in_netns, require, sh};
+use serde_json::Value;
+
+const VIP: &str = "tcp://11.1.2.3:80";
+const VIP_ADDR: &str = "11.1.2.3:80";
+
+/// Run `f` in namespace `ns` and wait for it.
+fn at<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    in_netns(ns, f).join().unwrap()
+}
+
+fn json(ns: &str, admin: &str, path: &str) -> Value {
+    let (admin, p) = (admin.to_owned(), path.to_owned());
+    match at(ns, move || get(&admin, &p)) {
+        Some((200, body)) => serde_json::from_str(&body).unwrap(),
+        other => panic!("{ns} {path}: {other:?}"),
+    }
+}
+
+fn metric(ns: &str, admin: &str, name: &str) -> f64 {
+    let admin = admin.to_owned();
+    let (_, body) = at(ns, move || get(&admin, "/metrics")).expect("metrics");
+    body.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// The `services` chain of a namespace's hawser table, with handles.
+fn services(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "hawser",
+        ])
+        .arg("services")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn vip_add(ns: &str, admin: &str, backend: &str) {
+    let body = format!(r#"{{"vip":"{VIP}","backend":"{backend}"}}"#);
+    let request = format!(
+        "POST /v1/vips HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let admin = admin.to_owned();
+    let answer = at(ns, move || raw_http(&admin, &request));
+    assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "{answer:?}");
+}
+
+fn spawn(agent: &mut Agent, ns: &str) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&agent.log)
+        .unwrap();
+    let mut args = vec![
+        "netns".to_owned(),
+        "exec".into(),
+        ns.into(),
+        env!("CARGO_BIN_EXE_hawser").into(),
+    ];
+    args.extend(agent.args());
+    let child = Command::new("ip")
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    agent.child = Some(child);
+}
+
+#[test]
+fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
+    require(&["ip", "nft"]);
+    let mut ns = Namespaces::new("lb3");
+    let switch = ns.add("sw");
+    sh(&["ip", "-n", &switch, "link", "add", "br0", "type", "bridge"]);
+    sh(&["ip", "-n", &switch, "link", "set", "br0", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    let mut agents = Vec::new();
+    let join: Vec<String> = (1..=3).map(|i| format!("198.18.0.{i}:7600")).collect();
+    for i in 0..3 {
+        let node = ns.add(&format!("n{i}"));
+        let ip = format!("198.18.0.{}", i + 1);
+        ns.link(
+            &node,
+            &format!("{ip}/24"),
+            &switch,
+            &format!("198.18.9.{}/32", i + 1),
+        );
+        // The switch side of the pair goes on the bridge (its address is unused).
+        let port = sh(&["ip", "-n", &switch, "-o", "link", "show", "type", "veth"]);
+        for line in port.lines() {
+            let name = line
+                .split(':')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .split('@')
+                .next()
+                .unwrap();
+            sh(&["ip", "-n", &switch, "link", "set", name, "master", "br0"]);
+        }
+        let mut a = Agent::new(dir.path(), &format!("n{i}"));
+        a.listen = format!("{ip}:7600");
+        a.admin = "127.0.0.1:7601".into();
+        a.join = join.clone();
+        a.extra = vec!["--lb".into(), "nftables".into()];
+        spawn(&mut a, &node);
+        nodes.push(node);
+        agents.push(a);
+    }
+    server(&nodes[1], "198.18.0.2:8080", "b1");
+    server(&nodes[2], "198.18.0.3:8080", "b2");
+    let log = |i: usize| agents[i].log_tail();
+    for (i, n) in nodes.iter().enumerate() {
+        let n2 = n.clone();
+        let waited = std::panic::catch_unwind(|| {
+            wait_for(&format!("n{i} to see 3 reachable members"), 20, || {
+                let m = json(&n2, "127.0.0.1:7601", "/v1/members");
+                let up = m["members"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["reachable"] == true);
+                (up.count() == 3).then_some(())
+            });
+            // Past the settle time: the first pass has run.
+            wait_for(&format!("n{i}'s first reconcile"), 10, || {
+                (metric(&n2, "127.0.0.1:7601", "hawser_lb_reconciles_total") >= 1.0).then_some(())
+            });
+        });
+        if waited.is_err() {
+            panic!("--- log of n{i}:\n{}", log(i));
+        }
+    }
+
+    // Publish: n1 and n2 each a backend of their own. n0's kernel holds both within a
+    // second of the second write.
+    vip_add(&nodes[1], "127.0.0.1:7601", "198.18.0.2:8080");
+    vip_add(&nodes[2], "127.0.0.1:7601", "198.18.0.3:8080");
+    let published = Instant::now();
+    wait_for("n0's kernel to route the VIP to both backends", 5, || {
+        let s = services(&nodes[0]);
+        (s.contains("198.18.0.2 . 8080") && s.contains("198.18.0.3 . 8080")).then_some(())
+    });
+    let took = published.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let vip: SocketAddr = VIP_ADDR.parse().unwrap();
+    let count = spread(&nodes[0], vip, 40);
+    assert!(
+        count.contains_key("b1") && count.contains_key("b2"),
+        "{count:?}"
+    );
+    let list = json(&nodes[0], "127.0.0.1:7601", "/v1/vips");
+    assert_eq!(list["vips"][0]["vip"], VIP, "{list}");
+    assert_eq!(list["vips"][0]["programmed"], true, "{list}");
+    assert_eq!(list["vips"][0]["backends"].as_array().unwrap().len(), 2);
+
+    // Partition: n2 cut off. n0 stops sending it new connections.
+    let veth = |n: &str| {
+        let out = sh(&["ip", "-n", n, "-o", "link", "show", "type", "veth"]);
+        out.split(':')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .split('@')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let n2_link = veth(&nodes[2]);
+    sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "down"]);
+    wait_for("n0 to leave n2's backend out", 15, || {
+        (!services(&nodes[0]).contains("198.18.0.3")).then_some(())
+    });
+    let count = spread(&nodes[0], vip, 20);
+    assert_eq!(count.get("b1"), Some(&20), "{count:?}");
+    let list = json(&nodes[0], "127.0.0.1:7601", "/v1/vips");
+    let reachable: Vec<(String, bool)> = list["vips"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["addr"].as_str().unwrap().to_owned(),
+                b["reachable"] == true,
+            )
+        })
+        .collect();
+    assert!(
+        reachable.contains(&("198.18.0.2:8080".into(), true)),
+        "{list}"
+    );
+    assert!(
+        reachable.contains(&("198.18.0.3:8080".into(), false)),
+        "{list}"
+    );
+
+    // Heal: back.
+    sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "up"]);
+    wait_for("n0 to route to n2's backend again", 20, || {
+        services(&nodes[0])
+            .contains("198.18.0.3 . 8080")
+            .then_some(())
+    });
+    let count = spread(&nodes[0], vip, 40);
+    assert!(
+        count.contains_key("b1") && count.contains_key("b2"),
+        "{count:?}"
+    );
+
+    // Drift: the rule deleted by hand is back within the interval (1 s).
+    let rules = services(&nodes[0]);
+    let line = rules.lines().find(|l| l.contains("dnat")).unwrap();
+    let handle = line.rsplit("# handle ").next().unwrap().trim();
+    Namespaces::exec(
+        &nodes[0],
+        &[
+            "nft", "delete", "rule", "inet", "hawser", "services", "handle", handle,
+        ],
+    );
+    let deleted = Instant::now();
+    wait_for("n0 to put its rule back", 5, || {
+        services(&nodes[0]).contains("dnat").then_some(())
+    });
+    assert!(
+        deleted.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        deleted.elapsed()
+    );
+
+    // Restart: n0 killed and started again over what it left changes nothing.
+    let before = services(&nodes[0]);
+    agents[0].kill9();
+    spawn(&mut agents[0], &nodes[0]);
+    wait_for("the restarted n0's reconcile passes", 20, || {
+        at(&nodes[0], || get("127.0.0.1:7601", "/metrics"))?;
+        (metric(&nodes[0], "127.0.0.1:7601", "hawser_lb_reconciles_total") >= 3.0).then_some(())
+    });
+    assert_eq!(
+        metric(
+            &nodes[0],
+            "127.0.0.1:7601",
+            "hawser_lb_changes_applied_total"
+        ),
+        0.0,
+        "--- log of n0:\n{}",
+        agents[0].log_tail()
+    );
+    assert_eq!(services(&nodes[0]), before, "same rules, same handles");
+}
