@@ -3,7 +3,8 @@
 //! n0's kernel routes the VIP to them within a second; n2 is cut off and n0 stops
 //! sending it new connections; healed, it gets them again; a rule deleted by hand is put
 //! back within the reconcile interval; and n0, killed and restarted over the kernel
-//! state it left, changes nothing.
+//! state it left, changes nothing. A named VIP is answered by the agent's DNS as
+//! `<name>.vip.hawser.` once its kernel routes it, and no longer once withdrawn.
 //!
 //! Needs root, iproute2 and nftables; without them it fails and says so.
 
@@ -14,8 +15,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Agent, get, raw_http, wait_for};
+use hawser_runtime::dns::query::ask;
 use hawser_tests::echo::{server, spread};
 use hawser_tests::netns::{Namespaces, in_netns, require, sh};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 const VIP: &str = "tcp://11.1.2.3:80";
@@ -58,9 +62,14 @@ fn services(ns: &str) -> String {
 }
 
 fn vip_add(ns: &str, admin: &str, backend: &str) {
-    let body = format!(r#"{{"vip":"{VIP}","backend":"{backend}"}}"#);
+    vip_write(ns, admin, "POST", VIP, backend);
+}
+
+/// Publish (`POST`) or withdraw (`DELETE`) this node's `backend` of `vip`.
+fn vip_write(ns: &str, admin: &str, method: &str, vip: &str, backend: &str) {
+    let body = format!(r#"{{"vip":"{vip}","backend":"{backend}"}}"#);
     let request = format!(
-        "POST /v1/vips HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "{method} /v1/vips HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -273,4 +282,74 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
         agents[0].log_tail()
     );
     assert_eq!(services(&nodes[0]), before, "same rules, same handles");
+}
+
+/// The A (or AAAA) addresses `name` has in the DNS server at `dns`, asked from `ns`, or
+/// the answer's code when it is not NOERROR.
+fn resolve(
+    ns: &str,
+    dns: SocketAddr,
+    name: &'static str,
+    qtype: RecordType,
+) -> Result<Vec<String>, ResponseCode> {
+    let answer = at(ns, move || ask(dns, name, qtype, false)).expect("the agent answers DNS");
+    let m = answer.message;
+    match m.metadata.response_code {
+        ResponseCode::NoError => Ok(m.answers.iter().map(|r| r.data.to_string()).collect()),
+        code => Err(code),
+    }
+}
+
+#[test]
+fn a_named_vip_resolves_once_routed_and_not_after_withdrawal() {
+    require(&["ip", "nft"]);
+    let mut ns = Namespaces::new("lbdns");
+    let node = ns.add("n0");
+    let back = ns.add("b");
+    ns.link(&node, "198.18.2.1/24", &back, "198.18.2.2/24");
+    server(&back, "198.18.2.2:8080", "b1");
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "n0");
+    a.listen = "127.0.0.1:7600".into();
+    a.admin = "127.0.0.1:7601".into();
+    let dns: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    a.extra = vec![
+        "--lb".into(),
+        "nftables".into(),
+        "--dns".into(),
+        dns.to_string(),
+    ];
+    spawn(&mut a, &node);
+    let admin = "127.0.0.1:7601";
+    let n = node.clone();
+    wait_for("the first reconcile", 20, || {
+        at(&n, || get("127.0.0.1:7601", "/metrics"))?;
+        (metric(&n, admin, "hawser_lb_reconciles_total") >= 1.0).then_some(())
+    });
+    assert_eq!(
+        resolve(&node, dns, "web.vip.hawser.", RecordType::A),
+        Err(ResponseCode::NXDomain)
+    );
+
+    vip_write(&node, admin, "POST", "tcp://web:80", "198.18.2.2:8080");
+    let address = wait_for("the named VIP to be programmed", 5, || {
+        let list = json(&node, admin, "/v1/vips");
+        let vip = &list["vips"][0];
+        (vip["programmed"] == true).then(|| vip["address"].as_str().unwrap().to_owned())
+    });
+    let address: SocketAddr = address.parse().unwrap();
+    // Programmed, so answered, with the address /v1/vips shows, and it routes.
+    assert_eq!(
+        resolve(&node, dns, "web.vip.hawser.", RecordType::A),
+        Ok(vec![address.ip().to_string()]),
+        "--- log:\n{}",
+        a.log_tail()
+    );
+    assert_eq!(spread(&node, address, 5).get("b1"), Some(&5));
+
+    vip_write(&node, admin, "DELETE", "tcp://web:80", "198.18.2.2:8080");
+    wait_for("the withdrawn name to go from DNS", 5, || {
+        (resolve(&node, dns, "web.vip.hawser.", RecordType::A) == Err(ResponseCode::NXDomain))
+            .then_some(())
+    });
 }
