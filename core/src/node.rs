@@ -7,7 +7,7 @@ use crate::id::{Addr, Name, NodeId};
 use crate::link::{ConnId, Cookie, DownReason, LinkConfig, LinkEvent, Links, Transmit};
 use crate::persist::{PersistSeq, Record};
 use crate::protocol::{Ctx, Protocol, Timers};
-use crate::rng::NodeRng;
+use crate::rng::{NodeRng, RngSeed};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::WireError;
@@ -70,7 +70,7 @@ impl<P: Protocol> Node<P> {
     pub fn new(
         config: LinkConfig,
         identity: Identity,
-        seed: u64,
+        seed: impl Into<RngSeed>,
         protocol: P,
     ) -> Result<Node<P>, String> {
         config.validate()?;

@@ -164,3 +164,89 @@ fn garbage_on_a_connection_is_a_counted_decode_error() {
         }
     )));
 }
+
+/// Dial from `a` and return its connection and the hello it sends.
+fn dial(a: &mut Node<Recorder>) -> (ConnId, Vec<u8>) {
+    a.command(Instant::ZERO, |_, ctx| {
+        ctx.connect(Addr::new("victim").unwrap(), None)
+    });
+    let Some(Transmit::Connect { conn, .. }) = a.poll_transmit() else {
+        panic!("a dials")
+    };
+    a.handle_connected(Instant::ZERO, conn);
+    let Some(Transmit::Send { frame, .. }) = a.poll_transmit() else {
+        panic!("a sends its hello")
+    };
+    (conn, frame)
+}
+
+/// Everything `victim` answers an inbound connection on which `hello` arrives.
+fn provoke(victim: &mut Node<Recorder>, hello: &[u8]) -> Vec<Vec<u8>> {
+    let conn = victim.handle_accept(Instant::ZERO);
+    victim.handle_frame(Instant::ZERO, conn, hello);
+    std::iter::from_fn(|| victim.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Send { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Offline, replay a capture against a fresh initiator holding `guess` and started from
+/// the attacker's own RNG seed (so under any scheme whose hello does not depend on the
+/// cookie, it sends the very hello that went over the wire): does the victim's answer
+/// authenticate under that guess?
+fn guess_confirmed(capture: &[Vec<u8>], guess: &str) -> bool {
+    let mut replay = node(1, guess);
+    let (conn, _) = dial(&mut replay);
+    for frame in capture {
+        replay.handle_frame(Instant::ZERO, conn, frame);
+    }
+    link_events(&mut replay)
+        .iter()
+        .any(|e| matches!(e, LinkEvent::Up { .. }))
+}
+
+/// Link v1's responder sent `HMAC(cookie, transcript)` to anyone who said hello, so one
+/// connection gave a dictionary attack everything it needed. Now the answer to a hello
+/// made without the cookie confirms no guess offline, not even the right one; only an
+/// online guess that was right (the control) ever links.
+#[test]
+fn a_captured_handshake_gives_no_offline_check_of_a_guess() {
+    const COOKIE: &str = "correct horse battery staple";
+    let mut victim = node(2, COOKIE);
+    let mut attacker = node(1, "first guess");
+    let (_, hello) = dial(&mut attacker);
+    let capture = provoke(&mut victim, &hello);
+    assert_eq!(capture.len(), 2, "the victim answers with its hello and a proof");
+    for guess in ["password", "first guess", COOKIE] {
+        assert!(
+            !guess_confirmed(&capture, guess),
+            "the capture confirmed the guess {guess:?} offline"
+        );
+    }
+
+    let mut lucky = node(1, COOKIE);
+    let (_, hello) = dial(&mut lucky);
+    let capture = provoke(&mut node(2, COOKIE), &hello);
+    assert!(guess_confirmed(&capture, COOKIE), "the control: a right online guess links");
+}
+
+#[test]
+fn an_oversize_frame_before_authentication_is_refused() {
+    let mut b = node(2, "c");
+    let conn = b.handle_accept(Instant::ZERO);
+    let big = hawser_core::wire::encode_frame(
+        hawser_core::wire::FrameKind::Hello,
+        &vec![0u8; hawser_core::link::MAX_HANDSHAKE_FRAME + 1],
+    );
+    b.handle_frame(Instant::ZERO, conn, &big);
+    assert_eq!(b.stats().decode_errors, 1);
+    assert!(link_events(&mut b).iter().any(|e| matches!(
+        e,
+        LinkEvent::DecodeError {
+            error: WireError::TooLarge { .. },
+            ..
+        }
+    )));
+}

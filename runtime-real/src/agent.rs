@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, Admin, id_hex};
 use crate::config::{AgentArgs, AgentConfig, LogFormat, MINIMAL_COMMAND};
-use crate::driver::Driver;
+use crate::driver::{Driver, os_seed};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::transport::{Tcp, Transport};
@@ -84,7 +84,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("admin socket: {e}"))?;
     // The only entropy the node ever reads.
-    let seed = getrandom::u64().map_err(|e| format!("cannot read OS randomness: {e}"))?;
+    let seed = os_seed()?;
     let node = spec.build(&snapshot, seed)?;
     info!(
         name = %spec.name,

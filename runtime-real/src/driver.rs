@@ -46,7 +46,7 @@ use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::wire::{HEADER_LEN, decode_header};
 use hawser_core::{
     Addr, ConnId, Cookie, Event, Identity, Instant, LinkConfig, LinkEvent, Name, Node, NodeId,
-    PersistSeq, Record, Snapshot, Transmit,
+    PersistSeq, Record, RngSeed, Snapshot, Transmit,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -102,8 +102,12 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     /// The node, rebuilt from what the store held. The RNG seed is the caller's: the
-    /// agent draws it from the OS once; a test may fix it.
-    pub fn build(&self, recovered: &Snapshot, seed: u64) -> Result<Node<Stack>, String> {
+    /// agent draws it from the OS once ([`os_seed`]); a test may fix it.
+    pub fn build(
+        &self,
+        recovered: &Snapshot,
+        seed: impl Into<RngSeed>,
+    ) -> Result<Node<Stack>, String> {
         let config = StackConfig {
             membership: self.membership.clone(),
             ..StackConfig::default()
@@ -124,6 +128,14 @@ impl NodeSpec {
         };
         Node::new(link, identity, seed, stack)
     }
+}
+
+/// 256 bits from the OS: the only entropy a real node reads. Its link handshakes draw
+/// their ephemeral keys from the RNG this seeds, so it must not be a 64-bit seed.
+pub fn os_seed() -> Result<[u8; 32], String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("cannot read OS randomness: {e}"))?;
+    Ok(key)
 }
 
 /// What the driver can show of the node: read-only, inside the driver task.

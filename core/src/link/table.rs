@@ -3,12 +3,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::Cookie;
-use super::handshake::{Hello, LINK_VERSION, Opener, PROOF_LEN, Role, Sealer, TAG_LEN, Transcript};
+use super::handshake::{
+    Hello, Keys, LINK_VERSION, Opener, Pake, PROOF_LEN, Role, Sealer, TAG_LEN, Transcript,
+};
 use crate::id::{Addr, NodeId};
 use crate::rng::NodeRng;
 use crate::stats::Stats;
 use crate::time::{Duration, Instant};
-use crate::wire::{self, FrameKind, MIN_MAX_FRAME, WireError};
+use crate::wire::{self, Bounded, FrameKind, MIN_MAX_FRAME, WireError};
+
+/// Largest frame payload a connection may send before it has authenticated: a hello
+/// (its address is at most 255 bytes) or a proof. Nothing an unauthenticated peer sends
+/// can make a node hold more than this per connection.
+pub const MAX_HANDSHAKE_FRAME: usize = 320;
+/// Frames each end sends before data frames: its hello and its proof. A stream driver
+/// reads the first this many frames of a connection with [`MAX_HANDSHAKE_FRAME`] as the
+/// limit, and the rest with the configured `max_frame`.
+pub const HANDSHAKE_FRAMES: u64 = 2;
 
 /// A transport connection, named by the node (the driver never invents ids).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -122,10 +133,12 @@ pub enum LinkEvent {
 enum State {
     /// Outbound, transport not connected yet.
     Connecting,
-    /// Transport up; hellos and proofs in flight.
+    /// Transport up; hellos and proofs in flight. `pake` is our half of the key
+    /// exchange until the peer's hello completes it into `peer`'s keys.
     Handshaking {
         ours: Vec<u8>,
-        peer: Option<(Hello, Vec<u8>)>,
+        pake: Option<Pake>,
+        peer: Option<(Hello, Keys)>,
     },
     Established {
         peer: NodeId,
@@ -278,7 +291,11 @@ impl Links {
         else {
             unreachable!("by_peer only names established connections")
         };
-        let frame = wire::encode_frame(FrameKind::Data, &sealer.seal(parts));
+        let Some(sealed) = sealer.seal(parts) else {
+            self.fail(conn, ConnectError::AuthFailed);
+            return Err(SendError::NotLinked(peer));
+        };
+        let frame = wire::encode_frame(FrameKind::Data, &sealed);
         stats.frames_out += 1;
         stats.bytes_out += frame.len() as u64;
         self.transmits.push_back(Transmit::Send { conn, frame });
@@ -306,22 +323,26 @@ impl Links {
     }
 
     fn start_handshake(&mut self, conn: ConnId, rng: &mut NodeRng) {
-        let mut nonce = [0u8; 32];
-        rng.fill(&mut nonce);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (pake, msg) = Pake::start(&self.cookie, c.role, rng);
         let hello = Hello {
             version: LINK_VERSION,
             node: self.id,
             addr: self.addr.clone(),
-            nonce,
+            pake: Bounded(msg),
         };
         let ours = wire::encode(&hello);
         self.transmits.push_back(Transmit::Send {
             conn,
             frame: wire::encode_frame(FrameKind::Hello, &ours),
         });
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.state = State::Handshaking { ours, peer: None };
-        }
+        c.state = State::Handshaking {
+            ours,
+            pake: Some(pake),
+            peer: None,
+        };
     }
 
     /// The transport closed, reset, or failed to connect.
@@ -362,7 +383,11 @@ impl Links {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let frame = match wire::decode_frame(bytes, self.config.max_frame) {
+        let limit = match c.state {
+            State::Established { .. } => self.config.max_frame,
+            _ => MAX_HANDSHAKE_FRAME,
+        };
+        let frame = match wire::decode_frame(bytes, limit) {
             Ok(f) => f,
             Err(error) => return self.decode_error(stats, conn, error),
         };
@@ -371,10 +396,7 @@ impl Links {
                 match opener.open(frame.payload) {
                     Some(body) => {
                         let from = *peer;
-                        self.events.push_back(LinkEvent::Message {
-                            from,
-                            body: body.to_vec(),
-                        })
+                        self.events.push_back(LinkEvent::Message { from, body })
                     }
                     None => {
                         stats.auth_failures += 1;
@@ -413,7 +435,7 @@ impl Links {
         {
             return self.fail(conn, ConnectError::WrongPeer);
         }
-        let State::Handshaking { ours, peer } = &mut c.state else {
+        let State::Handshaking { ours, pake, peer } = &mut c.state else {
             unreachable!("caller checked")
         };
         let transcript = match c.role {
@@ -426,8 +448,16 @@ impl Links {
                 responder_hello: ours,
             },
         };
-        let proof = transcript.proof(&self.cookie, c.role);
-        *peer = Some((hello, payload.to_vec()));
+        let pake = pake.take().expect("a handshake holds its exchange until the hello");
+        let keys = match pake.finish(&hello.pake.0, &transcript) {
+            Ok(keys) => keys,
+            Err(e) => {
+                let error = WireError::Payload(format!("hello: {e:?}"));
+                return self.decode_error(stats, conn, error);
+            }
+        };
+        let proof = keys.proof();
+        *peer = Some((hello, keys));
         self.transmits.push_back(Transmit::Send {
             conn,
             frame: wire::encode_frame(FrameKind::Proof, &proof),
@@ -437,36 +467,20 @@ impl Links {
     fn on_proof(&mut self, stats: &mut Stats, conn: ConnId, proof: &[u8]) {
         let c = self.conns.get_mut(&conn).expect("caller checked");
         let State::Handshaking {
-            ours,
-            peer: Some((hello, theirs)),
+            peer: Some((hello, keys)),
+            ..
         } = &c.state
         else {
             unreachable!("caller checked")
         };
-        let (transcript, peer_role) = match c.role {
-            Role::Initiator => (
-                Transcript {
-                    initiator_hello: ours,
-                    responder_hello: theirs,
-                },
-                Role::Responder,
-            ),
-            Role::Responder => (
-                Transcript {
-                    initiator_hello: theirs,
-                    responder_hello: ours,
-                },
-                Role::Initiator,
-            ),
-        };
-        if proof.len() != PROOF_LEN || !transcript.verify(&self.cookie, peer_role, proof) {
+        if proof.len() != PROOF_LEN || !keys.verify(proof) {
             stats.auth_failures += 1;
             let claimed = Some(hello.node);
             self.events
                 .push_back(LinkEvent::AuthFailure { conn, claimed });
             return self.fail(conn, ConnectError::AuthFailed);
         }
-        let (sealer, opener) = transcript.session(&self.cookie, c.role);
+        let (sealer, opener) = keys.session();
         let (peer, addr) = (hello.node, hello.addr.clone());
         self.deadlines.remove(&(c.deadline, conn));
         c.state = State::Established {
