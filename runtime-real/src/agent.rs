@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use hawser_core::NodeId;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, Admin, id_hex};
@@ -39,6 +39,9 @@ pub fn main(args: AgentArgs) -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

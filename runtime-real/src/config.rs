@@ -21,7 +21,21 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:7601";
 
 /// The smallest command that starts an agent, shown to someone who ran it without one.
 pub const MINIMAL_COMMAND: &str = "hawser agent --name n1 --listen 127.0.0.1:7600 \
-     --data-dir /tmp/hawser-n1 --cookie s3cret";
+     --data-dir /tmp/hawser-n1 --cookie-file cookie   (make one: umask 077; hawser keygen > cookie)";
+
+/// The shortest cookie accepted without `--allow-weak-cookie`, in bytes. The handshake
+/// (SPAKE2) gives an attacker no offline test of a guess, but every connection is one
+/// online guess: 16 bytes of anything but a word keep that hopeless. `hawser keygen`
+/// prints 64 hex digits (256 bits).
+pub const MIN_COOKIE_LEN: usize = 16;
+
+/// A new cluster cookie: 256 bits from the OS as 64 hex digits (`hawser keygen`).
+pub fn keygen() -> Result<String, String> {
+    Ok(crate::driver::os_seed()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -55,9 +69,13 @@ pub struct AgentArgs {
     /// to other local users.
     #[arg(long, conflicts_with = "cookie_file")]
     pub cookie: Option<String>,
-    /// A file holding the cluster cookie (surrounding whitespace ignored).
+    /// A file holding the cluster cookie (surrounding whitespace ignored). `hawser
+    /// keygen` makes one; keep it readable by its owner only.
     #[arg(long)]
     pub cookie_file: Option<PathBuf>,
+    /// Accept a cookie shorter than 16 bytes (each connection is one online guess at it).
+    #[arg(long)]
+    pub allow_weak_cookie: bool,
     /// Address of the admin HTTP API [default: 127.0.0.1:7601].
     #[arg(long)]
     pub admin: Option<String>,
@@ -79,6 +97,7 @@ impl AgentArgs {
             && self.data_dir.is_none()
             && self.cookie.is_none()
             && self.cookie_file.is_none()
+            && !self.allow_weak_cookie
             && self.admin.is_none()
             && self.config.is_none()
             && self.log_format.is_none()
@@ -96,6 +115,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     cookie: Option<String>,
     cookie_file: Option<PathBuf>,
+    allow_weak_cookie: Option<bool>,
     admin: Option<String>,
     log_format: Option<LogFormat>,
     /// Any `MembershipConfig` field, by name.
@@ -110,6 +130,7 @@ struct TransportFile {
     write_timeout_ms: Option<u64>,
     send_queue_bytes: Option<usize>,
     max_connections: Option<usize>,
+    max_pending_per_source: Option<usize>,
     max_frame: Option<usize>,
 }
 
@@ -122,6 +143,9 @@ pub struct AgentConfig {
     pub admin: SocketAddr,
     pub log_format: LogFormat,
     pub driver: DriverConfig,
+    /// Things that work but should not be so (a cookie file others can read), to log
+    /// once logging is up.
+    pub warnings: Vec<String>,
 }
 
 /// A refused configuration: the message names the setting.
@@ -135,6 +159,21 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// A warning when the cookie file at `path` can be read by its group or by others: the
+/// cookie is the cluster's one secret.
+fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "cookie file {} has mode {:o}: users other than its owner can read the cluster \
+             secret; chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}
 
 fn bad(setting: &str, why: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("invalid setting `{setting}`: {why}"))
@@ -208,7 +247,9 @@ impl AgentConfig {
             .data_dir
             .or(file.data_dir)
             .ok_or_else(|| bad("data_dir", "required (e.g. --data-dir /var/lib/hawser)"))?;
-        let cookie = match (
+        let mut warnings = Vec::new();
+        let allow_weak = args.allow_weak_cookie || file.allow_weak_cookie.unwrap_or(false);
+        let (cookie, setting) = match (
             args.cookie.or(file.cookie),
             args.cookie_file.or(file.cookie_file),
         ) {
@@ -222,16 +263,26 @@ impl AgentConfig {
                      needs the same one)",
                 ));
             }
-            (Some(c), None) => {
-                Cookie::new(c.into_bytes()).ok_or_else(|| bad("cookie", "must not be empty"))?
-            }
+            (Some(c), None) => (c.into_bytes(), "cookie"),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| bad("cookie_file", format!("{}: {e}", path.display())))?;
-                Cookie::new(text.trim().as_bytes().to_vec())
-                    .ok_or_else(|| bad("cookie_file", format!("{} is empty", path.display())))?
+                warnings.extend(readable_by_others(&path));
+                (text.trim().as_bytes().to_vec(), "cookie_file")
             }
         };
+        if cookie.len() < MIN_COOKIE_LEN && !allow_weak {
+            return Err(bad(
+                setting,
+                format!(
+                    "the cookie is {} bytes; at least {MIN_COOKIE_LEN} are required, since \
+                     anyone who can reach the peer port may guess it once per connection. \
+                     Make one with `hawser keygen`, or pass --allow-weak-cookie",
+                    cookie.len()
+                ),
+            ));
+        }
+        let cookie = Cookie::new(cookie).ok_or_else(|| bad(setting, "must not be empty"))?;
         let admin = parse_admin(&args.admin.or(file.admin).unwrap_or(DEFAULT_ADMIN.into()))?;
         let membership = file.membership.unwrap_or_default();
         membership.validate().map_err(|e| bad("membership", e))?;
@@ -253,6 +304,7 @@ impl AgentConfig {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
             driver,
+            warnings,
         })
     }
 }
@@ -299,6 +351,10 @@ fn driver_config(t: TransportFile) -> Result<DriverConfig, ConfigError> {
             Some(n) => positive("max_connections", n as u64)? as usize,
             None => d.max_connections,
         },
+        max_pending_per_source: match t.max_pending_per_source {
+            Some(n) => positive("max_pending_per_source", n as u64)? as usize,
+            None => d.max_pending_per_source,
+        },
         max_frame: t.max_frame.unwrap_or(d.max_frame),
     };
     LinkConfig {
@@ -328,7 +384,7 @@ mod tests {
             name: Some("n1".into()),
             listen: Some("127.0.0.1:7600".into()),
             data_dir: Some("/tmp/x".into()),
-            cookie: Some("c".into()),
+            cookie: Some("a-cookie-of-16-bytes".into()),
             ..AgentArgs::default()
         }
     }
@@ -383,7 +439,7 @@ mod tests {
         std::fs::write(
             &path,
             "name = \"from-file\"\nlisten = \"127.0.0.1:7700\"\ndata_dir = \"/tmp/y\"\n\
-             cookie = \"c\"\njoin = [\"127.0.0.1:7701\"]\n\
+             cookie = \"a-cookie-of-16-bytes\"\njoin = [\"127.0.0.1:7701\"]\n\
              [membership]\nactive_view = 5\n[transport]\nmax_connections = 10\n",
         )
         .unwrap();
@@ -398,6 +454,50 @@ mod tests {
         assert_eq!(c.node.contacts.len(), 1);
         assert_eq!(c.node.membership.active_view, 5);
         assert_eq!(c.driver.max_connections, 10);
+    }
+
+    #[test]
+    fn a_short_cookie_is_refused_unless_allowed() {
+        let short = || AgentArgs {
+            cookie: Some("s3cret".into()),
+            ..args()
+        };
+        let e = err(short());
+        assert!(
+            e.contains("`cookie`") && e.contains("16") && e.contains("--allow-weak-cookie"),
+            "{e}"
+        );
+        assert!(
+            AgentConfig::load(AgentArgs {
+                allow_weak_cookie: true,
+                ..short()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_cookie_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cookie");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let load = |mode: u32| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            AgentConfig::load(AgentArgs {
+                cookie: None,
+                cookie_file: Some(path.clone()),
+                ..args()
+            })
+            .unwrap()
+            .warnings
+        };
+        assert_eq!(load(0o600), Vec::<String>::new());
+        let warnings = load(0o644);
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("644") && warnings[0].contains("chmod 600"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

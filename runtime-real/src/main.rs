@@ -32,6 +32,9 @@ enum Command {
     /// Run a node: join the cluster, keep state in --data-dir, serve the admin API.
     #[cfg(not(madsim))]
     Agent(hawser_runtime::config::AgentArgs),
+    /// Print a new random cluster cookie (256 bits, 64 hex digits), for --cookie-file:
+    /// `(umask 077; hawser keygen > cookie)`.
+    Keygen,
     /// List the members a running agent knows (asks its admin API).
     Members(ClientArgs),
     /// Show a running agent's overlay: its active and passive views.
@@ -201,6 +204,16 @@ fn main() -> ExitCode {
         Command::Sim(cmd) => sim_cmd::main(cmd),
         #[cfg(not(madsim))]
         Command::Agent(args) => hawser_runtime::agent::main(args),
+        Command::Keygen => match hawser_runtime::config::keygen() {
+            Ok(key) => {
+                println!("{key}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hawser keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Members(args) => show(&args, "/v1/members", client::members_table),
         Command::Overlay(args) => show(&args, "/v1/overlay", client::overlay_table),
         Command::Route { node, client } => show(

@@ -70,7 +70,7 @@ fn invalid_settings_are_named() {
     std::fs::write(
         &file,
         "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
-         cookie = \"c\"\n[membership]\nping_interval_ms = 0\n",
+         cookie = \"a-cookie-of-16-bytes\"\n[membership]\nping_interval_ms = 0\n",
     )
     .unwrap();
     let (code, err) = run(&["agent", "--config", file.to_str().unwrap()]);
@@ -140,7 +140,7 @@ fn a_peer_with_the_wrong_cookie_gets_no_link() {
     a.start();
     let mut b = Agent::new(dir.path(), "b");
     b.join = vec![a.listen.clone()];
-    b.cookie = "another-cookie".into();
+    b.cookie = "another-cookie-24-bytes".into();
     b.start();
     wait_for("the cookie refusal to be counted", 10, || {
         let failures =

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const COOKIE: &str = "test-cookie";
+pub const COOKIE: &str = "test-cookie-of-24-bytes";
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
