@@ -7,10 +7,12 @@
 //! decision is core's; the driver only moves bytes, records and time.
 //!
 //! Around the node task:
-//! - an accept task hands it new connections (at most `max_connections` at once; the rest
+//! - an accept task hands it new connections (at most `max_connections` at once, and at
+//!   most `max_pending_per_source` from one IP address still in their handshake; the rest
 //!   are closed on arrival and counted);
 //! - per connection, a reader task cuts the byte stream into frames (the 8-byte header
-//!   is checked against the frame limit before a byte of payload is read, and the payload
+//!   is checked against the frame limit before a byte of payload is read — core's
+//!   few-hundred-byte handshake limit for the handshake's frames — and the payload
 //!   buffer grows only as bytes actually arrive) and a writer task writes what the node
 //!   sends. The node never waits for a writer: each connection has a byte budget, and a
 //!   peer that lets its queue overflow is disconnected and counted (`queue_drops`);
@@ -33,14 +35,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hawser_core::crdt::{Map, MapOp};
 use hawser_core::gm::GmEvent;
 use hawser_core::id::MAX_NAME_LEN;
 use hawser_core::kv::{KvError, KvEvent, Ticket};
+use hawser_core::link::{HANDSHAKE_FRAMES, MAX_HANDSHAKE_FRAME};
 use hawser_core::membership::MembershipConfig;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::wire::{HEADER_LEN, decode_header};
@@ -53,6 +57,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info, warn};
 
+use crate::lograte::{LineKind, LogLimiter};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::transport::Transport;
@@ -71,6 +76,9 @@ pub struct DriverConfig {
     pub send_queue_bytes: usize,
     /// Transport connections open at once (inbound); more are closed on arrival.
     pub max_connections: usize,
+    /// Inbound connections from one IP address that may be in their handshake at once;
+    /// more are closed on arrival, so one source cannot hold every slot unauthenticated.
+    pub max_pending_per_source: usize,
 }
 
 impl Default for DriverConfig {
@@ -81,6 +89,7 @@ impl Default for DriverConfig {
             write_timeout: Duration::from_secs(10),
             send_queue_bytes: 16 << 20,
             max_connections: 1024,
+            max_pending_per_source: 32,
         }
     }
 }
@@ -329,7 +338,7 @@ impl std::error::Error for DriverError {}
 
 /// Inputs from the driver's helper tasks.
 enum Input<S> {
-    Accepted(S, OwnedSemaphorePermit),
+    Accepted(S, Inbound),
     Connected(ConnId, S),
     ConnectFailed(ConnId, io::Error),
     Frame(ConnId, Vec<u8>),
@@ -348,6 +357,51 @@ struct Open {
     writer_task: AbortHandle,
     /// Inbound connections hold one of `max_connections` slots until closed.
     _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// What an accepted connection holds: one of `max_connections` slots until it closes,
+/// and one of its source's pending-handshake slots until it has sent its handshake.
+struct Inbound {
+    from: std::net::SocketAddr,
+    slot: OwnedSemaphorePermit,
+    pending: PendingSlot,
+}
+
+/// Handshakes in progress per source address, shared by the accept task and readers.
+type PendingBySource = Arc<Mutex<BTreeMap<IpAddr, usize>>>;
+
+/// One connection's place among its source's pending handshakes, given back on drop.
+struct PendingSlot {
+    by_source: PendingBySource,
+    ip: IpAddr,
+}
+
+impl PendingSlot {
+    /// A slot for `ip`, unless it already holds `max`.
+    fn take(by_source: &PendingBySource, ip: IpAddr, max: usize) -> Option<PendingSlot> {
+        let mut map = by_source.lock().expect("never poisoned: no panics under the lock");
+        let n = map.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot {
+            by_source: by_source.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut map = self.by_source.lock().expect("never poisoned");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 enum Conn {
@@ -392,6 +446,10 @@ pub struct Driver<T: Transport> {
     followers: Vec<Box<dyn Follower>>,
     /// What changed since the followers were last told.
     changes: Changes,
+    /// Who is at the other end of each connection (the source address of an inbound
+    /// one, the dialled address of an outbound one), to name in refusals.
+    remotes: BTreeMap<ConnId, String>,
+    log: LogLimiter,
 }
 
 impl<T: Transport> Driver<T> {
@@ -428,6 +486,8 @@ impl<T: Transport> Driver<T> {
                 initial: true,
                 ..Changes::default()
             },
+            remotes: BTreeMap::new(),
+            log: LogLimiter::default(),
         };
         (driver, DriverHandle { control })
     }
@@ -461,6 +521,7 @@ impl<T: Transport> Driver<T> {
         let accept = tokio::spawn(accept_loop::<T>(
             self.listener.take().expect("run is called once"),
             self.slots.clone(),
+            self.config.max_pending_per_source,
             self.inputs.clone(),
             self.metrics.clone(),
         ));
@@ -596,14 +657,15 @@ impl<T: Transport> Driver<T> {
     fn on_input(&mut self, input: Input<T::Stream>) -> Result<(), DriverError> {
         let now = self.now();
         match input {
-            Input::Accepted(stream, slot) => {
+            Input::Accepted(stream, inbound) => {
                 self.metrics.connections_accepted.inc();
                 let conn = self.node.handle_accept(now);
-                self.open(conn, stream, Some(slot));
+                self.remotes.insert(conn, inbound.from.to_string());
+                self.open(conn, stream, Some(inbound.slot), Some(inbound.pending));
             }
             Input::Connected(conn, stream) => {
                 if let Some(Conn::Dialing(_)) = self.conns.get(&conn) {
-                    self.open(conn, stream, None);
+                    self.open(conn, stream, None, None);
                     self.node.handle_connected(now, conn);
                 }
                 // Otherwise the node gave up on this dial meanwhile: drop the stream.
@@ -666,6 +728,11 @@ impl<T: Transport> Driver<T> {
             while let Some(event) = self.node.poll_event() {
                 self.on_event(event);
             }
+            // Closed connections' remotes were needed until their events were logged.
+            if self.remotes.len() > self.conns.len() {
+                let conns = &self.conns;
+                self.remotes.retain(|c, _| conns.contains_key(c));
+            }
             while let Some(record) = self.node.poll_persist() {
                 self.batch.push(record);
             }
@@ -716,6 +783,7 @@ impl<T: Transport> Driver<T> {
     }
 
     fn dial(&mut self, conn: ConnId, addr: Addr) {
+        self.remotes.insert(conn, addr.to_string());
         let inputs = self.inputs.clone();
         let limit = self.config.connect_timeout;
         if self.deny.contains(&addr) {
@@ -746,7 +814,13 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Start the reader and writer of a connected stream.
-    fn open(&mut self, conn: ConnId, stream: T::Stream, slot: Option<OwnedSemaphorePermit>) {
+    fn open(
+        &mut self,
+        conn: ConnId,
+        stream: T::Stream,
+        slot: Option<OwnedSemaphorePermit>,
+        pending: Option<PendingSlot>,
+    ) {
         let (read, write) = tokio::io::split(stream);
         let (writer, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -754,6 +828,7 @@ impl<T: Transport> Driver<T> {
             read,
             conn,
             self.config.max_frame,
+            pending,
             self.inputs.clone(),
         ));
         let writer_task = tokio::spawn(write_frames(
@@ -795,20 +870,30 @@ impl<T: Transport> Driver<T> {
                 error,
             }) => debug!(%addr, ?expected, ?error, "could not link"),
             Event::Link(LinkEvent::AuthFailure { conn, claimed }) => {
-                warn!(
-                    ?conn,
-                    ?claimed,
-                    "peer failed the cookie proof; connection refused"
-                )
+                if let Some(suppressed) = self.admit(LineKind::AuthFailure) {
+                    let remote = self.remote(conn);
+                    warn!(
+                        %remote,
+                        ?claimed,
+                        suppressed,
+                        "peer failed the cookie proof; connection refused"
+                    )
+                }
             }
             Event::Link(LinkEvent::DecodeError { conn, error }) => {
-                warn!(?conn, %error, "undecodable frame; connection closed")
+                if let Some(suppressed) = self.admit(LineKind::DecodeError) {
+                    let remote = self.remote(conn);
+                    warn!(%remote, %error, suppressed, "undecodable frame; connection closed")
+                }
             }
             Event::Link(LinkEvent::Message { from, .. }) => {
                 debug!(%from, "message surfaced to the driver")
             }
             Event::BadMessage { from, error } => {
-                warn!(%from, %error, "undecodable message; link dropped")
+                if let Some(suppressed) = self.admit(LineKind::BadMessage) {
+                    let remote = self.peers.get(&from).map(|a| a.to_string());
+                    warn!(%from, ?remote, %error, suppressed, "undecodable message; link dropped")
+                }
             }
             Event::App(StackEvent::Membership(event)) => info!(?event, "membership"),
             Event::App(StackEvent::Kv(KvEvent::Committed { ticket, key, value })) => {
@@ -840,6 +925,21 @@ impl<T: Transport> Driver<T> {
 
     /// Keep the address book to the peers the views still name, once it grows: a long
     /// churn must not grow it without bound.
+    /// Whether a refusal line of `kind` may be written now (see [`LogLimiter`]); lines
+    /// left out are counted in `log_lines_suppressed`.
+    fn admit(&mut self, kind: LineKind) -> Option<u64> {
+        let admitted = self.log.admit(kind, self.origin.elapsed());
+        if admitted.is_none() {
+            self.metrics.log_lines_suppressed.inc();
+        }
+        admitted
+    }
+
+    /// Who is at the other end of `conn`, for a log line.
+    fn remote(&self, conn: ConnId) -> &str {
+        self.remotes.get(&conn).map_or("unknown", |r| r.as_str())
+    }
+
     fn prune_peers(&mut self) {
         let m = self.node.protocol().membership();
         let bound = 2 * (m.config().active_view + m.config().passive_view);
@@ -935,22 +1035,45 @@ fn abort(c: &Conn) {
 async fn accept_loop<T: Transport>(
     listener: T::Listener,
     slots: Arc<Semaphore>,
+    max_pending_per_source: usize,
     inputs: mpsc::Sender<Input<T::Stream>>,
     metrics: Arc<Metrics>,
 ) {
+    let origin = tokio::time::Instant::now();
+    let mut log = LogLimiter::default();
+    let by_source = PendingBySource::default();
+    let mut refuse = |kind: LineKind, from: std::net::SocketAddr, why: &str| {
+        match log.admit(kind, origin.elapsed()) {
+            Some(suppressed) => warn!(%from, suppressed, "{why}; closing a new connection at once"),
+            None => {
+                metrics.log_lines_suppressed.inc();
+            }
+        }
+    };
     loop {
         match T::accept(&listener).await {
-            Ok((stream, from)) => match slots.clone().try_acquire_owned() {
-                Ok(slot) => {
-                    if inputs.send(Input::Accepted(stream, slot)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(_) => {
+            Ok((stream, from)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
                     metrics.connections_refused.inc();
-                    warn!(%from, "too many connections; closing a new one at once");
+                    refuse(LineKind::ConnectionRefused, from, "too many connections");
+                    continue;
+                };
+                let Some(pending) =
+                    PendingSlot::take(&by_source, from.ip(), max_pending_per_source)
+                else {
+                    metrics.pending_refused.inc();
+                    refuse(LineKind::PendingRefused, from, "too many handshakes from one source");
+                    continue;
+                };
+                let inbound = Inbound {
+                    from,
+                    slot,
+                    pending,
+                };
+                if inputs.send(Input::Accepted(stream, inbound)).await.is_err() {
+                    return;
                 }
-            },
+            }
             Err(e) => {
                 // Out of file descriptors, usually: wait rather than spin.
                 warn!(error = %e, "accept failed");
@@ -962,19 +1085,32 @@ async fn accept_loop<T: Transport>(
 
 /// Cut the stream into frames. A header that does not decode (wrong magic, oversize
 /// length, ...) is handed to the node as it is: the node's decoder rejects it with the
-/// same error, counts it and closes the connection.
+/// same error, counts it and closes the connection. The handshake's frames may be no
+/// larger than the handshake needs; an inbound connection's `pending` slot is given back
+/// once they are read.
 async fn read_frames<R: AsyncRead + Unpin, S>(
     mut read: R,
     conn: ConnId,
     max_frame: usize,
+    mut pending: Option<PendingSlot>,
     inputs: mpsc::Sender<Input<S>>,
 ) {
+    let mut frames = 0u64;
     loop {
+        if frames == HANDSHAKE_FRAMES {
+            pending = None;
+        }
+        let limit = if frames < HANDSHAKE_FRAMES {
+            MAX_HANDSHAKE_FRAME
+        } else {
+            max_frame
+        };
+        frames += 1;
         let mut header = [0u8; HEADER_LEN];
         if read.read_exact(&mut header).await.is_err() {
             break;
         }
-        let len = match decode_header(&header, max_frame) {
+        let len = match decode_header(&header, limit) {
             Ok((_, len)) => len,
             Err(_) => {
                 let _ = inputs.send(Input::Frame(conn, header.to_vec())).await;
@@ -992,6 +1128,7 @@ async fn read_frames<R: AsyncRead + Unpin, S>(
             return;
         }
     }
+    drop(pending);
     let _ = inputs.send(Input::Closed(conn)).await;
 }
 

@@ -8,6 +8,7 @@
 //! builds.
 
 pub mod driver;
+pub mod lograte;
 pub mod metrics;
 pub mod store;
 pub mod transport;

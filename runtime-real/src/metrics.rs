@@ -42,6 +42,8 @@ pub struct Metrics {
     messages_received: Family<Labels, Counter>,
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
+    pub pending_refused: Counter,
+    pub log_lines_suppressed: Counter,
     pub connect_failures: Counter,
     pub queue_drops: Counter,
     pub store_records: Counter,
@@ -81,6 +83,8 @@ impl Metrics {
             messages_received: Family::default(),
             connections_accepted: Counter::default(),
             connections_refused: Counter::default(),
+            pending_refused: Counter::default(),
+            log_lines_suppressed: Counter::default(),
             connect_failures: Counter::default(),
             queue_drops: Counter::default(),
             store_records: Counter::default(),
@@ -170,6 +174,17 @@ impl Metrics {
             "connections_refused",
             "Inbound connections closed at once because max_connections were open",
             m.connections_refused.clone(),
+        );
+        r.register(
+            "pending_refused",
+            "Inbound connections closed at once because their source already had \
+             max_pending_per_source connections in their handshake",
+            m.pending_refused.clone(),
+        );
+        r.register(
+            "log_lines_suppressed",
+            "Refusal log lines left out by the per-kind rate limit (counted, not written)",
+            m.log_lines_suppressed.clone(),
         );
         r.register(
             "connect_failures",

@@ -1,0 +1,132 @@
+//! What anyone who can reach an agent's peer port can do to it, before and after the
+//! handshake: nothing before it may cost more than the handshake needs, no source may
+//! hold every pending handshake, refusals are logged with who caused them and at a
+//! bounded rate. Loopback only; every wait is bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Agent, hawser, wait_for};
+
+/// Whether the agent closes a connection on which `bytes` were sent within `secs`.
+fn closed_within(agent: &Agent, bytes: &[u8], secs: u64) -> bool {
+    let mut s = TcpStream::connect(&agent.listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+fn with_transport(dir: &std::path::Path, agent: &mut Agent, transport: &str) {
+    let file = dir.join(format!("{}.toml", agent.name));
+    std::fs::write(&file, format!("[transport]\n{transport}\n")).unwrap();
+    agent.extra = vec!["--config".into(), file.to_str().unwrap().into()];
+}
+
+/// A hello header announcing 4 MiB (the data frame limit) used to be read to its end,
+/// held until the handshake timeout: 150 of them took an agent from 19 MB to 695 MB.
+/// Now the header alone is refused: a handshake frame is a few hundred bytes.
+#[test]
+fn an_oversize_hello_is_refused_from_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "a");
+    a.start();
+    let mut frame = b"HW\x01\x01\x00\x40\x00\x00".to_vec();
+    frame.extend_from_slice(&[0u8; 1000]);
+    assert!(
+        closed_within(&a, &frame, 2),
+        "a 4 MiB hello was not refused at once"
+    );
+    wait_for("the oversize hello to be counted", 5, || {
+        (a.metric("hawser_decode_errors_total") >= 1.0).then_some(())
+    });
+}
+
+/// One source may hold only `max_pending_per_source` connections that have not sent
+/// their handshake; the rest are closed on arrival and counted.
+#[test]
+fn one_source_cannot_hold_more_than_its_pending_handshakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "a");
+    with_transport(dir.path(), &mut a, "max_pending_per_source = 4");
+    a.start();
+    let silent: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(&a.listen).unwrap())
+        .collect();
+    wait_for("the four to be accepted", 5, || {
+        (a.metric("hawser_connections_accepted_total") >= 4.0).then_some(())
+    });
+    assert!(closed_within(&a, b"", 2), "a fifth pending handshake was kept");
+    assert!(a.metric("hawser_pending_refused_total") >= 1.0);
+    drop(silent);
+}
+
+/// 300 connections beyond the connection cap, and 50 bad frames: each kind of refusal
+/// writes at most its burst of lines, each naming the remote address, and counts the
+/// rest.
+#[test]
+fn refusals_name_the_remote_and_do_not_flood_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "a");
+    with_transport(dir.path(), &mut a, "max_connections = 4");
+    a.start();
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(&a.listen).unwrap())
+        .collect();
+    wait_for("the four to be accepted", 5, || {
+        (a.metric("hawser_connections_accepted_total") >= 4.0).then_some(())
+    });
+    for _ in 0..300 {
+        let _ = TcpStream::connect(&a.listen);
+    }
+    wait_for("the 300 to be refused", 10, || {
+        (a.metric("hawser_connections_refused_total") >= 300.0).then_some(())
+    });
+    drop(held);
+    wait_for("the held connections to close", 10, || {
+        (a.metric("hawser_connections") == 0.0).then_some(())
+    });
+    for _ in 0..50 {
+        closed_within(&a, b"GET / HTTP/1.1\r\n\r\n", 5);
+    }
+    wait_for("the bad frames to be counted", 5, || {
+        (a.metric("hawser_decode_errors_total") >= 50.0).then_some(())
+    });
+    let log = std::fs::read_to_string(&a.log).unwrap();
+    let lines = |what: &str| -> Vec<&str> { log.lines().filter(|l| l.contains(what)).collect() };
+    let refused = lines("too many connections");
+    let undecodable = lines("undecodable frame");
+    for (what, found) in [("refused", &refused), ("undecodable", &undecodable)] {
+        assert!(
+            !found.is_empty() && found.len() <= 10,
+            "{} {what} lines",
+            found.len()
+        );
+        assert!(found.iter().all(|l| l.contains("127.0.0.1:")), "{found:?}");
+    }
+    assert!(a.metric("hawser_log_lines_suppressed_total") >= 290.0 + 40.0);
+}
+
+#[test]
+fn keygen_prints_a_fresh_256_bit_key() {
+    let run = || {
+        let out = hawser().arg("keygen").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (k1, k2) = (run(), run());
+    assert!(
+        k1.len() == 64 && k1.chars().all(|c| c.is_ascii_hexdigit()),
+        "{k1:?}"
+    );
+    assert_ne!(k1, k2);
+}
