@@ -9,7 +9,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Agent, hawser, wait_for};
+use common::{Agent, RoguePeer, hawser, wait_for};
+use hawser_core::crdt::Map;
+use hawser_core::kv::KvMessage;
+use hawser_core::wire;
 
 /// Whether the agent closes a connection on which `bytes` were sent within `secs`.
 fn closed_within(agent: &Agent, bytes: &[u8], secs: u64) -> bool {
@@ -129,4 +132,32 @@ fn keygen_prints_a_fresh_256_bit_key() {
         "{k1:?}"
     );
     assert_ne!(k1, k2);
+}
+
+/// An authenticated peer sends a KV value whose maps nest 400,000 deep (3.2 MB, under
+/// the frame limit). The derived decoder recursed once per level and the stack overflow
+/// aborted the agent; now the depth is bounded while decoding: the message is a counted
+/// decode error, the link is dropped, the agent goes on.
+#[test]
+fn a_deeply_nested_value_from_a_peer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "a");
+    a.start();
+    let mut rogue = RoguePeer::link(&a, "rogue");
+    let empty = wire::encode(&Map::new());
+    let mut body = vec![1u8]; // the stack's KV channel
+    let entries = KvMessage::Entries {
+        entries: vec![("k".into(), Map::new())],
+    }
+    .encode();
+    body.extend_from_slice(&entries[..entries.len() - empty.len()]);
+    for _ in 0..400_000 {
+        body.extend_from_slice(&[0, 0, 0, 0, 1, 1, b'm', 0]);
+    }
+    body.extend_from_slice(&empty);
+    rogue.send(&body);
+    assert!(rogue.closed_by_agent(), "the agent kept the link");
+    assert!(a.exited().is_none(), "the agent died");
+    assert!(a.metric("hawser_decode_errors_total") >= 1.0);
+    assert_eq!(a.json("/v1/kv/k"), serde_json::json!({}));
 }

@@ -621,6 +621,37 @@ fn nesting_is_bounded_in_parse_and_apply() {
     m.apply(actor(1), &ok).unwrap();
 }
 
+/// The encoding of a map whose maps nest `depth` levels (each level one field `m`),
+/// written by hand so that no encoder recursion is needed to build a hostile one.
+fn nested_map_bytes(depth: usize) -> Vec<u8> {
+    let empty = crate::wire::encode(&Map::new());
+    // An empty store is five empty collections; the context follows it.
+    let (store, context) = empty.split_at(5);
+    assert_eq!(store, [0; 5]);
+    let mut bytes = Vec::new();
+    for _ in 0..depth {
+        // counters, sets, registers, flags: empty; maps: one entry "m" -> Field {
+        // dots: empty, store: the next level }.
+        bytes.extend_from_slice(&[0, 0, 0, 0, 1, 1, b'm', 0]);
+    }
+    bytes.extend_from_slice(store);
+    bytes.extend_from_slice(context);
+    bytes
+}
+
+/// A peer's delta or anti-entropy value is decoded, not parsed from JSON: its nesting is
+/// bounded while decoding, so a small, deep value is an error instead of a stack
+/// overflow that aborts the process.
+#[test]
+fn nesting_is_bounded_while_decoding() {
+    let ok: Map = crate::wire::decode(&nested_map_bytes(MAX_DEPTH)).unwrap();
+    assert_eq!(crate::wire::encode(&ok), nested_map_bytes(MAX_DEPTH));
+    let err = crate::wire::decode::<Map>(&nested_map_bytes(MAX_DEPTH + 1)).unwrap_err();
+    assert!(err.to_string().contains("nested deeper"), "{err}");
+    let hostile = nested_map_bytes(1_000_000);
+    assert!(crate::wire::decode::<Map>(&hostile).is_err());
+}
+
 #[test]
 fn empty_ops_are_refused() {
     let mut m = Map::new();

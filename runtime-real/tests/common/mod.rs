@@ -290,3 +290,126 @@ pub fn wait_for_value(agents: &[&Agent], key: &str, expected: &Value, secs: u64)
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A peer that holds the cookie and speaks the link protocol through hawser-core's own
+/// `Node`, but sends whatever bytes a test gives it: what an authenticated but buggy or
+/// hostile node could do to an agent.
+pub struct RoguePeer {
+    stream: TcpStream,
+    node: hawser_core::Node<Quiet>,
+    conn: hawser_core::ConnId,
+    pub agent: hawser_core::NodeId,
+    started: Instant,
+}
+
+/// A protocol that does nothing: the rogue only sends what the test tells it to.
+pub struct Quiet;
+
+impl hawser_core::Protocol for Quiet {
+    type Timer = ();
+    type Event = ();
+    fn start(&mut self, _: &mut hawser_core::Ctx<'_, (), ()>) {}
+    fn message(
+        &mut self,
+        _: hawser_core::NodeId,
+        _: &[u8],
+        _: &mut hawser_core::Ctx<'_, (), ()>,
+    ) -> Result<(), hawser_core::wire::WireError> {
+        Ok(())
+    }
+    fn timer(&mut self, _: (), _: &mut hawser_core::Ctx<'_, (), ()>) {}
+}
+
+impl RoguePeer {
+    /// Link to `agent` as a node named `name` (listening nowhere), within 10 s.
+    pub fn link(agent: &Agent, name: &str) -> RoguePeer {
+        use hawser_core::{Addr, Cookie, Identity, LinkConfig, Name, Node, NodeId, Transmit};
+        let identity = Identity {
+            id: NodeId::from_name(name),
+            name: Name::new(name).unwrap(),
+            addr: Addr::new("127.0.0.1:9").unwrap(),
+            cookie: Cookie::new(agent.cookie.as_bytes()).unwrap(),
+        };
+        let mut node = Node::new(LinkConfig::default(), identity, 1, Quiet).unwrap();
+        let started = Instant::now();
+        node.handle_start(hawser_core::Instant::ZERO);
+        node.command(hawser_core::Instant::ZERO, |_, ctx| {
+            ctx.connect(Addr::new(agent.listen.as_str()).unwrap(), None)
+        });
+        let Some(Transmit::Connect { conn, .. }) = node.poll_transmit() else {
+            panic!("the rogue dials")
+        };
+        let stream = TcpStream::connect(&agent.listen).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rogue = RoguePeer {
+            stream,
+            node,
+            conn,
+            agent: NodeId(0),
+            started,
+        };
+        let now = rogue.now();
+        rogue.node.handle_connected(now, conn);
+        loop {
+            rogue.flush();
+            while let Some(e) = rogue.node.poll_event() {
+                if let hawser_core::Event::Link(hawser_core::LinkEvent::Up { peer, .. }) = e {
+                    rogue.agent = peer;
+                    return rogue;
+                }
+            }
+            rogue
+                .read_frame()
+                .expect("the agent answers the handshake");
+        }
+    }
+
+    fn now(&self) -> hawser_core::Instant {
+        hawser_core::Instant::from_nanos(self.started.elapsed().as_nanos() as u64)
+    }
+
+    /// Write what the node queued.
+    fn flush(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            if let hawser_core::Transmit::Send { frame, .. } = t {
+                let _ = self.stream.write_all(&frame);
+            }
+        }
+    }
+
+    /// The next frame from the agent, or `None` once it closed the connection.
+    pub fn read_frame(&mut self) -> Option<Vec<u8>> {
+        let mut frame = vec![0u8; hawser_core::wire::HEADER_LEN];
+        self.stream.read_exact(&mut frame).ok()?;
+        let (_, len) = hawser_core::wire::decode_header(&frame, usize::MAX).ok()?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).ok()?;
+        frame.extend_from_slice(&body);
+        let now = self.now();
+        self.node.handle_frame(now, self.conn, &frame);
+        Some(frame)
+    }
+
+    /// Send `body` as one sealed message (its first byte is the stack's channel).
+    pub fn send(&mut self, body: &[u8]) {
+        let (now, agent) = (self.now(), self.agent);
+        self.node
+            .command(now, |_, ctx| ctx.send(agent, body))
+            .expect("linked");
+        self.flush();
+    }
+
+    /// Read (and drop) what the agent sends until it closes the link, within 10 s.
+    /// Returns whether it did.
+    pub fn closed_by_agent(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.read_frame().is_none() {
+                return true;
+            }
+        }
+        false
+    }
+}
