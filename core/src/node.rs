@@ -206,7 +206,10 @@ impl<P: Protocol> Node<P> {
                         .connect_failed(addr, expected, error, ctx!(self, now));
                     self.events.push_back(Event::Link(event));
                 }
-                LinkEvent::AuthFailure { .. } | LinkEvent::DecodeError { .. } => {
+                LinkEvent::AuthFailure { .. }
+                | LinkEvent::DecodeError { .. }
+                | LinkEvent::DuplicateRefused { .. }
+                | LinkEvent::RefusedByPeer { .. } => {
                     self.events.push_back(Event::Link(event))
                 }
             }

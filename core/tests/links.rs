@@ -6,6 +6,7 @@ use hawser_core::{
     Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
     LinkEvent, Name, Node, NodeId, Protocol, Transmit,
 };
+use hawser_core::link::RefuseReason;
 
 /// Records what reaches it; sends "hello" on every link-up.
 #[derive(Default)]
@@ -33,10 +34,15 @@ impl Protocol for Recorder {
 }
 
 fn node(id: u64, cookie: &str) -> Node<Recorder> {
+    node_at(id, &format!("n{id}"), cookie)
+}
+
+/// A node with id `id` that says it listens at `addr`.
+fn node_at(id: u64, addr: &str, cookie: &str) -> Node<Recorder> {
     let identity = Identity {
         id: NodeId(id),
         name: Name::new(format!("n{id}")).unwrap(),
-        addr: Addr::new(format!("n{id}")).unwrap(),
+        addr: Addr::new(addr).unwrap(),
         cookie: Cookie::new(cookie).unwrap(),
     };
     let mut n = Node::new(LinkConfig::default(), identity, id, Recorder::default()).unwrap();
@@ -249,4 +255,36 @@ fn an_oversize_frame_before_authentication_is_refused() {
             ..
         }
     )));
+}
+
+/// Two agents given one name share an id. The second to link with a node from another
+/// address is refused and told why; the live link stays (before, the tie-break between
+/// the two connections dropped one link or the other, and they took turns).
+#[test]
+fn a_second_node_with_a_linked_id_is_refused_and_told() {
+    let mut b = node(2, "c");
+    let mut first = node_at(1, "first", "c");
+    let mut second = node_at(1, "second", "c");
+    pump(&mut first, &mut b, |_| {});
+    link_events(&mut b);
+    pump(&mut second, &mut b, |_| {});
+    assert_eq!(b.stats().duplicate_ids, 1);
+    let events = link_events(&mut b);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            LinkEvent::DuplicateRefused { peer: NodeId(1), addr, live_addr, .. }
+                if addr.as_str() == "second" && live_addr.as_str() == "first"
+        )),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|e| matches!(e, LinkEvent::Down { .. })));
+    assert_eq!(second.stats().refused_by_peer, 1);
+    assert!(link_events(&mut second).contains(&LinkEvent::RefusedByPeer {
+        peer: NodeId(2),
+        reason: RefuseReason::DuplicateId
+    }));
+    assert!(!second.links().is_linked(NodeId(2)));
+    assert!(b.links().is_linked(NodeId(1)) && first.links().is_linked(NodeId(2)));
+    assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);
 }

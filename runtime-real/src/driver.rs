@@ -55,7 +55,7 @@ use hawser_core::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::lograte::{LineKind, LogLimiter};
 use crate::metrics::Metrics;
@@ -884,6 +884,39 @@ impl<T: Transport> Driver<T> {
                 if let Some(suppressed) = self.admit(LineKind::DecodeError) {
                     let remote = self.remote(conn);
                     warn!(%remote, %error, suppressed, "undecodable frame; connection closed")
+                }
+            }
+            Event::Link(LinkEvent::DuplicateRefused {
+                conn,
+                peer,
+                addr,
+                live_addr,
+            }) => {
+                if let Some(suppressed) = self.admit(LineKind::DuplicateName) {
+                    let remote = self.remote(conn);
+                    warn!(
+                        %remote,
+                        %peer,
+                        %addr,
+                        %live_addr,
+                        suppressed,
+                        "a second node claims a linked node's name from another address; \
+                         refused it (node names must be unique in a cluster)"
+                    )
+                }
+            }
+            Event::Link(LinkEvent::RefusedByPeer { peer, reason }) => {
+                if let Some(suppressed) = self.admit(LineKind::DuplicateName) {
+                    let remote = self.peers.get(&peer).map(|a| a.to_string());
+                    error!(
+                        %peer,
+                        ?remote,
+                        ?reason,
+                        suppressed,
+                        "a peer refused our link: another node with this node's name is \
+                         live in the cluster (node names must be unique; is another agent \
+                         running with the same --name?)"
+                    )
                 }
             }
             Event::Link(LinkEvent::Message { from, .. }) => {

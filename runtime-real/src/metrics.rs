@@ -37,6 +37,8 @@ pub struct Metrics {
     auth_failures: Counter,
     decode_errors: Counter,
     handshake_timeouts: Counter,
+    duplicate_ids: Counter,
+    refused_by_peer: Counter,
     evictions: Counter,
     messages_sent: Family<Labels, Counter>,
     messages_received: Family<Labels, Counter>,
@@ -78,6 +80,8 @@ impl Metrics {
             auth_failures: Counter::default(),
             decode_errors: Counter::default(),
             handshake_timeouts: Counter::default(),
+            duplicate_ids: Counter::default(),
+            refused_by_peer: Counter::default(),
             evictions: Counter::default(),
             messages_sent: Family::default(),
             messages_received: Family::default(),
@@ -137,13 +141,23 @@ impl Metrics {
         r.register("bytes_out", "Bytes sent in frames", m.bytes_out.clone());
         r.register(
             "auth_failures",
-            "Peers that failed the cookie proof or sent a frame with a bad MAC",
+            "Peers that failed the cookie proof or sent a frame that did not open",
             m.auth_failures.clone(),
         );
         r.register(
             "decode_errors",
             "Frames or messages that did not decode (the connection was closed)",
             m.decode_errors.clone(),
+        );
+        r.register(
+            "duplicate_ids",
+            "Links refused because a node with the same name was linked from another address",
+            m.duplicate_ids.clone(),
+        );
+        r.register(
+            "refused_by_peer",
+            "Links a peer refused after the handshake (another node has this node's name)",
+            m.refused_by_peer.clone(),
         );
         r.register(
             "handshake_timeouts",
@@ -265,6 +279,8 @@ impl Metrics {
         set(&self.auth_failures, stats.auth_failures);
         set(&self.decode_errors, stats.decode_errors);
         set(&self.handshake_timeouts, stats.handshake_timeouts);
+        set(&self.duplicate_ids, stats.duplicate_ids);
+        set(&self.refused_by_peer, stats.refused_by_peer);
         set(&self.evictions, counters.evictions);
         for kind in Kind::ALL {
             let labels = vec![("kind".to_owned(), format!("{kind:?}"))];

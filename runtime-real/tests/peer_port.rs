@@ -161,3 +161,36 @@ fn a_deeply_nested_value_from_a_peer_is_refused() {
     assert!(a.metric("hawser_decode_errors_total") >= 1.0);
     assert_eq!(a.json("/v1/kv/k"), serde_json::json!({}));
 }
+
+/// A second agent started with a live agent's name (so its id) joins through the same
+/// contact. The contact keeps its link to the first and refuses the second, which logs
+/// why; the first's link never goes down (before: 95 link-downs in 2.5 minutes, and no
+/// warning anywhere).
+#[test]
+fn a_second_agent_with_a_live_name_is_refused_and_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "a");
+    a.start();
+    let mut b = Agent::new(dir.path(), "b");
+    b.join = vec![a.listen.clone()];
+    b.start();
+    let b_id = b.id();
+    wait_for("a and b to link", 10, || a.active().contains(&b_id).then_some(()));
+    let mut twin = Agent::new(dir.path(), "b");
+    twin.data_dir = dir.path().join("twin");
+    twin.log = dir.path().join("twin.log");
+    twin.join = vec![a.listen.clone()];
+    twin.start();
+    wait_for("the twin to be refused", 10, || {
+        (a.metric("hawser_duplicate_ids_total") >= 1.0
+            && twin.metric("hawser_refused_by_peer_total") >= 1.0)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(a.active().contains(&b_id), "a lost its link to b");
+    let log = std::fs::read_to_string(&a.log).unwrap();
+    assert!(!log.contains("link down"), "a's links flapped:\n{log}");
+    assert!(log.contains("names must be unique"));
+    let twin_log = std::fs::read_to_string(&twin.log).unwrap();
+    assert!(twin_log.contains("names must be unique"), "{twin_log}");
+}

@@ -14,5 +14,5 @@ pub use cookie::Cookie;
 pub use handshake::{Hello, LINK_VERSION, PAKE_LEN, PROOF_LEN, Role, TAG_LEN};
 pub use table::{
     ConnId, ConnectError, DownReason, HANDSHAKE_FRAMES, LinkConfig, LinkEvent, Links,
-    MAX_HANDSHAKE_FRAME, SendError, Transmit,
+    MAX_HANDSHAKE_FRAME, RefuseReason, SendError, Transmit,
 };

@@ -96,6 +96,18 @@ pub enum ConnectError {
     Timeout,
     /// The peer sent bytes that are not a valid handshake.
     Malformed,
+    /// Another node with the same id (the same name) is linked already, from another
+    /// address; or the peer refused us for that reason.
+    DuplicateId,
+}
+
+/// Why a node closed a link it had just authenticated, sent to the peer in a `Refuse`
+/// frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefuseReason {
+    /// A live link to a node with the refused one's id exists, from another address:
+    /// two agents were given the same name.
+    DuplicateId,
 }
 
 /// Happenings the node passes on: to the protocol and, as events, to the driver.
@@ -128,6 +140,16 @@ pub enum LinkEvent {
         conn: ConnId,
         error: WireError,
     },
+    /// A second node claimed `peer`'s id from `addr` while the link to `live_addr` was
+    /// up: we kept the live one and refused the newcomer (names must be unique).
+    DuplicateRefused {
+        conn: ConnId,
+        peer: NodeId,
+        addr: Addr,
+        live_addr: Addr,
+    },
+    /// `peer` refused the link we had just made with it.
+    RefusedByPeer { peer: NodeId, reason: RefuseReason },
 }
 
 enum State {
@@ -142,6 +164,8 @@ enum State {
     },
     Established {
         peer: NodeId,
+        /// Where the peer said it listens (its hello).
+        addr: Addr,
         sealer: Sealer,
         opener: Opener,
     },
@@ -392,6 +416,21 @@ impl Links {
             Err(error) => return self.decode_error(stats, conn, error),
         };
         match (&mut c.state, frame.kind) {
+            (State::Established { opener, peer, .. }, FrameKind::Refuse) => {
+                let (peer, reason) = (*peer, opener.open(frame.payload));
+                match reason.and_then(|r| wire::decode::<RefuseReason>(&r).ok()) {
+                    Some(reason) => {
+                        stats.refused_by_peer += 1;
+                        self.events
+                            .push_back(LinkEvent::RefusedByPeer { peer, reason });
+                        self.fail(conn, ConnectError::DuplicateId);
+                    }
+                    None => {
+                        let error = WireError::Payload("a refusal that does not open".into());
+                        self.decode_error(stats, conn, error);
+                    }
+                }
+            }
             (State::Established { opener, peer, .. }, FrameKind::Data) => {
                 match opener.open(frame.payload) {
                     Some(body) => {
@@ -485,10 +524,11 @@ impl Links {
         self.deadlines.remove(&(c.deadline, conn));
         c.state = State::Established {
             peer,
+            addr: addr.clone(),
             sealer,
             opener,
         };
-        self.establish(conn, peer, addr);
+        self.establish(stats, conn, peer, addr);
     }
 
     /// Keep one link per peer. When two connections to the same peer authenticate (both
@@ -496,12 +536,23 @@ impl Links {
     /// between connections dialled by different ends, the one dialled by the lower id
     /// wins; between two dialled by the same end, the newer wins (the older is likely
     /// a dead connection not yet noticed).
-    fn establish(&mut self, conn: ConnId, peer: NodeId, addr: Addr) {
+    ///
+    /// Both connections of one node carry the address it listens on. A second connection
+    /// for a linked id from *another* address is a second node with the same name: the
+    /// live link is kept and the newcomer refused, told why, and counted (letting the
+    /// rule above pick would drop the live link for it, and the two would take turns).
+    fn establish(&mut self, stats: &mut Stats, conn: ConnId, peer: NodeId, addr: Addr) {
         let Some(&old) = self.by_peer.get(&peer) else {
             self.by_peer.insert(peer, conn);
             self.events.push_back(LinkEvent::Up { peer, addr });
             return;
         };
+        if let State::Established { addr: live, .. } = &self.conns[&old].state
+            && *live != addr
+        {
+            let live_addr = live.clone();
+            return self.refuse_duplicate(stats, conn, peer, addr, live_addr);
+        }
         let (new_role, old_role) = (self.conns[&conn].role, self.conns[&old].role);
         let new_wins = if new_role == old_role {
             self.conns[&conn].opened > self.conns[&old].opened
@@ -515,6 +566,33 @@ impl Links {
             conn
         };
         self.drop_conn(loser);
+    }
+
+    fn refuse_duplicate(
+        &mut self,
+        stats: &mut Stats,
+        conn: ConnId,
+        peer: NodeId,
+        addr: Addr,
+        live_addr: Addr,
+    ) {
+        stats.duplicate_ids += 1;
+        if let Some(Conn {
+            state: State::Established { sealer, .. },
+            ..
+        }) = self.conns.get_mut(&conn)
+            && let Some(sealed) = sealer.seal(&[&wire::encode(&RefuseReason::DuplicateId)])
+        {
+            let frame = wire::encode_frame(FrameKind::Refuse, &sealed);
+            self.transmits.push_back(Transmit::Send { conn, frame });
+        }
+        self.events.push_back(LinkEvent::DuplicateRefused {
+            conn,
+            peer,
+            addr,
+            live_addr,
+        });
+        self.drop_conn(conn);
     }
 
     fn decode_error(&mut self, stats: &mut Stats, conn: ConnId, error: WireError) {
