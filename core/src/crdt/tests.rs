@@ -682,11 +682,30 @@ fn counter_overflow_is_an_error() {
         Err(Error::Overflow)
     );
     assert_eq!(c, before);
-    // Other actors add on top; the value is exact (i128) and the JSON saturates.
+    // Other actors add on top; the value is exact (i128), and so is its JSON.
     c.apply(actor(2), &CounterOp::Increment(amount(u64::MAX)))
         .unwrap();
     assert_eq!(c.value(), 2 * i128::from(u64::MAX));
-    assert_eq!(c.to_json(), json!(u64::MAX));
+    assert_eq!(c.to_json(), json!("36893488147419103230"));
+}
+
+/// 2^63 added on two nodes is 2^64: one more than JSON's largest 64-bit integer. It used
+/// to read 18446744073709551615 everywhere, a value nobody wrote.
+#[test]
+fn counter_json_is_exact_at_the_edges_of_64_bits() {
+    let value = |ops: &[(u64, CounterOp)]| {
+        let mut c = Counter::new();
+        for (a, op) in ops {
+            c.apply(actor(*a), op).unwrap();
+        }
+        c.to_json()
+    };
+    let inc = |n: u64| CounterOp::Increment(amount(n));
+    let dec = |n: u64| CounterOp::Decrement(amount(n));
+    assert_eq!(value(&[(1, inc(1 << 63)), (2, inc(1 << 63))]), json!("18446744073709551616"));
+    assert_eq!(value(&[(1, inc(u64::MAX - 1)), (2, inc(1))]), json!(u64::MAX));
+    assert_eq!(value(&[(1, dec(1 << 63))]), json!(i64::MIN));
+    assert_eq!(value(&[(1, dec(1 << 63)), (2, dec(1))]), json!("-9223372036854775809"));
 }
 
 // ---------------------------------------------------------------------------------------
