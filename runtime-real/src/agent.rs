@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, Admin, id_hex};
+use crate::admin_guard::{GuardedListener, Policy};
 use crate::config::{AgentArgs, AgentConfig, LogFormat, MINIMAL_COMMAND};
 use crate::driver::{Driver, os_seed};
 use crate::metrics::Metrics;
@@ -100,22 +101,46 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         "agent starting"
     );
     let metrics = Metrics::new();
+    let mut driver_config = config.driver;
+    let (admin_cap, peer_cap) = fit_to_descriptors(
+        config.admin_api.max_connections,
+        driver_config.max_connections,
+    );
+    if (admin_cap, peer_cap) != (config.admin_api.max_connections, driver_config.max_connections) {
+        warn!(
+            admin_connections = admin_cap,
+            peer_connections = peer_cap,
+            "few file descriptors (ulimit -n): connection caps lowered so peers keep a reserve"
+        );
+    }
+    driver_config.max_connections = peer_cap;
     let (driver, handle) = Driver::<Tcp>::new(
         node,
         Arc::new(store),
         listener,
-        config.driver,
+        driver_config,
         metrics.clone(),
     );
     let mut driver = tokio::spawn(driver.run());
     let app = admin::router(Admin {
         handle: handle.clone(),
-        metrics,
+        metrics: metrics.clone(),
         name: spec.name.clone(),
         listen: config.listen,
         admin: admin_addr,
         started: std::time::Instant::now(),
+        policy: Policy {
+            port: admin_addr.port(),
+            hosts: config.admin_api.hosts,
+            token: config.admin_api.token,
+        },
     });
+    let admin_listener = GuardedListener::new(
+        admin_listener,
+        admin_cap,
+        config.admin_api.idle_timeout,
+        metrics,
+    );
     // The API outlives the driver by a moment, so that what it was serving ends cleanly:
     // ops waiting for the disk get their answer, watch streams their `end` event.
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -155,4 +180,23 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("the driver task failed: {e}")),
     }
+}
+
+/// The connection caps, lowered if the process may open few descriptors (`ulimit -n`):
+/// the admin API may use at most an eighth of them, peers the rest less a margin for the
+/// store, logs and dials. So idle admin clients cannot starve the peer port.
+fn fit_to_descriptors(admin: usize, peers: usize) -> (usize, usize) {
+    const MARGIN: usize = 32;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return (admin, peers);
+    }
+    let fds = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+    let admin = admin.min((fds / 8).max(1));
+    let peers = peers.min(fds.saturating_sub(admin + MARGIN).max(1));
+    (admin, peers)
 }

@@ -76,9 +76,18 @@ pub struct AgentArgs {
     /// Accept a cookie shorter than 16 bytes (each connection is one online guess at it).
     #[arg(long)]
     pub allow_weak_cookie: bool,
-    /// Address of the admin HTTP API [default: 127.0.0.1:7601].
+    /// Address of the admin HTTP API [default: 127.0.0.1:7601]. Anything but loopback
+    /// needs --admin-token-file.
     #[arg(long)]
     pub admin: Option<String>,
+    /// A file holding the admin API's bearer token (at least 16 bytes; `hawser keygen`
+    /// makes one): every request must then carry `Authorization: Bearer TOKEN`.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Host names (besides IP addresses and localhost) that admin requests may give in
+    /// their Host header, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub admin_host: Option<Vec<String>>,
     /// A TOML file with any of these settings; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -99,6 +108,8 @@ impl AgentArgs {
             && self.cookie_file.is_none()
             && !self.allow_weak_cookie
             && self.admin.is_none()
+            && self.admin_token_file.is_none()
+            && self.admin_host.is_none()
             && self.config.is_none()
             && self.log_format.is_none()
     }
@@ -117,7 +128,11 @@ struct FileConfig {
     cookie_file: Option<PathBuf>,
     allow_weak_cookie: Option<bool>,
     admin: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    admin_hosts: Option<Vec<String>>,
     log_format: Option<LogFormat>,
+    /// Limits of the admin API.
+    admin_api: Option<AdminApiFile>,
     /// Any `MembershipConfig` field, by name.
     membership: Option<MembershipConfig>,
     transport: Option<TransportFile>,
@@ -134,6 +149,39 @@ struct TransportFile {
     max_frame: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminApiFile {
+    max_connections: Option<usize>,
+    idle_timeout_ms: Option<u64>,
+    max_watchers: Option<usize>,
+    watch_queue_bytes: Option<usize>,
+}
+
+/// Who may use the admin API and how much of the agent it may hold.
+#[derive(Clone, Debug)]
+pub struct AdminApiConfig {
+    /// The bearer token every request must carry (required off loopback).
+    pub token: Option<String>,
+    /// Host names a request's `Host` may give besides IP addresses and localhost.
+    pub hosts: Vec<String>,
+    /// Admin connections open at once (lowered at start if file descriptors are few).
+    pub max_connections: usize,
+    /// An admin connection with no byte either way for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for AdminApiConfig {
+    fn default() -> Self {
+        AdminApiConfig {
+            token: None,
+            hosts: Vec::new(),
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// A validated agent configuration.
 #[derive(Debug)]
 pub struct AgentConfig {
@@ -141,6 +189,7 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub admin: SocketAddr,
+    pub admin_api: AdminApiConfig,
     pub log_format: LogFormat,
     pub driver: DriverConfig,
     /// Things that work but should not be so (a cookie file others can read), to log
@@ -284,9 +333,47 @@ impl AgentConfig {
         }
         let cookie = Cookie::new(cookie).ok_or_else(|| bad(setting, "must not be empty"))?;
         let admin = parse_admin(&args.admin.or(file.admin).unwrap_or(DEFAULT_ADMIN.into()))?;
+        let token = match args.admin_token_file.or(file.admin_token_file) {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad("admin_token_file", format!("{}: {e}", path.display())))?;
+                warnings.extend(readable_by_others(&path));
+                let token = text.trim().to_owned();
+                if token.len() < MIN_COOKIE_LEN || token.contains(char::is_whitespace) {
+                    return Err(bad(
+                        "admin_token_file",
+                        format!(
+                            "{}: the token must be at least {MIN_COOKIE_LEN} bytes with no \
+                             spaces (make one with `hawser keygen`)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some(token)
+            }
+        };
+        if !admin.ip().is_loopback() && token.is_none() {
+            return Err(bad(
+                "admin",
+                format!(
+                    "{admin} is not a loopback address: whoever reaches it could read and \
+                     write the cluster's data, so it needs --admin-token-file (a bearer \
+                     token every request must carry)"
+                ),
+            ));
+        }
+        let admin_api = admin_api_config(
+            file.admin_api.unwrap_or_default(),
+            token,
+            args.admin_host.or(file.admin_hosts).unwrap_or_default(),
+        )?;
         let membership = file.membership.unwrap_or_default();
         membership.validate().map_err(|e| bad("membership", e))?;
-        let driver = driver_config(file.transport.unwrap_or_default())?;
+        let mut driver = driver_config(file.transport.unwrap_or_default())?;
+        driver.max_watchers = admin_api.1;
+        driver.watch_queue_bytes = admin_api.2;
+        let admin_api = admin_api.0;
         Ok(AgentConfig {
             node: NodeSpec {
                 name,
@@ -299,6 +386,7 @@ impl AgentConfig {
             listen,
             data_dir,
             admin,
+            admin_api,
             log_format: args
                 .log_format
                 .or(file.log_format)
@@ -317,6 +405,46 @@ fn parse_admin(s: &str) -> Result<SocketAddr, ConfigError> {
             format!("{s:?} is not an ip:port address (e.g. {DEFAULT_ADMIN})"),
         )
     })
+}
+
+/// The admin API's settings, and the watch limits the driver enforces.
+fn admin_api_config(
+    f: AdminApiFile,
+    token: Option<String>,
+    hosts: Vec<String>,
+) -> Result<(AdminApiConfig, usize, usize), ConfigError> {
+    let d = AdminApiConfig::default();
+    let dd = DriverConfig::default();
+    let positive = |name: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(bad(&format!("admin_api.{name}"), "must be greater than zero")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let config = AdminApiConfig {
+        token,
+        hosts: hosts.into_iter().map(|h| h.trim().to_owned()).collect(),
+        max_connections: positive(
+            "max_connections",
+            f.max_connections.map(|n| n as u64),
+            d.max_connections as u64,
+        )? as usize,
+        idle_timeout: Duration::from_millis(positive(
+            "idle_timeout_ms",
+            f.idle_timeout_ms,
+            d.idle_timeout.as_millis() as u64,
+        )?),
+    };
+    let max_watchers = positive(
+        "max_watchers",
+        f.max_watchers.map(|n| n as u64),
+        dd.max_watchers as u64,
+    )? as usize;
+    let watch_queue_bytes = positive(
+        "watch_queue_bytes",
+        f.watch_queue_bytes.map(|n| n as u64),
+        dd.watch_queue_bytes as u64,
+    )? as usize;
+    Ok((config, max_watchers, watch_queue_bytes))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -356,6 +484,7 @@ fn driver_config(t: TransportFile) -> Result<DriverConfig, ConfigError> {
             None => d.max_pending_per_source,
         },
         max_frame: t.max_frame.unwrap_or(d.max_frame),
+        ..d
     };
     LinkConfig {
         max_frame: config.max_frame,
@@ -498,6 +627,28 @@ mod tests {
             warnings.len() == 1 && warnings[0].contains("644") && warnings[0].contains("chmod 600"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn an_admin_address_off_loopback_needs_a_token() {
+        let e = err(AgentArgs {
+            admin: Some("0.0.0.0:7601".into()),
+            ..args()
+        });
+        assert!(
+            e.contains("`admin`") && e.contains("--admin-token-file") && e.contains("loopback"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let c = AgentConfig::load(AgentArgs {
+            admin: Some("0.0.0.0:7601".into()),
+            admin_token_file: Some(path),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(c.admin_api.token.as_deref(), Some("0123456789abcdef0123"));
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub struct DriverConfig {
     /// Inbound connections from one IP address that may be in their handshake at once;
     /// more are closed on arrival, so one source cannot hold every slot unauthenticated.
     pub max_pending_per_source: usize,
+    /// KV watchers (`/v1/kv/watch` streams) at once; more are refused.
+    pub max_watchers: usize,
+    /// Bytes of changes queued for one watcher; a watcher that lets more pile up (a
+    /// stalled client) is cut off with `lagged`.
+    pub watch_queue_bytes: usize,
 }
 
 impl Default for DriverConfig {
@@ -90,6 +95,8 @@ impl Default for DriverConfig {
             send_queue_bytes: 16 << 20,
             max_connections: 1024,
             max_pending_per_source: 32,
+            max_watchers: 64,
+            watch_queue_bytes: 8 << 20,
         }
     }
 }
@@ -169,30 +176,66 @@ enum Control {
     },
     Watch {
         prefix: String,
-        reply: oneshot::Sender<Watch>,
+        reply: oneshot::Sender<Result<Watch, WatchError>>,
     },
     Deny(BTreeSet<Addr>),
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Changes a watcher may have queued before it is judged too slow and dropped (its
-/// stream ends, marked `lagged`): a stalled client cannot grow the node's memory.
-pub const WATCH_QUEUE: usize = 4096;
-
 /// A subscription to the KV's changes under a prefix, from [`DriverHandle::watch`].
+///
+/// Its memory is bounded in bytes, not in changes (a hundred 300 KB values are few
+/// changes): the snapshot and the changes queued for it together may hold at most
+/// `watch_queue_bytes` of JSON. A snapshot over that is refused; a watcher whose queue
+/// would go over it (a stalled client) is cut off, its stream ending with `lagged`.
 pub struct Watch {
-    /// Every key under the prefix and its value, at the moment the watch began.
-    pub snapshot: Vec<(String, Map)>,
-    /// Then every change under the prefix, in order, with the key's new value. Ends
-    /// when the driver stops, or when this receiver fell [`WATCH_QUEUE`] changes behind
-    /// (then `lagged` is set).
-    pub changes: mpsc::Receiver<(String, Map)>,
+    /// Every key under the prefix, at the moment the watch began, as the JSON
+    /// `{"key": .., "value": ..}`.
+    pub snapshot: Vec<Arc<str>>,
+    /// Then every change under the prefix, in order, in the same form. Ends when the
+    /// driver stops, or when the client fell too far behind (then `lagged` is set).
+    pub changes: mpsc::UnboundedReceiver<Arc<str>>,
+    /// Bytes of `changes` not yet taken: subtract each change's length on taking it.
+    pub queued: Arc<AtomicUsize>,
     pub lagged: Arc<AtomicBool>,
+}
+
+/// Why a watch was not started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchError {
+    /// `max_watchers` streams are open.
+    TooMany { max: usize },
+    /// The prefix's keys come to more JSON than one watcher may hold.
+    SnapshotTooLarge { bytes: usize, max: usize },
+    /// The driver has stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for WatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchError::TooMany { max } => write!(f, "{max} watch streams are open already"),
+            WatchError::SnapshotTooLarge { bytes, max } => write!(
+                f,
+                "the keys under this prefix are {bytes} bytes of JSON, more than a watch \
+                 may hold ({max}): watch a narrower prefix"
+            ),
+            WatchError::Stopped => f.write_str("the agent is shutting down"),
+        }
+    }
+}
+
+/// The JSON of one key's value, as watchers get it.
+pub fn watch_json(key: &str, value: &Map) -> Arc<str> {
+    serde_json::json!({ "key": key, "value": value.to_json() })
+        .to_string()
+        .into()
 }
 
 struct Watcher {
     prefix: String,
-    changes: mpsc::Sender<(String, Map)>,
+    changes: mpsc::UnboundedSender<Arc<str>>,
+    queued: Arc<AtomicUsize>,
     lagged: Arc<AtomicBool>,
 }
 
@@ -288,15 +331,14 @@ impl DriverHandle {
         }
     }
 
-    /// Follow the keys under `prefix`: their values now, then every change. `None` once
-    /// the driver has stopped.
-    pub async fn watch(&self, prefix: String) -> Option<Watch> {
+    /// Follow the keys under `prefix`: their values now, then every change.
+    pub async fn watch(&self, prefix: String) -> Result<Watch, WatchError> {
         let (reply, rx) = oneshot::channel();
         self.control
             .send(Control::Watch { prefix, reply })
             .await
-            .ok()?;
-        rx.await.ok()
+            .map_err(|_| WatchError::Stopped)?;
+        rx.await.map_err(|_| WatchError::Stopped)?
     }
 
     /// **For tests and `hawser demo` only** (not reachable from the agent's flags, config
@@ -577,27 +619,8 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Control::Watch { prefix, reply } => {
-                let snapshot = self
-                    .node
-                    .protocol()
-                    .kv()
-                    .scan(&prefix)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let (changes, rx) = mpsc::channel(WATCH_QUEUE);
-                let lagged = Arc::new(AtomicBool::new(false));
-                let watch = Watch {
-                    snapshot,
-                    changes: rx,
-                    lagged: lagged.clone(),
-                };
-                if reply.send(watch).is_ok() {
-                    self.watchers.push(Watcher {
-                        prefix,
-                        changes,
-                        lagged,
-                    });
-                }
+                let watch = self.start_watch(prefix);
+                let _ = reply.send(watch);
             }
             Control::Deny(addrs) => self.deny = addrs,
             Control::Shutdown(_) => unreachable!("handled by the loop"),
@@ -629,20 +652,56 @@ impl<T: Transport> Driver<T> {
 
     /// Hand a changed key to every watcher of a prefix it has; drop watchers that are
     /// gone or too far behind.
+    /// A new watcher, unless there are too many or its snapshot alone is over budget.
+    fn start_watch(&mut self, prefix: String) -> Result<Watch, WatchError> {
+        self.watchers.retain(|w| !w.changes.is_closed());
+        if self.watchers.len() >= self.config.max_watchers {
+            return Err(WatchError::TooMany {
+                max: self.config.max_watchers,
+            });
+        }
+        let max = self.config.watch_queue_bytes;
+        let mut snapshot = Vec::new();
+        let mut bytes = 0;
+        for (key, value) in self.node.protocol().kv().scan(&prefix) {
+            let json = watch_json(key, value);
+            bytes += json.len();
+            if bytes > max {
+                return Err(WatchError::SnapshotTooLarge { bytes, max });
+            }
+            snapshot.push(json);
+        }
+        let (changes, rx) = mpsc::unbounded_channel();
+        let (queued, lagged) = (Arc::new(AtomicUsize::new(bytes)), Arc::default());
+        self.watchers.push(Watcher {
+            prefix,
+            changes,
+            queued: queued.clone(),
+            lagged: Arc::clone(&lagged),
+        });
+        Ok(Watch {
+            snapshot,
+            changes: rx,
+            queued,
+            lagged,
+        })
+    }
+
     fn notify(&mut self, key: &str, value: &Map) {
+        let max = self.config.watch_queue_bytes;
+        let mut json: Option<Arc<str>> = None;
         self.watchers.retain(|w| {
             if !key.starts_with(w.prefix.as_str()) {
                 return !w.changes.is_closed();
             }
-            match w.changes.try_send((key.to_owned(), value.clone())) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    w.lagged.store(true, Ordering::Relaxed);
-                    warn!(prefix = %w.prefix, "a KV watcher fell behind; closing its stream");
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            let json = json.get_or_insert_with(|| watch_json(key, value));
+            if w.queued.load(Ordering::Relaxed) + json.len() > max {
+                w.lagged.store(true, Ordering::Relaxed);
+                warn!(prefix = ?w.prefix, "a KV watcher fell behind; closing its stream");
+                return false;
             }
+            w.queued.fetch_add(json.len(), Ordering::Relaxed);
+            w.changes.send(Arc::clone(json)).is_ok()
         });
     }
 
@@ -858,7 +917,7 @@ impl<T: Transport> Driver<T> {
     fn on_event(&mut self, event: Event<StackEvent>) {
         match event {
             Event::Link(LinkEvent::Up { peer, addr }) => {
-                info!(%peer, %addr, "link up");
+                info!(%peer, addr = ?addr.as_str(), "link up");
                 self.peers.insert(peer, addr);
             }
             Event::Link(LinkEvent::Down { peer, reason }) => {
@@ -868,12 +927,12 @@ impl<T: Transport> Driver<T> {
                 addr,
                 expected,
                 error,
-            }) => debug!(%addr, ?expected, ?error, "could not link"),
+            }) => debug!(addr = ?addr.as_str(), ?expected, ?error, "could not link"),
             Event::Link(LinkEvent::AuthFailure { conn, claimed }) => {
                 if let Some(suppressed) = self.admit(LineKind::AuthFailure) {
                     let remote = self.remote(conn);
                     warn!(
-                        %remote,
+                        ?remote,
                         ?claimed,
                         suppressed,
                         "peer failed the cookie proof; connection refused"
@@ -883,7 +942,7 @@ impl<T: Transport> Driver<T> {
             Event::Link(LinkEvent::DecodeError { conn, error }) => {
                 if let Some(suppressed) = self.admit(LineKind::DecodeError) {
                     let remote = self.remote(conn);
-                    warn!(%remote, %error, suppressed, "undecodable frame; connection closed")
+                    warn!(?remote, %error, suppressed, "undecodable frame; connection closed")
                 }
             }
             Event::Link(LinkEvent::DuplicateRefused {
@@ -895,10 +954,10 @@ impl<T: Transport> Driver<T> {
                 if let Some(suppressed) = self.admit(LineKind::DuplicateName) {
                     let remote = self.remote(conn);
                     warn!(
-                        %remote,
+                        ?remote,
                         %peer,
-                        %addr,
-                        %live_addr,
+                        addr = ?addr.as_str(),
+                        live_addr = ?live_addr.as_str(),
                         suppressed,
                         "a second node claims a linked node's name from another address; \
                          refused it (node names must be unique in a cluster)"
@@ -931,7 +990,7 @@ impl<T: Transport> Driver<T> {
             Event::App(StackEvent::Membership(event)) => info!(?event, "membership"),
             Event::App(StackEvent::Kv(KvEvent::Committed { ticket, key, value })) => {
                 // The value changed when the op applied; watchers heard of it then.
-                debug!(%key, "kv op durable");
+                debug!(?key, "kv op durable");
                 self.answer(key, ticket, &value);
             }
             Event::App(StackEvent::Kv(KvEvent::Changed { key, value })) => {
@@ -947,7 +1006,7 @@ impl<T: Transport> Driver<T> {
             Event::App(StackEvent::Multicast(d)) => info!(
                 origin = %d.origin,
                 seq = d.seq,
-                topic = %d.topic,
+                topic = ?d.topic,
                 bytes = d.payload.len(),
                 "multicast delivered"
             ),

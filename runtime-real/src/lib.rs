@@ -16,6 +16,8 @@ pub mod transport;
 #[cfg(not(madsim))]
 pub mod admin;
 #[cfg(not(madsim))]
+pub mod admin_guard;
+#[cfg(not(madsim))]
 pub mod agent;
 pub mod client;
 pub mod config;

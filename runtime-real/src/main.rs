@@ -97,11 +97,39 @@ struct ClientArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// A file holding the admin API's bearer token (the agent's --admin-token-file); or
+    /// set HAWSER_ADMIN_TOKEN.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+}
+
+impl ClientArgs {
+    /// Read the token file, if one was given, for every request that follows.
+    fn use_token(&self) -> Result<(), String> {
+        if let Some(path) = &self.token_file {
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+            client::set_token(token.trim().to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// Fetch `path` and print it as JSON or through `table`.
 fn show(args: &ClientArgs, path: &str, table: fn(&serde_json::Value) -> String) -> ExitCode {
-    match client::get_json(&args.admin, path) {
+    if let Err(e) = args.use_token() {
+        return fail(e);
+    }
+    print_doc(args, client::get_json(&args.admin, path), table)
+}
+
+/// Print a fetched document as JSON or through `table`.
+fn print_doc(
+    args: &ClientArgs,
+    doc: Result<serde_json::Value, String>,
+    table: fn(&serde_json::Value) -> String,
+) -> ExitCode {
+    match doc {
         Ok(doc) if args.json => {
             println!("{doc}");
             ExitCode::SUCCESS
@@ -123,6 +151,15 @@ fn fail(e: String) -> ExitCode {
 }
 
 fn kv(cmd: KvCommand) -> ExitCode {
+    let args = match &cmd {
+        KvCommand::Get { client, .. }
+        | KvCommand::Op { client, .. }
+        | KvCommand::List { client, .. }
+        | KvCommand::Watch { client, .. } => client,
+    };
+    if let Err(e) = args.use_token() {
+        return fail(e);
+    }
     match cmd {
         KvCommand::Get { key, client: c } => {
             match client::get_json(&c.admin, &client::kv_path(&key)) {
@@ -131,7 +168,7 @@ fn kv(cmd: KvCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(v) => {
-                    println!("{key} = {v}");
+                    println!("{} = {v}", client::printable(&key));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
@@ -148,17 +185,15 @@ fn kv(cmd: KvCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(v) => {
-                    println!("{key} = {v} (durable on {})", c.admin);
+                    println!("{} = {v} (durable on {})", client::printable(&key), c.admin);
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
             }
         }
-        KvCommand::List { prefix, client: c } => show(
-            &c,
-            &format!("/v1/kv?prefix={}", client::encode(&prefix)),
-            client::kv_table,
-        ),
+        KvCommand::List { prefix, client: c } => {
+            print_doc(&c, client::kv_list(&c.admin, &prefix), client::kv_table)
+        }
         KvCommand::Watch { prefix, client: c } => {
             let path = format!("/v1/kv/watch?prefix={}", client::encode(&prefix));
             let mut ended = None;
@@ -176,7 +211,8 @@ fn kv(cmd: KvCommand) -> ExitCode {
                         }
                         "ready" => eprintln!(
                             "-- {} keys under {:?}; watching for changes (Ctrl-C to stop)",
-                            m.data["keys"], prefix
+                            m.data["keys"],
+                            client::printable(&prefix)
                         ),
                         _ => {}
                     }
@@ -196,7 +232,7 @@ fn kv(cmd: KvCommand) -> ExitCode {
 }
 
 fn cell(v: &serde_json::Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+    client::printable(&v.as_str().map_or_else(|| v.to_string(), str::to_owned))
 }
 
 fn main() -> ExitCode {

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
     pub pending_refused: Counter,
+    pub admin_connections_refused: Counter,
     pub log_lines_suppressed: Counter,
     pub connect_failures: Counter,
     pub queue_drops: Counter,
@@ -88,6 +89,7 @@ impl Metrics {
             connections_accepted: Counter::default(),
             connections_refused: Counter::default(),
             pending_refused: Counter::default(),
+            admin_connections_refused: Counter::default(),
             log_lines_suppressed: Counter::default(),
             connect_failures: Counter::default(),
             queue_drops: Counter::default(),
@@ -194,6 +196,11 @@ impl Metrics {
             "Inbound connections closed at once because their source already had \
              max_pending_per_source connections in their handshake",
             m.pending_refused.clone(),
+        );
+        r.register(
+            "admin_connections_refused",
+            "Admin API connections closed at once because admin_api.max_connections were open",
+            m.admin_connections_refused.clone(),
         );
         r.register(
             "log_lines_suppressed",

@@ -197,8 +197,11 @@ fn admin_refuses_invalid_requests_clearly() {
     assert!(body.contains("no such endpoint: GET /v1/nope"), "{body}");
     let (status, body) = raw_http(
         &a.admin,
-        "POST /v1/members HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: 9\r\nConnection: close\r\n\r\n{not json",
+        &format!(
+            "POST /v1/members HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: 9\r\nConnection: close\r\n\r\n{{not json",
+            a.admin
+        ),
     )
     .unwrap();
     assert_eq!(status, 405);

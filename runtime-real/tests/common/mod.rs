@@ -39,6 +39,8 @@ pub struct Agent {
     pub extra: Vec<String>,
     pub join: Vec<String>,
     pub cookie: String,
+    /// A lower `ulimit -n` for the process.
+    pub nofile: Option<u64>,
     pub child: Option<Child>,
 }
 
@@ -54,6 +56,7 @@ impl Agent {
             extra: Vec::new(),
             join: Vec::new(),
             cookie: COOKIE.into(),
+            nofile: None,
             child: None,
         }
     }
@@ -98,7 +101,25 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = hawser()
+        let mut command = hawser();
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .args(self.args())
             .env("RUST_LOG", "info,hawser_runtime=debug")
             .stdin(Stdio::null())
@@ -203,7 +224,7 @@ pub fn ids(list: &Value) -> Vec<String> {
 pub fn get(admin: &str, path: &str) -> Option<(u16, String)> {
     raw_http(
         admin,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"),
     )
 }
 
@@ -260,7 +281,7 @@ pub fn post(admin: &str, path: &str, body: &str) -> Option<(u16, String)> {
     raw_http(
         admin,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
