@@ -341,13 +341,21 @@ impl DriverHandle {
         rx.await.map_err(|_| WatchError::Stopped)?
     }
 
-    /// **For tests and `hawser demo` only** (not reachable from the agent's flags, config
-    /// or API): refuse to dial the peers advertising these addresses, replacing the
-    /// previous list. Dials to them fail at once, as if refused. It only affects dials
-    /// made from now on; links that exist stay up (drop them with
+    /// **For `hawser demo` only**: refuse to dial the peers advertising these addresses,
+    /// replacing the previous list. Dials to them fail at once, as if refused. It only
+    /// affects dials made from now on; links that exist stay up (drop them with
     /// `Node::handle_cookie`). Two nodes that deny each other never link, which is a
     /// partition between them in one process.
-    pub async fn deny(&self, addrs: BTreeSet<Addr>) -> Option<()> {
+    ///
+    /// Crate-private: no flag, config setting or endpoint of the agent reaches it
+    /// (`tests/agent.rs` checks that), and code outside this crate cannot call it:
+    ///
+    /// ```compile_fail
+    /// async fn partition(h: hawser_runtime::driver::DriverHandle) {
+    ///     h.deny(std::collections::BTreeSet::new()).await;
+    /// }
+    /// ```
+    pub(crate) async fn deny(&self, addrs: BTreeSet<Addr>) -> Option<()> {
         self.control.send(Control::Deny(addrs)).await.ok()
     }
 
@@ -482,7 +490,7 @@ pub struct Driver<T: Transport> {
     /// the same ticket: only the pair names an op.)
     waiting: BTreeMap<(String, Ticket), KvReply>,
     watchers: Vec<Watcher>,
-    /// Advertised addresses never to dial (tests and the demo only; see
+    /// Advertised addresses never to dial (`hawser demo` only; see
     /// [`DriverHandle::deny`]).
     deny: BTreeSet<Addr>,
     followers: Vec<Box<dyn Follower>>,
@@ -534,9 +542,16 @@ impl<T: Transport> Driver<T> {
         (driver, DriverHandle { control })
     }
 
-    /// **For tests and `hawser demo` only**: the deny list of [`DriverHandle::deny`], set
-    /// before the driver runs, so that not even its first dials reach those addresses.
-    pub fn set_deny(&mut self, addrs: BTreeSet<Addr>) {
+    /// **For `hawser demo` only**: the deny list of [`DriverHandle::deny`], set before
+    /// the driver runs, so that not even its first dials reach those addresses.
+    /// Crate-private, like it:
+    ///
+    /// ```compile_fail
+    /// fn partition(d: &mut hawser_runtime::driver::Driver<hawser_runtime::transport::Tcp>) {
+    ///     d.set_deny(std::collections::BTreeSet::new());
+    /// }
+    /// ```
+    pub(crate) fn set_deny(&mut self, addrs: BTreeSet<Addr>) {
         self.deny = addrs;
     }
 

@@ -326,3 +326,35 @@ fn kill9_then_restart_recovers_the_persisted_passive_view() {
         (!agents[0].active().is_empty()).then_some(())
     });
 }
+
+/// The demo's partition (the driver's deny list) is crate-private, and nothing a user of
+/// the agent can set reaches it: no flag, no config setting, no endpoint.
+#[test]
+fn the_demo_partition_is_unreachable_from_flags_config_and_api() {
+    let help = hawser().args(["agent", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_lowercase();
+    assert!(!help.contains("deny") && !help.contains("partition"), "{help}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.toml");
+    for setting in ["deny = [\"127.0.0.1:1\"]", "[transport]\ndeny = [\"127.0.0.1:1\"]"] {
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
+                 cookie = \"a-cookie-of-16-bytes\"\n{setting}\n"
+            ),
+        )
+        .unwrap();
+        let (code, err) = run(&["agent", "--config", file.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{setting}: {err}");
+        assert!(err.contains("deny"), "{err}");
+    }
+
+    let mut a = Agent::new(dir.path(), "a");
+    a.start();
+    for path in ["/v1/deny", "/v1/partition", "/v1/admin/deny"] {
+        let (status, _) = common::post(&a.admin, path, "[\"127.0.0.1:1\"]").unwrap();
+        assert_eq!(status, 404, "{path}");
+    }
+}
