@@ -1008,6 +1008,18 @@ impl<T: Transport> Driver<T> {
                 debug!(?key, "kv op durable");
                 self.answer(key, ticket, &value);
             }
+            Event::App(StackEvent::Kv(KvEvent::Unreplicable { key, size, max })) => {
+                if let Some(suppressed) = self.admit(LineKind::Unreplicable) {
+                    warn!(
+                        ?key,
+                        size,
+                        max,
+                        suppressed,
+                        "a KV value is larger than anti-entropy carries: it cannot reach \
+                         every node (remove what made it so large)"
+                    )
+                }
+            }
             Event::App(StackEvent::Kv(KvEvent::Changed { key, value })) => {
                 self.notify(&key, &value);
                 if !self.followers.is_empty() {

@@ -25,6 +25,7 @@ pub enum LineKind {
     DecodeError,
     BadMessage,
     DuplicateName,
+    Unreplicable,
 }
 
 #[derive(Default)]

@@ -62,6 +62,9 @@ pub struct Metrics {
     kv_push_rounds: Counter,
     kv_bad_deltas: Counter,
     kv_undisseminated: Counter,
+    kv_pieced_sent: Counter,
+    kv_pieced_received: Counter,
+    kv_unreplicable: Counter,
 }
 
 impl Metrics {
@@ -108,6 +111,9 @@ impl Metrics {
             kv_push_rounds: Counter::default(),
             kv_bad_deltas: Counter::default(),
             kv_undisseminated: Counter::default(),
+            kv_pieced_sent: Counter::default(),
+            kv_pieced_received: Counter::default(),
+            kv_unreplicable: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -274,6 +280,21 @@ impl Metrics {
             "Local KV deltas too large to multicast (anti-entropy carries them)",
             m.kv_undisseminated.clone(),
         );
+        r.register(
+            "kv_pieced_sent",
+            "Values anti-entropy sent in pieces (larger than a frame)",
+            m.kv_pieced_sent.clone(),
+        );
+        r.register(
+            "kv_pieced_received",
+            "Values received in pieces and merged",
+            m.kv_pieced_received.clone(),
+        );
+        r.register(
+            "kv_unreplicable",
+            "Times anti-entropy could not send a value larger than max_repair_value",
+            m.kv_unreplicable.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -315,6 +336,9 @@ impl Metrics {
         set(&self.kv_push_rounds, counters.push_rounds);
         set(&self.kv_bad_deltas, counters.bad_deltas);
         set(&self.kv_undisseminated, counters.undisseminated);
+        set(&self.kv_pieced_sent, counters.pieced_sent);
+        set(&self.kv_pieced_received, counters.pieced_received);
+        set(&self.kv_unreplicable, counters.unreplicable);
     }
 
     pub fn observe_sync(&self, took: Duration) {

@@ -194,3 +194,28 @@ fn a_second_agent_with_a_live_name_is_refused_and_told_why() {
     let twin_log = std::fs::read_to_string(&twin.log).unwrap();
     assert!(twin_log.contains("names must be unique"), "{twin_log}");
 }
+
+/// A value larger than a frame (here 300 KB over 64 KiB frames; in the field, a set five
+/// nodes grew at once past the 4 MiB frame) reaches a node that lacked it: anti-entropy
+/// sends it in pieces. It used to be left behind, silently.
+#[test]
+fn a_value_larger_than_a_frame_reaches_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_frames = "max_frame = 65536";
+    let mut a = Agent::new(dir.path(), "a");
+    with_transport(dir.path(), &mut a, small_frames);
+    a.start();
+    let value = "p".repeat(300_000);
+    let op = format!(r#"{{"update":[{{"field":"r","type":"register","op":{{"assign":"{value}"}}}}]}}"#);
+    let (status, body) = common::post(&a.admin, "/v1/kv/big", &op).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let mut b = Agent::new(dir.path(), "b");
+    with_transport(dir.path(), &mut b, small_frames);
+    b.join = vec![a.listen.clone()];
+    b.start();
+    wait_for("b to hold the large value", 20, || {
+        let (_, body) = common::get(&b.admin, "/v1/kv/big")?;
+        body.contains(&value).then_some(())
+    });
+    assert!(b.metric("hawser_kv_pieced_received_total") >= 1.0);
+}
