@@ -141,6 +141,19 @@ impl<P: Protocol> Node<P> {
         self.dispatch(now);
     }
 
+    /// The transport authenticated the peer on `conn` as `peer` (mutual TLS), before any
+    /// of its frames: its hello must then claim that id.
+    pub fn handle_transport_identity(&mut self, conn: ConnId, peer: NodeId) {
+        self.links.transport_verified(conn, peer);
+    }
+
+    /// The transport refused the peer's credentials on `conn` (mutual TLS): counted,
+    /// reported and closed as a failed cookie proof is.
+    pub fn handle_transport_refused(&mut self, now: Instant, conn: ConnId) {
+        self.links.transport_refused(&mut self.stats, conn);
+        self.dispatch(now);
+    }
+
     /// A connection closed, reset, or failed to connect.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.links.closed(conn);

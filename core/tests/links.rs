@@ -288,3 +288,37 @@ fn a_second_node_with_a_linked_id_is_refused_and_told() {
     assert!(b.links().is_linked(NodeId(1)) && first.links().is_linked(NodeId(2)));
     assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);
 }
+
+/// With mutual TLS the transport names the peer before its hello: a hello claiming
+/// another id, or credentials the transport refused, fail as a wrong cookie does.
+#[test]
+fn a_transport_identity_binds_the_hello_and_a_transport_refusal_counts() {
+    let mut a = node(1, "c");
+    let mut b = node(2, "c");
+    let now = Instant::ZERO;
+    a.command(now, |_, ctx| ctx.connect(Addr::new("b").unwrap(), None));
+    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
+        panic!("a dials")
+    };
+    let cb = b.handle_accept(now);
+    b.handle_transport_identity(cb, NodeId(9));
+    a.handle_connected(now, ca);
+    while let Some(t) = a.poll_transmit() {
+        if let Transmit::Send { frame, .. } = t {
+            b.handle_frame(now, cb, &frame);
+        }
+    }
+    assert_eq!(b.stats().auth_failures, 1);
+    assert!(link_events(&mut b).contains(&LinkEvent::AuthFailure {
+        conn: cb,
+        claimed: Some(NodeId(1))
+    }));
+
+    let cb = b.handle_accept(now);
+    b.handle_transport_refused(now, cb);
+    assert_eq!(b.stats().auth_failures, 2);
+    assert!(link_events(&mut b).contains(&LinkEvent::AuthFailure {
+        conn: cb,
+        claimed: None
+    }));
+}

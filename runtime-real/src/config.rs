@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -14,6 +15,7 @@ use hawser_core::{Addr, Cookie, LinkConfig};
 use serde::Deserialize;
 
 use crate::driver::{DriverConfig, NodeSpec};
+use crate::tls::Tls;
 
 /// Where the admin API listens unless told otherwise: loopback only, since it has no
 /// authentication of its own.
@@ -76,6 +78,16 @@ pub struct AgentArgs {
     /// Accept a cookie shorter than 16 bytes (each connection is one online guess at it).
     #[arg(long)]
     pub allow_weak_cookie: bool,
+    /// Mutual TLS between agents: this node's certificate chain (PEM), whose one DNS
+    /// name is its --name. With --tls-key and --tls-ca; the cookie is then optional.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM), for --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) every peer's certificate must chain to.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
     /// Address of the admin HTTP API [default: 127.0.0.1:7601]. Anything but loopback
     /// needs --admin-token-file.
     #[arg(long)]
@@ -107,6 +119,9 @@ impl AgentArgs {
             && self.cookie.is_none()
             && self.cookie_file.is_none()
             && !self.allow_weak_cookie
+            && self.tls_cert.is_none()
+            && self.tls_key.is_none()
+            && self.tls_ca.is_none()
             && self.admin.is_none()
             && self.admin_token_file.is_none()
             && self.admin_host.is_none()
@@ -127,6 +142,9 @@ struct FileConfig {
     cookie: Option<String>,
     cookie_file: Option<PathBuf>,
     allow_weak_cookie: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
     admin: Option<String>,
     admin_token_file: Option<PathBuf>,
     admin_hosts: Option<Vec<String>>,
@@ -297,6 +315,34 @@ impl AgentConfig {
             .or(file.data_dir)
             .ok_or_else(|| bad("data_dir", "required (e.g. --data-dir /var/lib/hawser)"))?;
         let mut warnings = Vec::new();
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_ca.or(file.tls_ca),
+        ) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(ca)) => {
+                let tls = Tls::load(&cert, &key, &ca).map_err(|e| bad("tls_cert", e))?;
+                if tls.name() != Some(name.as_str()) {
+                    return Err(bad(
+                        "tls_cert",
+                        format!(
+                            "{} names {:?}, not this node ({name:?}): a node's certificate \
+                             must have its name as its one DNS name",
+                            cert.display(),
+                            tls.name().unwrap_or("no node")
+                        ),
+                    ));
+                }
+                Some(Arc::new(tls))
+            }
+            _ => {
+                return Err(bad(
+                    "tls_cert",
+                    "mutual TLS needs all three of --tls-cert, --tls-key and --tls-ca",
+                ));
+            }
+        };
         let allow_weak = args.allow_weak_cookie || file.allow_weak_cookie.unwrap_or(false);
         let (cookie, setting) = match (
             args.cookie.or(file.cookie),
@@ -305,13 +351,18 @@ impl AgentConfig {
             (Some(_), Some(_)) => {
                 return Err(bad("cookie", "give either cookie or cookie_file, not both"));
             }
-            (None, None) => {
-                return Err(bad(
-                    "cookie",
-                    "required: --cookie STR or --cookie-file FILE (every node of a cluster \
-                     needs the same one)",
-                ));
-            }
+            (None, None) => match &tls {
+                // TLS authenticates; the link handshake's password comes from the CA.
+                Some(tls) => (tls.cookie(), "cookie"),
+                None => {
+                    return Err(bad(
+                        "cookie",
+                        "required: --cookie STR or --cookie-file FILE (every node of a \
+                         cluster needs the same one), or mutual TLS (--tls-cert, --tls-key, \
+                         --tls-ca)",
+                    ));
+                }
+            },
             (Some(c), None) => (c.into_bytes(), "cookie"),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(&path)
@@ -371,6 +422,7 @@ impl AgentConfig {
         let membership = file.membership.unwrap_or_default();
         membership.validate().map_err(|e| bad("membership", e))?;
         let mut driver = driver_config(file.transport.unwrap_or_default())?;
+        driver.tls = tls;
         driver.max_watchers = admin_api.1;
         driver.watch_queue_bytes = admin_api.2;
         let admin_api = admin_api.0;

@@ -60,6 +60,7 @@ use tracing::{debug, error, info, warn};
 use crate::lograte::{LineKind, LogLimiter};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::tls::{PeerStream, Tls, TlsRefusal};
 use crate::transport::Transport;
 
 /// Limits of the driver. Defaults suit a cluster of hundreds of nodes on a LAN.
@@ -84,6 +85,8 @@ pub struct DriverConfig {
     /// Bytes of changes queued for one watcher; a watcher that lets more pile up (a
     /// stalled client) is cut off with `lagged`.
     pub watch_queue_bytes: usize,
+    /// Mutual TLS on every peer connection, if set (see [`crate::tls`]).
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Default for DriverConfig {
@@ -97,6 +100,7 @@ impl Default for DriverConfig {
             max_pending_per_source: 32,
             max_watchers: 64,
             watch_queue_bytes: 8 << 20,
+            tls: None,
         }
     }
 }
@@ -388,8 +392,15 @@ impl std::error::Error for DriverError {}
 
 /// Inputs from the driver's helper tasks.
 enum Input<S> {
-    Accepted(S, Inbound),
-    Connected(ConnId, S),
+    Accepted(PeerStream<S>, Inbound),
+    /// A dial connected (and passed TLS, naming the peer, if TLS is on).
+    Connected(ConnId, PeerStream<S>, Option<NodeId>),
+    /// A peer's TLS handshake failed: on a dial (`conn`), or on an accepted connection.
+    TlsRefused {
+        conn: Option<ConnId>,
+        remote: String,
+        why: TlsRefusal,
+    },
     ConnectFailed(ConnId, io::Error),
     Frame(ConnId, Vec<u8>),
     Closed(ConnId),
@@ -415,6 +426,8 @@ struct Inbound {
     from: std::net::SocketAddr,
     slot: OwnedSemaphorePermit,
     pending: PendingSlot,
+    /// The node the peer's TLS certificate names (TLS only).
+    verified: Option<NodeId>,
 }
 
 /// Handshakes in progress per source address, shared by the accept task and readers.
@@ -579,6 +592,7 @@ impl<T: Transport> Driver<T> {
             self.listener.take().expect("run is called once"),
             self.slots.clone(),
             self.config.max_pending_per_source,
+            self.config.tls.clone(),
             self.inputs.clone(),
             self.metrics.clone(),
         ));
@@ -735,14 +749,35 @@ impl<T: Transport> Driver<T> {
                 self.metrics.connections_accepted.inc();
                 let conn = self.node.handle_accept(now);
                 self.remotes.insert(conn, inbound.from.to_string());
+                if let Some(peer) = inbound.verified {
+                    self.node.handle_transport_identity(conn, peer);
+                }
                 self.open(conn, stream, Some(inbound.slot), Some(inbound.pending));
             }
-            Input::Connected(conn, stream) => {
+            Input::Connected(conn, stream, verified) => {
                 if let Some(Conn::Dialing(_)) = self.conns.get(&conn) {
                     self.open(conn, stream, None, None);
+                    if let Some(peer) = verified {
+                        self.node.handle_transport_identity(conn, peer);
+                    }
                     self.node.handle_connected(now, conn);
                 }
                 // Otherwise the node gave up on this dial meanwhile: drop the stream.
+            }
+            Input::TlsRefused { conn, remote, why } => {
+                if let Some(suppressed) = self.admit(LineKind::AuthFailure) {
+                    warn!(?remote, %why, suppressed, "peer's TLS certificate refused");
+                }
+                let conn = match conn {
+                    Some(conn) if self.conns.remove(&conn).is_some() => conn,
+                    Some(_) => return Ok(()),
+                    None => {
+                        let conn = self.node.handle_accept(now);
+                        self.remotes.insert(conn, remote);
+                        conn
+                    }
+                };
+                self.node.handle_transport_refused(now, conn);
             }
             Input::ConnectFailed(conn, error) => {
                 if self.conns.remove(&conn).is_some() {
@@ -872,10 +907,23 @@ impl<T: Transport> Driver<T> {
             self.conns.insert(conn, Conn::Dialing(task.abort_handle()));
             return;
         }
+        let tls = self.config.tls.clone();
         let task = tokio::spawn(async move {
             let input =
                 match tokio::time::timeout(limit, T::connect(addr.as_str().to_owned())).await {
-                    Ok(Ok(stream)) => Input::Connected(conn, stream),
+                    Ok(Ok(stream)) => match tls {
+                        None => Input::Connected(conn, PeerStream::Plain(stream), None),
+                        Some(tls) => match tls_handshake(tls.connect(stream)).await {
+                            Ok((s, peer)) => {
+                                Input::Connected(conn, PeerStream::Tls(Box::new(s)), Some(peer))
+                            }
+                            Err(why) => Input::TlsRefused {
+                                conn: Some(conn),
+                                remote: addr.to_string(),
+                                why,
+                            },
+                        },
+                    },
                     Ok(Err(e)) => Input::ConnectFailed(conn, e),
                     Err(_) => Input::ConnectFailed(
                         conn,
@@ -891,7 +939,7 @@ impl<T: Transport> Driver<T> {
     fn open(
         &mut self,
         conn: ConnId,
-        stream: T::Stream,
+        stream: PeerStream<T::Stream>,
         slot: Option<OwnedSemaphorePermit>,
         pending: Option<PendingSlot>,
     ) {
@@ -950,7 +998,7 @@ impl<T: Transport> Driver<T> {
                         ?remote,
                         ?claimed,
                         suppressed,
-                        "peer failed the cookie proof; connection refused"
+                        "peer failed authentication (the cookie proof, or its TLS certificate); connection refused"
                     )
                 }
             }
@@ -1151,10 +1199,21 @@ fn abort(c: &Conn) {
     }
 }
 
+/// A TLS handshake, bounded by the time a link handshake may take.
+async fn tls_handshake<S>(
+    handshake: impl Future<Output = Result<(tokio_rustls::TlsStream<S>, NodeId), TlsRefusal>>,
+) -> Result<(tokio_rustls::TlsStream<S>, NodeId), TlsRefusal> {
+    let limit = Duration::from_nanos(LinkConfig::default().handshake_timeout.as_nanos());
+    tokio::time::timeout(limit, handshake)
+        .await
+        .unwrap_or(Err(TlsRefusal::Timeout))
+}
+
 async fn accept_loop<T: Transport>(
     listener: T::Listener,
     slots: Arc<Semaphore>,
     max_pending_per_source: usize,
+    tls: Option<Arc<Tls>>,
     inputs: mpsc::Sender<Input<T::Stream>>,
     metrics: Arc<Metrics>,
 ) {
@@ -1184,14 +1243,35 @@ async fn accept_loop<T: Transport>(
                     refuse(LineKind::PendingRefused, from, "too many handshakes from one source");
                     continue;
                 };
-                let inbound = Inbound {
+                let mut inbound = Inbound {
                     from,
                     slot,
                     pending,
+                    verified: None,
                 };
-                if inputs.send(Input::Accepted(stream, inbound)).await.is_err() {
-                    return;
-                }
+                let Some(tls) = &tls else {
+                    if inputs.send(Input::Accepted(PeerStream::Plain(stream), inbound)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                };
+                // The TLS handshake runs in its own task, holding the connection's slots,
+                // so a slow one cannot stall the accepting of others.
+                let (tls, inputs) = (tls.clone(), inputs.clone());
+                tokio::spawn(async move {
+                    let input = match tls_handshake(tls.accept(stream)).await {
+                        Ok((s, peer)) => {
+                            inbound.verified = Some(peer);
+                            Input::Accepted(PeerStream::Tls(Box::new(s)), inbound)
+                        }
+                        Err(why) => Input::TlsRefused {
+                            conn: None,
+                            remote: from.to_string(),
+                            why,
+                        },
+                    };
+                    let _ = inputs.send(input).await;
+                });
             }
             Err(e) => {
                 // Out of file descriptors, usually: wait rather than spin.

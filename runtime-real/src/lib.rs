@@ -9,6 +9,7 @@
 
 pub mod driver;
 pub mod lograte;
+pub mod tls;
 pub mod metrics;
 pub mod store;
 pub mod transport;

@@ -149,7 +149,7 @@ impl Metrics {
         r.register("bytes_out", "Bytes sent in frames", m.bytes_out.clone());
         r.register(
             "auth_failures",
-            "Peers that failed the cookie proof or sent a frame that did not open",
+            "Peers that failed the cookie proof or their TLS certificate, or sent a frame that did not open",
             m.auth_failures.clone(),
         );
         r.register(

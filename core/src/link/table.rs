@@ -179,6 +179,8 @@ struct Conn {
     deadline: Instant,
     /// Order of creation: the newer of two same-initiator connections wins.
     opened: u64,
+    /// Who the transport proved the peer to be (mutual TLS: its certificate's name).
+    verified: Option<NodeId>,
     state: State,
 }
 
@@ -261,6 +263,7 @@ impl Links {
                 target,
                 deadline,
                 opened: conn.0,
+                verified: None,
                 state,
             },
         );
@@ -369,6 +372,31 @@ impl Links {
         };
     }
 
+    /// The transport authenticated the peer on `conn` as `peer` (mutual TLS: a
+    /// certificate from the cluster's CA for the name `peer` derives from). A hello that
+    /// claims another id then fails like a wrong cookie does.
+    pub fn transport_verified(&mut self, conn: ConnId, peer: NodeId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.verified = Some(peer);
+        }
+    }
+
+    /// The transport refused the peer's credentials on `conn` (mutual TLS: no
+    /// certificate, a wrong or expired one): counted, reported and closed exactly as a
+    /// failed cookie proof is.
+    pub fn transport_refused(&mut self, stats: &mut Stats, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.auth_failed(stats, conn, None);
+        }
+    }
+
+    fn auth_failed(&mut self, stats: &mut Stats, conn: ConnId, claimed: Option<NodeId>) {
+        stats.auth_failures += 1;
+        self.events
+            .push_back(LinkEvent::AuthFailure { conn, claimed });
+        self.fail(conn, ConnectError::AuthFailed);
+    }
+
     /// The transport closed, reset, or failed to connect.
     pub fn closed(&mut self, conn: ConnId) {
         let Some(c) = self.remove_conn(conn) else {
@@ -438,11 +466,8 @@ impl Links {
                         self.events.push_back(LinkEvent::Message { from, body })
                     }
                     None => {
-                        stats.auth_failures += 1;
                         let claimed = Some(*peer);
-                        self.events
-                            .push_back(LinkEvent::AuthFailure { conn, claimed });
-                        self.fail(conn, ConnectError::AuthFailed);
+                        self.auth_failed(stats, conn, claimed);
                     }
                 }
             }
@@ -473,6 +498,9 @@ impl Links {
             || expected.is_some_and(|e| e != hello.node)
         {
             return self.fail(conn, ConnectError::WrongPeer);
+        }
+        if c.verified.is_some_and(|v| v != hello.node) {
+            return self.auth_failed(stats, conn, Some(hello.node));
         }
         let State::Handshaking { ours, pake, peer } = &mut c.state else {
             unreachable!("caller checked")
@@ -513,11 +541,8 @@ impl Links {
             unreachable!("caller checked")
         };
         if proof.len() != PROOF_LEN || !keys.verify(proof) {
-            stats.auth_failures += 1;
             let claimed = Some(hello.node);
-            self.events
-                .push_back(LinkEvent::AuthFailure { conn, claimed });
-            return self.fail(conn, ConnectError::AuthFailed);
+            return self.auth_failed(stats, conn, claimed);
         }
         let (sealer, opener) = keys.session();
         let (peer, addr) = (hello.node, hello.addr.clone());

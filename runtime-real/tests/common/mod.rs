@@ -72,12 +72,14 @@ impl Agent {
             &self.admin,
             "--data-dir",
             self.data_dir.to_str().unwrap(),
-            "--cookie",
-            &self.cookie,
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // An empty cookie: none given (mutual TLS).
+        if !self.cookie.is_empty() {
+            args.extend(["--cookie".to_string(), self.cookie.clone()]);
+        }
         if !self.join.is_empty() {
             args.push("--join".into());
             args.push(self.join.join(","));
