@@ -10,14 +10,14 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::AeadInOut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hawser_core::wire::WireError;
 use hawser_core::{
     Addr, ConnId, Cookie, Ctx, Identity, Instant, LinkConfig, Name, Node, NodeId, Protocol,
     Transmit,
 };
-use chacha20poly1305::ChaCha20Poly1305;
-use chacha20poly1305::aead::AeadInOut;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -29,7 +29,12 @@ impl Protocol for Sink {
     type Timer = ();
     type Event = ();
     fn start(&mut self, _: &mut Ctx<'_, (), ()>) {}
-    fn message(&mut self, _: NodeId, body: &[u8], _: &mut Ctx<'_, (), ()>) -> Result<(), WireError> {
+    fn message(
+        &mut self,
+        _: NodeId,
+        body: &[u8],
+        _: &mut Ctx<'_, (), ()>,
+    ) -> Result<(), WireError> {
         self.0 += body.len() as u64;
         Ok(())
     }

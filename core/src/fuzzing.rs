@@ -110,7 +110,8 @@ pub fn gm_message(data: &[u8]) {
 /// Untrusted bytes as a multicast packet from a peer: same promise.
 pub fn multicast_packet(data: &[u8]) {
     if let Ok(p) = crate::multicast::Packet::decode(data) {
-        let again = crate::multicast::Packet::decode(&p.encode()).expect("our own encoding decodes");
+        let again =
+            crate::multicast::Packet::decode(&p.encode()).expect("our own encoding decodes");
         assert_eq!(again, p);
     }
 }

@@ -222,9 +222,7 @@ impl<P: Protocol> Node<P> {
                 LinkEvent::AuthFailure { .. }
                 | LinkEvent::DecodeError { .. }
                 | LinkEvent::DuplicateRefused { .. }
-                | LinkEvent::RefusedByPeer { .. } => {
-                    self.events.push_back(Event::Link(event))
-                }
+                | LinkEvent::RefusedByPeer { .. } => self.events.push_back(Event::Link(event)),
             }
         }
     }

@@ -354,7 +354,14 @@ fn a_value_larger_than_a_frame_arrives_in_pieces() {
     assert_eq!(b.protocol().kv.get("big"), Some(&big));
     assert_eq!(a.protocol().kv.counters().pieced_sent, 1);
     assert_eq!(b.protocol().kv.counters().pieced_received, 1);
-    assert!(b.protocol().received.iter().filter(|(k, _)| *k == "Piece").count() > 4);
+    assert!(
+        b.protocol()
+            .received
+            .iter()
+            .filter(|(k, _)| *k == "Piece")
+            .count()
+            > 4
+    );
 }
 
 /// Past `max_repair_value` a value cannot travel: counted and reported, not silent.

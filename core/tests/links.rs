@@ -1,12 +1,12 @@
 //! The link layer between two real `Node`s, pumped by hand: handshake, sealing, the
 //! cookie check, tampering, and the handshake timeout.
 
+use hawser_core::link::RefuseReason;
 use hawser_core::wire::WireError;
 use hawser_core::{
     Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
     LinkEvent, Name, Node, NodeId, Protocol, Transmit,
 };
-use hawser_core::link::RefuseReason;
 
 /// Records what reaches it; sends "hello" on every link-up.
 #[derive(Default)]
@@ -224,7 +224,11 @@ fn a_captured_handshake_gives_no_offline_check_of_a_guess() {
     let mut attacker = node(1, "first guess");
     let (_, hello) = dial(&mut attacker);
     let capture = provoke(&mut victim, &hello);
-    assert_eq!(capture.len(), 2, "the victim answers with its hello and a proof");
+    assert_eq!(
+        capture.len(),
+        2,
+        "the victim answers with its hello and a proof"
+    );
     for guess in ["password", "first guess", COOKIE] {
         assert!(
             !guess_confirmed(&capture, guess),
@@ -235,7 +239,10 @@ fn a_captured_handshake_gives_no_offline_check_of_a_guess() {
     let mut lucky = node(1, COOKIE);
     let (_, hello) = dial(&mut lucky);
     let capture = provoke(&mut node(2, COOKIE), &hello);
-    assert!(guess_confirmed(&capture, COOKIE), "the control: a right online guess links");
+    assert!(
+        guess_confirmed(&capture, COOKIE),
+        "the control: a right online guess links"
+    );
 }
 
 #[test]
@@ -280,10 +287,12 @@ fn a_second_node_with_a_linked_id_is_refused_and_told() {
     );
     assert!(!events.iter().any(|e| matches!(e, LinkEvent::Down { .. })));
     assert_eq!(second.stats().refused_by_peer, 1);
-    assert!(link_events(&mut second).contains(&LinkEvent::RefusedByPeer {
-        peer: NodeId(2),
-        reason: RefuseReason::DuplicateId
-    }));
+    assert!(
+        link_events(&mut second).contains(&LinkEvent::RefusedByPeer {
+            peer: NodeId(2),
+            reason: RefuseReason::DuplicateId
+        })
+    );
     assert!(!second.links().is_linked(NodeId(2)));
     assert!(b.links().is_linked(NodeId(1)) && first.links().is_linked(NodeId(2)));
     assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);

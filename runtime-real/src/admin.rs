@@ -421,7 +421,9 @@ impl futures_core::Stream for WatchStream {
 async fn kv_watch(State(s): State<Admin>, Query(q): Query<PrefixQuery>) -> Response {
     let watch = match s.handle.watch(q.prefix.clone()).await {
         Ok(watch) => watch,
-        Err(e @ WatchError::Stopped) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ WatchError::Stopped) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
         Err(e @ WatchError::TooMany { .. }) => {
             return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
         }

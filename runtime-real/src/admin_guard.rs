@@ -152,9 +152,9 @@ fn cross_origin(headers: &HeaderMap, host: &str) -> Option<String> {
         }
     }
     match get("sec-fetch-site") {
-        Some(site @ ("cross-site" | "same-site")) => {
-            Some(format!("cross-origin write refused (Sec-Fetch-Site: {site})"))
-        }
+        Some(site @ ("cross-site" | "same-site")) => Some(format!(
+            "cross-origin write refused (Sec-Fetch-Site: {site})"
+        )),
         _ => None,
     }
 }

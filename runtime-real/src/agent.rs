@@ -106,7 +106,12 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         config.admin_api.max_connections,
         driver_config.max_connections,
     );
-    if (admin_cap, peer_cap) != (config.admin_api.max_connections, driver_config.max_connections) {
+    if (admin_cap, peer_cap)
+        != (
+            config.admin_api.max_connections,
+            driver_config.max_connections,
+        )
+    {
         warn!(
             admin_connections = admin_cap,
             peer_connections = peer_cap,

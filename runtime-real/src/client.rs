@@ -53,7 +53,9 @@ fn agent(timeout: Option<Duration>, per_read: Option<Duration>) -> ureq::Agent {
 }
 
 fn unreachable(admin: &str, e: impl std::fmt::Display) -> String {
-    format!("cannot reach the agent's admin API at {admin}: {e} (is the agent running? see --admin)")
+    format!(
+        "cannot reach the agent's admin API at {admin}: {e} (is the agent running? see --admin)"
+    )
 }
 
 /// Send one request; the answer, whatever its status.
@@ -183,7 +185,10 @@ fn json_answer(
     })?;
     if status != 200 {
         let msg = value["error"].as_str().unwrap_or("no error message");
-        return Err(format!("{method} {admin}{path}: {status}: {}", printable(msg)));
+        return Err(format!(
+            "{method} {admin}{path}: {status}: {}",
+            printable(msg)
+        ));
     }
     Ok(value)
 }
@@ -443,13 +448,19 @@ mod tests {
         let long = "x".repeat(70_000);
         let doc = json!({"prefix": "", "keys": {"k": long, "kk": 1}});
         let t = kv_table(&doc);
-        assert!(t.lines().any(|l| l.len() > 70_000), "the value is printed whole");
+        assert!(
+            t.lines().any(|l| l.len() > 70_000),
+            "the value is printed whole"
+        );
         assert!(t.contains("kk   1"), "{}", &t[..100]);
     }
 
     #[test]
     fn control_characters_never_reach_the_terminal() {
-        assert_eq!(printable("a\x1b[2Jb\nc\u{9b}d"), "a\\u{1b}[2Jb\\u{a}c\\u{9b}d");
+        assert_eq!(
+            printable("a\x1b[2Jb\nc\u{9b}d"),
+            "a\\u{1b}[2Jb\\u{a}c\\u{9b}d"
+        );
         assert_eq!(printable("back\\slash"), "back\\\\slash");
         let doc = json!({"prefix": "", "keys": {"evil\x1b]0;pwned\x07": "v\x1b"}});
         assert!(!kv_table(&doc).contains('\x1b'));

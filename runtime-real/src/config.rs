@@ -468,7 +468,10 @@ fn admin_api_config(
     let d = AdminApiConfig::default();
     let dd = DriverConfig::default();
     let positive = |name: &str, v: Option<u64>, default: u64| match v {
-        Some(0) => Err(bad(&format!("admin_api.{name}"), "must be greater than zero")),
+        Some(0) => Err(bad(
+            &format!("admin_api.{name}"),
+            "must be greater than zero",
+        )),
         Some(v) => Ok(v),
         None => Ok(default),
     };

@@ -442,7 +442,9 @@ struct PendingSlot {
 impl PendingSlot {
     /// A slot for `ip`, unless it already holds `max`.
     fn take(by_source: &PendingBySource, ip: IpAddr, max: usize) -> Option<PendingSlot> {
-        let mut map = by_source.lock().expect("never poisoned: no panics under the lock");
+        let mut map = by_source
+            .lock()
+            .expect("never poisoned: no panics under the lock");
         let n = map.entry(ip).or_default();
         if *n >= max {
             return None;
@@ -1220,12 +1222,12 @@ async fn accept_loop<T: Transport>(
     let origin = tokio::time::Instant::now();
     let mut log = LogLimiter::default();
     let by_source = PendingBySource::default();
-    let mut refuse = |kind: LineKind, from: std::net::SocketAddr, why: &str| {
-        match log.admit(kind, origin.elapsed()) {
-            Some(suppressed) => warn!(%from, suppressed, "{why}; closing a new connection at once"),
-            None => {
-                metrics.log_lines_suppressed.inc();
-            }
+    let mut refuse = |kind: LineKind, from: std::net::SocketAddr, why: &str| match log
+        .admit(kind, origin.elapsed())
+    {
+        Some(suppressed) => warn!(%from, suppressed, "{why}; closing a new connection at once"),
+        None => {
+            metrics.log_lines_suppressed.inc();
         }
     };
     loop {
@@ -1240,7 +1242,11 @@ async fn accept_loop<T: Transport>(
                     PendingSlot::take(&by_source, from.ip(), max_pending_per_source)
                 else {
                     metrics.pending_refused.inc();
-                    refuse(LineKind::PendingRefused, from, "too many handshakes from one source");
+                    refuse(
+                        LineKind::PendingRefused,
+                        from,
+                        "too many handshakes from one source",
+                    );
                     continue;
                 };
                 let mut inbound = Inbound {
@@ -1250,7 +1256,11 @@ async fn accept_loop<T: Transport>(
                     verified: None,
                 };
                 let Some(tls) = &tls else {
-                    if inputs.send(Input::Accepted(PeerStream::Plain(stream), inbound)).await.is_err() {
+                    if inputs
+                        .send(Input::Accepted(PeerStream::Plain(stream), inbound))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     continue;

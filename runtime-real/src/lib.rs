@@ -9,9 +9,9 @@
 
 pub mod driver;
 pub mod lograte;
-pub mod tls;
 pub mod metrics;
 pub mod store;
+pub mod tls;
 pub mod transport;
 
 #[cfg(not(madsim))]

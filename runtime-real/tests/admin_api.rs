@@ -14,7 +14,9 @@ use common::{Agent, get, hawser, incr, post, raw_http, wait_for};
 fn with_file(dir: &std::path::Path, agent: &mut Agent, text: &str) {
     let file = dir.join(format!("{}.toml", agent.name));
     std::fs::write(&file, text).unwrap();
-    agent.extra.extend(["--config".into(), file.to_str().unwrap().into()]);
+    agent
+        .extra
+        .extend(["--config".into(), file.to_str().unwrap().into()]);
 }
 
 /// A POST as a browser sends it for a page: `(status, body)`.
@@ -41,11 +43,27 @@ fn cross_site_and_rebound_requests_cannot_write() {
     let op = incr(5);
     let evil = "Origin: http://evil.example.com\r\n";
     for (host, headers, want) in [
-        ("evil.example.com", "Content-Type: text/plain\r\nOrigin: http://evil.example.com\r\n", 403),
-        ("evil.example.com:80", "Content-Type: application/json\r\n", 403),
+        (
+            "evil.example.com",
+            "Content-Type: text/plain\r\nOrigin: http://evil.example.com\r\n",
+            403,
+        ),
+        (
+            "evil.example.com:80",
+            "Content-Type: application/json\r\n",
+            403,
+        ),
         (a.admin.as_str(), "Content-Type: text/plain\r\n", 415),
-        (a.admin.as_str(), &format!("Content-Type: application/json\r\n{evil}"), 403),
-        (a.admin.as_str(), "Content-Type: application/json\r\nSec-Fetch-Site: cross-site\r\n", 403),
+        (
+            a.admin.as_str(),
+            &format!("Content-Type: application/json\r\n{evil}"),
+            403,
+        ),
+        (
+            a.admin.as_str(),
+            "Content-Type: application/json\r\nSec-Fetch-Site: cross-site\r\n",
+            403,
+        ),
     ] {
         let (status, body) = post_as(&a.admin, host, headers, "/v1/kv/k", &op);
         assert_eq!(status, want, "{host} {headers:?}: {body}");
@@ -53,7 +71,10 @@ fn cross_site_and_rebound_requests_cannot_write() {
         assert!(reason["error"].is_string(), "{body}");
     }
     assert_eq!(a.json("/v1/kv/k"), serde_json::json!({}));
-    let same = format!("Content-Type: application/json\r\nOrigin: http://{}\r\n", a.admin);
+    let same = format!(
+        "Content-Type: application/json\r\nOrigin: http://{}\r\n",
+        a.admin
+    );
     let (status, body) = post_as(&a.admin, &a.admin, &same, "/v1/kv/k", &op);
     assert_eq!(status, 200, "{body}");
     // A GET with a rebound Host is refused too: a page cannot read the cluster either.
@@ -71,7 +92,14 @@ fn a_token_is_enforced_and_required_off_loopback() {
     let token = dir.path().join("token");
     std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
     let out = hawser()
-        .args(["agent", "--name", "x", "--listen", "127.0.0.1:1", "--data-dir"])
+        .args([
+            "agent",
+            "--name",
+            "x",
+            "--listen",
+            "127.0.0.1:1",
+            "--data-dir",
+        ])
         .arg(dir.path().join("x"))
         .args(["--cookie", common::COOKIE, "--admin", "0.0.0.0:0"])
         .output()
@@ -105,7 +133,11 @@ fn a_token_is_enforced_and_required_off_loopback() {
     };
     assert!(!cli(&[]).status.success());
     let out = cli(&["--token-file", token.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// 2,000 idle connections stayed open forever. Now the fifth of four is closed at once,
@@ -121,14 +153,26 @@ fn admin_connections_are_capped_and_idle_ones_closed() {
     );
     a.start();
     std::thread::sleep(Duration::from_millis(800));
-    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(&a.admin).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(&a.admin).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut fifth = TcpStream::connect(&a.admin).unwrap();
-    fifth.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    assert_eq!(fifth.read(&mut [0u8; 16]).unwrap_or(0), 0, "the fifth was kept");
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(
+        fifth.read(&mut [0u8; 16]).unwrap_or(0),
+        0,
+        "the fifth was kept"
+    );
     for mut s in idle {
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        assert_eq!(s.read(&mut [0u8; 16]).unwrap_or(1), 0, "an idle one was kept");
+        assert_eq!(
+            s.read(&mut [0u8; 16]).unwrap_or(1),
+            0,
+            "an idle one was kept"
+        );
     }
     assert!(a.metric("hawser_admin_connections_refused_total") >= 1.0);
 }
@@ -149,7 +193,10 @@ fn idle_admin_clients_cannot_starve_the_peer_port() {
     b.start();
     let b_id = b.id();
     wait_for("b to link with a", 15, || {
-        let out = hawser().args(["overlay", "--json", "--admin", &b.admin]).output().ok()?;
+        let out = hawser()
+            .args(["overlay", "--json", "--admin", &b.admin])
+            .output()
+            .ok()?;
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         (doc["active"].as_array()?.len() == 1).then_some(())
     });
@@ -232,10 +279,20 @@ fn listings_come_in_pages_and_the_cli_prints_long_values() {
     let next = first["next"].as_str().expect("a second page");
     assert!(first["count"].as_u64().unwrap() < 4, "{}", first["count"]);
     let rest = a.json(&format!("/v1/kv?prefix=key&after={next}"));
-    assert_eq!(first["count"].as_u64().unwrap() + rest["count"].as_u64().unwrap(), 4);
+    assert_eq!(
+        first["count"].as_u64().unwrap() + rest["count"].as_u64().unwrap(),
+        4
+    );
     assert!(rest["next"].is_null());
-    let out = hawser().args(["kv", "list", "key", "--admin", &a.admin]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = hawser()
+        .args(["kv", "list", "key", "--admin", &a.admin])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("4 keys"), "{}", &text[..100]);
 }
@@ -268,12 +325,17 @@ fn untrusted_strings_are_escaped_in_terminals_and_logs() {
     b.start();
     let (status, body) = post(&a.admin, "/v1/kv/evil%1B%5D0%3Bpwned%07%1B%5B2J", &incr(1)).unwrap();
     assert_eq!(status, 200, "{body}");
-    let out = hawser().args(["kv", "list", "--admin", &a.admin]).output().unwrap();
+    let out = hawser()
+        .args(["kv", "list", "--admin", &a.admin])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(!out.stdout.contains(&0x1b) && !out.stdout.contains(&0x07));
     assert!(String::from_utf8_lossy(&out.stdout).contains("evil\\u{1b}]0;pwned"));
 
-    wait_for("a and b to link", 10, || (a.active().len() == 1).then_some(()));
+    wait_for("a and b to link", 10, || {
+        (a.active().len() == 1).then_some(())
+    });
     let (status, body) = raw_http(
         &a.admin,
         &format!(

@@ -333,11 +333,17 @@ fn kill9_then_restart_recovers_the_persisted_passive_view() {
 fn the_demo_partition_is_unreachable_from_flags_config_and_api() {
     let help = hawser().args(["agent", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout).to_lowercase();
-    assert!(!help.contains("deny") && !help.contains("partition"), "{help}");
+    assert!(
+        !help.contains("deny") && !help.contains("partition"),
+        "{help}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("agent.toml");
-    for setting in ["deny = [\"127.0.0.1:1\"]", "[transport]\ndeny = [\"127.0.0.1:1\"]"] {
+    for setting in [
+        "deny = [\"127.0.0.1:1\"]",
+        "[transport]\ndeny = [\"127.0.0.1:1\"]",
+    ] {
         std::fs::write(
             &file,
             format!(

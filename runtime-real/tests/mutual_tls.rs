@@ -50,7 +50,8 @@ fn tls_agent(dir: &Path, name: &str, [cert, key, ca]: [PathBuf; 3]) -> Agent {
     let mut a = Agent::new(dir, name);
     a.cookie = String::new();
     for (flag, path) in [("--tls-cert", cert), ("--tls-key", key), ("--tls-ca", ca)] {
-        a.extra.extend([flag.to_string(), path.to_str().unwrap().to_string()]);
+        a.extra
+            .extend([flag.to_string(), path.to_str().unwrap().to_string()]);
     }
     a
 }
@@ -71,7 +72,12 @@ fn agents_with_certificates_from_the_ca_link_without_a_cookie() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(a.active().contains(&b_id), "a:\n{}\nb:\n{}", a.log_tail(), b.log_tail());
+    assert!(
+        a.active().contains(&b_id),
+        "a:\n{}\nb:\n{}",
+        a.log_tail(),
+        b.log_tail()
+    );
     assert_eq!(a.metric("hawser_auth_failures_total"), 0.0);
 }
 
@@ -85,7 +91,10 @@ fn wrong_expired_or_missing_certificates_are_refused_and_counted() {
     let mut a = tls_agent(dir.path(), "a", files(dir.path(), &ours, "a", 2100));
     a.start();
     let b_cases = [
-        ("other-ca", Some(files(dir.path(), &theirs, "other-ca", 2100))),
+        (
+            "other-ca",
+            Some(files(dir.path(), &theirs, "other-ca", 2100)),
+        ),
         ("expired", Some(files(dir.path(), &ours, "expired", 2001))),
         ("plain", None),
     ];
@@ -112,7 +121,11 @@ fn wrong_expired_or_missing_certificates_are_refused_and_counted() {
 fn a_certificate_for_another_name_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca();
-    let mut a = tls_agent(dir.path(), "a", files(dir.path(), &ca, "someone-else", 2100));
+    let mut a = tls_agent(
+        dir.path(),
+        "a",
+        files(dir.path(), &ca, "someone-else", 2100),
+    );
     a.spawn();
     let status = wait_for("the agent to exit", 10, || a.exited());
     assert_eq!(status.code(), Some(2));

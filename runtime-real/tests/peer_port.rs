@@ -68,7 +68,10 @@ fn one_source_cannot_hold_more_than_its_pending_handshakes() {
     wait_for("the four to be accepted", 5, || {
         (a.metric("hawser_connections_accepted_total") >= 4.0).then_some(())
     });
-    assert!(closed_within(&a, b"", 2), "a fifth pending handshake was kept");
+    assert!(
+        closed_within(&a, b"", 2),
+        "a fifth pending handshake was kept"
+    );
     assert!(a.metric("hawser_pending_refused_total") >= 1.0);
     drop(silent);
 }
@@ -175,7 +178,9 @@ fn a_second_agent_with_a_live_name_is_refused_and_told_why() {
     b.join = vec![a.listen.clone()];
     b.start();
     let b_id = b.id();
-    wait_for("a and b to link", 10, || a.active().contains(&b_id).then_some(()));
+    wait_for("a and b to link", 10, || {
+        a.active().contains(&b_id).then_some(())
+    });
     let mut twin = Agent::new(dir.path(), "b");
     twin.data_dir = dir.path().join("twin");
     twin.log = dir.path().join("twin.log");
@@ -206,7 +211,8 @@ fn a_value_larger_than_a_frame_reaches_every_node() {
     with_transport(dir.path(), &mut a, small_frames);
     a.start();
     let value = "p".repeat(300_000);
-    let op = format!(r#"{{"update":[{{"field":"r","type":"register","op":{{"assign":"{value}"}}}}]}}"#);
+    let op =
+        format!(r#"{{"update":[{{"field":"r","type":"register","op":{{"assign":"{value}"}}}}]}}"#);
     let (status, body) = common::post(&a.admin, "/v1/kv/big", &op).unwrap();
     assert_eq!(status, 200, "{body}");
     let mut b = Agent::new(dir.path(), "b");

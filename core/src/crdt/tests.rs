@@ -702,10 +702,19 @@ fn counter_json_is_exact_at_the_edges_of_64_bits() {
     };
     let inc = |n: u64| CounterOp::Increment(amount(n));
     let dec = |n: u64| CounterOp::Decrement(amount(n));
-    assert_eq!(value(&[(1, inc(1 << 63)), (2, inc(1 << 63))]), json!("18446744073709551616"));
-    assert_eq!(value(&[(1, inc(u64::MAX - 1)), (2, inc(1))]), json!(u64::MAX));
+    assert_eq!(
+        value(&[(1, inc(1 << 63)), (2, inc(1 << 63))]),
+        json!("18446744073709551616")
+    );
+    assert_eq!(
+        value(&[(1, inc(u64::MAX - 1)), (2, inc(1))]),
+        json!(u64::MAX)
+    );
     assert_eq!(value(&[(1, dec(1 << 63))]), json!(i64::MIN));
-    assert_eq!(value(&[(1, dec(1 << 63)), (2, dec(1))]), json!("-9223372036854775809"));
+    assert_eq!(
+        value(&[(1, dec(1 << 63)), (2, dec(1))]),
+        json!("-9223372036854775809")
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -74,7 +74,9 @@ impl KvMessage {
                 bytes,
             } if !key_ok(key)
                 || bytes.is_empty()
-                || offset.checked_add(bytes.len() as u64).is_none_or(|end| end > *total) =>
+                || offset
+                    .checked_add(bytes.len() as u64)
+                    .is_none_or(|end| end > *total) =>
             {
                 bad("bad piece")
             }

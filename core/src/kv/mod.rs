@@ -141,7 +141,11 @@ pub enum KvEvent {
     Disseminate(Vec<u8>),
     /// A value anti-entropy should send is larger than `max_repair_value`: it cannot
     /// reach the neighbour, which keeps an older value or none.
-    Unreplicable { key: String, size: usize, max: usize },
+    Unreplicable {
+        key: String,
+        size: usize,
+        max: usize,
+    },
 }
 
 /// Why an op was refused. Nothing was applied.

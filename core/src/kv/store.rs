@@ -186,7 +186,11 @@ mod tests {
     #[test]
     fn an_oversize_merged_value_can_still_shrink() {
         const MAX: usize = 4096;
-        let items = |a: u64| (0..150).map(|i| format!("item-{a}-{i:04}")).collect::<Vec<_>>();
+        let items = |a: u64| {
+            (0..150)
+                .map(|i| format!("item-{a}-{i:04}"))
+                .collect::<Vec<_>>()
+        };
         let mut merged = Map::new();
         for a in [1, 2] {
             let mut m = Map::new();

@@ -133,8 +133,14 @@ impl Pake {
         Ok(Keys {
             role: self.role,
             hash,
-            confirm: [expand(b"confirm", Role::Initiator), expand(b"confirm", Role::Responder)],
-            data: [expand(b"data", Role::Initiator), expand(b"data", Role::Responder)],
+            confirm: [
+                expand(b"confirm", Role::Initiator),
+                expand(b"confirm", Role::Responder),
+            ],
+            data: [
+                expand(b"data", Role::Initiator),
+                expand(b"data", Role::Responder),
+            ],
         })
     }
 }
@@ -272,7 +278,10 @@ mod tests {
         let mut rng = NodeRng::from_seed(7);
         let (pi, mi) = Pake::start(&Cookie::new(initiator).unwrap(), Role::Initiator, &mut rng);
         let (pr, mr) = Pake::start(&Cookie::new(responder).unwrap(), Role::Responder, &mut rng);
-        let (hi, hr) = ([b"i".as_slice(), &mi].concat(), [b"r".as_slice(), &mr].concat());
+        let (hi, hr) = (
+            [b"i".as_slice(), &mi].concat(),
+            [b"r".as_slice(), &mr].concat(),
+        );
         let t = Transcript {
             initiator_hello: &hi,
             responder_hello: &hr,
@@ -331,6 +340,9 @@ mod tests {
         let (p, own) = Pake::start(&cookie, Role::Initiator, &mut rng);
         assert!(matches!(p.finish(&own, &t), Err(PakeError::BadMessage)));
         let (p, _) = Pake::start(&cookie, Role::Initiator, &mut rng);
-        assert!(matches!(p.finish(&[0x42; 5], &t), Err(PakeError::BadMessage)));
+        assert!(matches!(
+            p.finish(&[0x42; 5], &t),
+            Err(PakeError::BadMessage)
+        ));
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Cookie;
 use super::handshake::{
-    Hello, Keys, LINK_VERSION, Opener, Pake, PROOF_LEN, Role, Sealer, TAG_LEN, Transcript,
+    Hello, Keys, LINK_VERSION, Opener, PROOF_LEN, Pake, Role, Sealer, TAG_LEN, Transcript,
 };
 use crate::id::{Addr, NodeId};
 use crate::rng::NodeRng;
@@ -149,7 +149,10 @@ pub enum LinkEvent {
         live_addr: Addr,
     },
     /// `peer` refused the link we had just made with it.
-    RefusedByPeer { peer: NodeId, reason: RefuseReason },
+    RefusedByPeer {
+        peer: NodeId,
+        reason: RefuseReason,
+    },
 }
 
 enum State {
@@ -515,7 +518,9 @@ impl Links {
                 responder_hello: ours,
             },
         };
-        let pake = pake.take().expect("a handshake holds its exchange until the hello");
+        let pake = pake
+            .take()
+            .expect("a handshake holds its exchange until the hello");
         let keys = match pake.finish(&hello.pake.0, &transcript) {
             Ok(keys) => keys,
             Err(e) => {

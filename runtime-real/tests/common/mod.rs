@@ -383,9 +383,7 @@ impl RoguePeer {
                     return rogue;
                 }
             }
-            rogue
-                .read_frame()
-                .expect("the agent answers the handshake");
+            rogue.read_frame().expect("the agent answers the handshake");
         }
     }
 
