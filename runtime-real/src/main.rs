@@ -31,7 +31,7 @@ enum Command {
     Sim(sim_cmd::SimCommand),
     /// Run a node: join the cluster, keep state in --data-dir, serve the admin API.
     #[cfg(not(madsim))]
-    Agent(hawser_runtime::config::AgentArgs),
+    Agent(Box<hawser_runtime::config::AgentArgs>),
     /// Print a new random cluster cookie (256 bits, 64 hex digits), for --cookie-file:
     /// `(umask 077; hawser keygen > cookie)`.
     Keygen,
@@ -239,7 +239,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Sim(cmd) => sim_cmd::main(cmd),
         #[cfg(not(madsim))]
-        Command::Agent(args) => hawser_runtime::agent::main(args),
+        Command::Agent(args) => hawser_runtime::agent::main(*args),
         Command::Keygen => match hawser_runtime::config::keygen() {
             Ok(key) => {
                 println!("{key}");

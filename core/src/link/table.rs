@@ -162,8 +162,8 @@ enum State {
     /// exchange until the peer's hello completes it into `peer`'s keys.
     Handshaking {
         ours: Vec<u8>,
-        pake: Option<Pake>,
-        peer: Option<(Hello, Keys)>,
+        pake: Option<Box<Pake>>,
+        peer: Option<(Hello, Box<Keys>)>,
     },
     Established {
         peer: NodeId,
@@ -370,7 +370,7 @@ impl Links {
         });
         c.state = State::Handshaking {
             ours,
-            pake: Some(pake),
+            pake: Some(Box::new(pake)),
             peer: None,
         };
     }
@@ -529,7 +529,7 @@ impl Links {
             }
         };
         let proof = keys.proof();
-        *peer = Some((hello, keys));
+        *peer = Some((hello, Box::new(keys)));
         self.transmits.push_back(Transmit::Send {
             conn,
             frame: wire::encode_frame(FrameKind::Proof, &proof),
