@@ -86,6 +86,20 @@ struct Wire {
     bytes: usize,
 }
 
+/// A dials B; pump the handshake through. Returns their connection ids.
+fn link(a: &mut Node<Host>, b: &mut Node<Host>) -> (hawser_core::ConnId, hawser_core::ConnId) {
+    let now = Instant::ZERO;
+    a.command(now, |_, ctx| ctx.connect(Addr::new("n2").unwrap(), None));
+    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
+        panic!("a dials")
+    };
+    let cb = b.handle_accept(now);
+    a.handle_connected(now, ca);
+    pump(a, ca, b, cb);
+    assert!(a.links().is_linked(NodeId(2)));
+    (ca, cb)
+}
+
 /// Move frames both ways until both nodes are quiet (no timers fire: time stands still).
 fn pump(
     a: &mut Node<Host>,
@@ -187,14 +201,7 @@ fn exchange(value: impl Fn(usize) -> Map) -> Figures {
 
     // Link A and B (the handshake is not counted).
     let now = Instant::ZERO;
-    a.command(now, |_, ctx| ctx.connect(Addr::new("n2").unwrap(), None));
-    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
-        panic!("a dials")
-    };
-    let cb = b.handle_accept(now);
-    a.handle_connected(now, ca);
-    pump(&mut a, ca, &mut b, cb);
-    assert!(a.links().is_linked(NodeId(2)));
+    let (ca, cb) = link(&mut a, &mut b);
 
     // A's greeting round with B (what the `Greet` timer does once the link is up).
     a.command(now, |h, ctx| h.kv.timer(KvTimer::Greet(NodeId(2)), ctx));
@@ -327,20 +334,14 @@ fn send_big(kv: KvConfig) -> (Node<Host>, Node<Host>, Map) {
     }
     assert!(wire::encode(&big).len() > 200_000);
     let disk = Snapshot(BTreeMap::from([(b"kv/v/big".to_vec(), wire::encode(&big))]));
-    let link = LinkConfig {
+    let small_frames = LinkConfig {
         max_frame: 64 << 10,
         ..LinkConfig::default()
     };
-    let mut a = node_with(1, &disk, link.clone(), kv.clone());
-    let mut b = node_with(2, &Snapshot::default(), link, kv);
+    let mut a = node_with(1, &disk, small_frames.clone(), kv.clone());
+    let mut b = node_with(2, &Snapshot::default(), small_frames, kv);
     let now = Instant::ZERO;
-    a.command(now, |_, ctx| ctx.connect(Addr::new("n2").unwrap(), None));
-    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
-        panic!("a dials")
-    };
-    let cb = b.handle_accept(now);
-    a.handle_connected(now, ca);
-    pump(&mut a, ca, &mut b, cb);
+    let (ca, cb) = link(&mut a, &mut b);
     a.command(now, |h, ctx| h.kv.timer(KvTimer::Greet(NodeId(2)), ctx));
     pump(&mut a, ca, &mut b, cb);
     (a, b, big)

@@ -11,14 +11,6 @@ use std::time::Duration;
 
 use common::{Agent, get, hawser, incr, post, raw_http, wait_for};
 
-fn with_file(dir: &std::path::Path, agent: &mut Agent, text: &str) {
-    let file = dir.join(format!("{}.toml", agent.name));
-    std::fs::write(&file, text).unwrap();
-    agent
-        .extra
-        .extend(["--config".into(), file.to_str().unwrap().into()]);
-}
-
 /// A POST as a browser sends it for a page: `(status, body)`.
 fn post_as(admin: &str, host: &str, headers: &str, path: &str, body: &str) -> (u16, String) {
     raw_http(
@@ -146,9 +138,8 @@ fn a_token_is_enforced_and_required_off_loopback() {
 fn admin_connections_are_capped_and_idle_ones_closed() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Agent::new(dir.path(), "a");
-    with_file(
+    a.with_config(
         dir.path(),
-        &mut a,
         "[admin_api]\nmax_connections = 4\nidle_timeout_ms = 700\n",
     );
     a.start();
@@ -213,9 +204,8 @@ fn idle_admin_clients_cannot_starve_the_peer_port() {
 fn watchers_are_bounded_in_number_and_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Agent::new(dir.path(), "a");
-    with_file(
+    a.with_config(
         dir.path(),
-        &mut a,
         "[admin_api]\nmax_watchers = 2\nwatch_queue_bytes = 300000\n",
     );
     a.start();
@@ -318,11 +308,7 @@ fn http_layer_errors_are_json() {
 #[test]
 fn untrusted_strings_are_escaped_in_terminals_and_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Agent::new(dir.path(), "a");
-    a.start();
-    let mut b = Agent::new(dir.path(), "b");
-    b.join = vec![a.listen.clone()];
-    b.start();
+    let (a, b) = common::pair(dir.path());
     let (status, body) = post(&a.admin, "/v1/kv/evil%1B%5D0%3Bpwned%07%1B%5B2J", &incr(1)).unwrap();
     assert_eq!(status, 200, "{body}");
     let out = hawser()

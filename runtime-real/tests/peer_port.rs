@@ -29,12 +29,6 @@ fn closed_within(agent: &Agent, bytes: &[u8], secs: u64) -> bool {
     }
 }
 
-fn with_transport(dir: &std::path::Path, agent: &mut Agent, transport: &str) {
-    let file = dir.join(format!("{}.toml", agent.name));
-    std::fs::write(&file, format!("[transport]\n{transport}\n")).unwrap();
-    agent.extra = vec!["--config".into(), file.to_str().unwrap().into()];
-}
-
 /// A hello header announcing 4 MiB (the data frame limit) used to be read to its end,
 /// held until the handshake timeout: 150 of them took an agent from 19 MB to 695 MB.
 /// Now the header alone is refused: a handshake frame is a few hundred bytes.
@@ -60,14 +54,9 @@ fn an_oversize_hello_is_refused_from_its_header() {
 fn one_source_cannot_hold_more_than_its_pending_handshakes() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Agent::new(dir.path(), "a");
-    with_transport(dir.path(), &mut a, "max_pending_per_source = 4");
+    a.with_config(dir.path(), "[transport]\nmax_pending_per_source = 4\n");
     a.start();
-    let silent: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(&a.listen).unwrap())
-        .collect();
-    wait_for("the four to be accepted", 5, || {
-        (a.metric("hawser_connections_accepted_total") >= 4.0).then_some(())
-    });
+    let silent = a.hold_silent(4);
     assert!(
         closed_within(&a, b"", 2),
         "a fifth pending handshake was kept"
@@ -83,14 +72,9 @@ fn one_source_cannot_hold_more_than_its_pending_handshakes() {
 fn refusals_name_the_remote_and_do_not_flood_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Agent::new(dir.path(), "a");
-    with_transport(dir.path(), &mut a, "max_connections = 4");
+    a.with_config(dir.path(), "[transport]\nmax_connections = 4\n");
     a.start();
-    let held: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(&a.listen).unwrap())
-        .collect();
-    wait_for("the four to be accepted", 5, || {
-        (a.metric("hawser_connections_accepted_total") >= 4.0).then_some(())
-    });
+    let held = a.hold_silent(4);
     for _ in 0..300 {
         let _ = TcpStream::connect(&a.listen);
     }
@@ -172,11 +156,7 @@ fn a_deeply_nested_value_from_a_peer_is_refused() {
 #[test]
 fn a_second_agent_with_a_live_name_is_refused_and_told_why() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Agent::new(dir.path(), "a");
-    a.start();
-    let mut b = Agent::new(dir.path(), "b");
-    b.join = vec![a.listen.clone()];
-    b.start();
+    let (a, b) = common::pair(dir.path());
     let b_id = b.id();
     wait_for("a and b to link", 10, || {
         a.active().contains(&b_id).then_some(())
@@ -206,9 +186,9 @@ fn a_second_agent_with_a_live_name_is_refused_and_told_why() {
 #[test]
 fn a_value_larger_than_a_frame_reaches_every_node() {
     let dir = tempfile::tempdir().unwrap();
-    let small_frames = "max_frame = 65536";
+    let small_frames = "[transport]\nmax_frame = 65536\n";
     let mut a = Agent::new(dir.path(), "a");
-    with_transport(dir.path(), &mut a, small_frames);
+    a.with_config(dir.path(), small_frames);
     a.start();
     let value = "p".repeat(300_000);
     let op =
@@ -216,7 +196,7 @@ fn a_value_larger_than_a_frame_reaches_every_node() {
     let (status, body) = common::post(&a.admin, "/v1/kv/big", &op).unwrap();
     assert_eq!(status, 200, "{body}");
     let mut b = Agent::new(dir.path(), "b");
-    with_transport(dir.path(), &mut b, small_frames);
+    b.with_config(dir.path(), small_frames);
     b.join = vec![a.listen.clone()];
     b.start();
     wait_for("b to hold the large value", 20, || {

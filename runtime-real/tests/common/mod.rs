@@ -61,6 +61,26 @@ impl Agent {
         }
     }
 
+    /// Give the agent a `--config` file with `text` in it (kept beside its data).
+    pub fn with_config(&mut self, root: &Path, text: &str) {
+        let file = root.join(format!("{}.toml", self.name));
+        std::fs::write(&file, text).unwrap();
+        self.extra
+            .extend(["--config".into(), file.to_str().unwrap().into()]);
+    }
+
+    /// Open `n` connections to the peer port that say nothing, and wait until the agent
+    /// has accepted them all.
+    pub fn hold_silent(&self, n: usize) -> Vec<TcpStream> {
+        let held: Vec<TcpStream> = (0..n)
+            .map(|_| TcpStream::connect(&self.listen).unwrap())
+            .collect();
+        wait_for("the silent connections to be accepted", 5, || {
+            (self.metric("hawser_connections_accepted_total") >= n as f64).then_some(())
+        });
+        held
+    }
+
     pub fn args(&self) -> Vec<String> {
         let mut args: Vec<String> = [
             "agent",
@@ -240,6 +260,16 @@ pub fn raw_http(admin: &str, request: &str) -> Option<(u16, String)> {
     let status = raw.split_whitespace().nth(1)?.parse().ok()?;
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
     Some((status, body))
+}
+
+/// Agent `a` started, and agent `b` started joining it.
+pub fn pair(root: &Path) -> (Agent, Agent) {
+    let mut a = Agent::new(root, "a");
+    a.start();
+    let mut b = Agent::new(root, "b");
+    b.join = vec![a.listen.clone()];
+    b.start();
+    (a, b)
 }
 
 /// Poll `probe` every 100 ms until it answers, for at most `secs` seconds.
