@@ -12,8 +12,10 @@
 //! - **Token.** With `--admin-token-file`, every request must carry
 //!   `Authorization: Bearer TOKEN` (401 otherwise). An admin address that is not loopback
 //!   requires one (see `config`).
-//! - **JSON errors.** Any error answer that is not JSON (the HTTP layer's 400 and 413,
-//!   an extractor's rejection) is rewritten as `{"error": reason}`.
+//! - **JSON errors.** Any error answer that is not JSON (the body limit's 413, an
+//!   extractor's 400) is rewritten as `{"error": reason}`. What hyper answers before
+//!   there is a request to route (431 for an oversize header section, 400 for bytes that
+//!   are not HTTP) never reaches this layer and keeps its empty body.
 //! - **Connections** ([`GuardedListener`]): at most `max_connections` at once (more are
 //!   closed on arrival, counted), each closed after `idle_timeout` without a byte either
 //!   way (a watch stream's keep-alives count).
