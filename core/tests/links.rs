@@ -331,3 +331,16 @@ fn a_transport_identity_binds_the_hello_and_a_transport_refusal_counts() {
         claimed: None
     }));
 }
+
+/// Link v1 only authenticated its frames: the body crossed the wire as it was. Now no
+/// frame after the handshake carries the message in the clear.
+#[test]
+fn data_frames_do_not_carry_the_plaintext() {
+    let (mut a, mut b) = (node(1, "c"), node(2, "c"));
+    let mut clear = 0;
+    pump(&mut a, &mut b, |f| {
+        clear += f.windows(5).filter(|w| w == b"hello").count();
+    });
+    assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);
+    assert_eq!(clear, 0, "a message crossed the wire in the clear");
+}
