@@ -122,26 +122,7 @@ impl Pake {
             .state
             .finish(peer_msg)
             .map_err(|_| PakeError::BadMessage)?;
-        let hash = transcript.hash();
-        let hkdf = Hkdf::<Sha256>::new(Some(&hash), &secret);
-        let expand = |what: &[u8], role: Role| {
-            let mut key = [0u8; 32];
-            hkdf.expand_multi_info(&[b"hawser/link/v2 ", what, b" ", role.label()], &mut key)
-                .expect("32 bytes is a valid HKDF-SHA256 output length");
-            key
-        };
-        Ok(Keys {
-            role: self.role,
-            hash,
-            confirm: [
-                expand(b"confirm", Role::Initiator),
-                expand(b"confirm", Role::Responder),
-            ],
-            data: [
-                expand(b"data", Role::Initiator),
-                expand(b"data", Role::Responder),
-            ],
-        })
+        Ok(Keys::derive(self.role, &secret, transcript))
     }
 }
 
@@ -180,6 +161,31 @@ fn index(role: Role) -> usize {
 }
 
 impl Keys {
+    /// The keys of `role` from the SPAKE2 secret, bound to both hellos as they went over
+    /// the wire.
+    fn derive(role: Role, secret: &[u8], transcript: &Transcript<'_>) -> Keys {
+        let hash = transcript.hash();
+        let hkdf = Hkdf::<Sha256>::new(Some(&hash), secret);
+        let expand = |what: &[u8], role: Role| {
+            let mut key = [0u8; 32];
+            hkdf.expand_multi_info(&[b"hawser/link/v2 ", what, b" ", role.label()], &mut key)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            key
+        };
+        Keys {
+            role,
+            hash,
+            confirm: [
+                expand(b"confirm", Role::Initiator),
+                expand(b"confirm", Role::Responder),
+            ],
+            data: [
+                expand(b"data", Role::Initiator),
+                expand(b"data", Role::Responder),
+            ],
+        }
+    }
+
     fn mac(&self, role: Role) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.confirm[index(role)])
             .expect("HMAC accepts keys of any length");
@@ -327,6 +333,89 @@ mod tests {
         frame[0] ^= 1;
         assert_eq!(open.open(&frame), None);
         assert_eq!(open.open(b"short"), None);
+    }
+
+    /// The attack link v1 allowed, run for real against a captured exchange: an
+    /// attacker who sent the initiator's message itself (so knows its ephemeral scalar
+    /// `x`) computes, for each guess `g`, the key the initiator would hold under `g` —
+    /// `K = x·(Y − N·h(g))`, SPAKE2's hash of the messages as they went over the wire,
+    /// our HKDF over the transcript — and checks the responder's proof with it.
+    /// Unless the attacker's own online guess was right, no guess checks out, the
+    /// cookie included; when it was right (the control, which shows the offline
+    /// computation is the one the protocol does), exactly that guess checks out.
+    #[test]
+    fn a_captured_exchange_confirms_no_guess_offline() {
+        use spake2::Group;
+        type G = Ed25519Group;
+        const COOKIE: &str = "correct horse battery staple";
+        let guesses = ["password", "first guess", "correct horse", COOKIE];
+
+        // Which guesses a capture confirms, when the attacker's hello was made with
+        // `online` and the victim holds COOKIE.
+        let confirmed = |online: &str| -> Vec<&str> {
+            let x = G::random_scalar(&mut CryptoRng06(&mut NodeRng::from_seed(5)));
+            let (_, x_msg) = Pake::start(
+                &Cookie::new(online).unwrap(),
+                Role::Initiator,
+                &mut NodeRng::from_seed(5),
+            );
+            let blinded = G::add(
+                &G::basepoint_mult(&x),
+                &G::scalarmult(&G::const_m(), &G::hash_to_scalar(online.as_bytes())),
+            );
+            assert_eq!(
+                x_msg[1..],
+                G::element_to_bytes(&blinded),
+                "the attacker knows x"
+            );
+
+            let (victim, y_msg) = Pake::start(
+                &Cookie::new(COOKIE).unwrap(),
+                Role::Responder,
+                &mut NodeRng::from_seed(9),
+            );
+            let (hi, hr) = (
+                [b"i".as_slice(), &x_msg].concat(),
+                [b"r".as_slice(), &y_msg].concat(),
+            );
+            let t = Transcript {
+                initiator_hello: &hi,
+                responder_hello: &hr,
+            };
+            let proof = victim.finish(&x_msg, &t).unwrap().proof();
+
+            let y = G::bytes_to_element(&y_msg[1..]).unwrap();
+            let sha = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+            guesses
+                .into_iter()
+                .filter(|guess| {
+                    let unblind = G::scalarmult(
+                        &G::const_n(),
+                        &G::scalar_neg(&G::hash_to_scalar(guess.as_bytes())),
+                    );
+                    let k = G::element_to_bytes(&G::scalarmult(&G::add(&y, &unblind), &x));
+                    let secret = sha(&[
+                        sha(guess.as_bytes()).as_slice(),
+                        &sha(ID_INITIATOR),
+                        &sha(ID_RESPONDER),
+                        &x_msg[1..],
+                        &y_msg[1..],
+                        &k,
+                    ]
+                    .concat());
+                    Keys::derive(Role::Initiator, &secret, &t).verify(&proof)
+                })
+                .collect()
+        };
+
+        assert_eq!(confirmed(COOKIE), vec![COOKIE], "the control");
+        for online in ["first guess", "password"] {
+            assert_eq!(
+                confirmed(online),
+                Vec::<&str>::new(),
+                "online guess {online:?}"
+            );
+        }
     }
 
     #[test]
