@@ -15,7 +15,8 @@
 //! - **JSON errors.** Any error answer that is not JSON (the body limit's 413, an
 //!   extractor's 400) is rewritten as `{"error": reason}`. What hyper answers before
 //!   there is a request to route (431 for an oversize header section, 400 for bytes that
-//!   are not HTTP) never reaches this layer and keeps its empty body.
+//!   are not HTTP) never reaches the router: [`GuardedStream`] rewrites those on their
+//!   way out ([`hyper_error_as_json`]).
 //! - **Connections** ([`GuardedListener`]): at most `max_connections` at once (more are
 //!   closed on arrival, counted), each closed after `idle_timeout` without a byte either
 //!   way (a watch stream's keep-alives count).
@@ -272,6 +273,8 @@ impl axum::serve::Listener for GuardedListener {
                 _slot: slot,
                 idle_timeout: self.idle_timeout,
                 deadline: Box::pin(tokio::time::sleep(self.idle_timeout)),
+                rewritten: Vec::new(),
+                sent: 0,
             };
             return (stream, from);
         }
@@ -282,15 +285,76 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
-/// One admin connection: holds its slot, and fails once idle for `idle_timeout`.
+/// One admin connection: holds its slot, fails once idle for `idle_timeout`, and sends
+/// hyper's own error answers as JSON.
 pub struct GuardedStream {
     io: TcpStream,
     _slot: OwnedSemaphorePermit,
     idle_timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// A rewritten answer, and how much of it has gone out.
+    rewritten: Vec<u8>,
+    sent: usize,
+}
+
+/// hyper answers a request it cannot parse itself — 431 for a header section over its
+/// buffer, 400 for bytes that are not HTTP — with an empty body, then closes. Given the
+/// bytes hyper writes, the same answer with a JSON body (`{"error": reason}`) if they
+/// are such an answer: a 4xx or 5xx head with `content-length: 0` and no content type,
+/// which nothing behind the router sends (every error there gets a JSON body).
+pub fn hyper_error_as_json(out: &[u8]) -> Option<Vec<u8>> {
+    let head = out.strip_suffix(b"\r\n\r\n")?;
+    let head = std::str::from_utf8(head).ok()?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let rest = status_line.strip_prefix("HTTP/1.1 ")?;
+    let (code, phrase) = rest.split_once(' ').unwrap_or((rest, ""));
+    let code: u16 = code.parse().ok()?;
+    if !(400..600).contains(&code) {
+        return None;
+    }
+    let headers: Vec<&str> = lines.collect();
+    let named = |h: &str, name: &str| {
+        h.split_once(':')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+    };
+    let empty = headers.iter().any(|h| {
+        named(h, "content-length") && h.split_once(':').is_some_and(|(_, v)| v.trim() == "0")
+    });
+    if !empty || headers.iter().any(|h| named(h, "content-type")) {
+        return None;
+    }
+    let reason = match code {
+        431 => "the request's header section is larger than the admin API accepts".to_owned(),
+        400 => "not a valid HTTP/1.1 request".to_owned(),
+        _ => phrase.to_owned(),
+    };
+    let body = json!({ "error": reason }).to_string();
+    let mut answer = format!("{status_line}\r\n");
+    for h in headers.iter().filter(|h| !named(h, "content-length")) {
+        answer.push_str(h);
+        answer.push_str("\r\n");
+    }
+    answer.push_str(&format!(
+        "content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    Some(answer.into_bytes())
 }
 
 impl GuardedStream {
+    /// Write out what is left of a rewritten answer.
+    fn send_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.rewritten.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.rewritten[self.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Bytes moved: push the deadline back. Nothing moved: fail if it has passed.
     fn idle<T>(&mut self, cx: &mut Context<'_>, done: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match done {
@@ -327,15 +391,31 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        let done = self.send_rewritten(cx);
+        ready!(self.idle(cx, done))?;
+        // hyper writes a whole answer head at once (the stream is not vectored, so it
+        // flattens its buffers): an error answer of its own is recognised in one piece.
+        if let Some(answer) = hyper_error_as_json(buf) {
+            (self.rewritten, self.sent) = (answer, 0);
+            let done = self.send_rewritten(cx);
+            if let Poll::Ready(Err(e)) = self.idle(cx, done) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
         let done = Pin::new(&mut self.io).poll_write(cx, buf);
         self.idle(cx, done)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let done = self.send_rewritten(cx);
+        ready!(self.idle(cx, done))?;
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let done = self.send_rewritten(cx);
+        ready!(self.idle(cx, done))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
@@ -343,6 +423,34 @@ impl AsyncWrite for GuardedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hypers_own_empty_error_answers_become_json() {
+        let hyper = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+                      content-length: 0\r\ndate: Fri, 04 Dec 2026 09:23:51 GMT\r\n\r\n";
+        let answer = String::from_utf8(hyper_error_as_json(hyper).unwrap()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(head.contains("connection: close") && head.contains("date: Fri"));
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(doc["error"].as_str().unwrap().contains("header section"));
+
+        for not_hypers in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}",
+            b"data: {\"key\":\"HTTP/1.1 400 \"}\r\n\r\n",
+            b"",
+        ] {
+            assert_eq!(hyper_error_as_json(not_hypers), None, "{not_hypers:?}");
+        }
+    }
 
     #[test]
     fn hosts_are_ip_addresses_localhost_or_configured_names_at_the_port() {

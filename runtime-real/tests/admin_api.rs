@@ -287,7 +287,9 @@ fn listings_come_in_pages_and_the_cli_prints_long_values() {
     assert!(text.starts_with("4 keys"), "{}", &text[..100]);
 }
 
-/// The HTTP layer's own refusals (an oversize body, a bad request) answer JSON too.
+/// The HTTP layer's own refusals (an oversize body, a bad request) answer JSON too,
+/// including those hyper writes before there is a request at all (a header section over
+/// its buffer, bytes that are not HTTP), which came with an empty body.
 #[test]
 fn http_layer_errors_are_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -301,6 +303,25 @@ fn http_layer_errors_are_json() {
     let (status, body) = get(&a.admin, "/v1/kv?prefix=a&prefix=b").unwrap();
     assert_eq!(status, 400);
     serde_json::from_str::<serde_json::Value>(&body).unwrap_or_else(|_| panic!("{body}"));
+
+    let huge_header = format!(
+        "GET /v1/self HTTP/1.1\r\nHost: {}\r\nX-Filler: {}\r\n\r\n",
+        a.admin,
+        "a".repeat(2 << 20)
+    );
+    for (request, want) in [
+        (huge_header.as_str(), 431),
+        ("\x16\x03\x01 not http at all\r\n\r\n", 400),
+        ("GET /v1/self HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+    ] {
+        let (status, body) = raw_http(&a.admin, request).unwrap();
+        assert_eq!(status, want, "{body}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{want}: {body:?}"));
+        assert!(doc["error"].is_string(), "{body}");
+    }
+    // The connection it came on is closed; the agent serves the next one.
+    assert_eq!(get(&a.admin, "/v1/self").unwrap().0, 200);
 }
 
 /// A key with terminal escapes is printed escaped; a multicast topic with a newline

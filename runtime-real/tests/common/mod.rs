@@ -250,13 +250,19 @@ pub fn get(admin: &str, path: &str) -> Option<(u16, String)> {
     )
 }
 
-/// Send `request` as is; status and body of the answer.
+/// Send `request` as is; status and body of the answer. An agent that refuses a request
+/// before reading all of it closes with bytes unread, which resets the connection: what
+/// arrived before the reset is the answer.
 pub fn raw_http(admin: &str, request: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(admin).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
+    let _ = s.write_all(request.as_bytes());
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let raw = String::from_utf8_lossy(&raw);
     let status = raw.split_whitespace().nth(1)?.parse().ok()?;
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
     Some((status, body))
