@@ -132,3 +132,88 @@ fn a_certificate_for_another_name_is_refused_at_start() {
     let log = std::fs::read_to_string(&a.log).unwrap();
     assert!(log.contains("names \"someone-else\""), "{log}");
 }
+
+/// A member's certificate names it: a peer that presents a valid certificate for one
+/// node and whose hello claims another node's id (which the cookie alone would let any
+/// member do) is refused and counted as a wrong cookie is. The control, the same peer
+/// claiming the name its certificate gives, links.
+#[test]
+fn a_valid_certificate_cannot_claim_another_node() {
+    use hawser_core::{
+        Addr, Cookie, Event, Identity, LinkConfig, LinkEvent, Name, Node, NodeId, Transmit,
+    };
+    use hawser_runtime::tls::Tls;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca();
+    let mut a = tls_agent(dir.path(), "a", files(dir.path(), &ca, "a", 2100));
+    a.start();
+    let [cert, key, ca_file] = files(dir.path(), &ca, "rogue", 2100);
+    let tls = Tls::load(&cert, &key, &ca_file).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Dial `a` through TLS with the rogue's certificate, say hello as `name`, and run
+    // the link handshake until it links (true) or `a` closes the connection (false).
+    let links_as = |name: &str| -> bool {
+        let identity = Identity {
+            id: NodeId::from_name(name),
+            name: Name::new(name).unwrap(),
+            addr: Addr::new("127.0.0.1:9").unwrap(),
+            cookie: Cookie::new(tls.cookie()).unwrap(),
+        };
+        let mut node = Node::new(LinkConfig::default(), identity, 1, common::Quiet).unwrap();
+        let now = hawser_core::Instant::ZERO;
+        node.handle_start(now);
+        node.command(now, |_, ctx| {
+            ctx.connect(Addr::new(a.listen.as_str()).unwrap(), None)
+        });
+        let Some(Transmit::Connect { conn, .. }) = node.poll_transmit() else {
+            panic!("the rogue dials")
+        };
+        runtime.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(&a.listen).await.unwrap();
+            let (mut stream, peer) = tls.connect(tcp).await.unwrap();
+            assert_eq!(peer, NodeId::from_name("a"), "a's certificate names it");
+            node.handle_connected(now, conn);
+            let read = async {
+                loop {
+                    while let Some(t) = node.poll_transmit() {
+                        if let Transmit::Send { frame, .. } = t {
+                            let _ = stream.write_all(&frame).await;
+                        }
+                    }
+                    while let Some(e) = node.poll_event() {
+                        if let Event::Link(LinkEvent::Up { .. }) = e {
+                            return true;
+                        }
+                    }
+                    let mut head = vec![0u8; hawser_core::wire::HEADER_LEN];
+                    if stream.read_exact(&mut head).await.is_err() {
+                        return false;
+                    }
+                    let (_, len) = hawser_core::wire::decode_header(&head, usize::MAX).unwrap();
+                    let mut body = vec![0u8; len];
+                    if stream.read_exact(&mut body).await.is_err() {
+                        return false;
+                    }
+                    head.extend_from_slice(&body);
+                    node.handle_frame(now, conn, &head);
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .expect("a answers or closes within 10 s")
+        })
+    };
+
+    assert!(!links_as("b"), "a certificate for rogue linked as b");
+    wait_for("a to count the refusal", 10, || {
+        (a.metric("hawser_auth_failures_total") == 1.0).then_some(())
+    });
+    assert!(links_as("rogue"), "the control: rogue links as itself");
+    assert_eq!(a.metric("hawser_auth_failures_total"), 1.0);
+}
