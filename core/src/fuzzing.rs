@@ -99,6 +99,35 @@ pub fn kv_message(data: &[u8]) {
     }
 }
 
+/// Untrusted bytes as a global-membership message from a peer: same promise.
+pub fn gm_message(data: &[u8]) {
+    if let Ok(msg) = crate::gm::GmMessage::decode(data) {
+        let again = crate::gm::GmMessage::decode(&msg.encode()).expect("our own encoding decodes");
+        assert_eq!(again, msg);
+    }
+}
+
+/// Untrusted bytes as a multicast packet from a peer: same promise.
+pub fn multicast_packet(data: &[u8]) {
+    if let Ok(p) = crate::multicast::Packet::decode(data) {
+        let again =
+            crate::multicast::Packet::decode(&p.encode()).expect("our own encoding decodes");
+        assert_eq!(again, p);
+    }
+}
+
+/// Untrusted bytes as a KV value (a delta or an anti-entropy entry, nested to any
+/// depth): refused with an error — never a stack overflow — or a value that re-encodes
+/// to the same bytes' meaning, whose JSON form can be produced.
+pub fn kv_value(data: &[u8]) {
+    if let Ok(map) = wire::decode::<crate::crdt::Map>(data) {
+        let again: crate::crdt::Map =
+            wire::decode(&wire::encode(&map)).expect("our own encoding decodes");
+        assert_eq!(again, map);
+        let _ = map.to_json();
+    }
+}
+
 /// Untrusted bytes as a KV op in JSON (what `POST /v1/kv/{key}` and scenario files
 /// carry): a typed error, or an op whose JSON form parses back to the same op.
 pub fn kv_op_json(data: &[u8]) {

@@ -34,6 +34,6 @@ pub use link::{
 pub use node::{Event, Identity, Node};
 pub use persist::{PersistSeq, Record, Snapshot};
 pub use protocol::{Ctx, Protocol, TimerId};
-pub use rng::NodeRng;
+pub use rng::{NodeRng, RngSeed};
 pub use stats::Stats;
 pub use time::{Duration, Instant};

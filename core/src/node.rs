@@ -7,7 +7,7 @@ use crate::id::{Addr, Name, NodeId};
 use crate::link::{ConnId, Cookie, DownReason, LinkConfig, LinkEvent, Links, Transmit};
 use crate::persist::{PersistSeq, Record};
 use crate::protocol::{Ctx, Protocol, Timers};
-use crate::rng::NodeRng;
+use crate::rng::{NodeRng, RngSeed};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::WireError;
@@ -70,7 +70,7 @@ impl<P: Protocol> Node<P> {
     pub fn new(
         config: LinkConfig,
         identity: Identity,
-        seed: u64,
+        seed: impl Into<RngSeed>,
         protocol: P,
     ) -> Result<Node<P>, String> {
         config.validate()?;
@@ -141,6 +141,19 @@ impl<P: Protocol> Node<P> {
         self.dispatch(now);
     }
 
+    /// The transport authenticated the peer on `conn` as `peer` (mutual TLS), before any
+    /// of its frames: its hello must then claim that id.
+    pub fn handle_transport_identity(&mut self, conn: ConnId, peer: NodeId) {
+        self.links.transport_verified(conn, peer);
+    }
+
+    /// The transport refused the peer's credentials on `conn` (mutual TLS): counted,
+    /// reported and closed as a failed cookie proof is.
+    pub fn handle_transport_refused(&mut self, now: Instant, conn: ConnId) {
+        self.links.transport_refused(&mut self.stats, conn);
+        self.dispatch(now);
+    }
+
     /// A connection closed, reset, or failed to connect.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.links.closed(conn);
@@ -206,9 +219,10 @@ impl<P: Protocol> Node<P> {
                         .connect_failed(addr, expected, error, ctx!(self, now));
                     self.events.push_back(Event::Link(event));
                 }
-                LinkEvent::AuthFailure { .. } | LinkEvent::DecodeError { .. } => {
-                    self.events.push_back(Event::Link(event))
-                }
+                LinkEvent::AuthFailure { .. }
+                | LinkEvent::DecodeError { .. }
+                | LinkEvent::DuplicateRefused { .. }
+                | LinkEvent::RefusedByPeer { .. } => self.events.push_back(Event::Link(event)),
             }
         }
     }

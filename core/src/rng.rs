@@ -2,7 +2,8 @@
 //!
 //! Every random choice a protocol makes (nonces, jitter, peer sampling) is drawn from a
 //! ChaCha stream seeded by the driver, so the simulator can replay a run bit for bit.
-//! A real agent seeds it from the OS once, at start; that is the only entropy it reads.
+//! A real agent seeds it from the OS once, at start, with 32 bytes; that is the only
+//! entropy it reads, and the link handshake's ephemeral keys are drawn from it too.
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,12 +19,36 @@ pub fn mix_seed(seed: u64, salt: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// What a node's RNG starts from: a `u64` in the simulator and tests (a run seed mixed
+/// per node), or a full 256-bit key from the OS in a real agent, whose ephemeral link
+/// keys must not be guessable from a 64-bit seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RngSeed {
+    U64(u64),
+    Key([u8; 32]),
+}
+
+impl From<u64> for RngSeed {
+    fn from(seed: u64) -> RngSeed {
+        RngSeed::U64(seed)
+    }
+}
+
+impl From<[u8; 32]> for RngSeed {
+    fn from(key: [u8; 32]) -> RngSeed {
+        RngSeed::Key(key)
+    }
+}
+
 /// A node's deterministic random stream.
 pub struct NodeRng(ChaCha8Rng);
 
 impl NodeRng {
-    pub fn from_seed(seed: u64) -> NodeRng {
-        NodeRng(ChaCha8Rng::seed_from_u64(seed))
+    pub fn from_seed(seed: impl Into<RngSeed>) -> NodeRng {
+        NodeRng(match seed.into() {
+            RngSeed::U64(seed) => ChaCha8Rng::seed_from_u64(seed),
+            RngSeed::Key(key) => ChaCha8Rng::from_seed(key),
+        })
     }
 
     /// A uniformly random integer in `[low, high)`; `low` when the range is empty.
@@ -67,6 +92,28 @@ impl NodeRng {
         }
     }
 }
+
+/// The node's stream under the `rand_core` 0.6 traits, which the SPAKE2 crate takes its
+/// ephemeral scalar from. ChaCha is a cryptographic generator; the marker says so.
+pub(crate) struct CryptoRng06<'a>(pub &'a mut NodeRng);
+
+impl rand_core_06::RngCore for CryptoRng06<'_> {
+    fn next_u32(&mut self) -> u32 {
+        self.0.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.0.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core_06::Error> {
+        self.0.0.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand_core_06::CryptoRng for CryptoRng06<'_> {}
 
 #[cfg(test)]
 mod tests {

@@ -17,4 +17,9 @@ pub struct Stats {
     pub handshake_timeouts: u64,
     /// Messages a protocol tried to send to a peer it had no link to.
     pub send_without_link: u64,
+    /// Links refused because another node with the same id was linked from another
+    /// address (two agents with one name).
+    pub duplicate_ids: u64,
+    /// Links a peer refused right after the handshake (we are such a duplicate).
+    pub refused_by_peer: u64,
 }

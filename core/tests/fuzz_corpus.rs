@@ -41,6 +41,21 @@ fn kv_op_json_corpus() {
     replay("kv_op_json", hawser_core::fuzzing::kv_op_json);
 }
 
+#[test]
+fn gm_message_corpus() {
+    replay("gm_message", hawser_core::fuzzing::gm_message);
+}
+
+#[test]
+fn multicast_packet_corpus() {
+    replay("multicast_packet", hawser_core::fuzzing::multicast_packet);
+}
+
+#[test]
+fn kv_value_corpus() {
+    replay("kv_value", hawser_core::fuzzing::kv_value);
+}
+
 /// The seeds the fuzzer mutates must include valid inputs, or it starts from nothing.
 #[test]
 fn corpora_include_valid_inputs() {
@@ -72,6 +87,27 @@ fn corpora_include_valid_inputs() {
         assert!(
             hawser_core::kv::KvMessage::decode(&bytes, 256).is_ok(),
             "kv seed {name}"
+        );
+    }
+    for name in ["entries", "digest", "have", "want"] {
+        let bytes = read("gm_message", name);
+        assert!(
+            hawser_core::gm::GmMessage::decode(&bytes).is_ok(),
+            "gm seed {name}"
+        );
+    }
+    for name in ["packet", "flood"] {
+        let bytes = read("multicast_packet", name);
+        assert!(
+            hawser_core::multicast::Packet::decode(&bytes).is_ok(),
+            "multicast seed {name}"
+        );
+    }
+    for name in ["empty", "fields", "nested-16"] {
+        let bytes = read("kv_value", name);
+        assert!(
+            hawser_core::wire::decode::<hawser_core::crdt::Map>(&bytes).is_ok(),
+            "kv value seed {name}"
         );
     }
     let frame = read("link_input", "hello");

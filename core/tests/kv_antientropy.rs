@@ -49,6 +49,7 @@ impl Protocol for Host {
             KvMessage::Summaries { .. } => "Summaries",
             KvMessage::Entries { .. } => "Entries",
             KvMessage::Want { .. } => "Want",
+            KvMessage::Piece { .. } => "Piece",
         };
         self.received.push((kind, body.len()));
         self.kv.message(from, body, ctx)
@@ -59,6 +60,10 @@ impl Protocol for Host {
 }
 
 fn node(id: u64, disk: &Snapshot) -> Node<Host> {
+    node_with(id, disk, LinkConfig::default(), KvConfig::default())
+}
+
+fn node_with(id: u64, disk: &Snapshot, link: LinkConfig, kv: KvConfig) -> Node<Host> {
     let identity = Identity {
         id: NodeId(id),
         name: Name::new(format!("n{id}")).unwrap(),
@@ -66,10 +71,10 @@ fn node(id: u64, disk: &Snapshot) -> Node<Host> {
         cookie: Cookie::new("c").unwrap(),
     };
     let host = Host {
-        kv: Kv::new(KvConfig::default(), disk).unwrap(),
+        kv: Kv::new(kv, disk).unwrap(),
         received: Vec::new(),
     };
-    let mut n = Node::new(LinkConfig::default(), identity, id, host).unwrap();
+    let mut n = Node::new(link, identity, id, host).unwrap();
     n.handle_start(Instant::ZERO);
     n
 }
@@ -79,6 +84,20 @@ fn node(id: u64, disk: &Snapshot) -> Node<Host> {
 struct Wire {
     frames: usize,
     bytes: usize,
+}
+
+/// A dials B; pump the handshake through. Returns their connection ids.
+fn link(a: &mut Node<Host>, b: &mut Node<Host>) -> (hawser_core::ConnId, hawser_core::ConnId) {
+    let now = Instant::ZERO;
+    a.command(now, |_, ctx| ctx.connect(Addr::new("n2").unwrap(), None));
+    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
+        panic!("a dials")
+    };
+    let cb = b.handle_accept(now);
+    a.handle_connected(now, ca);
+    pump(a, ca, b, cb);
+    assert!(a.links().is_linked(NodeId(2)));
+    (ca, cb)
 }
 
 /// Move frames both ways until both nodes are quiet (no timers fire: time stands still).
@@ -182,14 +201,7 @@ fn exchange(value: impl Fn(usize) -> Map) -> Figures {
 
     // Link A and B (the handshake is not counted).
     let now = Instant::ZERO;
-    a.command(now, |_, ctx| ctx.connect(Addr::new("n2").unwrap(), None));
-    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
-        panic!("a dials")
-    };
-    let cb = b.handle_accept(now);
-    a.handle_connected(now, ca);
-    pump(&mut a, ca, &mut b, cb);
-    assert!(a.links().is_linked(NodeId(2)));
+    let (ca, cb) = link(&mut a, &mut b);
 
     // A's greeting round with B (what the `Greet` timer does once the link is up).
     a.command(now, |h, ctx| h.kv.timer(KvTimer::Greet(NodeId(2)), ctx));
@@ -309,4 +321,63 @@ fn same_with_ten_element_sets() {
     });
     report("10-element set values", &f);
     check(&f);
+}
+
+/// A and B linked over 64 KiB frames; A holds `big` (a set grown by two actors' merged
+/// adds to ~300 KB, as concurrent writers can make one), B nothing. One greeting round.
+fn send_big(kv: KvConfig) -> (Node<Host>, Node<Host>, Map) {
+    let mut big = Map::new();
+    for a in [1, 2] {
+        let items: Vec<String> = (0..10_000).map(|i| format!("element-{a}-{i:06}")).collect();
+        big.apply(actor(a), &update("s", TypedOp::Set(SetOp::AddAll(items))))
+            .unwrap();
+    }
+    assert!(wire::encode(&big).len() > 200_000);
+    let disk = Snapshot(BTreeMap::from([(b"kv/v/big".to_vec(), wire::encode(&big))]));
+    let small_frames = LinkConfig {
+        max_frame: 64 << 10,
+        ..LinkConfig::default()
+    };
+    let mut a = node_with(1, &disk, small_frames.clone(), kv.clone());
+    let mut b = node_with(2, &Snapshot::default(), small_frames, kv);
+    let now = Instant::ZERO;
+    let (ca, cb) = link(&mut a, &mut b);
+    a.command(now, |h, ctx| h.kv.timer(KvTimer::Greet(NodeId(2)), ctx));
+    pump(&mut a, ca, &mut b, cb);
+    (a, b, big)
+}
+
+/// A merged value larger than a frame was never sent by anti-entropy, and nothing said
+/// so: a node that lacked it never got it. Now it goes in pieces.
+#[test]
+fn a_value_larger_than_a_frame_arrives_in_pieces() {
+    let (a, b, big) = send_big(KvConfig::default());
+    assert_eq!(b.protocol().kv.get("big"), Some(&big));
+    assert_eq!(a.protocol().kv.counters().pieced_sent, 1);
+    assert_eq!(b.protocol().kv.counters().pieced_received, 1);
+    assert!(
+        b.protocol()
+            .received
+            .iter()
+            .filter(|(k, _)| *k == "Piece")
+            .count()
+            > 4
+    );
+}
+
+/// Past `max_repair_value` a value cannot travel: counted and reported, not silent.
+#[test]
+fn a_value_past_the_repair_limit_is_counted_and_reported() {
+    let kv = KvConfig {
+        max_value: 64 << 10,
+        max_repair_value: 100 << 10,
+        ..KvConfig::default()
+    };
+    let (mut a, b, _) = send_big(kv);
+    assert_eq!(b.protocol().kv.get("big"), None);
+    assert_eq!(a.protocol().kv.counters().unreplicable, 1);
+    let reported = std::iter::from_fn(|| a.poll_event()).any(|e| {
+        matches!(e, hawser_core::Event::App(KvEvent::Unreplicable { ref key, .. }) if key == "big")
+    });
+    assert!(reported);
 }

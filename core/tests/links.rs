@@ -1,6 +1,7 @@
 //! The link layer between two real `Node`s, pumped by hand: handshake, sealing, the
 //! cookie check, tampering, and the handshake timeout.
 
+use hawser_core::link::RefuseReason;
 use hawser_core::wire::WireError;
 use hawser_core::{
     Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
@@ -33,10 +34,15 @@ impl Protocol for Recorder {
 }
 
 fn node(id: u64, cookie: &str) -> Node<Recorder> {
+    node_at(id, &format!("n{id}"), cookie)
+}
+
+/// A node with id `id` that says it listens at `addr`.
+fn node_at(id: u64, addr: &str, cookie: &str) -> Node<Recorder> {
     let identity = Identity {
         id: NodeId(id),
         name: Name::new(format!("n{id}")).unwrap(),
-        addr: Addr::new(format!("n{id}")).unwrap(),
+        addr: Addr::new(addr).unwrap(),
         cookie: Cookie::new(cookie).unwrap(),
     };
     let mut n = Node::new(LinkConfig::default(), identity, id, Recorder::default()).unwrap();
@@ -163,4 +169,178 @@ fn garbage_on_a_connection_is_a_counted_decode_error() {
             ..
         }
     )));
+}
+
+/// Dial from `a` and return its connection and the hello it sends.
+fn dial(a: &mut Node<Recorder>) -> (ConnId, Vec<u8>) {
+    a.command(Instant::ZERO, |_, ctx| {
+        ctx.connect(Addr::new("victim").unwrap(), None)
+    });
+    let Some(Transmit::Connect { conn, .. }) = a.poll_transmit() else {
+        panic!("a dials")
+    };
+    a.handle_connected(Instant::ZERO, conn);
+    let Some(Transmit::Send { frame, .. }) = a.poll_transmit() else {
+        panic!("a sends its hello")
+    };
+    (conn, frame)
+}
+
+/// Everything `victim` answers an inbound connection on which `hello` arrives.
+fn provoke(victim: &mut Node<Recorder>, hello: &[u8]) -> Vec<Vec<u8>> {
+    let conn = victim.handle_accept(Instant::ZERO);
+    victim.handle_frame(Instant::ZERO, conn, hello);
+    std::iter::from_fn(|| victim.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Send { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Offline, replay a capture against a fresh initiator holding `guess` and started from
+/// the attacker's own RNG seed (so under any scheme whose hello does not depend on the
+/// cookie, it sends the very hello that went over the wire): does the victim's answer
+/// authenticate under that guess?
+fn guess_confirmed(capture: &[Vec<u8>], guess: &str) -> bool {
+    let mut replay = node(1, guess);
+    let (conn, _) = dial(&mut replay);
+    for frame in capture {
+        replay.handle_frame(Instant::ZERO, conn, frame);
+    }
+    link_events(&mut replay)
+        .iter()
+        .any(|e| matches!(e, LinkEvent::Up { .. }))
+}
+
+/// Link v1's responder sent `HMAC(cookie, transcript)` to anyone who said hello, so one
+/// connection gave a dictionary attack everything it needed. Now the answer to a hello
+/// made without the cookie confirms no guess offline, not even the right one; only an
+/// online guess that was right (the control) ever links.
+#[test]
+fn a_captured_handshake_gives_no_offline_check_of_a_guess() {
+    const COOKIE: &str = "correct horse battery staple";
+    let mut victim = node(2, COOKIE);
+    let mut attacker = node(1, "first guess");
+    let (_, hello) = dial(&mut attacker);
+    let capture = provoke(&mut victim, &hello);
+    assert_eq!(
+        capture.len(),
+        2,
+        "the victim answers with its hello and a proof"
+    );
+    for guess in ["password", "first guess", COOKIE] {
+        assert!(
+            !guess_confirmed(&capture, guess),
+            "the capture confirmed the guess {guess:?} offline"
+        );
+    }
+
+    let mut lucky = node(1, COOKIE);
+    let (_, hello) = dial(&mut lucky);
+    let capture = provoke(&mut node(2, COOKIE), &hello);
+    assert!(
+        guess_confirmed(&capture, COOKIE),
+        "the control: a right online guess links"
+    );
+}
+
+#[test]
+fn an_oversize_frame_before_authentication_is_refused() {
+    let mut b = node(2, "c");
+    let conn = b.handle_accept(Instant::ZERO);
+    let big = hawser_core::wire::encode_frame(
+        hawser_core::wire::FrameKind::Hello,
+        &vec![0u8; hawser_core::link::MAX_HANDSHAKE_FRAME + 1],
+    );
+    b.handle_frame(Instant::ZERO, conn, &big);
+    assert_eq!(b.stats().decode_errors, 1);
+    assert!(link_events(&mut b).iter().any(|e| matches!(
+        e,
+        LinkEvent::DecodeError {
+            error: WireError::TooLarge { .. },
+            ..
+        }
+    )));
+}
+
+/// Two agents given one name share an id. The second to link with a node from another
+/// address is refused and told why; the live link stays (before, the tie-break between
+/// the two connections dropped one link or the other, and they took turns).
+#[test]
+fn a_second_node_with_a_linked_id_is_refused_and_told() {
+    let mut b = node(2, "c");
+    let mut first = node_at(1, "first", "c");
+    let mut second = node_at(1, "second", "c");
+    pump(&mut first, &mut b, |_| {});
+    link_events(&mut b);
+    pump(&mut second, &mut b, |_| {});
+    assert_eq!(b.stats().duplicate_ids, 1);
+    let events = link_events(&mut b);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            LinkEvent::DuplicateRefused { peer: NodeId(1), addr, live_addr, .. }
+                if addr.as_str() == "second" && live_addr.as_str() == "first"
+        )),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|e| matches!(e, LinkEvent::Down { .. })));
+    assert_eq!(second.stats().refused_by_peer, 1);
+    assert!(
+        link_events(&mut second).contains(&LinkEvent::RefusedByPeer {
+            peer: NodeId(2),
+            reason: RefuseReason::DuplicateId
+        })
+    );
+    assert!(!second.links().is_linked(NodeId(2)));
+    assert!(b.links().is_linked(NodeId(1)) && first.links().is_linked(NodeId(2)));
+    assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);
+}
+
+/// With mutual TLS the transport names the peer before its hello: a hello claiming
+/// another id, or credentials the transport refused, fail as a wrong cookie does.
+#[test]
+fn a_transport_identity_binds_the_hello_and_a_transport_refusal_counts() {
+    let mut a = node(1, "c");
+    let mut b = node(2, "c");
+    let now = Instant::ZERO;
+    a.command(now, |_, ctx| ctx.connect(Addr::new("b").unwrap(), None));
+    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
+        panic!("a dials")
+    };
+    let cb = b.handle_accept(now);
+    b.handle_transport_identity(cb, NodeId(9));
+    a.handle_connected(now, ca);
+    while let Some(t) = a.poll_transmit() {
+        if let Transmit::Send { frame, .. } = t {
+            b.handle_frame(now, cb, &frame);
+        }
+    }
+    assert_eq!(b.stats().auth_failures, 1);
+    assert!(link_events(&mut b).contains(&LinkEvent::AuthFailure {
+        conn: cb,
+        claimed: Some(NodeId(1))
+    }));
+
+    let cb = b.handle_accept(now);
+    b.handle_transport_refused(now, cb);
+    assert_eq!(b.stats().auth_failures, 2);
+    assert!(link_events(&mut b).contains(&LinkEvent::AuthFailure {
+        conn: cb,
+        claimed: None
+    }));
+}
+
+/// Link v1 only authenticated its frames: the body crossed the wire as it was. Now no
+/// frame after the handshake carries the message in the clear.
+#[test]
+fn data_frames_do_not_carry_the_plaintext() {
+    let (mut a, mut b) = (node(1, "c"), node(2, "c"));
+    let mut clear = 0;
+    pump(&mut a, &mut b, |f| {
+        clear += f.windows(5).filter(|w| w == b"hello").count();
+    });
+    assert_eq!(b.protocol().got, vec![(NodeId(1), b"hello".to_vec())]);
+    assert_eq!(clear, 0, "a message crossed the wire in the clear");
 }

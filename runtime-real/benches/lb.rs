@@ -30,7 +30,7 @@ fn at<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T 
 fn http(ns: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:7601\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -104,7 +104,7 @@ fn propagation() {
             ])
             .args([
                 "--cookie",
-                "bench",
+                "bench-cookie-of-24-bytes",
                 "--admin",
                 "127.0.0.1:7601",
                 "--lb",

@@ -33,7 +33,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 /// Agents given as contacts to every agent.
 const CONTACTS: usize = 3;
-const COOKIE: &str = "bench-cookie";
+const COOKIE: &str = "bench-cookie-of-24-bytes";
 /// Sequential ops made before the timed ones (the first op creates the key).
 const WARM_UP_OPS: usize = 10;
 /// Prefix of the keys the throughput clients write.

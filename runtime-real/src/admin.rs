@@ -1,15 +1,18 @@
 //! The admin HTTP API: JSON views of the running node, and Prometheus metrics.
 //!
 //! Every answer is read from the node inside the driver task ([`DriverHandle::inspect`]),
-//! between two inputs, so it is a consistent picture and the node needs no locks. The
-//! API has no authentication: it listens on loopback unless configured otherwise.
+//! between two inputs, so it is a consistent picture and the node needs no locks. Every
+//! request passes [`admin_guard`](crate::admin_guard) first (Host, Origin, content type,
+//! bearer token; JSON errors), whatever its endpoint.
 //!
 //! `/v1/members` is global membership's table: every member whose entry this node holds
 //! (its name, address, reachability and hop distance over the overlay graph).
 //! `/v1/routes/{node}` is the shortest path over that graph from this node to another,
 //! named by its name or its 16-hex-digit id.
 //!
-//! The KV: `GET /v1/kv?prefix=P` lists keys and values, `GET /v1/kv/{key}` reads one
+//! The KV: `GET /v1/kv?prefix=P[&after=K]` lists keys and values a page at a time (at
+//! most [`LIST_PAGE_BYTES`] of values; `next` names the key to continue after), `GET
+//! /v1/kv/{key}` reads one
 //! (`{}` for a key never written), `POST /v1/kv/{key}` applies an op (the JSON of
 //! `MapOp::from_json_str`) and answers with the key's new value only once the op is
 //! durable, and `GET /v1/kv/watch?prefix=P` streams server-sent events: the keys under
@@ -25,7 +28,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
 
@@ -44,12 +47,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::admin_guard::{self, Policy};
 use crate::dns::api::{self as dns_api, DnsApi};
-use crate::driver::{DriverHandle, KvOpError, View};
+use crate::driver::{DriverHandle, KvOpError, View, WatchError};
 use crate::metrics::Metrics;
 
 /// How long `POST /v1/kv/{key}` waits for its op to become durable before answering 504.
 const DURABLE_WAIT: Duration = Duration::from_secs(30);
+
+/// Bytes of value JSON one `GET /v1/kv` page carries at most (a value larger than this
+/// fills a page alone): concurrent listings of a large store cost pages, not the store.
+pub const LIST_PAGE_BYTES: usize = 1 << 20;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -64,6 +72,8 @@ pub struct Admin {
     pub dns: DnsApi,
     /// The load balancer (its backend is `off` when not asked for).
     pub lb: Arc<crate::lb::LbStatus>,
+    /// Who may use the API (applied to every route).
+    pub policy: Policy,
 }
 
 /// The endpoints, listed in 404 answers.
@@ -72,7 +82,7 @@ const ENDPOINTS: [&str; 16] = [
     "GET /v1/members",
     "GET /v1/overlay",
     "GET /v1/routes/{node}",
-    "GET /v1/kv?prefix=P",
+    "GET /v1/kv?prefix=P&after=K",
     "GET /v1/kv/{key}",
     "POST /v1/kv/{key}",
     "GET /v1/kv/watch?prefix=P",
@@ -87,7 +97,8 @@ const ENDPOINTS: [&str; 16] = [
 ];
 
 pub fn router(state: Admin) -> Router {
-    Router::new()
+    let policy = state.policy.clone();
+    let routes = Router::new()
         .route("/v1/self", get(self_info))
         .route("/v1/members", get(members))
         .route("/v1/overlay", get(overlay))
@@ -106,7 +117,8 @@ pub fn router(state: Admin) -> Router {
         .merge(dns_api::router(state.dns.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state);
+    admin_guard::guard(routes, policy)
 }
 
 /// A node id as clients see it: 16 hex digits.
@@ -287,30 +299,44 @@ async fn route(State(s): State<Admin>, Path(node): Path<String>) -> Response {
 struct PrefixQuery {
     #[serde(default)]
     prefix: String,
+    /// Continue a listing after this key (the previous page's `next`).
+    after: Option<String>,
 }
 
-/// Keys under `prefix` and their values, as the driver holds them now.
-async fn scan(handle: &DriverHandle, prefix: String) -> Option<Vec<(String, Map)>> {
+/// One page of the keys under `prefix` (after `after`) and their values, as the driver
+/// holds them now, and the key to continue after if there are more.
+async fn list_page(
+    handle: &DriverHandle,
+    prefix: String,
+    after: Option<String>,
+) -> Option<(Vec<(String, Value)>, Option<String>)> {
     handle
         .inspect(move |v| {
-            v.node
-                .protocol()
-                .kv()
-                .scan(&prefix)
-                .map(|(k, m)| (k.clone(), m.clone()))
-                .collect()
+            let mut page = Vec::new();
+            let mut bytes = 0;
+            let keys = v.node.protocol().kv().scan(&prefix);
+            for (k, m) in keys.filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a)) {
+                if bytes >= LIST_PAGE_BYTES {
+                    let next = page.last().map(|(k, _): &(String, Value)| k.clone());
+                    return (page, next);
+                }
+                let value = m.to_json();
+                bytes += k.len() + value.to_string().len();
+                page.push((k.clone(), value));
+            }
+            (page, None)
         })
         .await
 }
 
 async fn kv_list(State(s): State<Admin>, Query(q): Query<PrefixQuery>) -> Response {
-    let Some(entries) = scan(&s.handle, q.prefix.clone()).await else {
+    let Some((page, next)) = list_page(&s.handle, q.prefix.clone(), q.after).await else {
         return stopping();
     };
-    let count = entries.len();
-    let keys: serde_json::Map<String, Value> =
-        entries.into_iter().map(|(k, m)| (k, m.to_json())).collect();
-    axum::Json(json!({ "prefix": q.prefix, "count": count, "keys": keys })).into_response()
+    let count = page.len();
+    let keys: serde_json::Map<String, Value> = page.into_iter().collect();
+    axum::Json(json!({ "prefix": q.prefix, "count": count, "keys": keys, "next": next }))
+        .into_response()
 }
 
 async fn kv_get(State(s): State<Admin>, Path(key): Path<String>) -> Response {
@@ -390,35 +416,40 @@ pub(crate) async fn apply_op(
     }
 }
 
-fn kv_event(kind: &'static str, key: &str, value: &Map) -> SseEvent {
-    SseEvent::default()
-        .event(kind)
-        .data(json!({ "key": key, "value": value.to_json() }).to_string())
-}
-
 /// The server-sent events of one watch: the snapshot, `ready`, then the changes; a last
-/// `end` event says why the stream stops.
+/// `end` event says why the stream stops. Each event taken gives its bytes back to the
+/// watch's budget (`queued`).
 struct WatchStream {
-    queued: VecDeque<SseEvent>,
-    changes: mpsc::Receiver<(String, Map)>,
+    snapshot: VecDeque<Arc<str>>,
+    ready: Option<SseEvent>,
+    changes: mpsc::UnboundedReceiver<Arc<str>>,
+    queued: Arc<AtomicUsize>,
     lagged: Arc<AtomicBool>,
     done: bool,
+}
+
+impl WatchStream {
+    fn event(&self, kind: &'static str, json: &str) -> SseEvent {
+        self.queued.fetch_sub(json.len(), Ordering::Relaxed);
+        SseEvent::default().event(kind).data(json)
+    }
 }
 
 impl futures_core::Stream for WatchStream {
     type Item = Result<SseEvent, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if let Some(e) = self.queued.pop_front() {
-            return Poll::Ready(Some(Ok(e)));
+        if let Some(json) = self.snapshot.pop_front() {
+            return Poll::Ready(Some(Ok(self.event("snapshot", &json))));
+        }
+        if let Some(ready) = self.ready.take() {
+            return Poll::Ready(Some(Ok(ready)));
         }
         if self.done {
             return Poll::Ready(None);
         }
         match self.changes.poll_recv(cx) {
-            Poll::Ready(Some((key, value))) => {
-                Poll::Ready(Some(Ok(kv_event("change", &key, &value))))
-            }
+            Poll::Ready(Some(json)) => Poll::Ready(Some(Ok(self.event("change", &json)))),
             Poll::Ready(None) => {
                 self.done = true;
                 let reason = if self.lagged.load(Ordering::Relaxed) {
@@ -437,22 +468,26 @@ impl futures_core::Stream for WatchStream {
 }
 
 async fn kv_watch(State(s): State<Admin>, Query(q): Query<PrefixQuery>) -> Response {
-    let Some(watch) = s.handle.watch(q.prefix.clone()).await else {
-        return stopping();
+    let watch = match s.handle.watch(q.prefix.clone()).await {
+        Ok(watch) => watch,
+        Err(e @ WatchError::Stopped) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+        Err(e @ WatchError::TooMany { .. }) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+        Err(e @ WatchError::SnapshotTooLarge { .. }) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+        }
     };
-    let mut queued: VecDeque<SseEvent> = watch
-        .snapshot
-        .iter()
-        .map(|(k, v)| kv_event("snapshot", k, v))
-        .collect();
-    queued.push_back(
-        SseEvent::default()
-            .event("ready")
-            .data(json!({ "prefix": q.prefix, "keys": watch.snapshot.len() }).to_string()),
-    );
+    let ready = SseEvent::default()
+        .event("ready")
+        .data(json!({ "prefix": q.prefix, "keys": watch.snapshot.len() }).to_string());
     let stream = WatchStream {
-        queued,
+        snapshot: watch.snapshot.into(),
+        ready: Some(ready),
         changes: watch.changes,
+        queued: watch.queued,
         lagged: watch.lagged,
         done: false,
     };

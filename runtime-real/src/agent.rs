@@ -10,17 +10,18 @@ use std::sync::Arc;
 
 use hawser_core::NodeId;
 use hawser_dataplane::dns::Zone;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, Admin, id_hex};
+use crate::admin_guard::{GuardedListener, Policy};
 use crate::config::{AgentArgs, AgentConfig, LogFormat, MINIMAL_COMMAND};
 use crate::dns::api::DnsApi;
 use crate::dns::follower::{SharedZone, ZoneFollower};
 use crate::dns::metrics::DnsMetrics;
 use crate::dns::service::DnsService;
 use crate::dns::settings::DnsSettings;
-use crate::driver::{Driver, NodeSpec};
+use crate::driver::{Driver, NodeSpec, os_seed};
 use crate::lb::{self, LbFollower, LbStatus};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -47,6 +48,9 @@ pub fn main(args: AgentArgs) -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     // The load balancer's kernel backend is opened before anything starts, so that a
     // kernel without what --lb asked for is refused like a bad setting.
     let kernel = match crate::lb::open(&config.lb) {
@@ -122,7 +126,7 @@ async fn run(
         None => None,
     };
     // The only entropy the node ever reads.
-    let seed = getrandom::u64().map_err(|e| format!("cannot read OS randomness: {e}"))?;
+    let seed = os_seed()?;
     let node = spec.build(&snapshot, seed)?;
     info!(
         name = %spec.name,
@@ -136,11 +140,29 @@ async fn run(
         "agent starting"
     );
     let metrics = Metrics::new_with(|r| dns_metrics.register(r));
+    let mut driver_config = config.driver;
+    let (admin_cap, peer_cap) = fit_to_descriptors(
+        config.admin_api.max_connections,
+        driver_config.max_connections,
+    );
+    if (admin_cap, peer_cap)
+        != (
+            config.admin_api.max_connections,
+            driver_config.max_connections,
+        )
+    {
+        warn!(
+            admin_connections = admin_cap,
+            peer_connections = peer_cap,
+            "few file descriptors (ulimit -n): connection caps lowered so peers keep a reserve"
+        );
+    }
+    driver_config.max_connections = peer_cap;
     let (mut driver, handle) = Driver::<Tcp>::new(
         node,
         Arc::new(store),
         listener,
-        config.driver,
+        driver_config,
         metrics.clone(),
     );
     driver.follow(Box::new(ZoneFollower {
@@ -166,7 +188,7 @@ async fn run(
     let mut driver = tokio::spawn(driver.run());
     let app = admin::router(Admin {
         handle: handle.clone(),
-        metrics,
+        metrics: metrics.clone(),
         name: spec.name.clone(),
         listen: config.listen,
         admin: admin_addr,
@@ -178,7 +200,18 @@ async fn run(
             serving: dns.as_ref().map(|d| d.addr),
         },
         lb: lb_status,
+        policy: Policy {
+            port: admin_addr.port(),
+            hosts: config.admin_api.hosts,
+            token: config.admin_api.token,
+        },
     });
+    let admin_listener = GuardedListener::new(
+        admin_listener,
+        admin_cap,
+        config.admin_api.idle_timeout,
+        metrics,
+    );
     // The API outlives the driver by a moment, so that what it was serving ends cleanly:
     // ops waiting for the disk get their answer, watch streams their `end` event.
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -243,4 +276,23 @@ fn dns_zone(dns: &DnsSettings, spec: &NodeSpec) -> SharedZone {
         s.node_ttl,
         s.negative_ttl,
     )))
+}
+
+/// The connection caps, lowered if the process may open few descriptors (`ulimit -n`):
+/// the admin API may use at most an eighth of them, peers the rest less a margin for the
+/// store, logs and dials. So idle admin clients cannot starve the peer port.
+fn fit_to_descriptors(admin: usize, peers: usize) -> (usize, usize) {
+    const MARGIN: usize = 32;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return (admin, peers);
+    }
+    let fds = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+    let admin = admin.min((fds / 8).max(1));
+    let peers = peers.min(fds.saturating_sub(admin + MARGIN).max(1));
+    (admin, peers)
 }

@@ -1,15 +1,17 @@
 //! The CLI side of the admin API: `hawser members`, `hawser overlay`, `hawser route`,
 //! `hawser kv ...`.
 //!
-//! One request over one plain HTTP/1.1 connection with std's blocking socket: the
-//! commands make one request each, and an HTTP client library would be most of the
-//! binary's start-up time for that. `hawser kv watch` reads the server-sent events of
-//! its one request as they arrive.
+//! HTTP is ureq's (blocking, small, no TLS: the admin API is plain HTTP); percent-encoding
+//! is the `percent-encoding` crate's. `hawser kv watch` reads the server-sent events of
+//! its one request line by line as they arrive. Everything the agent sends that reaches
+//! the terminal (keys, names, values) goes through [`printable`] first, so a key cannot
+//! move the cursor or rewrite the screen.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{BufRead, BufReader};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 /// How long a client command waits for the agent.
@@ -20,45 +22,65 @@ const OP_TIMEOUT: Duration = Duration::from_secs(35);
 /// A watch stream sends a keep-alive every 15 s; silence for this long means the agent
 /// is gone.
 const WATCH_SILENCE: Duration = Duration::from_secs(60);
+/// The largest answer read (a `GET /v1/kv` page is at most about 1 MiB of values, but
+/// one value may be larger).
+const MAX_ANSWER: u64 = 256 << 20;
 
-/// Open a connection to the admin API and send one request.
+/// The admin API's bearer token, once set by the command line (`--token-file`).
+static TOKEN: OnceLock<String> = OnceLock::new();
+
+/// Send `Authorization: Bearer TOKEN` with every request from now on. The token is
+/// otherwise taken from `HAWSER_ADMIN_TOKEN`, if set.
+pub fn set_token(token: String) {
+    let _ = TOKEN.set(token);
+}
+
+fn token() -> Option<String> {
+    TOKEN
+        .get()
+        .cloned()
+        .or_else(|| std::env::var("HAWSER_ADMIN_TOKEN").ok())
+}
+
+fn agent(timeout: Option<Duration>, per_read: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(TIMEOUT))
+        .timeout_global(timeout)
+        .timeout_per_read(per_read)
+        .build()
+        .into()
+}
+
+fn unreachable(admin: &str, e: impl std::fmt::Display) -> String {
+    format!(
+        "cannot reach the agent's admin API at {admin}: {e} (is the agent running? see --admin)"
+    )
+}
+
+/// Send one request; the answer, whatever its status.
 fn send(
     admin: &str,
     method: &str,
     path: &str,
     body: &[u8],
     accept: &str,
-    timeout: Duration,
-) -> Result<TcpStream, String> {
-    let unreachable = |e: &dyn std::fmt::Display| {
-        format!(
-            "cannot reach the agent's admin API at {admin}: {e} (is the agent running? see --admin)"
-        )
-    };
-    let addr = admin
-        .to_socket_addrs()
-        .map_err(|e| unreachable(&e))?
-        .next()
-        .ok_or_else(|| unreachable(&"no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| unreachable(&e))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|_| stream.set_write_timeout(Some(TIMEOUT)))
-        .map_err(|e| unreachable(&e))?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nAccept: {accept}\r\nConnection: close\r\n"
-    );
-    if method != "GET" {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+    agent: ureq::Agent,
+) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{admin}{path}"))
+        .header("Accept", accept);
+    if let Some(token) = token() {
+        request = request.header("Authorization", format!("Bearer {token}"));
     }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    stream.write_all(&bytes).map_err(|e| unreachable(&e))?;
-    Ok(stream)
+    if method != "GET" {
+        request = request.header("Content-Type", "application/json");
+    }
+    let request = request
+        .body(body.to_vec())
+        .map_err(|e| format!("bad request to {admin}{path}: {e}"))?;
+    agent.run(request).map_err(|e| unreachable(admin, e))
 }
 
 /// `METHOD path` with `body` on the admin API at `admin` (host:port): the status and
@@ -70,18 +92,36 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(u16, String), String> {
-    let mut stream = send(admin, method, path, body, "application/json", timeout)?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
+    let mut answer = send(
+        admin,
+        method,
+        path,
+        body,
+        "application/json",
+        agent(Some(timeout), None),
+    )?;
+    let status = answer.status().as_u16();
+    let body = answer
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER)
+        .lossy_utf8(true)
+        .read_to_string()
         .map_err(|e| format!("reading the answer from {admin}: {e}"))?;
-    parse_response(&raw).ok_or_else(|| format!("{admin} did not answer with HTTP"))
+    Ok((status, body))
 }
 
 /// `GET path` on the admin API at `admin` (host:port): the status and the body.
 pub fn get(admin: &str, path: &str) -> Result<(u16, String), String> {
     request(admin, "GET", path, b"", TIMEOUT)
 }
+
+/// What a path segment keeps as it is: `A-Z a-z 0-9 - . _ ~`.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A KV key as a path segment of `/v1/kv/`: every byte but the unreserved ones
 /// percent-encoded, and `watch` spelled `%77atch` (plain `watch` is the watch endpoint).
@@ -94,44 +134,7 @@ pub fn kv_path(key: &str) -> String {
 
 /// Percent-encode everything outside `A-Z a-z 0-9 - . _ ~`.
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Status and body of a complete HTTP/1.1 response (plain or chunked body).
-fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if !chunked {
-        return Some((status, String::from_utf8_lossy(body).into_owned()));
-    }
-    let mut out = Vec::new();
-    loop {
-        let end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&body[..end]).ok()?.trim(), 16).ok()?;
-        body = &body[end + 2..];
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
-    Some((status, String::from_utf8_lossy(&out).into_owned()))
+    utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 /// GET a JSON document, turning an error status into an error message.
@@ -139,11 +142,32 @@ pub fn get_json(admin: &str, path: &str) -> Result<Value, String> {
     json_answer(admin, "GET", path, get(admin, path)?)
 }
 
+/// Every key under `prefix` and its value: the pages of `GET /v1/kv`, followed to the
+/// end and merged into one document (`prefix`, `count`, `keys`).
+pub fn kv_list(admin: &str, prefix: &str) -> Result<Value, String> {
+    let mut keys = serde_json::Map::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/kv?prefix={}", encode(prefix));
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={}", encode(a)));
+        }
+        let mut page = get_json(admin, &path)?;
+        if let Some(page_keys) = page["keys"].as_object_mut() {
+            keys.append(page_keys);
+        }
+        match page["next"].as_str() {
+            Some(next) if Some(next) != after.as_deref() => after = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(serde_json::json!({ "prefix": prefix, "count": keys.len(), "keys": keys }))
+}
+
 /// POST `body` and read the JSON answer (`hawser kv op`: it comes once the op is
 /// durable).
 pub fn post_json(admin: &str, path: &str, body: &str) -> Result<Value, String> {
-    let answer = request(admin, "POST", path, body.as_bytes(), OP_TIMEOUT)?;
-    json_answer(admin, "POST", path, answer)
+    send_json(admin, "POST", path, body)
 }
 
 /// `method` (POST, DELETE) `body` on `path` and read the JSON answer, which comes once
@@ -159,13 +183,37 @@ fn json_answer(
     path: &str,
     (status, body): (u16, String),
 ) -> Result<Value, String> {
-    let value: Value = serde_json::from_str(&body)
-        .map_err(|e| format!("{method} {admin}{path} answered {status} with invalid JSON: {e}"))?;
+    let value: Value = serde_json::from_str(&body).map_err(|e| {
+        format!(
+            "{method} {admin}{path} answered {status} with invalid JSON: {e}: {}",
+            printable(&body.chars().take(200).collect::<String>())
+        )
+    })?;
     if status != 200 {
         let msg = value["error"].as_str().unwrap_or("no error message");
-        return Err(format!("{method} {admin}{path}: {status}: {msg}"));
+        return Err(format!(
+            "{method} {admin}{path}: {status}: {}",
+            printable(msg)
+        ));
     }
     Ok(value)
+}
+
+/// `s` safe to print on a terminal: control characters (C0, DEL, C1 — the escape
+/// sequences that move the cursor, change colours or set the window title) are written
+/// as `\u{..}` escapes, and so are backslashes, so the escaping cannot be forged.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One server-sent event: its `event` name and its `data` (parsed JSON).
@@ -223,70 +271,42 @@ pub fn watch(
     path: &str,
     mut on_event: impl FnMut(SseMessage) -> bool,
 ) -> Result<(), String> {
-    let stream = send(admin, "GET", path, b"", "text/event-stream", WATCH_SILENCE)?;
-    let mut reader = BufReader::new(stream);
-    let broken = |e: &dyn std::fmt::Display| format!("watch stream from {admin} broke: {e}");
-    let mut head = String::new();
-    let mut chunked = false;
-    let mut status = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).map_err(|e| broken(&e))? == 0 {
-            return Err(format!("{admin} closed the connection before answering"));
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if head.is_empty() {
-            status = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-        }
-        let lower = line.to_ascii_lowercase();
-        chunked |= lower.starts_with("transfer-encoding:") && lower.contains("chunked");
-        head.push_str(line);
-    }
+    let answer = send(
+        admin,
+        "GET",
+        path,
+        b"",
+        "text/event-stream",
+        agent(None, Some(WATCH_SILENCE)),
+    )?;
+    let status = answer.status().as_u16();
+    let mut body = answer.into_body();
     if status != 200 {
-        let mut body = Vec::new();
-        let _ = reader.read_to_end(&mut body);
-        let text = parse_response(&[head.as_bytes(), b"\r\n\r\n", &body].concat())
-            .map(|(_, b)| b)
+        let text = body
+            .with_config()
+            .limit(1 << 20)
+            .lossy_utf8(true)
+            .read_to_string()
             .unwrap_or_default();
         let msg = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_owned))
             .unwrap_or(text);
-        return Err(format!("GET {admin}{path}: {status}: {msg}"));
+        return Err(format!("GET {admin}{path}: {status}: {}", printable(&msg)));
     }
+    let mut reader = BufReader::new(body.into_reader());
     let mut parser = SseParser::default();
     let mut messages = Vec::new();
-    let mut buf = vec![0u8; 16 << 10];
+    let mut line = Vec::new();
     loop {
-        let data: Vec<u8> = if chunked {
-            let mut size = String::new();
-            if reader.read_line(&mut size).map_err(|e| broken(&e))? == 0 {
-                return Ok(());
-            }
-            let size =
-                usize::from_str_radix(size.trim(), 16).map_err(|_| broken(&"bad chunk header"))?;
-            if size == 0 {
-                return Ok(());
-            }
-            let mut chunk = vec![0u8; size + 2];
-            reader.read_exact(&mut chunk).map_err(|e| broken(&e))?;
-            chunk.truncate(size);
-            chunk
-        } else {
-            let n = reader.read(&mut buf).map_err(|e| broken(&e))?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf[..n].to_vec()
-        };
-        parser.feed(&data, &mut messages);
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("watch stream from {admin} broke: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        parser.feed(&line, &mut messages);
         for m in messages.drain(..) {
             if !on_event(m) {
                 return Ok(());
@@ -295,31 +315,38 @@ pub fn watch(
     }
 }
 
+/// A table cell: strings as they are (made printable), `-` for unknown, other JSON as
+/// JSON.
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => printable(s),
+        other => printable(&other.to_string()),
     }
 }
 
-/// Left-aligned columns, two spaces apart.
+/// Left-aligned columns, two spaces apart. Padding is written out, not formatted with a
+/// width: `format!`'s widths stop at 65,535 and a longer value panicked.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    let len = |c: &str| c.chars().count();
+    let mut widths: Vec<usize> = header.iter().map(|h| len(h)).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
+            *w = (*w).max(len(c));
         }
     }
     let mut out = String::new();
     let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
+        let mut line = String::new();
+        for (i, (c, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(c);
+            line.extend(std::iter::repeat_n(' ', w - len(c)));
+        }
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out
@@ -331,14 +358,14 @@ pub fn kv_table(doc: &Value) -> String {
         .as_object()
         .map(|o| {
             o.iter()
-                .map(|(k, v)| vec![k.clone(), v.to_string()])
+                .map(|(k, v)| vec![printable(k), printable(&v.to_string())])
                 .collect()
         })
         .unwrap_or_default();
     format!(
         "{} keys under prefix {:?}:\n{}",
         rows.len(),
-        doc["prefix"].as_str().unwrap_or(""),
+        printable(doc["prefix"].as_str().unwrap_or("")),
         table(&["KEY", "VALUE"], &rows)
     )
 }
@@ -470,13 +497,26 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn parses_plain_and_chunked_bodies() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain), Some((200, "{}".into())));
-        let chunked =
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), Some((404, "abcde".into())));
-        assert_eq!(parse_response(b"garbage"), None);
+    fn a_value_longer_than_a_format_width_is_tabled() {
+        let long = "x".repeat(70_000);
+        let doc = json!({"prefix": "", "keys": {"k": long, "kk": 1}});
+        let t = kv_table(&doc);
+        assert!(
+            t.lines().any(|l| l.len() > 70_000),
+            "the value is printed whole"
+        );
+        assert!(t.contains("kk   1"), "{}", &t[..100]);
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(
+            printable("a\x1b[2Jb\nc\u{9b}d"),
+            "a\\u{1b}[2Jb\\u{a}c\\u{9b}d"
+        );
+        assert_eq!(printable("back\\slash"), "back\\\\slash");
+        let doc = json!({"prefix": "", "keys": {"evil\x1b]0;pwned\x07": "v\x1b"}});
+        assert!(!kv_table(&doc).contains('\x1b'));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 use crate::dns::settings::{DnsArgs, DnsFile, DnsSettings};
 use crate::driver::{DriverConfig, NodeSpec};
+use crate::tls::Tls;
 
 /// Where the admin API listens unless told otherwise: loopback only, since it has no
 /// authentication of its own.
@@ -22,7 +24,21 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:7601";
 
 /// The smallest command that starts an agent, shown to someone who ran it without one.
 pub const MINIMAL_COMMAND: &str = "hawser agent --name n1 --listen 127.0.0.1:7600 \
-     --data-dir /tmp/hawser-n1 --cookie s3cret";
+     --data-dir /tmp/hawser-n1 --cookie-file cookie   (make one: umask 077; hawser keygen > cookie)";
+
+/// The shortest cookie accepted without `--allow-weak-cookie`, in bytes. The handshake
+/// (SPAKE2) gives an attacker no offline test of a guess, but every connection is one
+/// online guess: 16 bytes of anything but a word keep that hopeless. `hawser keygen`
+/// prints 64 hex digits (256 bits).
+pub const MIN_COOKIE_LEN: usize = 16;
+
+/// A new cluster cookie: 256 bits from the OS as 64 hex digits (`hawser keygen`).
+pub fn keygen() -> Result<String, String> {
+    Ok(crate::driver::os_seed()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -56,12 +72,35 @@ pub struct AgentArgs {
     /// to other local users.
     #[arg(long, conflicts_with = "cookie_file")]
     pub cookie: Option<String>,
-    /// A file holding the cluster cookie (surrounding whitespace ignored).
+    /// A file holding the cluster cookie (surrounding whitespace ignored). `hawser
+    /// keygen` makes one; keep it readable by its owner only.
     #[arg(long)]
     pub cookie_file: Option<PathBuf>,
-    /// Address of the admin HTTP API [default: 127.0.0.1:7601].
+    /// Accept a cookie shorter than 16 bytes (each connection is one online guess at it).
+    #[arg(long)]
+    pub allow_weak_cookie: bool,
+    /// Mutual TLS between agents: this node's certificate chain (PEM), whose one DNS
+    /// name is its --name. With --tls-key and --tls-ca; the cookie is then optional.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM), for --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) every peer's certificate must chain to.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Address of the admin HTTP API [default: 127.0.0.1:7601]. Anything but loopback
+    /// needs --admin-token-file.
     #[arg(long)]
     pub admin: Option<String>,
+    /// A file holding the admin API's bearer token (at least 16 bytes; `hawser keygen`
+    /// makes one): every request must then carry `Authorization: Bearer TOKEN`.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Host names (besides IP addresses and localhost) that admin requests may give in
+    /// their Host header, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub admin_host: Option<Vec<String>>,
     /// A TOML file with any of these settings; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -86,7 +125,13 @@ impl AgentArgs {
             && self.data_dir.is_none()
             && self.cookie.is_none()
             && self.cookie_file.is_none()
+            && !self.allow_weak_cookie
+            && self.tls_cert.is_none()
+            && self.tls_key.is_none()
+            && self.tls_ca.is_none()
             && self.admin.is_none()
+            && self.admin_token_file.is_none()
+            && self.admin_host.is_none()
             && self.config.is_none()
             && self.log_format.is_none()
             && self.dns.is_empty()
@@ -105,8 +150,16 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     cookie: Option<String>,
     cookie_file: Option<PathBuf>,
+    allow_weak_cookie: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
     admin: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    admin_hosts: Option<Vec<String>>,
     log_format: Option<LogFormat>,
+    /// Limits of the admin API.
+    admin_api: Option<AdminApiFile>,
     /// Any `MembershipConfig` field, by name.
     membership: Option<MembershipConfig>,
     transport: Option<TransportFile>,
@@ -121,7 +174,41 @@ struct TransportFile {
     write_timeout_ms: Option<u64>,
     send_queue_bytes: Option<usize>,
     max_connections: Option<usize>,
+    max_pending_per_source: Option<usize>,
     max_frame: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminApiFile {
+    max_connections: Option<usize>,
+    idle_timeout_ms: Option<u64>,
+    max_watchers: Option<usize>,
+    watch_queue_bytes: Option<usize>,
+}
+
+/// Who may use the admin API and how much of the agent it may hold.
+#[derive(Clone, Debug)]
+pub struct AdminApiConfig {
+    /// The bearer token every request must carry (required off loopback).
+    pub token: Option<String>,
+    /// Host names a request's `Host` may give besides IP addresses and localhost.
+    pub hosts: Vec<String>,
+    /// Admin connections open at once (lowered at start if file descriptors are few).
+    pub max_connections: usize,
+    /// An admin connection with no byte either way for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for AdminApiConfig {
+    fn default() -> Self {
+        AdminApiConfig {
+            token: None,
+            hosts: Vec::new(),
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// A validated agent configuration.
@@ -131,10 +218,14 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub admin: SocketAddr,
+    pub admin_api: AdminApiConfig,
     pub log_format: LogFormat,
     pub driver: DriverConfig,
     pub dns: DnsSettings,
     pub lb: LbConfig,
+    /// Things that work but should not be so (a cookie file others can read), to log
+    /// once logging is up.
+    pub warnings: Vec<String>,
 }
 
 /// A refused configuration: the message names the setting.
@@ -148,6 +239,21 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// A warning when the cookie file at `path` can be read by its group or by others: the
+/// cookie is the cluster's one secret.
+fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "cookie file {} has mode {:o}: users other than its owner can read the cluster \
+             secret; chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}
 
 pub(crate) fn bad(setting: &str, why: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("invalid setting `{setting}`: {why}"))
@@ -221,34 +327,118 @@ impl AgentConfig {
             .data_dir
             .or(file.data_dir)
             .ok_or_else(|| bad("data_dir", "required (e.g. --data-dir /var/lib/hawser)"))?;
-        let cookie = match (
+        let mut warnings = Vec::new();
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_ca.or(file.tls_ca),
+        ) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(ca)) => {
+                let tls = Tls::load(&cert, &key, &ca).map_err(|e| bad("tls_cert", e))?;
+                if tls.name() != Some(name.as_str()) {
+                    return Err(bad(
+                        "tls_cert",
+                        format!(
+                            "{} names {:?}, not this node ({name:?}): a node's certificate \
+                             must have its name as its one DNS name",
+                            cert.display(),
+                            tls.name().unwrap_or("no node")
+                        ),
+                    ));
+                }
+                Some(Arc::new(tls))
+            }
+            _ => {
+                return Err(bad(
+                    "tls_cert",
+                    "mutual TLS needs all three of --tls-cert, --tls-key and --tls-ca",
+                ));
+            }
+        };
+        let allow_weak = args.allow_weak_cookie || file.allow_weak_cookie.unwrap_or(false);
+        let (cookie, setting) = match (
             args.cookie.or(file.cookie),
             args.cookie_file.or(file.cookie_file),
         ) {
             (Some(_), Some(_)) => {
                 return Err(bad("cookie", "give either cookie or cookie_file, not both"));
             }
-            (None, None) => {
-                return Err(bad(
-                    "cookie",
-                    "required: --cookie STR or --cookie-file FILE (every node of a cluster \
-                     needs the same one)",
-                ));
-            }
-            (Some(c), None) => {
-                Cookie::new(c.into_bytes()).ok_or_else(|| bad("cookie", "must not be empty"))?
-            }
+            (None, None) => match &tls {
+                // TLS authenticates; the link handshake's password comes from the CA.
+                Some(tls) => (tls.cookie(), "cookie"),
+                None => {
+                    return Err(bad(
+                        "cookie",
+                        "required: --cookie STR or --cookie-file FILE (every node of a \
+                         cluster needs the same one), or mutual TLS (--tls-cert, --tls-key, \
+                         --tls-ca)",
+                    ));
+                }
+            },
+            (Some(c), None) => (c.into_bytes(), "cookie"),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| bad("cookie_file", format!("{}: {e}", path.display())))?;
-                Cookie::new(text.trim().as_bytes().to_vec())
-                    .ok_or_else(|| bad("cookie_file", format!("{} is empty", path.display())))?
+                warnings.extend(readable_by_others(&path));
+                (text.trim().as_bytes().to_vec(), "cookie_file")
             }
         };
+        if cookie.len() < MIN_COOKIE_LEN && !allow_weak {
+            return Err(bad(
+                setting,
+                format!(
+                    "the cookie is {} bytes; at least {MIN_COOKIE_LEN} are required, since \
+                     anyone who can reach the peer port may guess it once per connection. \
+                     Make one with `hawser keygen`, or pass --allow-weak-cookie",
+                    cookie.len()
+                ),
+            ));
+        }
+        let cookie = Cookie::new(cookie).ok_or_else(|| bad(setting, "must not be empty"))?;
         let admin = parse_admin(&args.admin.or(file.admin).unwrap_or(DEFAULT_ADMIN.into()))?;
+        let token = match args.admin_token_file.or(file.admin_token_file) {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad("admin_token_file", format!("{}: {e}", path.display())))?;
+                warnings.extend(readable_by_others(&path));
+                let token = text.trim().to_owned();
+                if token.len() < MIN_COOKIE_LEN || token.contains(char::is_whitespace) {
+                    return Err(bad(
+                        "admin_token_file",
+                        format!(
+                            "{}: the token must be at least {MIN_COOKIE_LEN} bytes with no \
+                             spaces (make one with `hawser keygen`)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some(token)
+            }
+        };
+        if !admin.ip().is_loopback() && token.is_none() {
+            return Err(bad(
+                "admin",
+                format!(
+                    "{admin} is not a loopback address: whoever reaches it could read and \
+                     write the cluster's data, so it needs --admin-token-file (a bearer \
+                     token every request must carry)"
+                ),
+            ));
+        }
+        let admin_api = admin_api_config(
+            file.admin_api.unwrap_or_default(),
+            token,
+            args.admin_host.or(file.admin_hosts).unwrap_or_default(),
+        )?;
         let membership = file.membership.unwrap_or_default();
         membership.validate().map_err(|e| bad("membership", e))?;
-        let driver = driver_config(file.transport.unwrap_or_default())?;
+        let mut driver = driver_config(file.transport.unwrap_or_default())?;
+        driver.tls = tls;
+        driver.max_watchers = admin_api.1;
+        driver.watch_queue_bytes = admin_api.2;
+        let admin_api = admin_api.0;
         let dns = DnsSettings::load(args.dns, file.dns.unwrap_or_default())?;
         let lb = lb_config(args.lb, file.lb.unwrap_or_default())?;
         Ok(AgentConfig {
@@ -263,6 +453,7 @@ impl AgentConfig {
             listen,
             data_dir,
             admin,
+            admin_api,
             log_format: args
                 .log_format
                 .or(file.log_format)
@@ -270,6 +461,7 @@ impl AgentConfig {
             driver,
             dns,
             lb,
+            warnings,
         })
     }
 }
@@ -282,6 +474,49 @@ fn parse_admin(s: &str) -> Result<SocketAddr, ConfigError> {
             format!("{s:?} is not an ip:port address (e.g. {DEFAULT_ADMIN})"),
         )
     })
+}
+
+/// The admin API's settings, and the watch limits the driver enforces.
+fn admin_api_config(
+    f: AdminApiFile,
+    token: Option<String>,
+    hosts: Vec<String>,
+) -> Result<(AdminApiConfig, usize, usize), ConfigError> {
+    let d = AdminApiConfig::default();
+    let dd = DriverConfig::default();
+    let positive = |name: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(bad(
+            &format!("admin_api.{name}"),
+            "must be greater than zero",
+        )),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let config = AdminApiConfig {
+        token,
+        hosts: hosts.into_iter().map(|h| h.trim().to_owned()).collect(),
+        max_connections: positive(
+            "max_connections",
+            f.max_connections.map(|n| n as u64),
+            d.max_connections as u64,
+        )? as usize,
+        idle_timeout: Duration::from_millis(positive(
+            "idle_timeout_ms",
+            f.idle_timeout_ms,
+            d.idle_timeout.as_millis() as u64,
+        )?),
+    };
+    let max_watchers = positive(
+        "max_watchers",
+        f.max_watchers.map(|n| n as u64),
+        dd.max_watchers as u64,
+    )? as usize;
+    let watch_queue_bytes = positive(
+        "watch_queue_bytes",
+        f.watch_queue_bytes.map(|n| n as u64),
+        dd.watch_queue_bytes as u64,
+    )? as usize;
+    Ok((config, max_watchers, watch_queue_bytes))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -316,7 +551,12 @@ fn driver_config(t: TransportFile) -> Result<DriverConfig, ConfigError> {
             Some(n) => positive("max_connections", n as u64)? as usize,
             None => d.max_connections,
         },
+        max_pending_per_source: match t.max_pending_per_source {
+            Some(n) => positive("max_pending_per_source", n as u64)? as usize,
+            None => d.max_pending_per_source,
+        },
         max_frame: t.max_frame.unwrap_or(d.max_frame),
+        ..d
     };
     LinkConfig {
         max_frame: config.max_frame,
@@ -426,7 +666,7 @@ mod tests {
             name: Some("n1".into()),
             listen: Some("127.0.0.1:7600".into()),
             data_dir: Some("/tmp/x".into()),
-            cookie: Some("c".into()),
+            cookie: Some("a-cookie-of-16-bytes".into()),
             ..AgentArgs::default()
         }
     }
@@ -481,7 +721,7 @@ mod tests {
         std::fs::write(
             &path,
             "name = \"from-file\"\nlisten = \"127.0.0.1:7700\"\ndata_dir = \"/tmp/y\"\n\
-             cookie = \"c\"\njoin = [\"127.0.0.1:7701\"]\n\
+             cookie = \"a-cookie-of-16-bytes\"\njoin = [\"127.0.0.1:7701\"]\n\
              [membership]\nactive_view = 5\n[transport]\nmax_connections = 10\n",
         )
         .unwrap();
@@ -496,6 +736,72 @@ mod tests {
         assert_eq!(c.node.contacts.len(), 1);
         assert_eq!(c.node.membership.active_view, 5);
         assert_eq!(c.driver.max_connections, 10);
+    }
+
+    #[test]
+    fn a_short_cookie_is_refused_unless_allowed() {
+        let short = || AgentArgs {
+            cookie: Some("s3cret".into()),
+            ..args()
+        };
+        let e = err(short());
+        assert!(
+            e.contains("`cookie`") && e.contains("16") && e.contains("--allow-weak-cookie"),
+            "{e}"
+        );
+        assert!(
+            AgentConfig::load(AgentArgs {
+                allow_weak_cookie: true,
+                ..short()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_cookie_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cookie");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let load = |mode: u32| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            AgentConfig::load(AgentArgs {
+                cookie: None,
+                cookie_file: Some(path.clone()),
+                ..args()
+            })
+            .unwrap()
+            .warnings
+        };
+        assert_eq!(load(0o600), Vec::<String>::new());
+        let warnings = load(0o644);
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("644") && warnings[0].contains("chmod 600"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn an_admin_address_off_loopback_needs_a_token() {
+        let e = err(AgentArgs {
+            admin: Some("0.0.0.0:7601".into()),
+            ..args()
+        });
+        assert!(
+            e.contains("`admin`") && e.contains("--admin-token-file") && e.contains("loopback"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let c = AgentConfig::load(AgentArgs {
+            admin: Some("0.0.0.0:7601".into()),
+            admin_token_file: Some(path),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(c.admin_api.token.as_deref(), Some("0123456789abcdef0123"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing_subscriber::EnvFilter;
 
-use crate::driver::{Driver, DriverConfig, DriverError, DriverHandle, NodeSpec};
+use crate::driver::{Driver, DriverConfig, DriverError, DriverHandle, NodeSpec, os_seed};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::transport::{Tcp, Transport};
@@ -250,7 +250,7 @@ async fn run(timeout: Duration) -> Result<(), String> {
             membership: Default::default(),
             max_frame: DriverConfig::default().max_frame,
         };
-        let seed = getrandom::u64().map_err(|e| format!("cannot read OS randomness: {e}"))?;
+        let seed = os_seed()?;
         let node = spec.build(&snapshot, seed)?;
         let (mut driver, handle) = Driver::<Tcp>::new(
             node,

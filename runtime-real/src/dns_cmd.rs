@@ -59,6 +59,13 @@ pub enum DnsCommand {
 }
 
 pub fn main(cmd: DnsCommand) -> ExitCode {
+    let (DnsCommand::Add { client, .. }
+    | DnsCommand::Rm { client, .. }
+    | DnsCommand::Records { client }
+    | DnsCommand::Query { client, .. }) = &cmd;
+    if let Err(e) = client.use_token() {
+        return fail(e);
+    }
     match cmd {
         DnsCommand::Add {
             name,

@@ -7,10 +7,12 @@
 //! decision is core's; the driver only moves bytes, records and time.
 //!
 //! Around the node task:
-//! - an accept task hands it new connections (at most `max_connections` at once; the rest
+//! - an accept task hands it new connections (at most `max_connections` at once, and at
+//!   most `max_pending_per_source` from one IP address still in their handshake; the rest
 //!   are closed on arrival and counted);
 //! - per connection, a reader task cuts the byte stream into frames (the 8-byte header
-//!   is checked against the frame limit before a byte of payload is read, and the payload
+//!   is checked against the frame limit before a byte of payload is read — core's
+//!   few-hundred-byte handshake limit for the handshake's frames — and the payload
 //!   buffer grows only as bytes actually arrive) and a writer task writes what the node
 //!   sends. The node never waits for a writer: each connection has a byte budget, and a
 //!   peer that lets its queue overflow is disconnected and counted (`queue_drops`);
@@ -33,28 +35,32 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hawser_core::crdt::{Map, MapOp};
 use hawser_core::gm::GmEvent;
 use hawser_core::id::MAX_NAME_LEN;
 use hawser_core::kv::{KvError, KvEvent, Ticket};
+use hawser_core::link::{HANDSHAKE_FRAMES, MAX_HANDSHAKE_FRAME};
 use hawser_core::membership::MembershipConfig;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::wire::{HEADER_LEN, decode_header};
 use hawser_core::{
     Addr, ConnId, Cookie, Event, Identity, Instant, LinkConfig, LinkEvent, Name, Node, NodeId,
-    PersistSeq, Record, Snapshot, Transmit,
+    PersistSeq, Record, RngSeed, Snapshot, Transmit,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
+use crate::lograte::{LineKind, LogLimiter};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::tls::{PeerStream, Tls, TlsRefusal};
 use crate::transport::Transport;
 
 /// Limits of the driver. Defaults suit a cluster of hundreds of nodes on a LAN.
@@ -71,6 +77,16 @@ pub struct DriverConfig {
     pub send_queue_bytes: usize,
     /// Transport connections open at once (inbound); more are closed on arrival.
     pub max_connections: usize,
+    /// Inbound connections from one IP address that may be in their handshake at once;
+    /// more are closed on arrival, so one source cannot hold every slot unauthenticated.
+    pub max_pending_per_source: usize,
+    /// KV watchers (`/v1/kv/watch` streams) at once; more are refused.
+    pub max_watchers: usize,
+    /// Bytes of changes queued for one watcher; a watcher that lets more pile up (a
+    /// stalled client) is cut off with `lagged`.
+    pub watch_queue_bytes: usize,
+    /// Mutual TLS on every peer connection, if set (see [`crate::tls`]).
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Default for DriverConfig {
@@ -81,6 +97,10 @@ impl Default for DriverConfig {
             write_timeout: Duration::from_secs(10),
             send_queue_bytes: 16 << 20,
             max_connections: 1024,
+            max_pending_per_source: 32,
+            max_watchers: 64,
+            watch_queue_bytes: 8 << 20,
+            tls: None,
         }
     }
 }
@@ -102,8 +122,12 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     /// The node, rebuilt from what the store held. The RNG seed is the caller's: the
-    /// agent draws it from the OS once; a test may fix it.
-    pub fn build(&self, recovered: &Snapshot, seed: u64) -> Result<Node<Stack>, String> {
+    /// agent draws it from the OS once ([`os_seed`]); a test may fix it.
+    pub fn build(
+        &self,
+        recovered: &Snapshot,
+        seed: impl Into<RngSeed>,
+    ) -> Result<Node<Stack>, String> {
         let config = StackConfig {
             membership: self.membership.clone(),
             ..StackConfig::default()
@@ -124,6 +148,14 @@ impl NodeSpec {
         };
         Node::new(link, identity, seed, stack)
     }
+}
+
+/// 256 bits from the OS: the only entropy a real node reads. Its link handshakes draw
+/// their ephemeral keys from the RNG this seeds, so it must not be a 64-bit seed.
+pub fn os_seed() -> Result<[u8; 32], String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("cannot read OS randomness: {e}"))?;
+    Ok(key)
 }
 
 /// What the driver can show of the node: read-only, inside the driver task.
@@ -148,30 +180,66 @@ enum Control {
     },
     Watch {
         prefix: String,
-        reply: oneshot::Sender<Watch>,
+        reply: oneshot::Sender<Result<Watch, WatchError>>,
     },
     Deny(BTreeSet<Addr>),
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Changes a watcher may have queued before it is judged too slow and dropped (its
-/// stream ends, marked `lagged`): a stalled client cannot grow the node's memory.
-pub const WATCH_QUEUE: usize = 4096;
-
 /// A subscription to the KV's changes under a prefix, from [`DriverHandle::watch`].
+///
+/// Its memory is bounded in bytes, not in changes (a hundred 300 KB values are few
+/// changes): the snapshot and the changes queued for it together may hold at most
+/// `watch_queue_bytes` of JSON. A snapshot over that is refused; a watcher whose queue
+/// would go over it (a stalled client) is cut off, its stream ending with `lagged`.
 pub struct Watch {
-    /// Every key under the prefix and its value, at the moment the watch began.
-    pub snapshot: Vec<(String, Map)>,
-    /// Then every change under the prefix, in order, with the key's new value. Ends
-    /// when the driver stops, or when this receiver fell [`WATCH_QUEUE`] changes behind
-    /// (then `lagged` is set).
-    pub changes: mpsc::Receiver<(String, Map)>,
+    /// Every key under the prefix, at the moment the watch began, as the JSON
+    /// `{"key": .., "value": ..}`.
+    pub snapshot: Vec<Arc<str>>,
+    /// Then every change under the prefix, in order, in the same form. Ends when the
+    /// driver stops, or when the client fell too far behind (then `lagged` is set).
+    pub changes: mpsc::UnboundedReceiver<Arc<str>>,
+    /// Bytes of `changes` not yet taken: subtract each change's length on taking it.
+    pub queued: Arc<AtomicUsize>,
     pub lagged: Arc<AtomicBool>,
+}
+
+/// Why a watch was not started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchError {
+    /// `max_watchers` streams are open.
+    TooMany { max: usize },
+    /// The prefix's keys come to more JSON than one watcher may hold.
+    SnapshotTooLarge { bytes: usize, max: usize },
+    /// The driver has stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for WatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchError::TooMany { max } => write!(f, "{max} watch streams are open already"),
+            WatchError::SnapshotTooLarge { bytes, max } => write!(
+                f,
+                "the keys under this prefix are {bytes} bytes of JSON, more than a watch \
+                 may hold ({max}): watch a narrower prefix"
+            ),
+            WatchError::Stopped => f.write_str("the agent is shutting down"),
+        }
+    }
+}
+
+/// The JSON of one key's value, as watchers get it.
+pub fn watch_json(key: &str, value: &Map) -> Arc<str> {
+    serde_json::json!({ "key": key, "value": value.to_json() })
+        .to_string()
+        .into()
 }
 
 struct Watcher {
     prefix: String,
-    changes: mpsc::Sender<(String, Map)>,
+    changes: mpsc::UnboundedSender<Arc<str>>,
+    queued: Arc<AtomicUsize>,
     lagged: Arc<AtomicBool>,
 }
 
@@ -267,24 +335,31 @@ impl DriverHandle {
         }
     }
 
-    /// Follow the keys under `prefix`: their values now, then every change. `None` once
-    /// the driver has stopped.
-    pub async fn watch(&self, prefix: String) -> Option<Watch> {
+    /// Follow the keys under `prefix`: their values now, then every change.
+    pub async fn watch(&self, prefix: String) -> Result<Watch, WatchError> {
         let (reply, rx) = oneshot::channel();
         self.control
             .send(Control::Watch { prefix, reply })
             .await
-            .ok()?;
-        rx.await.ok()
+            .map_err(|_| WatchError::Stopped)?;
+        rx.await.map_err(|_| WatchError::Stopped)?
     }
 
-    /// **For tests and `hawser demo` only** (not reachable from the agent's flags, config
-    /// or API): refuse to dial the peers advertising these addresses, replacing the
-    /// previous list. Dials to them fail at once, as if refused. It only affects dials
-    /// made from now on; links that exist stay up (drop them with
+    /// **For `hawser demo` only**: refuse to dial the peers advertising these addresses,
+    /// replacing the previous list. Dials to them fail at once, as if refused. It only
+    /// affects dials made from now on; links that exist stay up (drop them with
     /// `Node::handle_cookie`). Two nodes that deny each other never link, which is a
     /// partition between them in one process.
-    pub async fn deny(&self, addrs: BTreeSet<Addr>) -> Option<()> {
+    ///
+    /// Crate-private: no flag, config setting or endpoint of the agent reaches it
+    /// (`tests/agent.rs` checks that), and code outside this crate cannot call it:
+    ///
+    /// ```compile_fail
+    /// async fn partition(h: hawser_runtime::driver::DriverHandle) {
+    ///     h.deny(std::collections::BTreeSet::new()).await;
+    /// }
+    /// ```
+    pub(crate) async fn deny(&self, addrs: BTreeSet<Addr>) -> Option<()> {
         self.control.send(Control::Deny(addrs)).await.ok()
     }
 
@@ -317,8 +392,15 @@ impl std::error::Error for DriverError {}
 
 /// Inputs from the driver's helper tasks.
 enum Input<S> {
-    Accepted(S, OwnedSemaphorePermit),
-    Connected(ConnId, S),
+    Accepted(PeerStream<S>, Inbound),
+    /// A dial connected (and passed TLS, naming the peer, if TLS is on).
+    Connected(ConnId, PeerStream<S>, Option<NodeId>),
+    /// A peer's TLS handshake failed: on a dial (`conn`), or on an accepted connection.
+    TlsRefused {
+        conn: Option<ConnId>,
+        remote: String,
+        why: TlsRefusal,
+    },
     ConnectFailed(ConnId, io::Error),
     Frame(ConnId, Vec<u8>),
     Closed(ConnId),
@@ -336,6 +418,55 @@ struct Open {
     writer_task: AbortHandle,
     /// Inbound connections hold one of `max_connections` slots until closed.
     _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// What an accepted connection holds: one of `max_connections` slots until it closes,
+/// and one of its source's pending-handshake slots until it has sent its handshake.
+struct Inbound {
+    from: std::net::SocketAddr,
+    slot: OwnedSemaphorePermit,
+    pending: PendingSlot,
+    /// The node the peer's TLS certificate names (TLS only).
+    verified: Option<NodeId>,
+}
+
+/// Handshakes in progress per source address, shared by the accept task and readers.
+type PendingBySource = Arc<Mutex<BTreeMap<IpAddr, usize>>>;
+
+/// One connection's place among its source's pending handshakes, given back on drop.
+struct PendingSlot {
+    by_source: PendingBySource,
+    ip: IpAddr,
+}
+
+impl PendingSlot {
+    /// A slot for `ip`, unless it already holds `max`.
+    fn take(by_source: &PendingBySource, ip: IpAddr, max: usize) -> Option<PendingSlot> {
+        let mut map = by_source
+            .lock()
+            .expect("never poisoned: no panics under the lock");
+        let n = map.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot {
+            by_source: by_source.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut map = self.by_source.lock().expect("never poisoned");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 enum Conn {
@@ -374,12 +505,16 @@ pub struct Driver<T: Transport> {
     /// the same ticket: only the pair names an op.)
     waiting: BTreeMap<(String, Ticket), KvReply>,
     watchers: Vec<Watcher>,
-    /// Advertised addresses never to dial (tests and the demo only; see
+    /// Advertised addresses never to dial (`hawser demo` only; see
     /// [`DriverHandle::deny`]).
     deny: BTreeSet<Addr>,
     followers: Vec<Box<dyn Follower>>,
     /// What changed since the followers were last told.
     changes: Changes,
+    /// Who is at the other end of each connection (the source address of an inbound
+    /// one, the dialled address of an outbound one), to name in refusals.
+    remotes: BTreeMap<ConnId, String>,
+    log: LogLimiter,
 }
 
 impl<T: Transport> Driver<T> {
@@ -416,13 +551,22 @@ impl<T: Transport> Driver<T> {
                 initial: true,
                 ..Changes::default()
             },
+            remotes: BTreeMap::new(),
+            log: LogLimiter::default(),
         };
         (driver, DriverHandle { control })
     }
 
-    /// **For tests and `hawser demo` only**: the deny list of [`DriverHandle::deny`], set
-    /// before the driver runs, so that not even its first dials reach those addresses.
-    pub fn set_deny(&mut self, addrs: BTreeSet<Addr>) {
+    /// **For `hawser demo` only**: the deny list of [`DriverHandle::deny`], set before
+    /// the driver runs, so that not even its first dials reach those addresses.
+    /// Crate-private, like it:
+    ///
+    /// ```compile_fail
+    /// fn partition(d: &mut hawser_runtime::driver::Driver<hawser_runtime::transport::Tcp>) {
+    ///     d.set_deny(std::collections::BTreeSet::new());
+    /// }
+    /// ```
+    pub(crate) fn set_deny(&mut self, addrs: BTreeSet<Addr>) {
         self.deny = addrs;
     }
 
@@ -449,6 +593,8 @@ impl<T: Transport> Driver<T> {
         let accept = tokio::spawn(accept_loop::<T>(
             self.listener.take().expect("run is called once"),
             self.slots.clone(),
+            self.config.max_pending_per_source,
+            self.config.tls.clone(),
             self.inputs.clone(),
             self.metrics.clone(),
         ));
@@ -504,27 +650,8 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Control::Watch { prefix, reply } => {
-                let snapshot = self
-                    .node
-                    .protocol()
-                    .kv()
-                    .scan(&prefix)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let (changes, rx) = mpsc::channel(WATCH_QUEUE);
-                let lagged = Arc::new(AtomicBool::new(false));
-                let watch = Watch {
-                    snapshot,
-                    changes: rx,
-                    lagged: lagged.clone(),
-                };
-                if reply.send(watch).is_ok() {
-                    self.watchers.push(Watcher {
-                        prefix,
-                        changes,
-                        lagged,
-                    });
-                }
+                let watch = self.start_watch(prefix);
+                let _ = reply.send(watch);
             }
             Control::Deny(addrs) => self.deny = addrs,
             Control::Shutdown(_) => unreachable!("handled by the loop"),
@@ -556,20 +683,56 @@ impl<T: Transport> Driver<T> {
 
     /// Hand a changed key to every watcher of a prefix it has; drop watchers that are
     /// gone or too far behind.
+    /// A new watcher, unless there are too many or its snapshot alone is over budget.
+    fn start_watch(&mut self, prefix: String) -> Result<Watch, WatchError> {
+        self.watchers.retain(|w| !w.changes.is_closed());
+        if self.watchers.len() >= self.config.max_watchers {
+            return Err(WatchError::TooMany {
+                max: self.config.max_watchers,
+            });
+        }
+        let max = self.config.watch_queue_bytes;
+        let mut snapshot = Vec::new();
+        let mut bytes = 0;
+        for (key, value) in self.node.protocol().kv().scan(&prefix) {
+            let json = watch_json(key, value);
+            bytes += json.len();
+            if bytes > max {
+                return Err(WatchError::SnapshotTooLarge { bytes, max });
+            }
+            snapshot.push(json);
+        }
+        let (changes, rx) = mpsc::unbounded_channel();
+        let (queued, lagged) = (Arc::new(AtomicUsize::new(bytes)), Arc::default());
+        self.watchers.push(Watcher {
+            prefix,
+            changes,
+            queued: queued.clone(),
+            lagged: Arc::clone(&lagged),
+        });
+        Ok(Watch {
+            snapshot,
+            changes: rx,
+            queued,
+            lagged,
+        })
+    }
+
     fn notify(&mut self, key: &str, value: &Map) {
+        let max = self.config.watch_queue_bytes;
+        let mut json: Option<Arc<str>> = None;
         self.watchers.retain(|w| {
             if !key.starts_with(w.prefix.as_str()) {
                 return !w.changes.is_closed();
             }
-            match w.changes.try_send((key.to_owned(), value.clone())) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    w.lagged.store(true, Ordering::Relaxed);
-                    warn!(prefix = %w.prefix, "a KV watcher fell behind; closing its stream");
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            let json = json.get_or_insert_with(|| watch_json(key, value));
+            if w.queued.load(Ordering::Relaxed) + json.len() > max {
+                w.lagged.store(true, Ordering::Relaxed);
+                warn!(prefix = ?w.prefix, "a KV watcher fell behind; closing its stream");
+                return false;
             }
+            w.queued.fetch_add(json.len(), Ordering::Relaxed);
+            w.changes.send(Arc::clone(json)).is_ok()
         });
     }
 
@@ -584,17 +747,39 @@ impl<T: Transport> Driver<T> {
     fn on_input(&mut self, input: Input<T::Stream>) -> Result<(), DriverError> {
         let now = self.now();
         match input {
-            Input::Accepted(stream, slot) => {
+            Input::Accepted(stream, inbound) => {
                 self.metrics.connections_accepted.inc();
                 let conn = self.node.handle_accept(now);
-                self.open(conn, stream, Some(slot));
+                self.remotes.insert(conn, inbound.from.to_string());
+                if let Some(peer) = inbound.verified {
+                    self.node.handle_transport_identity(conn, peer);
+                }
+                self.open(conn, stream, Some(inbound.slot), Some(inbound.pending));
             }
-            Input::Connected(conn, stream) => {
+            Input::Connected(conn, stream, verified) => {
                 if let Some(Conn::Dialing(_)) = self.conns.get(&conn) {
-                    self.open(conn, stream, None);
+                    self.open(conn, stream, None, None);
+                    if let Some(peer) = verified {
+                        self.node.handle_transport_identity(conn, peer);
+                    }
                     self.node.handle_connected(now, conn);
                 }
                 // Otherwise the node gave up on this dial meanwhile: drop the stream.
+            }
+            Input::TlsRefused { conn, remote, why } => {
+                if let Some(suppressed) = self.admit(LineKind::AuthFailure) {
+                    warn!(?remote, %why, suppressed, "peer's TLS certificate refused");
+                }
+                let conn = match conn {
+                    Some(conn) if self.conns.remove(&conn).is_some() => conn,
+                    Some(_) => return Ok(()),
+                    None => {
+                        let conn = self.node.handle_accept(now);
+                        self.remotes.insert(conn, remote);
+                        conn
+                    }
+                };
+                self.node.handle_transport_refused(now, conn);
             }
             Input::ConnectFailed(conn, error) => {
                 if self.conns.remove(&conn).is_some() {
@@ -654,6 +839,11 @@ impl<T: Transport> Driver<T> {
             while let Some(event) = self.node.poll_event() {
                 self.on_event(event);
             }
+            // Closed connections' remotes were needed until their events were logged.
+            if self.remotes.len() > self.conns.len() {
+                let conns = &self.conns;
+                self.remotes.retain(|c, _| conns.contains_key(c));
+            }
             while let Some(record) = self.node.poll_persist() {
                 self.batch.push(record);
             }
@@ -704,6 +894,7 @@ impl<T: Transport> Driver<T> {
     }
 
     fn dial(&mut self, conn: ConnId, addr: Addr) {
+        self.remotes.insert(conn, addr.to_string());
         let inputs = self.inputs.clone();
         let limit = self.config.connect_timeout;
         if self.deny.contains(&addr) {
@@ -718,10 +909,23 @@ impl<T: Transport> Driver<T> {
             self.conns.insert(conn, Conn::Dialing(task.abort_handle()));
             return;
         }
+        let tls = self.config.tls.clone();
         let task = tokio::spawn(async move {
             let input =
                 match tokio::time::timeout(limit, T::connect(addr.as_str().to_owned())).await {
-                    Ok(Ok(stream)) => Input::Connected(conn, stream),
+                    Ok(Ok(stream)) => match tls {
+                        None => Input::Connected(conn, PeerStream::Plain(stream), None),
+                        Some(tls) => match tls_handshake(tls.connect(stream)).await {
+                            Ok((s, peer)) => {
+                                Input::Connected(conn, PeerStream::Tls(Box::new(s)), Some(peer))
+                            }
+                            Err(why) => Input::TlsRefused {
+                                conn: Some(conn),
+                                remote: addr.to_string(),
+                                why,
+                            },
+                        },
+                    },
                     Ok(Err(e)) => Input::ConnectFailed(conn, e),
                     Err(_) => Input::ConnectFailed(
                         conn,
@@ -734,7 +938,13 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Start the reader and writer of a connected stream.
-    fn open(&mut self, conn: ConnId, stream: T::Stream, slot: Option<OwnedSemaphorePermit>) {
+    fn open(
+        &mut self,
+        conn: ConnId,
+        stream: PeerStream<T::Stream>,
+        slot: Option<OwnedSemaphorePermit>,
+        pending: Option<PendingSlot>,
+    ) {
         let (read, write) = tokio::io::split(stream);
         let (writer, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -742,6 +952,7 @@ impl<T: Transport> Driver<T> {
             read,
             conn,
             self.config.max_frame,
+            pending,
             self.inputs.clone(),
         ));
         let writer_task = tokio::spawn(write_frames(
@@ -771,7 +982,7 @@ impl<T: Transport> Driver<T> {
     fn on_event(&mut self, event: Event<StackEvent>) {
         match event {
             Event::Link(LinkEvent::Up { peer, addr }) => {
-                info!(%peer, %addr, "link up");
+                info!(%peer, addr = ?addr.as_str(), "link up");
                 self.peers.insert(peer, addr);
             }
             Event::Link(LinkEvent::Down { peer, reason }) => {
@@ -781,28 +992,83 @@ impl<T: Transport> Driver<T> {
                 addr,
                 expected,
                 error,
-            }) => debug!(%addr, ?expected, ?error, "could not link"),
+            }) => debug!(addr = ?addr.as_str(), ?expected, ?error, "could not link"),
             Event::Link(LinkEvent::AuthFailure { conn, claimed }) => {
-                warn!(
-                    ?conn,
-                    ?claimed,
-                    "peer failed the cookie proof; connection refused"
-                )
+                if let Some(suppressed) = self.admit(LineKind::AuthFailure) {
+                    let remote = self.remote(conn);
+                    warn!(
+                        ?remote,
+                        ?claimed,
+                        suppressed,
+                        "peer failed authentication (the cookie proof, or its TLS certificate); connection refused"
+                    )
+                }
             }
             Event::Link(LinkEvent::DecodeError { conn, error }) => {
-                warn!(?conn, %error, "undecodable frame; connection closed")
+                if let Some(suppressed) = self.admit(LineKind::DecodeError) {
+                    let remote = self.remote(conn);
+                    warn!(?remote, %error, suppressed, "undecodable frame; connection closed")
+                }
+            }
+            Event::Link(LinkEvent::DuplicateRefused {
+                conn,
+                peer,
+                addr,
+                live_addr,
+            }) => {
+                if let Some(suppressed) = self.admit(LineKind::DuplicateName) {
+                    let remote = self.remote(conn);
+                    warn!(
+                        ?remote,
+                        %peer,
+                        addr = ?addr.as_str(),
+                        live_addr = ?live_addr.as_str(),
+                        suppressed,
+                        "a second node claims a linked node's name from another address; \
+                         refused it (node names must be unique in a cluster)"
+                    )
+                }
+            }
+            Event::Link(LinkEvent::RefusedByPeer { peer, reason }) => {
+                if let Some(suppressed) = self.admit(LineKind::DuplicateName) {
+                    let remote = self.peers.get(&peer).map(|a| a.to_string());
+                    error!(
+                        %peer,
+                        ?remote,
+                        ?reason,
+                        suppressed,
+                        "a peer refused our link: another node with this node's name is \
+                         live in the cluster (node names must be unique; is another agent \
+                         running with the same --name?)"
+                    )
+                }
             }
             Event::Link(LinkEvent::Message { from, .. }) => {
                 debug!(%from, "message surfaced to the driver")
             }
             Event::BadMessage { from, error } => {
-                warn!(%from, %error, "undecodable message; link dropped")
+                if let Some(suppressed) = self.admit(LineKind::BadMessage) {
+                    let remote = self.peers.get(&from).map(|a| a.to_string());
+                    warn!(%from, ?remote, %error, suppressed, "undecodable message; link dropped")
+                }
             }
             Event::App(StackEvent::Membership(event)) => info!(?event, "membership"),
             Event::App(StackEvent::Kv(KvEvent::Committed { ticket, key, value })) => {
                 // The value changed when the op applied; watchers heard of it then.
-                debug!(%key, "kv op durable");
+                debug!(?key, "kv op durable");
                 self.answer(key, ticket, &value);
+            }
+            Event::App(StackEvent::Kv(KvEvent::Unreplicable { key, size, max })) => {
+                if let Some(suppressed) = self.admit(LineKind::Unreplicable) {
+                    warn!(
+                        ?key,
+                        size,
+                        max,
+                        suppressed,
+                        "a KV value is larger than anti-entropy carries: it cannot reach \
+                         every node (remove what made it so large)"
+                    )
+                }
             }
             Event::App(StackEvent::Kv(KvEvent::Changed { key, value })) => {
                 self.notify(&key, &value);
@@ -817,7 +1083,7 @@ impl<T: Transport> Driver<T> {
             Event::App(StackEvent::Multicast(d)) => info!(
                 origin = %d.origin,
                 seq = d.seq,
-                topic = %d.topic,
+                topic = ?d.topic,
                 bytes = d.payload.len(),
                 "multicast delivered"
             ),
@@ -828,6 +1094,21 @@ impl<T: Transport> Driver<T> {
 
     /// Keep the address book to the peers the views still name, once it grows: a long
     /// churn must not grow it without bound.
+    /// Whether a refusal line of `kind` may be written now (see [`LogLimiter`]); lines
+    /// left out are counted in `log_lines_suppressed`.
+    fn admit(&mut self, kind: LineKind) -> Option<u64> {
+        let admitted = self.log.admit(kind, self.origin.elapsed());
+        if admitted.is_none() {
+            self.metrics.log_lines_suppressed.inc();
+        }
+        admitted
+    }
+
+    /// Who is at the other end of `conn`, for a log line.
+    fn remote(&self, conn: ConnId) -> &str {
+        self.remotes.get(&conn).map_or("unknown", |r| r.as_str())
+    }
+
     fn prune_peers(&mut self) {
         let m = self.node.protocol().membership();
         let bound = 2 * (m.config().active_view + m.config().passive_view);
@@ -920,25 +1201,88 @@ fn abort(c: &Conn) {
     }
 }
 
+/// A TLS handshake, bounded by the time a link handshake may take.
+async fn tls_handshake<S>(
+    handshake: impl Future<Output = Result<(tokio_rustls::TlsStream<S>, NodeId), TlsRefusal>>,
+) -> Result<(tokio_rustls::TlsStream<S>, NodeId), TlsRefusal> {
+    let limit = Duration::from_nanos(LinkConfig::default().handshake_timeout.as_nanos());
+    tokio::time::timeout(limit, handshake)
+        .await
+        .unwrap_or(Err(TlsRefusal::Timeout))
+}
+
 async fn accept_loop<T: Transport>(
     listener: T::Listener,
     slots: Arc<Semaphore>,
+    max_pending_per_source: usize,
+    tls: Option<Arc<Tls>>,
     inputs: mpsc::Sender<Input<T::Stream>>,
     metrics: Arc<Metrics>,
 ) {
+    let origin = tokio::time::Instant::now();
+    let mut log = LogLimiter::default();
+    let by_source = PendingBySource::default();
+    let mut refuse = |kind: LineKind, from: std::net::SocketAddr, why: &str| match log
+        .admit(kind, origin.elapsed())
+    {
+        Some(suppressed) => warn!(%from, suppressed, "{why}; closing a new connection at once"),
+        None => {
+            metrics.log_lines_suppressed.inc();
+        }
+    };
     loop {
         match T::accept(&listener).await {
-            Ok((stream, from)) => match slots.clone().try_acquire_owned() {
-                Ok(slot) => {
-                    if inputs.send(Input::Accepted(stream, slot)).await.is_err() {
+            Ok((stream, from)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    metrics.connections_refused.inc();
+                    refuse(LineKind::ConnectionRefused, from, "too many connections");
+                    continue;
+                };
+                let Some(pending) =
+                    PendingSlot::take(&by_source, from.ip(), max_pending_per_source)
+                else {
+                    metrics.pending_refused.inc();
+                    refuse(
+                        LineKind::PendingRefused,
+                        from,
+                        "too many handshakes from one source",
+                    );
+                    continue;
+                };
+                let mut inbound = Inbound {
+                    from,
+                    slot,
+                    pending,
+                    verified: None,
+                };
+                let Some(tls) = &tls else {
+                    if inputs
+                        .send(Input::Accepted(PeerStream::Plain(stream), inbound))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
-                }
-                Err(_) => {
-                    metrics.connections_refused.inc();
-                    warn!(%from, "too many connections; closing a new one at once");
-                }
-            },
+                    continue;
+                };
+                // The TLS handshake runs in its own task, holding the connection's slots,
+                // so a slow one cannot stall the accepting of others.
+                let (tls, inputs) = (tls.clone(), inputs.clone());
+                tokio::spawn(async move {
+                    let input = match tls_handshake(tls.accept(stream)).await {
+                        Ok((s, peer)) => {
+                            inbound.verified = Some(peer);
+                            Input::Accepted(PeerStream::Tls(Box::new(s)), inbound)
+                        }
+                        Err(why) => Input::TlsRefused {
+                            conn: None,
+                            remote: from.to_string(),
+                            why,
+                        },
+                    };
+                    let _ = inputs.send(input).await;
+                });
+            }
             Err(e) => {
                 // Out of file descriptors, usually: wait rather than spin.
                 warn!(error = %e, "accept failed");
@@ -950,19 +1294,32 @@ async fn accept_loop<T: Transport>(
 
 /// Cut the stream into frames. A header that does not decode (wrong magic, oversize
 /// length, ...) is handed to the node as it is: the node's decoder rejects it with the
-/// same error, counts it and closes the connection.
+/// same error, counts it and closes the connection. The handshake's frames may be no
+/// larger than the handshake needs; an inbound connection's `pending` slot is given back
+/// once they are read.
 async fn read_frames<R: AsyncRead + Unpin, S>(
     mut read: R,
     conn: ConnId,
     max_frame: usize,
+    mut pending: Option<PendingSlot>,
     inputs: mpsc::Sender<Input<S>>,
 ) {
+    let mut frames = 0u64;
     loop {
+        if frames == HANDSHAKE_FRAMES {
+            pending = None;
+        }
+        let limit = if frames < HANDSHAKE_FRAMES {
+            MAX_HANDSHAKE_FRAME
+        } else {
+            max_frame
+        };
+        frames += 1;
         let mut header = [0u8; HEADER_LEN];
         if read.read_exact(&mut header).await.is_err() {
             break;
         }
-        let len = match decode_header(&header, max_frame) {
+        let len = match decode_header(&header, limit) {
             Ok((_, len)) => len,
             Err(_) => {
                 let _ = inputs.send(Input::Frame(conn, header.to_vec())).await;
@@ -980,6 +1337,7 @@ async fn read_frames<R: AsyncRead + Unpin, S>(
             return;
         }
     }
+    drop(pending);
     let _ = inputs.send(Input::Closed(conn)).await;
 }
 

@@ -8,12 +8,16 @@
 //! builds.
 
 pub mod driver;
+pub mod lograte;
 pub mod metrics;
 pub mod store;
+pub mod tls;
 pub mod transport;
 
 #[cfg(not(madsim))]
 pub mod admin;
+#[cfg(not(madsim))]
+pub mod admin_guard;
 #[cfg(not(madsim))]
 pub mod agent;
 pub mod client;

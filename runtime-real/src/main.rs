@@ -33,6 +33,9 @@ enum Command {
     /// Run a node: join the cluster, keep state in --data-dir, serve the admin API.
     #[cfg(not(madsim))]
     Agent(Box<hawser_runtime::config::AgentArgs>),
+    /// Print a new random cluster cookie (256 bits, 64 hex digits), for --cookie-file:
+    /// `(umask 077; hawser keygen > cookie)`.
+    Keygen,
     /// List the members a running agent knows (asks its admin API).
     Members(ClientArgs),
     /// Show a running agent's overlay: its active and passive views.
@@ -138,6 +141,9 @@ fn vip(cmd: VipCommand) -> ExitCode {
             client,
         } => ("DELETE", vip, backend, None, client),
     };
+    if let Err(e) = c.use_token() {
+        return fail(e);
+    }
     let body = serde_json::json!({ "vip": vip, "backend": backend, "weight": weight });
     match client::send_json(&c.admin, method, "/v1/vips", &body.to_string()) {
         Ok(v) if c.json => {
@@ -170,11 +176,39 @@ pub(crate) struct ClientArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+    /// A file holding the admin API's bearer token (the agent's --admin-token-file); or
+    /// set HAWSER_ADMIN_TOKEN.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+}
+
+impl ClientArgs {
+    /// Read the token file, if one was given, for every request that follows.
+    pub(crate) fn use_token(&self) -> Result<(), String> {
+        if let Some(path) = &self.token_file {
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+            client::set_token(token.trim().to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// Fetch `path` and print it as JSON or through `table`.
 fn show(args: &ClientArgs, path: &str, table: fn(&serde_json::Value) -> String) -> ExitCode {
-    match client::get_json(&args.admin, path) {
+    if let Err(e) = args.use_token() {
+        return fail(e);
+    }
+    print_doc(args, client::get_json(&args.admin, path), table)
+}
+
+/// Print a fetched document as JSON or through `table`.
+fn print_doc(
+    args: &ClientArgs,
+    doc: Result<serde_json::Value, String>,
+    table: fn(&serde_json::Value) -> String,
+) -> ExitCode {
+    match doc {
         Ok(doc) if args.json => {
             println!("{doc}");
             ExitCode::SUCCESS
@@ -196,6 +230,15 @@ pub(crate) fn fail(e: String) -> ExitCode {
 }
 
 fn kv(cmd: KvCommand) -> ExitCode {
+    let args = match &cmd {
+        KvCommand::Get { client, .. }
+        | KvCommand::Op { client, .. }
+        | KvCommand::List { client, .. }
+        | KvCommand::Watch { client, .. } => client,
+    };
+    if let Err(e) = args.use_token() {
+        return fail(e);
+    }
     match cmd {
         KvCommand::Get { key, client: c } => {
             match client::get_json(&c.admin, &client::kv_path(&key)) {
@@ -204,7 +247,7 @@ fn kv(cmd: KvCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(v) => {
-                    println!("{key} = {v}");
+                    println!("{} = {v}", client::printable(&key));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
@@ -221,17 +264,15 @@ fn kv(cmd: KvCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(v) => {
-                    println!("{key} = {v} (durable on {})", c.admin);
+                    println!("{} = {v} (durable on {})", client::printable(&key), c.admin);
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
             }
         }
-        KvCommand::List { prefix, client: c } => show(
-            &c,
-            &format!("/v1/kv?prefix={}", client::encode(&prefix)),
-            client::kv_table,
-        ),
+        KvCommand::List { prefix, client: c } => {
+            print_doc(&c, client::kv_list(&c.admin, &prefix), client::kv_table)
+        }
         KvCommand::Watch { prefix, client: c } => {
             let path = format!("/v1/kv/watch?prefix={}", client::encode(&prefix));
             let mut ended = None;
@@ -249,7 +290,8 @@ fn kv(cmd: KvCommand) -> ExitCode {
                         }
                         "ready" => eprintln!(
                             "-- {} keys under {:?}; watching for changes (Ctrl-C to stop)",
-                            m.data["keys"], prefix
+                            m.data["keys"],
+                            client::printable(&prefix)
                         ),
                         _ => {}
                     }
@@ -269,7 +311,7 @@ fn kv(cmd: KvCommand) -> ExitCode {
 }
 
 fn cell(v: &serde_json::Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+    client::printable(&v.as_str().map_or_else(|| v.to_string(), str::to_owned))
 }
 
 fn main() -> ExitCode {
@@ -277,6 +319,16 @@ fn main() -> ExitCode {
         Command::Sim(cmd) => sim_cmd::main(cmd),
         #[cfg(not(madsim))]
         Command::Agent(args) => hawser_runtime::agent::main(*args),
+        Command::Keygen => match hawser_runtime::config::keygen() {
+            Ok(key) => {
+                println!("{key}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hawser keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Members(args) => show(&args, "/v1/members", client::members_table),
         Command::Overlay(args) => show(&args, "/v1/overlay", client::overlay_table),
         Command::Route { node, client } => show(

@@ -37,11 +37,16 @@ pub struct Metrics {
     auth_failures: Counter,
     decode_errors: Counter,
     handshake_timeouts: Counter,
+    duplicate_ids: Counter,
+    refused_by_peer: Counter,
     evictions: Counter,
     messages_sent: Family<Labels, Counter>,
     messages_received: Family<Labels, Counter>,
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
+    pub pending_refused: Counter,
+    pub admin_connections_refused: Counter,
+    pub log_lines_suppressed: Counter,
     pub connect_failures: Counter,
     pub queue_drops: Counter,
     pub store_records: Counter,
@@ -59,6 +64,9 @@ pub struct Metrics {
     kv_undisseminated: Counter,
     /// The L4 load balancer's metrics.
     pub lb: LbMetrics,
+    kv_pieced_sent: Counter,
+    kv_pieced_received: Counter,
+    kv_unreplicable: Counter,
 }
 
 impl Metrics {
@@ -84,11 +92,16 @@ impl Metrics {
             auth_failures: Counter::default(),
             decode_errors: Counter::default(),
             handshake_timeouts: Counter::default(),
+            duplicate_ids: Counter::default(),
+            refused_by_peer: Counter::default(),
             evictions: Counter::default(),
             messages_sent: Family::default(),
             messages_received: Family::default(),
             connections_accepted: Counter::default(),
             connections_refused: Counter::default(),
+            pending_refused: Counter::default(),
+            admin_connections_refused: Counter::default(),
+            log_lines_suppressed: Counter::default(),
             connect_failures: Counter::default(),
             queue_drops: Counter::default(),
             store_records: Counter::default(),
@@ -107,6 +120,9 @@ impl Metrics {
             kv_bad_deltas: Counter::default(),
             kv_undisseminated: Counter::default(),
             lb: LbMetrics::default(),
+            kv_pieced_sent: Counter::default(),
+            kv_pieced_received: Counter::default(),
+            kv_unreplicable: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -142,13 +158,23 @@ impl Metrics {
         r.register("bytes_out", "Bytes sent in frames", m.bytes_out.clone());
         r.register(
             "auth_failures",
-            "Peers that failed the cookie proof or sent a frame with a bad MAC",
+            "Peers that failed the cookie proof or their TLS certificate, or sent a frame that did not open",
             m.auth_failures.clone(),
         );
         r.register(
             "decode_errors",
             "Frames or messages that did not decode (the connection was closed)",
             m.decode_errors.clone(),
+        );
+        r.register(
+            "duplicate_ids",
+            "Links refused because a node with the same name was linked from another address",
+            m.duplicate_ids.clone(),
+        );
+        r.register(
+            "refused_by_peer",
+            "Links a peer refused after the handshake (another node has this node's name)",
+            m.refused_by_peer.clone(),
         );
         r.register(
             "handshake_timeouts",
@@ -179,6 +205,22 @@ impl Metrics {
             "connections_refused",
             "Inbound connections closed at once because max_connections were open",
             m.connections_refused.clone(),
+        );
+        r.register(
+            "pending_refused",
+            "Inbound connections closed at once because their source already had \
+             max_pending_per_source connections in their handshake",
+            m.pending_refused.clone(),
+        );
+        r.register(
+            "admin_connections_refused",
+            "Admin API connections closed at once because admin_api.max_connections were open",
+            m.admin_connections_refused.clone(),
+        );
+        r.register(
+            "log_lines_suppressed",
+            "Refusal log lines left out by the per-kind rate limit (counted, not written)",
+            m.log_lines_suppressed.clone(),
         );
         r.register(
             "connect_failures",
@@ -247,6 +289,21 @@ impl Metrics {
             "Local KV deltas too large to multicast (anti-entropy carries them)",
             m.kv_undisseminated.clone(),
         );
+        r.register(
+            "kv_pieced_sent",
+            "Values anti-entropy sent in pieces (larger than a frame)",
+            m.kv_pieced_sent.clone(),
+        );
+        r.register(
+            "kv_pieced_received",
+            "Values received in pieces and merged",
+            m.kv_pieced_received.clone(),
+        );
+        r.register(
+            "kv_unreplicable",
+            "Times anti-entropy could not send a value larger than max_repair_value",
+            m.kv_unreplicable.clone(),
+        );
         m.lb.register(r);
         extra(&mut registry);
         Arc::new(Metrics { registry, ..m })
@@ -261,6 +318,8 @@ impl Metrics {
         set(&self.auth_failures, stats.auth_failures);
         set(&self.decode_errors, stats.decode_errors);
         set(&self.handshake_timeouts, stats.handshake_timeouts);
+        set(&self.duplicate_ids, stats.duplicate_ids);
+        set(&self.refused_by_peer, stats.refused_by_peer);
         set(&self.evictions, counters.evictions);
         for kind in Kind::ALL {
             let labels = vec![("kind".to_owned(), format!("{kind:?}"))];
@@ -288,6 +347,9 @@ impl Metrics {
         set(&self.kv_push_rounds, counters.push_rounds);
         set(&self.kv_bad_deltas, counters.bad_deltas);
         set(&self.kv_undisseminated, counters.undisseminated);
+        set(&self.kv_pieced_sent, counters.pieced_sent);
+        set(&self.kv_pieced_received, counters.pieced_received);
+        set(&self.kv_unreplicable, counters.unreplicable);
     }
 
     pub fn observe_sync(&self, took: Duration) {

@@ -70,7 +70,7 @@ fn invalid_settings_are_named() {
     std::fs::write(
         &file,
         "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
-         cookie = \"c\"\n[membership]\nping_interval_ms = 0\n",
+         cookie = \"a-cookie-of-16-bytes\"\n[membership]\nping_interval_ms = 0\n",
     )
     .unwrap();
     let (code, err) = run(&["agent", "--config", file.to_str().unwrap()]);
@@ -140,7 +140,7 @@ fn a_peer_with_the_wrong_cookie_gets_no_link() {
     a.start();
     let mut b = Agent::new(dir.path(), "b");
     b.join = vec![a.listen.clone()];
-    b.cookie = "another-cookie".into();
+    b.cookie = "another-cookie-24-bytes".into();
     b.start();
     wait_for("the cookie refusal to be counted", 10, || {
         let failures =
@@ -197,8 +197,11 @@ fn admin_refuses_invalid_requests_clearly() {
     assert!(body.contains("no such endpoint: GET /v1/nope"), "{body}");
     let (status, body) = raw_http(
         &a.admin,
-        "POST /v1/members HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: 9\r\nConnection: close\r\n\r\n{not json",
+        &format!(
+            "POST /v1/members HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: 9\r\nConnection: close\r\n\r\n{{not json",
+            a.admin
+        ),
     )
     .unwrap();
     assert_eq!(status, 405);
@@ -322,4 +325,42 @@ fn kill9_then_restart_recovers_the_persisted_passive_view() {
     wait_for("a to rejoin the overlay", 20, || {
         (!agents[0].active().is_empty()).then_some(())
     });
+}
+
+/// The demo's partition (the driver's deny list) is crate-private, and nothing a user of
+/// the agent can set reaches it: no flag, no config setting, no endpoint.
+#[test]
+fn the_demo_partition_is_unreachable_from_flags_config_and_api() {
+    let help = hawser().args(["agent", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_lowercase();
+    assert!(
+        !help.contains("deny") && !help.contains("partition"),
+        "{help}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.toml");
+    for setting in [
+        "deny = [\"127.0.0.1:1\"]",
+        "[transport]\ndeny = [\"127.0.0.1:1\"]",
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
+                 cookie = \"a-cookie-of-16-bytes\"\n{setting}\n"
+            ),
+        )
+        .unwrap();
+        let (code, err) = run(&["agent", "--config", file.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{setting}: {err}");
+        assert!(err.contains("deny"), "{err}");
+    }
+
+    let mut a = Agent::new(dir.path(), "a");
+    a.start();
+    for path in ["/v1/deny", "/v1/partition", "/v1/admin/deny"] {
+        let (status, _) = common::post(&a.admin, path, "[\"127.0.0.1:1\"]").unwrap();
+        assert_eq!(status, 404, "{path}");
+    }
 }

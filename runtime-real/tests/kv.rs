@@ -73,7 +73,10 @@ fn a_write_on_one_agent_is_read_on_the_others_and_bad_requests_are_refused() {
     // Wrong method on a key: 405 naming what is allowed.
     let (status, body) = common::raw_http(
         &agents[0].admin,
-        "DELETE /v1/kv/erlang_users HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        &format!(
+            "DELETE /v1/kv/erlang_users HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            agents[0].admin
+        ),
     )
     .unwrap();
     assert_eq!(status, 405, "{body}");

@@ -69,7 +69,7 @@ fn vip_add(ns: &str, admin: &str, backend: &str) {
 fn vip_write(ns: &str, admin: &str, method: &str, vip: &str, backend: &str) {
     let body = format!(r#"{{"vip":"{vip}","backend":"{backend}"}}"#);
     let request = format!(
-        "{method} /v1/vips HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "{method} /v1/vips HTTP/1.1\r\nHost: {admin}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );

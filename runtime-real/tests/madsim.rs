@@ -47,7 +47,9 @@ async fn agent(i: usize, dir: PathBuf, handles: Handles) {
         membership: Default::default(),
         max_frame: DriverConfig::default().max_frame,
     };
-    let node = spec.build(&snapshot, madsim::rand::random()).unwrap();
+    let node = spec
+        .build(&snapshot, madsim::rand::random::<u64>())
+        .unwrap();
     let listener = Tcp::bind(addr(i)).await.unwrap();
     let (driver, handle) = Driver::<Tcp>::new(
         node,

@@ -120,13 +120,15 @@ impl Crdt for CounterStore {
     }
 }
 
-/// An integer, saturated at the ends of JSON's 64-bit integer range (reaching them takes
-/// several actors each counting past 2^63).
+/// The exact value: a JSON integer where one of 64 bits holds it, a decimal string
+/// beyond (reaching that takes several actors each counting past 2^63). A number pinned
+/// at `u64::MAX` would look like a value no replica ever held.
 pub(crate) fn counter_json(v: i128) -> serde_json::Value {
-    let n = if v < 0 {
-        serde_json::Number::from(i64::try_from(v).unwrap_or(i64::MIN))
+    if let Ok(n) = i64::try_from(v) {
+        serde_json::Value::from(n)
+    } else if let Ok(n) = u64::try_from(v) {
+        serde_json::Value::from(n)
     } else {
-        serde_json::Number::from(u64::try_from(v).unwrap_or(u64::MAX))
-    };
-    serde_json::Value::Number(n)
+        serde_json::Value::String(v.to_string())
+    }
 }

@@ -27,6 +27,8 @@ use super::register::{RegisterOp, RegisterStore};
 use super::store::{Crdt, DotStore, merge_map, restrict_map};
 use super::{CausalContext, Dot, Error, MAX_DEPTH};
 
+mod decode;
+
 /// The type half of a field's key. The JSON names are `counter`, `set`, `register`,
 /// `flag` (enable-wins) and `map`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -191,8 +193,9 @@ impl<S: DotStore> DotStore for Field<S> {
 }
 
 /// The map's state. One collection per field type keeps a field's name, type and content
-/// consistent by construction, even in state decoded from a peer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// consistent by construction, even in state decoded from a peer. Its decoder
+/// ([`decode`]) bounds the nesting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MapStore {
     counters: BTreeMap<String, Field<CounterStore>>,
     sets: BTreeMap<String, Field<OrswotStore>>,

@@ -22,7 +22,10 @@
 //!
 //! # Canonical JSON
 //!
-//! Values (`to_json`): counter → integer; set → sorted array of strings; register → its
+//! Values (`to_json`): counter → integer (exact: a counter is the i128 sum of per-actor
+//! u64 totals; beyond JSON's 64-bit integers, from below -2^63 or from 2^64 on, it is
+//! written as a decimal string, so a reader never takes a clamped number for the value);
+//! set → sorted array of strings; register → its
 //! string, or `null` if never written; flag → bool; map → object keyed `"name:type"`, with
 //! type one of `counter`, `set`, `register`, `flag`, `map`.
 //!

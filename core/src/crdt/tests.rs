@@ -621,6 +621,37 @@ fn nesting_is_bounded_in_parse_and_apply() {
     m.apply(actor(1), &ok).unwrap();
 }
 
+/// The encoding of a map whose maps nest `depth` levels (each level one field `m`),
+/// written by hand so that no encoder recursion is needed to build a hostile one.
+fn nested_map_bytes(depth: usize) -> Vec<u8> {
+    let empty = crate::wire::encode(&Map::new());
+    // An empty store is five empty collections; the context follows it.
+    let (store, context) = empty.split_at(5);
+    assert_eq!(store, [0; 5]);
+    let mut bytes = Vec::new();
+    for _ in 0..depth {
+        // counters, sets, registers, flags: empty; maps: one entry "m" -> Field {
+        // dots: empty, store: the next level }.
+        bytes.extend_from_slice(&[0, 0, 0, 0, 1, 1, b'm', 0]);
+    }
+    bytes.extend_from_slice(store);
+    bytes.extend_from_slice(context);
+    bytes
+}
+
+/// A peer's delta or anti-entropy value is decoded, not parsed from JSON: its nesting is
+/// bounded while decoding, so a small, deep value is an error instead of a stack
+/// overflow that aborts the process.
+#[test]
+fn nesting_is_bounded_while_decoding() {
+    let ok: Map = crate::wire::decode(&nested_map_bytes(MAX_DEPTH)).unwrap();
+    assert_eq!(crate::wire::encode(&ok), nested_map_bytes(MAX_DEPTH));
+    let err = crate::wire::decode::<Map>(&nested_map_bytes(MAX_DEPTH + 1)).unwrap_err();
+    assert!(err.to_string().contains("nested deeper"), "{err}");
+    let hostile = nested_map_bytes(1_000_000);
+    assert!(crate::wire::decode::<Map>(&hostile).is_err());
+}
+
 #[test]
 fn empty_ops_are_refused() {
     let mut m = Map::new();
@@ -651,11 +682,39 @@ fn counter_overflow_is_an_error() {
         Err(Error::Overflow)
     );
     assert_eq!(c, before);
-    // Other actors add on top; the value is exact (i128) and the JSON saturates.
+    // Other actors add on top; the value is exact (i128), and so is its JSON.
     c.apply(actor(2), &CounterOp::Increment(amount(u64::MAX)))
         .unwrap();
     assert_eq!(c.value(), 2 * i128::from(u64::MAX));
-    assert_eq!(c.to_json(), json!(u64::MAX));
+    assert_eq!(c.to_json(), json!("36893488147419103230"));
+}
+
+/// 2^63 added on two nodes is 2^64: one more than JSON's largest 64-bit integer. It used
+/// to read 18446744073709551615 everywhere, a value nobody wrote.
+#[test]
+fn counter_json_is_exact_at_the_edges_of_64_bits() {
+    let value = |ops: &[(u64, CounterOp)]| {
+        let mut c = Counter::new();
+        for (a, op) in ops {
+            c.apply(actor(*a), op).unwrap();
+        }
+        c.to_json()
+    };
+    let inc = |n: u64| CounterOp::Increment(amount(n));
+    let dec = |n: u64| CounterOp::Decrement(amount(n));
+    assert_eq!(
+        value(&[(1, inc(1 << 63)), (2, inc(1 << 63))]),
+        json!("18446744073709551616")
+    );
+    assert_eq!(
+        value(&[(1, inc(u64::MAX - 1)), (2, inc(1))]),
+        json!(u64::MAX)
+    );
+    assert_eq!(value(&[(1, dec(1 << 63))]), json!(i64::MIN));
+    assert_eq!(
+        value(&[(1, dec(1 << 63)), (2, dec(1))]),
+        json!("-9223372036854775809")
+    );
 }
 
 // ---------------------------------------------------------------------------------------

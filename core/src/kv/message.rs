@@ -24,6 +24,15 @@ pub enum KvMessage {
     Entries { entries: Vec<(String, Map)> },
     /// Step 3: send me your values of these keys.
     Want { keys: Vec<String> },
+    /// Step 3, for a value too large for one frame: `bytes` of the encoded value, from
+    /// `offset`, of `total` bytes in all. A key's pieces go in order, one after another;
+    /// the receiver merges the value once the last one is in.
+    Piece {
+        key: String,
+        total: u64,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 impl KvMessage {
@@ -57,6 +66,19 @@ impl KvMessage {
             }
             KvMessage::Want { keys } if keys.len() > MAX_BATCH || !keys.iter().all(key_ok) => {
                 bad("bad want")
+            }
+            KvMessage::Piece {
+                key,
+                total,
+                offset,
+                bytes,
+            } if !key_ok(key)
+                || bytes.is_empty()
+                || offset
+                    .checked_add(bytes.len() as u64)
+                    .is_none_or(|end| end > *total) =>
+            {
+                bad("bad piece")
             }
             _ => Ok(msg),
         }

@@ -59,6 +59,13 @@ pub struct KvConfig {
     pub ae_first_ms: u64,
     /// Period of anti-entropy rounds (jittered by up to a fifth).
     pub ae_period_ms: u64,
+    /// Largest value anti-entropy carries, in pieces if it exceeds a frame. Local ops
+    /// stop at `max_value`, but a merge of concurrent ops can grow a value past it (five
+    /// nodes adding to one set); such a value still reaches every node, up to this size.
+    /// A larger one cannot be replicated: it is counted (`unreplicable`) and reported
+    /// ([`KvEvent::Unreplicable`]) each time a round would send it. A receiver holds at
+    /// most one value in assembly per neighbour.
+    pub max_repair_value: usize,
 }
 
 impl Default for KvConfig {
@@ -69,6 +76,7 @@ impl Default for KvConfig {
             max_pending: 10_000,
             ae_first_ms: 200,
             ae_period_ms: 5_000,
+            max_repair_value: 8 << 20,
         }
     }
 }
@@ -86,6 +94,12 @@ impl KvConfig {
         }
         if self.max_pending == 0 {
             return Err("kv max_pending must be at least 1".into());
+        }
+        if self.max_repair_value < self.max_value {
+            return Err(format!(
+                "kv max_repair_value = {}: must be at least max_value ({})",
+                self.max_repair_value, self.max_value
+            ));
         }
         if self.ae_period_ms < 100 {
             return Err(format!(
@@ -125,6 +139,13 @@ pub enum KvEvent {
     Changed { key: String, value: Map },
     /// Deliver this to every node (a `KvMessage::Delta`, encoded): the stack spreads it.
     Disseminate(Vec<u8>),
+    /// A value anti-entropy should send is larger than `max_repair_value`: it cannot
+    /// reach the neighbour, which keeps an older value or none.
+    Unreplicable {
+        key: String,
+        size: usize,
+        max: usize,
+    },
 }
 
 /// Why an op was refused. Nothing was applied.
@@ -180,6 +201,11 @@ pub struct KvCounters {
     pub undisseminated: u64,
     /// Disseminated deltas that did not decode (ignored, and counted).
     pub bad_deltas: u64,
+    /// Values sent in pieces (larger than a frame), and received whole that way.
+    pub pieced_sent: u64,
+    pub pieced_received: u64,
+    /// Times a round could not send a value: larger than `max_repair_value`.
+    pub unreplicable: u64,
 }
 
 type Cx<'a, 'b> = Ctx<'a, KvTimer, KvEvent>;
@@ -197,6 +223,8 @@ pub struct Kv {
     pending: BTreeMap<PersistSeq, (Ticket, String, Map)>,
     ae_timer: Option<TimerId>,
     counters: KvCounters,
+    /// A value arriving in pieces, per neighbour: its key, total size, bytes so far.
+    assembling: BTreeMap<NodeId, (String, u64, Vec<u8>)>,
 }
 
 impl Kv {
@@ -233,6 +261,7 @@ impl Kv {
             pending: BTreeMap::new(),
             ae_timer: None,
             counters,
+            assembling: BTreeMap::new(),
         })
     }
 
@@ -437,6 +466,7 @@ impl Kv {
 
     pub fn neighbor_down(&mut self, peer: NodeId) {
         self.neighbors.remove(&peer);
+        self.assembling.remove(&peer);
     }
 
     fn send(&self, ctx: &mut Cx<'_, '_>, peer: NodeId, msg: &KvMessage) {
@@ -472,8 +502,14 @@ impl Kv {
         }
     }
 
-    /// Send `entries` in batches no bigger than a frame allows.
-    fn send_entries(&self, ctx: &mut Cx<'_, '_>, peer: NodeId, keys: impl Iterator<Item = String>) {
+    /// Send `entries` in batches no bigger than a frame allows; a value larger than that
+    /// alone goes in pieces.
+    fn send_entries(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        peer: NodeId,
+        keys: impl Iterator<Item = String>,
+    ) {
         let budget = ctx.max_message() / 2;
         let mut batch = Vec::new();
         let mut size = 0;
@@ -481,7 +517,12 @@ impl Kv {
             let Some(entry) = self.store.get(&key) else {
                 continue;
             };
-            let len = wire::encode(&entry.map).len() + key.len();
+            let encoded = wire::encode(&entry.map);
+            let len = encoded.len() + key.len();
+            if len > budget {
+                self.send_pieces(ctx, peer, key, &encoded, budget);
+                continue;
+            }
             if !batch.is_empty() && (size + len > budget || batch.len() == MAX_BATCH) {
                 self.send(
                     ctx,
@@ -498,6 +539,79 @@ impl Kv {
         if !batch.is_empty() {
             self.send(ctx, peer, &KvMessage::Entries { entries: batch });
         }
+    }
+
+    /// Send one value too large for a frame as consecutive pieces of at most `budget`
+    /// bytes (less its key), or count and report it if it exceeds `max_repair_value`.
+    fn send_pieces(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        peer: NodeId,
+        key: String,
+        encoded: &[u8],
+        budget: usize,
+    ) {
+        let max = self.cfg.max_repair_value;
+        if encoded.len() > max {
+            self.counters.unreplicable += 1;
+            ctx.emit(KvEvent::Unreplicable {
+                key,
+                size: encoded.len(),
+                max,
+            });
+            return;
+        }
+        self.counters.pieced_sent += 1;
+        let piece = budget.saturating_sub(key.len() + 64).max(1);
+        let total = encoded.len() as u64;
+        for (i, bytes) in encoded.chunks(piece).enumerate() {
+            let msg = KvMessage::Piece {
+                key: key.clone(),
+                total,
+                offset: (i * piece) as u64,
+                bytes: bytes.to_vec(),
+            };
+            self.send(ctx, peer, &msg);
+        }
+    }
+
+    /// A piece of a large value from `from`: kept if it continues the value in assembly
+    /// (or starts one, dropping an unfinished one), merged once complete. Returns
+    /// whether the merge changed the key.
+    fn on_piece(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        from: NodeId,
+        key: String,
+        total: u64,
+        offset: u64,
+        bytes: Vec<u8>,
+    ) -> Result<bool, WireError> {
+        if total > self.cfg.max_repair_value as u64 {
+            return Err(WireError::Payload(format!(
+                "kv: a value of {total} bytes in pieces, more than {}",
+                self.cfg.max_repair_value
+            )));
+        }
+        if offset == 0 {
+            self.assembling
+                .insert(from, (key.clone(), total, Vec::new()));
+        }
+        let Some((k, t, buf)) = self.assembling.get_mut(&from) else {
+            return Err(WireError::Payload("kv: a piece without its start".into()));
+        };
+        if *k != key || *t != total || buf.len() as u64 != offset {
+            self.assembling.remove(&from);
+            return Err(WireError::Payload("kv: a piece out of order".into()));
+        }
+        buf.extend_from_slice(&bytes);
+        if (buf.len() as u64) < total {
+            return Ok(false);
+        }
+        let (key, _, buf) = self.assembling.remove(&from).expect("just used");
+        let map: Map = wire::decode(&buf)?;
+        self.counters.pieced_received += 1;
+        Ok(self.merge(ctx, &key, &map))
     }
 
     /// An anti-entropy message from a neighbour.
@@ -587,6 +701,18 @@ impl Kv {
             }
             KvMessage::Want { keys } => {
                 self.send_entries(ctx, from, keys.into_iter());
+                Ok(())
+            }
+            KvMessage::Piece {
+                key,
+                total,
+                offset,
+                bytes,
+            } => {
+                if self.on_piece(ctx, from, key, total, offset, bytes)? {
+                    self.counters.repaired_keys += 1;
+                    self.push_repairs(from, ctx);
+                }
                 Ok(())
             }
         }

@@ -105,7 +105,9 @@ impl Store {
     }
 
     /// Apply `op` as `actor`. The whole op applies or nothing does (the CRDT library
-    /// applies to a copy); `max_value` bounds the encoded size of the result.
+    /// applies to a copy); `max_value` bounds the encoded size of the result, unless the
+    /// op shrinks it: merges of concurrent ops can take a value past the bound, and
+    /// removing what made it so big must stay possible.
     pub fn apply(
         &mut self,
         key: &str,
@@ -118,9 +120,10 @@ impl Store {
             .get(key)
             .map(|e| e.map.clone())
             .unwrap_or_default();
+        let before = wire::encode(&map).len();
         let delta = map.apply(actor, op).map_err(StoreError::Crdt)?;
         let size = wire::encode(&map).len();
-        if size > max_value {
+        if size > max_value && size > before {
             return Err(StoreError::TooLarge {
                 size,
                 max: max_value,
@@ -162,4 +165,48 @@ impl Store {
 pub enum StoreError {
     Crdt(CrdtError),
     TooLarge { size: usize, max: usize },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{FieldOp, SetOp, TypedOp};
+    use crate::id::NodeId;
+
+    fn set_op(op: SetOp) -> MapOp {
+        MapOp::Update(vec![FieldOp::Update {
+            name: "s".into(),
+            op: TypedOp::Set(op),
+        }])
+    }
+
+    /// Two replicas' adds, each under the limit, merge into a value over it. Every op
+    /// that grows it is refused; one that shrinks it goes through (it used to get 413
+    /// too, so only deleting the whole field was left).
+    #[test]
+    fn an_oversize_merged_value_can_still_shrink() {
+        const MAX: usize = 4096;
+        let items = |a: u64| {
+            (0..150)
+                .map(|i| format!("item-{a}-{i:04}"))
+                .collect::<Vec<_>>()
+        };
+        let mut merged = Map::new();
+        for a in [1, 2] {
+            let mut m = Map::new();
+            m.apply(Actor::new(NodeId(a), 1), &set_op(SetOp::AddAll(items(a))))
+                .unwrap();
+            assert!(wire::encode(&m).len() <= MAX);
+            merged.merge(&m);
+        }
+        assert!(wire::encode(&merged).len() > MAX);
+        let mut store = Store::default();
+        store.merge("k", &merged);
+        let me = Actor::new(NodeId(3), 1);
+        let grow = store.apply("k", me, &set_op(SetOp::Add("more".into())), MAX);
+        assert!(matches!(grow, Err(StoreError::TooLarge { .. })));
+        let shrink = store.apply("k", me, &set_op(SetOp::RemoveAll(items(1))), MAX);
+        assert!(shrink.is_ok(), "{:?}", shrink.err());
+        assert!(wire::encode(&store.get("k").unwrap().map).len() <= MAX);
+    }
 }

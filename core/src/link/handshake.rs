@@ -1,33 +1,57 @@
-//! The cryptography of a link: the cookie proof and the per-frame MAC.
+//! The cryptography of a link: a password-authenticated key exchange on the cookie, key
+//! confirmation, and an AEAD record layer.
 //!
-//! Modelled on Erlang's distribution handshake, made symmetric and bound to identities:
+//! 1. On connect, both ends send a [`Hello`]: link version, node id, listen address, and
+//!    a SPAKE2 message made from a fresh ephemeral scalar and the cookie (the initiator
+//!    plays SPAKE2's side A, the responder side B).
+//! 2. On the peer's hello, each end finishes SPAKE2. Both get the same 32-byte secret
+//!    only if both used the same cookie; a party without the cookie gets one guess per
+//!    connection it runs, and a transcript — captured or provoked — lets nobody test a
+//!    guess offline (which HMAC proofs keyed by the cookie alone did: whoever received
+//!    a proof could try a dictionary against it). HKDF-SHA256 over that secret, salted
+//!    with a hash of both hellos, gives each role a confirmation key and each direction a
+//!    data key.
+//! 3. Each end sends a proof: HMAC-SHA256 under its role's confirmation key over the
+//!    transcript hash, and checks the peer's in constant time. The transcript binds both
+//!    identities and both SPAKE2 messages, so a proof cannot be replayed on another link
+//!    or reflected back at its sender.
+//! 4. Every data frame is ChaCha20-Poly1305 under the direction's key, with the frame's
+//!    sequence number as the nonce. The transport is ordered, so a replayed, reordered,
+//!    dropped or injected frame fails to open and the link is closed. The scalars are
+//!    ephemeral, so a cookie that leaks later does not open recorded traffic.
 //!
-//! 1. On connect, both ends send a [`Hello`] (link version, node id, listen address, a
-//!    fresh 32-byte nonce).
-//! 2. On receiving the peer's hello, each end sends a proof: HMAC-SHA256 keyed by the
-//!    cookie over a role label and both hellos (initiator's first). The transcript binds
-//!    both identities and both nonces, so a proof cannot be replayed on another link or
-//!    reflected back at its sender.
-//! 3. Each end checks the peer's proof in constant time. Then both derive one session key
-//!    per direction from the cookie and the transcript; every data frame carries a 16-byte
-//!    MAC over an implicit sequence number and the body. The transport is ordered, so a
-//!    replayed, reordered, dropped or injected frame fails the MAC and the link is closed.
+//! All randomness comes from the node's RNG, so the simulator runs this very code,
+//! deterministically.
 
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
+use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use spake2::{Ed25519Group, Identity, Password, Spake2};
 
 use super::Cookie;
 use crate::id::{Addr, NodeId};
+use crate::rng::{CryptoRng06, NodeRng};
+use crate::wire::Bounded;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Version of the link protocol (handshake and sealing). Peers must agree exactly.
-pub const LINK_VERSION: u16 = 1;
-/// Bytes of MAC appended to every data frame.
+/// Version of the link protocol (handshake and record layer). Peers must agree exactly.
+/// 1 was HMAC proofs keyed by the cookie and MAC-only frames.
+pub const LINK_VERSION: u16 = 2;
+/// Bytes of authentication tag appended to every data frame.
 pub const TAG_LEN: usize = 16;
 /// Bytes of a handshake proof.
 pub const PROOF_LEN: usize = 32;
+/// Bytes of a SPAKE2 message over Ed25519 (a side byte and a point).
+pub const PAKE_LEN: usize = 33;
+
+/// SPAKE2's identities: the roles, not the nodes (the hellos carry the nodes' ids and are
+/// bound into every key through the transcript hash).
+const ID_INITIATOR: &[u8] = b"hawser/link/v2 initiator";
+const ID_RESPONDER: &[u8] = b"hawser/link/v2 responder";
 
 /// The first frame each end of a connection sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,10 +60,11 @@ pub struct Hello {
     pub node: NodeId,
     /// Where this node accepts links (so an inbound link can be dialled back later).
     pub addr: Addr,
-    pub nonce: [u8; 32],
+    /// This end's SPAKE2 message.
+    pub pake: Bounded<u8, PAKE_LEN>,
 }
 
-/// Which end of a connection a node is; part of every MAC so no message can be
+/// Which end of a connection a node is; part of every key, so no message can be
 /// reflected to its sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -54,6 +79,51 @@ impl Role {
             Role::Responder => b"responder",
         }
     }
+
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Initiator => Role::Responder,
+            Role::Responder => Role::Initiator,
+        }
+    }
+}
+
+/// Why a peer's hello cannot complete the key exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PakeError {
+    /// Not a SPAKE2 message of the peer's side (wrong length, our own side reflected, or
+    /// not a curve point).
+    BadMessage,
+}
+
+/// One end's half of the key exchange, between sending its hello and reading the peer's.
+pub struct Pake {
+    role: Role,
+    state: Spake2<Ed25519Group>,
+}
+
+impl Pake {
+    /// Start the exchange: the state to keep, and the message for our hello.
+    pub fn start(cookie: &Cookie, role: Role, rng: &mut NodeRng) -> (Pake, Vec<u8>) {
+        let password = Password::new(cookie.as_bytes());
+        let (a, b) = (Identity::new(ID_INITIATOR), Identity::new(ID_RESPONDER));
+        let rng = CryptoRng06(rng);
+        let (state, msg) = match role {
+            Role::Initiator => Spake2::start_a_with_rng(&password, &a, &b, rng),
+            Role::Responder => Spake2::start_b_with_rng(&password, &a, &b, rng),
+        };
+        (Pake { role, state }, msg)
+    }
+
+    /// Finish with the peer's SPAKE2 message and derive the link's keys, bound to both
+    /// hellos as they went over the wire.
+    pub fn finish(self, peer_msg: &[u8], transcript: &Transcript<'_>) -> Result<Keys, PakeError> {
+        let secret = self
+            .state
+            .finish(peer_msg)
+            .map_err(|_| PakeError::BadMessage)?;
+        Ok(Keys::derive(self.role, &secret, transcript))
+    }
 }
 
 /// Both hellos as they went over the wire, initiator's first.
@@ -63,104 +133,145 @@ pub struct Transcript<'a> {
 }
 
 impl Transcript<'_> {
-    fn mac(&self, cookie: &Cookie, label: &[u8], role: Role) -> HmacSha256 {
-        let mut mac =
-            HmacSha256::new_from_slice(cookie.as_bytes()).expect("HMAC accepts keys of any length");
-        for part in [b"hawser/link/v1/".as_slice(), label, role.label()] {
-            mac.update(part);
-        }
+    fn hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"hawser/link/v2 transcript");
         for hello in [self.initiator_hello, self.responder_hello] {
-            mac.update(&(hello.len() as u32).to_be_bytes());
-            mac.update(hello);
+            h.update((hello.len() as u32).to_be_bytes());
+            h.update(hello);
         }
+        h.finalize().into()
+    }
+}
+
+/// What the key exchange gave one end: confirmation keys for both roles and data keys for
+/// both directions (index 0: the initiator's, 1: the responder's).
+pub struct Keys {
+    role: Role,
+    hash: [u8; 32],
+    confirm: [[u8; 32]; 2],
+    data: [[u8; 32]; 2],
+}
+
+fn index(role: Role) -> usize {
+    match role {
+        Role::Initiator => 0,
+        Role::Responder => 1,
+    }
+}
+
+impl Keys {
+    /// The keys of `role` from the SPAKE2 secret, bound to both hellos as they went over
+    /// the wire.
+    fn derive(role: Role, secret: &[u8], transcript: &Transcript<'_>) -> Keys {
+        let hash = transcript.hash();
+        let hkdf = Hkdf::<Sha256>::new(Some(&hash), secret);
+        let expand = |what: &[u8], role: Role| {
+            let mut key = [0u8; 32];
+            hkdf.expand_multi_info(&[b"hawser/link/v2 ", what, b" ", role.label()], &mut key)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            key
+        };
+        Keys {
+            role,
+            hash,
+            confirm: [
+                expand(b"confirm", Role::Initiator),
+                expand(b"confirm", Role::Responder),
+            ],
+            data: [
+                expand(b"data", Role::Initiator),
+                expand(b"data", Role::Responder),
+            ],
+        }
+    }
+
+    fn mac(&self, role: Role) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.confirm[index(role)])
+            .expect("HMAC accepts keys of any length");
+        mac.update(&self.hash);
         mac
     }
 
-    /// The proof that the node in `role` holds `cookie`.
-    pub fn proof(&self, cookie: &Cookie, role: Role) -> [u8; PROOF_LEN] {
-        self.mac(cookie, b"proof", role)
-            .finalize()
-            .into_bytes()
-            .into()
+    /// Our proof that we derived the same keys, i.e. hold the cookie.
+    pub fn proof(&self) -> [u8; PROOF_LEN] {
+        self.mac(self.role).finalize().into_bytes().into()
     }
 
     /// Check the peer's proof in constant time.
-    pub fn verify(&self, cookie: &Cookie, peer_role: Role, proof: &[u8]) -> bool {
-        self.mac(cookie, b"proof", peer_role)
-            .verify_slice(proof)
-            .is_ok()
+    pub fn verify(&self, proof: &[u8]) -> bool {
+        self.mac(self.role.peer()).verify_slice(proof).is_ok()
     }
 
-    /// The session keys for the sealer (frames we send) and opener (frames we receive).
-    pub fn session(&self, cookie: &Cookie, me: Role) -> (Sealer, Opener) {
-        let key = |sender: Role| -> HmacSha256 {
-            let k = self.mac(cookie, b"session", sender).finalize().into_bytes();
-            HmacSha256::new_from_slice(&k).expect("HMAC accepts keys of any length")
-        };
-        let peer = match me {
-            Role::Initiator => Role::Responder,
-            Role::Responder => Role::Initiator,
-        };
+    /// The record layer: a sealer for frames we send and an opener for frames we receive.
+    pub fn session(&self) -> (Sealer, Opener) {
+        let cipher = |role: Role| ChaCha20Poly1305::new(&self.data[index(role)].into());
         (
             Sealer {
-                key: key(me),
+                cipher: cipher(self.role),
                 seq: 0,
             },
             Opener {
-                key: key(peer),
+                cipher: cipher(self.role.peer()),
                 seq: 0,
             },
         )
     }
 }
 
-fn tag(key: &HmacSha256, seq: u64, body: &[u8]) -> HmacSha256 {
-    let mut mac = key.clone();
-    mac.update(&seq.to_be_bytes());
-    mac.update(body);
-    mac
+/// The nonce of the `seq`-th frame in one direction. Each direction has its own key, so
+/// a counter never repeats under a key.
+fn nonce(seq: u64) -> Nonce {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&seq.to_be_bytes());
+    n.into()
 }
 
-/// Appends a MAC to each outgoing frame body.
+/// Encrypts and authenticates each outgoing frame body.
 pub struct Sealer {
-    key: HmacSha256,
+    cipher: ChaCha20Poly1305,
     seq: u64,
 }
 
 impl Sealer {
     /// Seal the concatenation of `parts` (so a caller can prepend a header without
-    /// copying the body first).
-    pub fn seal(&mut self, parts: &[&[u8]]) -> Vec<u8> {
-        let mut mac = self.key.clone();
-        mac.update(&self.seq.to_be_bytes());
+    /// copying the body first): ciphertext, then the tag. `None` once 2^64 frames went
+    /// out under this key — a nonce must never repeat, so the link has to be remade.
+    pub fn seal(&mut self, parts: &[&[u8]]) -> Option<Vec<u8>> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut out = Vec::with_capacity(len + TAG_LEN);
         for part in parts {
-            mac.update(part);
             out.extend_from_slice(part);
         }
-        self.seq += 1;
-        out.extend_from_slice(&mac.finalize().into_bytes()[..TAG_LEN]);
-        out
+        let tag = self
+            .cipher
+            .encrypt_inout_detached(&nonce(self.seq), &[], out.as_mut_slice().into())
+            .expect("frames are bounded far below ChaCha20's 256 GiB message limit");
+        self.seq = self.seq.checked_add(1)?;
+        out.extend_from_slice(&tag);
+        Some(out)
     }
 }
 
-/// Checks the MAC of each incoming frame, in order.
+/// Decrypts each incoming frame, in order.
 pub struct Opener {
-    key: HmacSha256,
+    cipher: ChaCha20Poly1305,
     seq: u64,
 }
 
 impl Opener {
-    /// The body, or `None` if the MAC does not match (forged, replayed or reordered).
-    pub fn open<'a>(&mut self, sealed: &'a [u8]) -> Option<&'a [u8]> {
+    /// The body, or `None` if the frame does not open (forged, replayed, reordered or
+    /// truncated).
+    pub fn open(&mut self, sealed: &[u8]) -> Option<Vec<u8>> {
         let split = sealed.len().checked_sub(TAG_LEN)?;
-        let (body, t) = sealed.split_at(split);
-        tag(&self.key, self.seq, body)
-            .verify_truncated_left(t)
+        let (body, tag) = sealed.split_at(split);
+        let tag = Tag::try_from(tag).ok()?;
+        let mut out = body.to_vec();
+        self.cipher
+            .decrypt_inout_detached(&nonce(self.seq), &[], out.as_mut_slice().into(), &tag)
             .ok()?;
-        self.seq += 1;
-        Some(body)
+        self.seq = self.seq.checked_add(1)?;
+        Some(out)
     }
 }
 
@@ -168,52 +279,159 @@ impl Opener {
 mod tests {
     use super::*;
 
-    fn transcript() -> (Vec<u8>, Vec<u8>) {
-        (b"hello-from-a".to_vec(), b"hello-from-b".to_vec())
+    /// Run both halves of a key exchange, each end with its own cookie.
+    fn exchange(initiator: &str, responder: &str) -> (Keys, Keys) {
+        let mut rng = NodeRng::from_seed(7);
+        let (pi, mi) = Pake::start(&Cookie::new(initiator).unwrap(), Role::Initiator, &mut rng);
+        let (pr, mr) = Pake::start(&Cookie::new(responder).unwrap(), Role::Responder, &mut rng);
+        let (hi, hr) = (
+            [b"i".as_slice(), &mi].concat(),
+            [b"r".as_slice(), &mr].concat(),
+        );
+        let t = Transcript {
+            initiator_hello: &hi,
+            responder_hello: &hr,
+        };
+        (pi.finish(&mr, &t).unwrap(), pr.finish(&mi, &t).unwrap())
     }
 
     #[test]
-    fn same_cookie_verifies_and_seals() {
-        let cookie = Cookie::new("secret").unwrap();
-        let (i, r) = transcript();
-        let t = Transcript {
-            initiator_hello: &i,
-            responder_hello: &r,
-        };
-        let proof = t.proof(&cookie, Role::Initiator);
-        assert!(t.verify(&cookie, Role::Initiator, &proof));
-        assert!(
-            !t.verify(&cookie, Role::Responder, &proof),
-            "a proof cannot be reflected"
-        );
+    fn same_cookie_confirms_and_seals_both_ways() {
+        let (a, b) = exchange("secret", "secret");
+        assert!(b.verify(&a.proof()) && a.verify(&b.proof()));
+        assert!(!a.verify(&a.proof()), "a proof cannot be reflected");
 
-        let (mut a_seal, mut a_open) = t.session(&cookie, Role::Initiator);
-        let (mut b_seal, mut b_open) = t.session(&cookie, Role::Responder);
-        let f1 = a_seal.seal(&[b"one"]);
-        let f2 = a_seal.seal(&[b"two"]);
-        assert_eq!(b_open.open(&f1), Some(&b"one"[..]));
+        let ((mut a_seal, mut a_open), (mut b_seal, mut b_open)) = (a.session(), b.session());
+        let f1 = a_seal.seal(&[b"on", b"e"]).unwrap();
+        let f2 = a_seal.seal(&[b"two"]).unwrap();
+        assert_ne!(&f1[..3], b"one", "the body is encrypted");
+        assert_eq!(b_open.open(&f1).as_deref(), Some(&b"one"[..]));
         assert_eq!(b_open.open(&f1), None, "a replayed frame is refused");
-        let back = b_seal.seal(&[b"pong"]);
-        assert_eq!(a_open.open(&back), Some(&b"pong"[..]));
+        let back = b_seal.seal(&[b"pong"]).unwrap();
+        assert_eq!(a_open.open(&back).as_deref(), Some(&b"pong"[..]));
         let _ = f2;
     }
 
     #[test]
-    fn wrong_cookie_fails_and_tampering_is_caught() {
-        let (i, r) = transcript();
-        let t = Transcript {
-            initiator_hello: &i,
-            responder_hello: &r,
-        };
-        let good = Cookie::new("secret").unwrap();
-        let bad = Cookie::new("guess").unwrap();
-        assert!(!t.verify(&good, Role::Initiator, &t.proof(&bad, Role::Initiator)));
+    fn reordered_frames_are_refused() {
+        let (a, b) = exchange("secret", "secret");
+        let ((mut seal, _), (_, mut open)) = (a.session(), b.session());
+        let first = seal.seal(&[b"first"]).unwrap();
+        let second = seal.seal(&[b"second"]).unwrap();
+        assert_eq!(open.open(&second), None);
+        let _ = first;
+    }
 
-        let (mut seal, _) = t.session(&good, Role::Initiator);
-        let (_, mut open) = t.session(&good, Role::Responder);
-        let mut frame = seal.seal(&[b"payload"]);
+    #[test]
+    fn wrong_cookie_fails_and_tampering_is_caught() {
+        let (a, b) = exchange("secret", "guess");
+        assert!(!b.verify(&a.proof()) && !a.verify(&b.proof()));
+
+        let (a, b) = exchange("secret", "secret");
+        let ((mut seal, _), (_, mut open)) = (a.session(), b.session());
+        let mut frame = seal.seal(&[b"payload"]).unwrap();
         frame[0] ^= 1;
         assert_eq!(open.open(&frame), None);
         assert_eq!(open.open(b"short"), None);
+    }
+
+    /// The attack link v1 allowed, run for real against a captured exchange: an
+    /// attacker who sent the initiator's message itself (so knows its ephemeral scalar
+    /// `x`) computes, for each guess `g`, the key the initiator would hold under `g` —
+    /// `K = x·(Y − N·h(g))`, SPAKE2's hash of the messages as they went over the wire,
+    /// our HKDF over the transcript — and checks the responder's proof with it.
+    /// Unless the attacker's own online guess was right, no guess checks out, the
+    /// cookie included; when it was right (the control, which shows the offline
+    /// computation is the one the protocol does), exactly that guess checks out.
+    #[test]
+    fn a_captured_exchange_confirms_no_guess_offline() {
+        use spake2::Group;
+        type G = Ed25519Group;
+        const COOKIE: &str = "correct horse battery staple";
+        let guesses = ["password", "first guess", "correct horse", COOKIE];
+
+        // Which guesses a capture confirms, when the attacker's hello was made with
+        // `online` and the victim holds COOKIE.
+        let confirmed = |online: &str| -> Vec<&str> {
+            let x = G::random_scalar(&mut CryptoRng06(&mut NodeRng::from_seed(5)));
+            let (_, x_msg) = Pake::start(
+                &Cookie::new(online).unwrap(),
+                Role::Initiator,
+                &mut NodeRng::from_seed(5),
+            );
+            let blinded = G::add(
+                &G::basepoint_mult(&x),
+                &G::scalarmult(&G::const_m(), &G::hash_to_scalar(online.as_bytes())),
+            );
+            assert_eq!(
+                x_msg[1..],
+                G::element_to_bytes(&blinded),
+                "the attacker knows x"
+            );
+
+            let (victim, y_msg) = Pake::start(
+                &Cookie::new(COOKIE).unwrap(),
+                Role::Responder,
+                &mut NodeRng::from_seed(9),
+            );
+            let (hi, hr) = (
+                [b"i".as_slice(), &x_msg].concat(),
+                [b"r".as_slice(), &y_msg].concat(),
+            );
+            let t = Transcript {
+                initiator_hello: &hi,
+                responder_hello: &hr,
+            };
+            let proof = victim.finish(&x_msg, &t).unwrap().proof();
+
+            let y = G::bytes_to_element(&y_msg[1..]).unwrap();
+            let sha = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+            guesses
+                .into_iter()
+                .filter(|guess| {
+                    let unblind = G::scalarmult(
+                        &G::const_n(),
+                        &G::scalar_neg(&G::hash_to_scalar(guess.as_bytes())),
+                    );
+                    let k = G::element_to_bytes(&G::scalarmult(&G::add(&y, &unblind), &x));
+                    let secret = sha(&[
+                        sha(guess.as_bytes()).as_slice(),
+                        &sha(ID_INITIATOR),
+                        &sha(ID_RESPONDER),
+                        &x_msg[1..],
+                        &y_msg[1..],
+                        &k,
+                    ]
+                    .concat());
+                    Keys::derive(Role::Initiator, &secret, &t).verify(&proof)
+                })
+                .collect()
+        };
+
+        assert_eq!(confirmed(COOKIE), vec![COOKIE], "the control");
+        for online in ["first guess", "password"] {
+            assert_eq!(
+                confirmed(online),
+                Vec::<&str>::new(),
+                "online guess {online:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reflected_or_malformed_pake_message_is_refused() {
+        let mut rng = NodeRng::from_seed(1);
+        let cookie = Cookie::new("secret").unwrap();
+        let t = Transcript {
+            initiator_hello: b"",
+            responder_hello: b"",
+        };
+        let (p, own) = Pake::start(&cookie, Role::Initiator, &mut rng);
+        assert!(matches!(p.finish(&own, &t), Err(PakeError::BadMessage)));
+        let (p, _) = Pake::start(&cookie, Role::Initiator, &mut rng);
+        assert!(matches!(
+            p.finish(&[0x42; 5], &t),
+            Err(PakeError::BadMessage)
+        ));
     }
 }

@@ -3,12 +3,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::Cookie;
-use super::handshake::{Hello, LINK_VERSION, Opener, PROOF_LEN, Role, Sealer, TAG_LEN, Transcript};
+use super::handshake::{
+    Hello, Keys, LINK_VERSION, Opener, PROOF_LEN, Pake, Role, Sealer, TAG_LEN, Transcript,
+};
 use crate::id::{Addr, NodeId};
 use crate::rng::NodeRng;
 use crate::stats::Stats;
 use crate::time::{Duration, Instant};
-use crate::wire::{self, FrameKind, MIN_MAX_FRAME, WireError};
+use crate::wire::{self, Bounded, FrameKind, MIN_MAX_FRAME, WireError};
+
+/// Largest frame payload a connection may send before it has authenticated: a hello
+/// (its address is at most 255 bytes) or a proof. Nothing an unauthenticated peer sends
+/// can make a node hold more than this per connection.
+pub const MAX_HANDSHAKE_FRAME: usize = 320;
+/// Frames each end sends before data frames: its hello and its proof. A stream driver
+/// reads the first this many frames of a connection with [`MAX_HANDSHAKE_FRAME`] as the
+/// limit, and the rest with the configured `max_frame`.
+pub const HANDSHAKE_FRAMES: u64 = 2;
 
 /// A transport connection, named by the node (the driver never invents ids).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,6 +96,18 @@ pub enum ConnectError {
     Timeout,
     /// The peer sent bytes that are not a valid handshake.
     Malformed,
+    /// Another node with the same id (the same name) is linked already, from another
+    /// address; or the peer refused us for that reason.
+    DuplicateId,
+}
+
+/// Why a node closed a link it had just authenticated, sent to the peer in a `Refuse`
+/// frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefuseReason {
+    /// A live link to a node with the refused one's id exists, from another address:
+    /// two agents were given the same name.
+    DuplicateId,
 }
 
 /// Happenings the node passes on: to the protocol and, as events, to the driver.
@@ -117,18 +140,35 @@ pub enum LinkEvent {
         conn: ConnId,
         error: WireError,
     },
+    /// A second node claimed `peer`'s id from `addr` while the link to `live_addr` was
+    /// up: we kept the live one and refused the newcomer (names must be unique).
+    DuplicateRefused {
+        conn: ConnId,
+        peer: NodeId,
+        addr: Addr,
+        live_addr: Addr,
+    },
+    /// `peer` refused the link we had just made with it.
+    RefusedByPeer {
+        peer: NodeId,
+        reason: RefuseReason,
+    },
 }
 
 enum State {
     /// Outbound, transport not connected yet.
     Connecting,
-    /// Transport up; hellos and proofs in flight.
+    /// Transport up; hellos and proofs in flight. `pake` is our half of the key
+    /// exchange until the peer's hello completes it into `peer`'s keys.
     Handshaking {
         ours: Vec<u8>,
-        peer: Option<(Hello, Vec<u8>)>,
+        pake: Option<Box<Pake>>,
+        peer: Option<(Hello, Box<Keys>)>,
     },
     Established {
         peer: NodeId,
+        /// Where the peer said it listens (its hello).
+        addr: Addr,
         sealer: Sealer,
         opener: Opener,
     },
@@ -142,6 +182,8 @@ struct Conn {
     deadline: Instant,
     /// Order of creation: the newer of two same-initiator connections wins.
     opened: u64,
+    /// Who the transport proved the peer to be (mutual TLS: its certificate's name).
+    verified: Option<NodeId>,
     state: State,
 }
 
@@ -224,6 +266,7 @@ impl Links {
                 target,
                 deadline,
                 opened: conn.0,
+                verified: None,
                 state,
             },
         );
@@ -278,7 +321,11 @@ impl Links {
         else {
             unreachable!("by_peer only names established connections")
         };
-        let frame = wire::encode_frame(FrameKind::Data, &sealer.seal(parts));
+        let Some(sealed) = sealer.seal(parts) else {
+            self.fail(conn, ConnectError::AuthFailed);
+            return Err(SendError::NotLinked(peer));
+        };
+        let frame = wire::encode_frame(FrameKind::Data, &sealed);
         stats.frames_out += 1;
         stats.bytes_out += frame.len() as u64;
         self.transmits.push_back(Transmit::Send { conn, frame });
@@ -306,22 +353,51 @@ impl Links {
     }
 
     fn start_handshake(&mut self, conn: ConnId, rng: &mut NodeRng) {
-        let mut nonce = [0u8; 32];
-        rng.fill(&mut nonce);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (pake, msg) = Pake::start(&self.cookie, c.role, rng);
         let hello = Hello {
             version: LINK_VERSION,
             node: self.id,
             addr: self.addr.clone(),
-            nonce,
+            pake: Bounded(msg),
         };
         let ours = wire::encode(&hello);
         self.transmits.push_back(Transmit::Send {
             conn,
             frame: wire::encode_frame(FrameKind::Hello, &ours),
         });
+        c.state = State::Handshaking {
+            ours,
+            pake: Some(Box::new(pake)),
+            peer: None,
+        };
+    }
+
+    /// The transport authenticated the peer on `conn` as `peer` (mutual TLS: a
+    /// certificate from the cluster's CA for the name `peer` derives from). A hello that
+    /// claims another id then fails like a wrong cookie does.
+    pub fn transport_verified(&mut self, conn: ConnId, peer: NodeId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.state = State::Handshaking { ours, peer: None };
+            c.verified = Some(peer);
         }
+    }
+
+    /// The transport refused the peer's credentials on `conn` (mutual TLS: no
+    /// certificate, a wrong or expired one): counted, reported and closed exactly as a
+    /// failed cookie proof is.
+    pub fn transport_refused(&mut self, stats: &mut Stats, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.auth_failed(stats, conn, None);
+        }
+    }
+
+    fn auth_failed(&mut self, stats: &mut Stats, conn: ConnId, claimed: Option<NodeId>) {
+        stats.auth_failures += 1;
+        self.events
+            .push_back(LinkEvent::AuthFailure { conn, claimed });
+        self.fail(conn, ConnectError::AuthFailed);
     }
 
     /// The transport closed, reset, or failed to connect.
@@ -362,26 +438,39 @@ impl Links {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let frame = match wire::decode_frame(bytes, self.config.max_frame) {
+        let limit = match c.state {
+            State::Established { .. } => self.config.max_frame,
+            _ => MAX_HANDSHAKE_FRAME,
+        };
+        let frame = match wire::decode_frame(bytes, limit) {
             Ok(f) => f,
             Err(error) => return self.decode_error(stats, conn, error),
         };
         match (&mut c.state, frame.kind) {
+            (State::Established { opener, peer, .. }, FrameKind::Refuse) => {
+                let (peer, reason) = (*peer, opener.open(frame.payload));
+                match reason.and_then(|r| wire::decode::<RefuseReason>(&r).ok()) {
+                    Some(reason) => {
+                        stats.refused_by_peer += 1;
+                        self.events
+                            .push_back(LinkEvent::RefusedByPeer { peer, reason });
+                        self.fail(conn, ConnectError::DuplicateId);
+                    }
+                    None => {
+                        let error = WireError::Payload("a refusal that does not open".into());
+                        self.decode_error(stats, conn, error);
+                    }
+                }
+            }
             (State::Established { opener, peer, .. }, FrameKind::Data) => {
                 match opener.open(frame.payload) {
                     Some(body) => {
                         let from = *peer;
-                        self.events.push_back(LinkEvent::Message {
-                            from,
-                            body: body.to_vec(),
-                        })
+                        self.events.push_back(LinkEvent::Message { from, body })
                     }
                     None => {
-                        stats.auth_failures += 1;
                         let claimed = Some(*peer);
-                        self.events
-                            .push_back(LinkEvent::AuthFailure { conn, claimed });
-                        self.fail(conn, ConnectError::AuthFailed);
+                        self.auth_failed(stats, conn, claimed);
                     }
                 }
             }
@@ -413,7 +502,10 @@ impl Links {
         {
             return self.fail(conn, ConnectError::WrongPeer);
         }
-        let State::Handshaking { ours, peer } = &mut c.state else {
+        if c.verified.is_some_and(|v| v != hello.node) {
+            return self.auth_failed(stats, conn, Some(hello.node));
+        }
+        let State::Handshaking { ours, pake, peer } = &mut c.state else {
             unreachable!("caller checked")
         };
         let transcript = match c.role {
@@ -426,8 +518,18 @@ impl Links {
                 responder_hello: ours,
             },
         };
-        let proof = transcript.proof(&self.cookie, c.role);
-        *peer = Some((hello, payload.to_vec()));
+        let pake = pake
+            .take()
+            .expect("a handshake holds its exchange until the hello");
+        let keys = match pake.finish(&hello.pake.0, &transcript) {
+            Ok(keys) => keys,
+            Err(e) => {
+                let error = WireError::Payload(format!("hello: {e:?}"));
+                return self.decode_error(stats, conn, error);
+            }
+        };
+        let proof = keys.proof();
+        *peer = Some((hello, Box::new(keys)));
         self.transmits.push_back(Transmit::Send {
             conn,
             frame: wire::encode_frame(FrameKind::Proof, &proof),
@@ -437,44 +539,26 @@ impl Links {
     fn on_proof(&mut self, stats: &mut Stats, conn: ConnId, proof: &[u8]) {
         let c = self.conns.get_mut(&conn).expect("caller checked");
         let State::Handshaking {
-            ours,
-            peer: Some((hello, theirs)),
+            peer: Some((hello, keys)),
+            ..
         } = &c.state
         else {
             unreachable!("caller checked")
         };
-        let (transcript, peer_role) = match c.role {
-            Role::Initiator => (
-                Transcript {
-                    initiator_hello: ours,
-                    responder_hello: theirs,
-                },
-                Role::Responder,
-            ),
-            Role::Responder => (
-                Transcript {
-                    initiator_hello: theirs,
-                    responder_hello: ours,
-                },
-                Role::Initiator,
-            ),
-        };
-        if proof.len() != PROOF_LEN || !transcript.verify(&self.cookie, peer_role, proof) {
-            stats.auth_failures += 1;
+        if proof.len() != PROOF_LEN || !keys.verify(proof) {
             let claimed = Some(hello.node);
-            self.events
-                .push_back(LinkEvent::AuthFailure { conn, claimed });
-            return self.fail(conn, ConnectError::AuthFailed);
+            return self.auth_failed(stats, conn, claimed);
         }
-        let (sealer, opener) = transcript.session(&self.cookie, c.role);
+        let (sealer, opener) = keys.session();
         let (peer, addr) = (hello.node, hello.addr.clone());
         self.deadlines.remove(&(c.deadline, conn));
         c.state = State::Established {
             peer,
+            addr: addr.clone(),
             sealer,
             opener,
         };
-        self.establish(conn, peer, addr);
+        self.establish(stats, conn, peer, addr);
     }
 
     /// Keep one link per peer. When two connections to the same peer authenticate (both
@@ -482,12 +566,23 @@ impl Links {
     /// between connections dialled by different ends, the one dialled by the lower id
     /// wins; between two dialled by the same end, the newer wins (the older is likely
     /// a dead connection not yet noticed).
-    fn establish(&mut self, conn: ConnId, peer: NodeId, addr: Addr) {
+    ///
+    /// Both connections of one node carry the address it listens on. A second connection
+    /// for a linked id from *another* address is a second node with the same name: the
+    /// live link is kept and the newcomer refused, told why, and counted (letting the
+    /// rule above pick would drop the live link for it, and the two would take turns).
+    fn establish(&mut self, stats: &mut Stats, conn: ConnId, peer: NodeId, addr: Addr) {
         let Some(&old) = self.by_peer.get(&peer) else {
             self.by_peer.insert(peer, conn);
             self.events.push_back(LinkEvent::Up { peer, addr });
             return;
         };
+        if let State::Established { addr: live, .. } = &self.conns[&old].state
+            && *live != addr
+        {
+            let live_addr = live.clone();
+            return self.refuse_duplicate(stats, conn, peer, addr, live_addr);
+        }
         let (new_role, old_role) = (self.conns[&conn].role, self.conns[&old].role);
         let new_wins = if new_role == old_role {
             self.conns[&conn].opened > self.conns[&old].opened
@@ -501,6 +596,33 @@ impl Links {
             conn
         };
         self.drop_conn(loser);
+    }
+
+    fn refuse_duplicate(
+        &mut self,
+        stats: &mut Stats,
+        conn: ConnId,
+        peer: NodeId,
+        addr: Addr,
+        live_addr: Addr,
+    ) {
+        stats.duplicate_ids += 1;
+        if let Some(Conn {
+            state: State::Established { sealer, .. },
+            ..
+        }) = self.conns.get_mut(&conn)
+            && let Some(sealed) = sealer.seal(&[&wire::encode(&RefuseReason::DuplicateId)])
+        {
+            let frame = wire::encode_frame(FrameKind::Refuse, &sealed);
+            self.transmits.push_back(Transmit::Send { conn, frame });
+        }
+        self.events.push_back(LinkEvent::DuplicateRefused {
+            conn,
+            peer,
+            addr,
+            live_addr,
+        });
+        self.drop_conn(conn);
     }
 
     fn decode_error(&mut self, stats: &mut Stats, conn: ConnId, error: WireError) {

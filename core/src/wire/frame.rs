@@ -9,14 +9,17 @@ pub const HEADER_LEN: usize = 8;
 /// No configuration may set the frame limit below this: a handshake must always fit.
 pub const MIN_MAX_FRAME: usize = 1024;
 
-/// What a frame carries. The link layer owns `Hello` and `Proof`; `Data` carries a
-/// protocol message sealed with the link's session key.
+/// What a frame carries. The link layer owns `Hello`, `Proof` and `Refuse`; `Data`
+/// carries a protocol message sealed with the link's session key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum FrameKind {
     Hello = 1,
     Proof = 2,
     Data = 3,
+    /// Sent instead of data on a link the sender will not keep, sealed, with the reason
+    /// (a [`RefuseReason`](crate::link::RefuseReason)), so the refused end can say why.
+    Refuse = 4,
 }
 
 impl FrameKind {
@@ -25,6 +28,7 @@ impl FrameKind {
             1 => Ok(FrameKind::Hello),
             2 => Ok(FrameKind::Proof),
             3 => Ok(FrameKind::Data),
+            4 => Ok(FrameKind::Refuse),
             other => Err(WireError::UnknownKind(other)),
         }
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const COOKIE: &str = "test-cookie";
+pub const COOKIE: &str = "test-cookie-of-24-bytes";
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -39,6 +39,8 @@ pub struct Agent {
     pub extra: Vec<String>,
     pub join: Vec<String>,
     pub cookie: String,
+    /// A lower `ulimit -n` for the process.
+    pub nofile: Option<u64>,
     pub child: Option<Child>,
 }
 
@@ -54,8 +56,29 @@ impl Agent {
             extra: Vec::new(),
             join: Vec::new(),
             cookie: COOKIE.into(),
+            nofile: None,
             child: None,
         }
+    }
+
+    /// Give the agent a `--config` file with `text` in it (kept beside its data).
+    pub fn with_config(&mut self, root: &Path, text: &str) {
+        let file = root.join(format!("{}.toml", self.name));
+        std::fs::write(&file, text).unwrap();
+        self.extra
+            .extend(["--config".into(), file.to_str().unwrap().into()]);
+    }
+
+    /// Open `n` connections to the peer port that say nothing, and wait until the agent
+    /// has accepted them all.
+    pub fn hold_silent(&self, n: usize) -> Vec<TcpStream> {
+        let held: Vec<TcpStream> = (0..n)
+            .map(|_| TcpStream::connect(&self.listen).unwrap())
+            .collect();
+        wait_for("the silent connections to be accepted", 5, || {
+            (self.metric("hawser_connections_accepted_total") >= n as f64).then_some(())
+        });
+        held
     }
 
     pub fn args(&self) -> Vec<String> {
@@ -69,12 +92,14 @@ impl Agent {
             &self.admin,
             "--data-dir",
             self.data_dir.to_str().unwrap(),
-            "--cookie",
-            &self.cookie,
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // An empty cookie: none given (mutual TLS).
+        if !self.cookie.is_empty() {
+            args.extend(["--cookie".to_string(), self.cookie.clone()]);
+        }
         if !self.join.is_empty() {
             args.push("--join".into());
             args.push(self.join.join(","));
@@ -98,7 +123,25 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = hawser()
+        let mut command = hawser();
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .args(self.args())
             .env("RUST_LOG", "info,hawser_runtime=debug")
             .stdin(Stdio::null())
@@ -203,20 +246,36 @@ pub fn ids(list: &Value) -> Vec<String> {
 pub fn get(admin: &str, path: &str) -> Option<(u16, String)> {
     raw_http(
         admin,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"),
     )
 }
 
-/// Send `request` as is; status and body of the answer.
+/// Send `request` as is; status and body of the answer. An agent that refuses a request
+/// before reading all of it closes with bytes unread, which resets the connection: what
+/// arrived before the reset is the answer.
 pub fn raw_http(admin: &str, request: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(admin).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
+    let _ = s.write_all(request.as_bytes());
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let raw = String::from_utf8_lossy(&raw);
     let status = raw.split_whitespace().nth(1)?.parse().ok()?;
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
     Some((status, body))
+}
+
+/// Agent `a` started, and agent `b` started joining it.
+pub fn pair(root: &Path) -> (Agent, Agent) {
+    let mut a = Agent::new(root, "a");
+    a.start();
+    let mut b = Agent::new(root, "b");
+    b.join = vec![a.listen.clone()];
+    b.start();
+    (a, b)
 }
 
 /// Poll `probe` every 100 ms until it answers, for at most `secs` seconds.
@@ -260,7 +319,7 @@ pub fn post(admin: &str, path: &str, body: &str) -> Option<(u16, String)> {
     raw_http(
         admin,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
@@ -288,5 +347,126 @@ pub fn wait_for_value(agents: &[&Agent], key: &str, expected: &Value, secs: u64)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A peer that holds the cookie and speaks the link protocol through hawser-core's own
+/// `Node`, but sends whatever bytes a test gives it: what an authenticated but buggy or
+/// hostile node could do to an agent.
+pub struct RoguePeer {
+    stream: TcpStream,
+    node: hawser_core::Node<Quiet>,
+    conn: hawser_core::ConnId,
+    pub agent: hawser_core::NodeId,
+    started: Instant,
+}
+
+/// A protocol that does nothing: the rogue only sends what the test tells it to.
+pub struct Quiet;
+
+impl hawser_core::Protocol for Quiet {
+    type Timer = ();
+    type Event = ();
+    fn start(&mut self, _: &mut hawser_core::Ctx<'_, (), ()>) {}
+    fn message(
+        &mut self,
+        _: hawser_core::NodeId,
+        _: &[u8],
+        _: &mut hawser_core::Ctx<'_, (), ()>,
+    ) -> Result<(), hawser_core::wire::WireError> {
+        Ok(())
+    }
+    fn timer(&mut self, _: (), _: &mut hawser_core::Ctx<'_, (), ()>) {}
+}
+
+impl RoguePeer {
+    /// Link to `agent` as a node named `name` (listening nowhere), within 10 s.
+    pub fn link(agent: &Agent, name: &str) -> RoguePeer {
+        use hawser_core::{Addr, Cookie, Identity, LinkConfig, Name, Node, NodeId, Transmit};
+        let identity = Identity {
+            id: NodeId::from_name(name),
+            name: Name::new(name).unwrap(),
+            addr: Addr::new("127.0.0.1:9").unwrap(),
+            cookie: Cookie::new(agent.cookie.as_bytes()).unwrap(),
+        };
+        let mut node = Node::new(LinkConfig::default(), identity, 1, Quiet).unwrap();
+        let started = Instant::now();
+        node.handle_start(hawser_core::Instant::ZERO);
+        node.command(hawser_core::Instant::ZERO, |_, ctx| {
+            ctx.connect(Addr::new(agent.listen.as_str()).unwrap(), None)
+        });
+        let Some(Transmit::Connect { conn, .. }) = node.poll_transmit() else {
+            panic!("the rogue dials")
+        };
+        let stream = TcpStream::connect(&agent.listen).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rogue = RoguePeer {
+            stream,
+            node,
+            conn,
+            agent: NodeId(0),
+            started,
+        };
+        let now = rogue.now();
+        rogue.node.handle_connected(now, conn);
+        loop {
+            rogue.flush();
+            while let Some(e) = rogue.node.poll_event() {
+                if let hawser_core::Event::Link(hawser_core::LinkEvent::Up { peer, .. }) = e {
+                    rogue.agent = peer;
+                    return rogue;
+                }
+            }
+            rogue.read_frame().expect("the agent answers the handshake");
+        }
+    }
+
+    fn now(&self) -> hawser_core::Instant {
+        hawser_core::Instant::from_nanos(self.started.elapsed().as_nanos() as u64)
+    }
+
+    /// Write what the node queued.
+    fn flush(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            if let hawser_core::Transmit::Send { frame, .. } = t {
+                let _ = self.stream.write_all(&frame);
+            }
+        }
+    }
+
+    /// The next frame from the agent, or `None` once it closed the connection.
+    pub fn read_frame(&mut self) -> Option<Vec<u8>> {
+        let mut frame = vec![0u8; hawser_core::wire::HEADER_LEN];
+        self.stream.read_exact(&mut frame).ok()?;
+        let (_, len) = hawser_core::wire::decode_header(&frame, usize::MAX).ok()?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).ok()?;
+        frame.extend_from_slice(&body);
+        let now = self.now();
+        self.node.handle_frame(now, self.conn, &frame);
+        Some(frame)
+    }
+
+    /// Send `body` as one sealed message (its first byte is the stack's channel).
+    pub fn send(&mut self, body: &[u8]) {
+        let (now, agent) = (self.now(), self.agent);
+        self.node
+            .command(now, |_, ctx| ctx.send(agent, body))
+            .expect("linked");
+        self.flush();
+    }
+
+    /// Read (and drop) what the agent sends until it closes the link, within 10 s.
+    /// Returns whether it did.
+    pub fn closed_by_agent(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.read_frame().is_none() {
+                return true;
+            }
+        }
+        false
     }
 }
