@@ -1,7 +1,7 @@
 //! Three `hawser agent --lb nftables` processes, each in a network namespace of its own
 //! with its own nftables, on one bridge: n1 and n2 each publish a backend they run;
-//! n0's kernel routes the VIP to them within a second; n2 is cut off and n0 stops
-//! sending it new connections; healed, it gets them again; a rule deleted by hand is put
+//! every node's kernel routes the VIP to both within a second; n2 is cut off and n0 and
+//! n1 stop sending it new connections; healed, they send it some again; a rule deleted by hand is put
 //! back within the reconcile interval; and n0, killed and restarted over the kernel
 //! state it left, changes nothing.
 //!
@@ -164,10 +164,17 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     vip_add(&nodes[1], "127.0.0.1:7601", "198.18.0.2:8080");
     vip_add(&nodes[2], "127.0.0.1:7601", "198.18.0.3:8080");
     let published = Instant::now();
-    wait_for("n0's kernel to route the VIP to both backends", 5, || {
-        let s = services(&nodes[0]);
-        (s.contains("198.18.0.2 . 8080") && s.contains("198.18.0.3 . 8080")).then_some(())
-    });
+    wait_for(
+        "every node's kernel to route the VIP to both backends",
+        5,
+        || {
+            nodes
+                .iter()
+                .map(|n| services(n))
+                .all(|s| s.contains("198.18.0.2 . 8080") && s.contains("198.18.0.3 . 8080"))
+                .then_some(())
+        },
+    );
     let took = published.elapsed();
     assert!(took < Duration::from_secs(1), "took {took:?}");
     let vip: SocketAddr = VIP_ADDR.parse().unwrap();
@@ -180,6 +187,10 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     assert_eq!(list["vips"][0]["vip"], VIP, "{list}");
     assert_eq!(list["vips"][0]["programmed"], true, "{list}");
     assert_eq!(list["vips"][0]["backends"].as_array().unwrap().len(), 2);
+    // What n0's kernel holds: the service with both destinations.
+    let kernel = &list["vips"][0]["kernel"];
+    assert_eq!(kernel[0]["service"], VIP, "{list}");
+    assert_eq!(kernel[0]["dests"].as_array().unwrap().len(), 2, "{list}");
 
     // Partition: n2 cut off. n0 stops sending it new connections.
     let veth = |n: &str| {
@@ -195,11 +206,16 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     };
     let n2_link = veth(&nodes[2]);
     sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "down"]);
-    wait_for("n0 to leave n2's backend out", 15, || {
-        (!services(&nodes[0]).contains("198.18.0.3")).then_some(())
+    wait_for("n0 and n1 to leave n2's backend out", 15, || {
+        nodes[..2]
+            .iter()
+            .all(|n| !services(n).contains("198.18.0.3"))
+            .then_some(())
     });
-    let count = spread(&nodes[0], vip, 20);
-    assert_eq!(count.get("b1"), Some(&20), "{count:?}");
+    for n in &nodes[..2] {
+        let count = spread(n, vip, 20);
+        assert_eq!(count.get("b1"), Some(&20), "{n}: {count:?}");
+    }
     let list = json(&nodes[0], "127.0.0.1:7601", "/v1/vips");
     let reachable: Vec<(String, bool)> = list["vips"][0]["backends"]
         .as_array()
@@ -220,12 +236,20 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
         reachable.contains(&("198.18.0.3:8080".into(), false)),
         "{list}"
     );
+    let cut = list["vips"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["addr"] == "198.18.0.3:8080")
+        .unwrap();
+    assert!(cut["kernel_weight"].is_null(), "not in n0's kernel: {list}");
 
     // Heal: back.
     sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "up"]);
-    wait_for("n0 to route to n2's backend again", 20, || {
-        services(&nodes[0])
-            .contains("198.18.0.3 . 8080")
+    wait_for("n0 and n1 to route to n2's backend again", 20, || {
+        nodes[..2]
+            .iter()
+            .all(|n| services(n).contains("198.18.0.3 . 8080"))
             .then_some(())
     });
     let count = spread(&nodes[0], vip, 40);
