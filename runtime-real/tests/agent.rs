@@ -323,3 +323,112 @@ fn kill9_then_restart_recovers_the_persisted_passive_view() {
         (!agents[0].active().is_empty()).then_some(())
     });
 }
+
+#[test]
+fn a_kernel_without_what_lb_asks_for_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.toml");
+    std::fs::write(
+        &file,
+        "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
+         cookie = \"c\"\n[lb]\nnft = \"/nonexistent/nft\"\n",
+    )
+    .unwrap();
+    let (code, err) = run(&[
+        "agent",
+        "--config",
+        file.to_str().unwrap(),
+        "--lb",
+        "nftables",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--lb nftables needs the `/nonexistent/nft` program"),
+        "{err}"
+    );
+    let (code, err) = run(&["agent", "--name", "n1", "--lb", "iptables"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("nftables") && err.contains("ipvs"), "{err}");
+}
+
+/// `hawser vip add | list | rm` through an agent with the load balancer off: the KV
+/// side works without a kernel backend; bad input gets a 400 with the reason, counted.
+#[test]
+fn vips_are_published_listed_and_withdrawn_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "a");
+    a.start();
+    let vip = |args: &[&str]| {
+        let out = hawser()
+            .arg("vip")
+            .args(args)
+            .args(["--admin", &a.admin])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = vip(&[
+        "add",
+        "tcp://11.1.2.3:80",
+        "--backend",
+        "198.18.1.2:8080",
+        "--weight",
+        "3",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let list = a.json("/v1/vips");
+    assert_eq!(list["lb"], "off", "{list}");
+    let v = &list["vips"][0];
+    assert_eq!(v["vip"], "tcp://11.1.2.3:80", "{list}");
+    assert_eq!(v["address"], "11.1.2.3:80", "{list}");
+    assert_eq!(v["programmed"], false, "no kernel backend: {list}");
+    assert_eq!(v["kernel"], serde_json::json!([]), "{list}");
+    let b = &v["backends"][0];
+    assert_eq!(b["node"], "a", "{list}");
+    assert_eq!(b["addr"], "198.18.1.2:8080", "{list}");
+    assert_eq!(b["weight"], 3, "{list}");
+    assert_eq!(b["reachable"], true, "{list}");
+    assert!(b["kernel_weight"].is_null(), "{list}");
+    let (code, out) = vip(&["list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("198.18.1.2:8080  3"), "{out}");
+
+    for (args, why) in [
+        (
+            &["add", "11.1.2.3:80", "--backend", "198.18.1.2:8080"][..],
+            "is not a VIP",
+        ),
+        (
+            &["add", "tcp://11.1.2.3:80", "--backend", "198.18.1.2"],
+            "backend:",
+        ),
+        (
+            &[
+                "add",
+                "tcp://11.1.2.3:80",
+                "--backend",
+                "198.18.1.2:80",
+                "--weight",
+                "10001",
+            ],
+            "weight",
+        ),
+    ] {
+        let (code, out) = vip(args);
+        assert_ne!(code, Some(0), "{args:?}: {out}");
+        assert!(out.contains(why), "{args:?}: {out}");
+    }
+    assert_eq!(a.metric("hawser_lb_api_refused_total"), 3.0);
+
+    let rm = ["rm", "tcp://11.1.2.3:80", "--backend", "198.18.1.2:8080"];
+    let (code, out) = vip(&rm);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(a.json("/v1/vips")["vips"], serde_json::json!([]));
+    let (code, out) = vip(&rm);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("has not published backend"), "{out}");
+}
