@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use hawser_core::NodeId;
 use hawser_dataplane::lb::nft::Nft;
 use hawser_dataplane::lb::{Backend, Desired, NameRanges, Pass, Vip, desired};
-use hawser_tests::echo::{ReconcilerThread, connect, server, spread};
+use hawser_tests::echo::{ReconcilerThread, connect, server, spread, udp_server, udp_spread};
 use hawser_tests::netns::{Namespaces, in_netns, require, sh};
 
 const VIP: &str = "tcp://11.1.2.3:80";
@@ -137,4 +137,122 @@ fn nftables_balances_drains_removes_and_repairs() {
         &["nft", "list", "chain", "inet", "hawser", "services"],
     );
     assert!(!rules.contains("dnat"), "{rules}");
+}
+
+/// IPv6 and UDP: a TCP VIP on an IPv6 address (from 2001:db8::/32, the documentation
+/// range) and a UDP VIP, both spread over two backends, from behind the node
+/// (prerouting) and from the node itself (output); then removed.
+#[test]
+fn nftables_serves_ipv6_and_udp_vips() {
+    require(&["ip", "nft"]);
+    let mut ns = Namespaces::new("nft6");
+    let (node, client) = (ns.add("node"), ns.add("client"));
+    let (b1, b2) = (ns.add("b1"), ns.add("b2"));
+    for n in [&node, &client, &b1, &b2] {
+        // No duplicate address detection: addresses are usable at once.
+        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
+        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    }
+    for (leaf, net) in [(&client, 0), (&b1, 1), (&b2, 2)] {
+        let (gw, addr) = (format!("198.18.{net}.1"), format!("198.18.{net}.2/24"));
+        ns.link(&node, &format!("{gw}/24"), leaf, &addr);
+        sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
+        // The same pair gets IPv6 addresses too: the node's side is the last veth made.
+        let out = sh(&["ip", "-n", leaf, "-o", "link", "show", "type", "veth"]);
+        let dev = out
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .split('@')
+            .next()
+            .unwrap();
+        let peer = dev.replacen("vb", "va", 1);
+        sh(&[
+            "ip",
+            "-n",
+            &node,
+            "addr",
+            "add",
+            &format!("2001:db8:{net}::1/64"),
+            "dev",
+            &peer,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            leaf,
+            "addr",
+            "add",
+            &format!("2001:db8:{net}::2/64"),
+            "dev",
+            dev,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            leaf,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("2001:db8:{net}::1"),
+        ]);
+    }
+    Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    server(&b1, "[2001:db8:1::2]:8080", "b1");
+    server(&b2, "[2001:db8:2::2]:8080", "b2");
+    udp_server(&b1, "198.18.1.2:5353", "b1");
+    udp_server(&b2, "198.18.2.2:5353", "b2");
+    let lb = ReconcilerThread::start(&node, || Nft::open("nft", "hawser-vip"));
+
+    let both = |b: [&str; 2]| {
+        b.iter()
+            .map(|a| Backend {
+                node: NodeId(1),
+                addr: a.parse().unwrap(),
+                weight: 1,
+            })
+            .collect::<Vec<_>>()
+    };
+    let vips: BTreeMap<Vip, Vec<Backend>> = [
+        (
+            "tcp://[2001:db8:ff::1]:80".parse().unwrap(),
+            both(["[2001:db8:1::2]:8080", "[2001:db8:2::2]:8080"]),
+        ),
+        (
+            "udp://11.1.2.4:53".parse().unwrap(),
+            both(["198.18.1.2:5353", "198.18.2.2:5353"]),
+        ),
+    ]
+    .into();
+    let pass = lb.pass(desired(&vips, |_| true, NameRanges::default()));
+    assert_eq!(pass.changes.len(), 8, "{:?}", pass.changes);
+    let v6: SocketAddr = "[2001:db8:ff::1]:80".parse().unwrap();
+    let udp: SocketAddr = "11.1.2.4:53".parse().unwrap();
+    for from in [&client, &node] {
+        let count = spread(from, v6, 60);
+        assert_eq!(count.get("failed"), None, "{from} tcp6: {count:?}");
+        assert!(
+            count.contains_key("b1") && count.contains_key("b2"),
+            "{count:?}"
+        );
+        let count = udp_spread(from, udp, 60);
+        assert_eq!(count.get("failed"), None, "{from} udp: {count:?}");
+        assert!(
+            count.contains_key("b1") && count.contains_key("b2"),
+            "{count:?}"
+        );
+    }
+    // Read back exactly: nothing to do.
+    assert_eq!(
+        lb.pass(desired(&vips, |_| true, NameRanges::default())),
+        Pass::default()
+    );
+    let gone = lb.pass(desired(&BTreeMap::new(), |_| true, NameRanges::default()));
+    assert_eq!(gone.changes.len(), 4, "{:?}", gone.changes);
+    assert_eq!(spread(&client, v6, 5).get("failed"), Some(&5));
+    assert_eq!(udp_spread(&client, udp, 5).get("failed"), Some(&5));
 }
