@@ -19,6 +19,15 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// A config file in `dir` with the minimal settings and then `more`; its path.
+fn config_file(dir: &std::path::Path, more: &str) -> String {
+    let file = dir.join("agent.toml");
+    let minimal = "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
+                   cookie = \"c\"\n";
+    std::fs::write(&file, format!("{minimal}{more}")).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
 /// Send `bytes` to the agent's peer port and wait (at most `secs`) for the agent to
 /// close the connection. Returns how long it took.
 fn closed_after(agent: &Agent, bytes: &[u8], secs: u64) -> Duration {
@@ -66,14 +75,8 @@ fn invalid_settings_are_named() {
     assert!(err.contains("`listen`"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("agent.toml");
-    std::fs::write(
-        &file,
-        "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
-         cookie = \"c\"\n[membership]\nping_interval_ms = 0\n",
-    )
-    .unwrap();
-    let (code, err) = run(&["agent", "--config", file.to_str().unwrap()]);
+    let file = config_file(dir.path(), "[membership]\nping_interval_ms = 0\n");
+    let (code, err) = run(&["agent", "--config", &file]);
     assert_eq!(code, Some(2));
     assert!(err.contains("ping_interval_ms"), "{err}");
 }
@@ -327,20 +330,8 @@ fn kill9_then_restart_recovers_the_persisted_passive_view() {
 #[test]
 fn a_kernel_without_what_lb_asks_for_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("agent.toml");
-    std::fs::write(
-        &file,
-        "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
-         cookie = \"c\"\n[lb]\nnft = \"/nonexistent/nft\"\n",
-    )
-    .unwrap();
-    let (code, err) = run(&[
-        "agent",
-        "--config",
-        file.to_str().unwrap(),
-        "--lb",
-        "nftables",
-    ]);
+    let file = config_file(dir.path(), "[lb]\nnft = \"/nonexistent/nft\"\n");
+    let (code, err) = run(&["agent", "--config", &file, "--lb", "nftables"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("--lb nftables needs the `/nonexistent/nft` program"),

@@ -97,35 +97,16 @@ fn spawn(agent: &mut Agent, ns: &str) {
 fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     require(&["ip", "nft"]);
     let mut ns = Namespaces::new("lb3");
-    let switch = ns.add("sw");
-    sh(&["ip", "-n", &switch, "link", "add", "br0", "type", "bridge"]);
-    sh(&["ip", "-n", &switch, "link", "set", "br0", "up"]);
+    let switch = ns.switch("sw");
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = Vec::new();
+    let mut links = Vec::new();
     let mut agents = Vec::new();
     let join: Vec<String> = (1..=3).map(|i| format!("198.18.0.{i}:7600")).collect();
     for i in 0..3 {
         let node = ns.add(&format!("n{i}"));
         let ip = format!("198.18.0.{}", i + 1);
-        ns.link(
-            &node,
-            &format!("{ip}/24"),
-            &switch,
-            &format!("198.18.9.{}/32", i + 1),
-        );
-        // The switch side of the pair goes on the bridge (its address is unused).
-        let port = sh(&["ip", "-n", &switch, "-o", "link", "show", "type", "veth"]);
-        for line in port.lines() {
-            let name = line
-                .split(':')
-                .nth(1)
-                .unwrap()
-                .trim()
-                .split('@')
-                .next()
-                .unwrap();
-            sh(&["ip", "-n", &switch, "link", "set", name, "master", "br0"]);
-        }
+        links.push(ns.plug(&switch, &node, &format!("{ip}/24")));
         let mut a = Agent::new(dir.path(), &format!("n{i}"));
         a.listen = format!("{ip}:7600");
         a.admin = "127.0.0.1:7601".into();
@@ -193,19 +174,8 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     assert_eq!(kernel[0]["dests"].as_array().unwrap().len(), 2, "{list}");
 
     // Partition: n2 cut off. n0 stops sending it new connections.
-    let veth = |n: &str| {
-        let out = sh(&["ip", "-n", n, "-o", "link", "show", "type", "veth"]);
-        out.split(':')
-            .nth(1)
-            .unwrap()
-            .trim()
-            .split('@')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let n2_link = veth(&nodes[2]);
-    sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "down"]);
+    let n2_link = &links[2];
+    sh(&["ip", "-n", &nodes[2], "link", "set", n2_link, "down"]);
     wait_for("n0 and n1 to leave n2's backend out", 15, || {
         nodes[..2]
             .iter()
@@ -245,7 +215,7 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     assert!(cut["kernel_weight"].is_null(), "not in n0's kernel: {list}");
 
     // Heal: back.
-    sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "up"]);
+    sh(&["ip", "-n", &nodes[2], "link", "set", n2_link, "up"]);
     wait_for("n0 and n1 to route to n2's backend again", 20, || {
         nodes[..2]
             .iter()

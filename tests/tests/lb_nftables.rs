@@ -22,36 +22,69 @@ const ADDR: SocketAddr = SocketAddr::new(
 const B1: &str = "198.18.1.2:8080";
 const B2: &str = "198.18.2.2:8080";
 
-fn want(backends: &[(&str, u32)]) -> Desired {
-    let vip: Vip = VIP.parse().unwrap();
-    let list = backends
-        .iter()
+/// Backends of node 1 with their weights.
+fn backends(list: &[(&str, u32)]) -> Vec<Backend> {
+    list.iter()
         .map(|(a, w)| Backend {
             node: NodeId(1),
             addr: a.parse().unwrap(),
             weight: *w,
         })
-        .collect();
-    let vips = if backends.is_empty() {
+        .collect()
+}
+
+fn want(list: &[(&str, u32)]) -> Desired {
+    let vips = if list.is_empty() {
         BTreeMap::new()
     } else {
-        [(vip, list)].into()
+        [(VIP.parse::<Vip>().unwrap(), backends(list))].into()
     };
     desired(&vips, |_| true, NameRanges::default())
 }
 
-#[test]
-fn nftables_balances_drains_removes_and_repairs() {
+/// The namespaces `[node, client, b1, b2]`: `node` routes for the others, each on a
+/// veth pair of its own (198.18.N.0/24, and 2001:db8:N::/64 too when `v6`; N = 0, 1, 2).
+fn net(tag: &str, v6: bool) -> (Namespaces, [String; 4]) {
     require(&["ip", "nft"]);
-    let mut ns = Namespaces::new("nft");
+    let mut ns = Namespaces::new(tag);
     let (node, client) = (ns.add("node"), ns.add("client"));
     let (b1, b2) = (ns.add("b1"), ns.add("b2"));
-    for (leaf, net) in [(&client, 0), (&b1, 1), (&b2, 2)] {
-        let (gw, addr) = (format!("198.18.{net}.1"), format!("198.18.{net}.2/24"));
-        ns.link(&node, &format!("{gw}/24"), leaf, &addr);
+    for n in [&node, &client, &b1, &b2].into_iter().filter(|_| v6) {
+        // No duplicate address detection: addresses are usable at once.
+        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
+        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    }
+    for (leaf, n) in [(&client, 0), (&b1, 1), (&b2, 2)] {
+        let gw = format!("198.18.{n}.1");
+        let (up, down) = ns.link(
+            &node,
+            &format!("{gw}/24"),
+            leaf,
+            &format!("198.18.{n}.2/24"),
+        );
         sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
+        if v6 {
+            let gw = format!("2001:db8:{n}::1");
+            let at = |ns: &str, addr: &str, dev: &str| {
+                sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+            };
+            at(&node, &format!("{gw}/64"), &up);
+            at(leaf, &format!("2001:db8:{n}::2/64"), &down);
+            sh(&[
+                "ip", "-n", leaf, "-6", "route", "add", "default", "via", &gw,
+            ]);
+        }
     }
     Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    if v6 {
+        Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    }
+    (ns, [node, client, b1, b2])
+}
+
+#[test]
+fn nftables_balances_drains_removes_and_repairs() {
+    let (_ns, [node, client, b1, b2]) = net("nft", false);
     server(&b1, B1, "b1");
     server(&b2, B2, "b2");
     let lb = ReconcilerThread::start(&node, || Nft::open("nft", "hawser-vip"));
@@ -144,87 +177,21 @@ fn nftables_balances_drains_removes_and_repairs() {
 /// (prerouting) and from the node itself (output); then removed.
 #[test]
 fn nftables_serves_ipv6_and_udp_vips() {
-    require(&["ip", "nft"]);
-    let mut ns = Namespaces::new("nft6");
-    let (node, client) = (ns.add("node"), ns.add("client"));
-    let (b1, b2) = (ns.add("b1"), ns.add("b2"));
-    for n in [&node, &client, &b1, &b2] {
-        // No duplicate address detection: addresses are usable at once.
-        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
-        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
-    }
-    for (leaf, net) in [(&client, 0), (&b1, 1), (&b2, 2)] {
-        let (gw, addr) = (format!("198.18.{net}.1"), format!("198.18.{net}.2/24"));
-        ns.link(&node, &format!("{gw}/24"), leaf, &addr);
-        sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
-        // The same pair gets IPv6 addresses too: the node's side is the last veth made.
-        let out = sh(&["ip", "-n", leaf, "-o", "link", "show", "type", "veth"]);
-        let dev = out
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .trim()
-            .split('@')
-            .next()
-            .unwrap();
-        let peer = dev.replacen("vb", "va", 1);
-        sh(&[
-            "ip",
-            "-n",
-            &node,
-            "addr",
-            "add",
-            &format!("2001:db8:{net}::1/64"),
-            "dev",
-            &peer,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            leaf,
-            "addr",
-            "add",
-            &format!("2001:db8:{net}::2/64"),
-            "dev",
-            dev,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            leaf,
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("2001:db8:{net}::1"),
-        ]);
-    }
-    Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let (_ns, [node, client, b1, b2]) = net("nft6", true);
     server(&b1, "[2001:db8:1::2]:8080", "b1");
     server(&b2, "[2001:db8:2::2]:8080", "b2");
     udp_server(&b1, "198.18.1.2:5353", "b1");
     udp_server(&b2, "198.18.2.2:5353", "b2");
     let lb = ReconcilerThread::start(&node, || Nft::open("nft", "hawser-vip"));
 
-    let both = |b: [&str; 2]| {
-        b.iter()
-            .map(|a| Backend {
-                node: NodeId(1),
-                addr: a.parse().unwrap(),
-                weight: 1,
-            })
-            .collect::<Vec<_>>()
-    };
     let vips: BTreeMap<Vip, Vec<Backend>> = [
         (
             "tcp://[2001:db8:ff::1]:80".parse().unwrap(),
-            both(["[2001:db8:1::2]:8080", "[2001:db8:2::2]:8080"]),
+            backends(&[("[2001:db8:1::2]:8080", 1), ("[2001:db8:2::2]:8080", 1)]),
         ),
         (
             "udp://11.1.2.4:53".parse().unwrap(),
-            both(["198.18.1.2:5353", "198.18.2.2:5353"]),
+            backends(&[("198.18.1.2:5353", 1), ("198.18.2.2:5353", 1)]),
         ),
     ]
     .into();
