@@ -53,9 +53,7 @@ fn propagation() {
     const NODES: usize = 10;
     const ADDS: usize = 20;
     let mut ns = Namespaces::new("bprop");
-    let switch = ns.add("sw");
-    sh(&["ip", "-n", &switch, "link", "add", "br0", "type", "bridge"]);
-    sh(&["ip", "-n", &switch, "link", "set", "br0", "up"]);
+    let switch = ns.switch("sw");
     let dir = tempfile::tempdir().unwrap();
     let join: Vec<String> = (1..=3).map(|i| format!("198.18.0.{i}:7600")).collect();
     let mut nodes = Vec::new();
@@ -63,24 +61,7 @@ fn propagation() {
     for i in 0..NODES {
         let node = ns.add(&format!("n{i}"));
         let ip = format!("198.18.0.{}", i + 1);
-        ns.link(
-            &node,
-            &format!("{ip}/24"),
-            &switch,
-            &format!("198.18.9.{}/32", i + 1),
-        );
-        let ports = sh(&["ip", "-n", &switch, "-o", "link", "show", "type", "veth"]);
-        for line in ports.lines() {
-            let name = line
-                .split(':')
-                .nth(1)
-                .unwrap()
-                .trim()
-                .split('@')
-                .next()
-                .unwrap();
-            sh(&["ip", "-n", &switch, "link", "set", name, "master", "br0"]);
-        }
+        ns.plug(&switch, &node, &format!("{ip}/24"));
         let data = dir.path().join(format!("n{i}"));
         let child = Command::new("ip")
             .args([

@@ -463,6 +463,7 @@ pub fn vips_table(doc: &Value) -> String {
                 cell(&v["programmed"]),
                 cell(&b["addr"]),
                 cell(&b["weight"]),
+                cell(&b["kernel_weight"]),
                 if b["node"].is_null() {
                     cell(&b["node_id"])
                 } else {
@@ -483,6 +484,7 @@ pub fn vips_table(doc: &Value) -> String {
                 "PROGRAMMED",
                 "BACKEND",
                 "WEIGHT",
+                "KERNEL",
                 "NODE",
                 "REACHABLE"
             ],
@@ -573,14 +575,20 @@ mod tests {
             "vip": "tcp://web:80", "address": "11.4.5.6:80", "programmed": true,
             "backends": [
                 {"node": "n1", "node_id": "01", "addr": "198.18.1.2:8080", "weight": 1,
-                 "reachable": true},
+                 "reachable": true, "kernel_weight": 1},
                 {"node": null, "node_id": "02", "addr": "198.18.2.2:8080", "weight": 0,
-                 "reachable": false}]}]});
+                 "reachable": false, "kernel_weight": null}]}]});
         let t = vips_table(&doc);
         assert!(t.starts_with("1 VIPs (load balancer: nftables):"), "{t}");
         assert!(
             t.contains(
-                "tcp://web:80  11.4.5.6:80  true        198.18.2.2:8080  0       02    false"
+                "tcp://web:80  11.4.5.6:80  true        198.18.1.2:8080  1       1       n1    true"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "tcp://web:80  11.4.5.6:80  true        198.18.2.2:8080  0       -       02    false"
             ),
             "{t}"
         );

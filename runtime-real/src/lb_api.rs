@@ -5,17 +5,22 @@
 //! ```json
 //! {"lb": "nftables", "vips": [{"vip": "tcp://11.1.2.3:80", "address": "11.1.2.3:80",
 //!   "addresses": ["11.1.2.3:80"], "backends": [{"node": "n1", "node_id": "…",
-//!   "addr": "198.18.1.2:8080", "weight": 1, "reachable": true}], "programmed": true}]}
+//!   "addr": "198.18.1.2:8080", "weight": 1, "reachable": true, "kernel_weight": 1}],
+//!   "programmed": true, "kernel": [{"service": "tcp://11.1.2.3:80",
+//!   "dests": [{"addr": "198.18.1.2:8080", "weight": 1}]}]}]}
 //! ```
 //! `programmed` says whether this node's kernel holds every service of the VIP exactly
-//! as the VIP's backends and this node's reachability want it now.
+//! as the VIP's backends and this node's reachability want it now. `kernel` is what this
+//! node's kernel holds for the VIP's addresses, and `kernel_weight` a backend's weight
+//! there (`null`: not in the kernel), both as of the last reconcile pass, which re-reads
+//! the kernel (`null` and `[]` when the load balancer is off).
 //!
 //! Writes take `{"vip": "tcp://11.1.2.3:80", "backend": "198.18.1.2:8080", "weight": 1}`
 //! (`weight` optional, default 1; ignored by `DELETE`) and answer once the KV op is
 //! durable. A node publishes and withdraws only its own backends: the node in the
 //! element is always the one that serves the request.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -81,6 +86,31 @@ pub async fn list(State(s): State<Admin>) -> Response {
                                 .iter()
                                 .all(|s| p.services.get(s) == want.state.services.get(s))
                         });
+                    // What this node's kernel holds for the VIP's addresses, as of the
+                    // last reconcile pass (each pass re-reads the kernel).
+                    let held = |ip: &IpAddr| {
+                        let s = Service {
+                            proto: vip.proto,
+                            addr: SocketAddr::new(*ip, vip.port),
+                        };
+                        programmed.as_ref()?.services.get(&s).map(|d| (s, d))
+                    };
+                    let kernel: Vec<Value> = ips
+                        .iter()
+                        .filter_map(held)
+                        .map(|(s, dests)| {
+                            json!({
+                                "service": s.to_string(),
+                                "dests": dests.iter().map(|(a, w)| json!({
+                                    "addr": a.to_string(), "weight": w,
+                                })).collect::<Vec<_>>(),
+                            })
+                        })
+                        .collect();
+                    let kernel_weight = |b: &Backend| {
+                        let ip = ips.iter().find(|ip| ip.is_ipv4() == b.addr.is_ipv4())?;
+                        held(ip)?.1.get(&b.addr).copied()
+                    };
                     json!({
                         "vip": vip.to_string(),
                         "address": addresses.first(),
@@ -91,8 +121,10 @@ pub async fn list(State(s): State<Admin>) -> Response {
                             "addr": b.addr.to_string(),
                             "weight": b.weight,
                             "reachable": gm.is_reachable(b.node),
+                            "kernel_weight": kernel_weight(b),
                         })).collect::<Vec<_>>(),
                         "programmed": is_programmed,
+                        "kernel": kernel,
                     })
                 })
                 .collect();

@@ -121,8 +121,9 @@ enum VipCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Every VIP, its backends, whether each is reachable, and whether this node's
-    /// kernel holds the VIP.
+    /// Every VIP, its backends, whether each is reachable, the weight this node's
+    /// kernel holds for it (KERNEL; `-`: none), and whether the kernel holds the VIP
+    /// as wanted (PROGRAMMED).
     List(ClientArgs),
 }
 

@@ -19,6 +19,15 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// A config file in `dir` with the minimal settings and then `more`; its path.
+fn config_file(dir: &std::path::Path, more: &str) -> String {
+    let file = dir.join("agent.toml");
+    let minimal = "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
+                   cookie = \"a-cookie-of-16-bytes\"\n";
+    std::fs::write(&file, format!("{minimal}{more}")).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
 /// Send `bytes` to the agent's peer port and wait (at most `secs`) for the agent to
 /// close the connection. Returns how long it took.
 fn closed_after(agent: &Agent, bytes: &[u8], secs: u64) -> Duration {
@@ -66,14 +75,8 @@ fn invalid_settings_are_named() {
     assert!(err.contains("`listen`"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("agent.toml");
-    std::fs::write(
-        &file,
-        "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
-         cookie = \"a-cookie-of-16-bytes\"\n[membership]\nping_interval_ms = 0\n",
-    )
-    .unwrap();
-    let (code, err) = run(&["agent", "--config", file.to_str().unwrap()]);
+    let file = config_file(dir.path(), "[membership]\nping_interval_ms = 0\n");
+    let (code, err) = run(&["agent", "--config", &file]);
     assert_eq!(code, Some(2));
     assert!(err.contains("ping_interval_ms"), "{err}");
 }
@@ -339,20 +342,12 @@ fn the_demo_partition_is_unreachable_from_flags_config_and_api() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("agent.toml");
     for setting in [
-        "deny = [\"127.0.0.1:1\"]",
-        "[transport]\ndeny = [\"127.0.0.1:1\"]",
+        "deny = [\"127.0.0.1:1\"]\n",
+        "[transport]\ndeny = [\"127.0.0.1:1\"]\n",
     ] {
-        std::fs::write(
-            &file,
-            format!(
-                "name = \"n1\"\nlisten = \"127.0.0.1:7600\"\ndata_dir = \"/tmp/x\"\n\
-                 cookie = \"a-cookie-of-16-bytes\"\n{setting}\n"
-            ),
-        )
-        .unwrap();
-        let (code, err) = run(&["agent", "--config", file.to_str().unwrap()]);
+        let file = config_file(dir.path(), setting);
+        let (code, err) = run(&["agent", "--config", &file]);
         assert_eq!(code, Some(2), "{setting}: {err}");
         assert!(err.contains("deny"), "{err}");
     }
@@ -363,4 +358,101 @@ fn the_demo_partition_is_unreachable_from_flags_config_and_api() {
         let (status, _) = common::post(&a.admin, path, "[\"127.0.0.1:1\"]").unwrap();
         assert_eq!(status, 404, "{path}");
     }
+}
+
+#[test]
+fn a_kernel_without_what_lb_asks_for_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(dir.path(), "[lb]\nnft = \"/nonexistent/nft\"\n");
+    let (code, err) = run(&["agent", "--config", &file, "--lb", "nftables"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--lb nftables needs the `/nonexistent/nft` program"),
+        "{err}"
+    );
+    let (code, err) = run(&["agent", "--name", "n1", "--lb", "iptables"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("nftables") && err.contains("ipvs"), "{err}");
+}
+
+/// `hawser vip add | list | rm` through an agent with the load balancer off: the KV
+/// side works without a kernel backend; bad input gets a 400 with the reason, counted.
+#[test]
+fn vips_are_published_listed_and_withdrawn_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::new(dir.path(), "a");
+    a.start();
+    let vip = |args: &[&str]| {
+        let out = hawser()
+            .arg("vip")
+            .args(args)
+            .args(["--admin", &a.admin])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = vip(&[
+        "add",
+        "tcp://11.1.2.3:80",
+        "--backend",
+        "198.18.1.2:8080",
+        "--weight",
+        "3",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let list = a.json("/v1/vips");
+    assert_eq!(list["lb"], "off", "{list}");
+    let v = &list["vips"][0];
+    assert_eq!(v["vip"], "tcp://11.1.2.3:80", "{list}");
+    assert_eq!(v["address"], "11.1.2.3:80", "{list}");
+    assert_eq!(v["programmed"], false, "no kernel backend: {list}");
+    assert_eq!(v["kernel"], serde_json::json!([]), "{list}");
+    let b = &v["backends"][0];
+    assert_eq!(b["node"], "a", "{list}");
+    assert_eq!(b["addr"], "198.18.1.2:8080", "{list}");
+    assert_eq!(b["weight"], 3, "{list}");
+    assert_eq!(b["reachable"], true, "{list}");
+    assert!(b["kernel_weight"].is_null(), "{list}");
+    let (code, out) = vip(&["list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("198.18.1.2:8080  3"), "{out}");
+
+    for (args, why) in [
+        (
+            &["add", "11.1.2.3:80", "--backend", "198.18.1.2:8080"][..],
+            "is not a VIP",
+        ),
+        (
+            &["add", "tcp://11.1.2.3:80", "--backend", "198.18.1.2"],
+            "backend:",
+        ),
+        (
+            &[
+                "add",
+                "tcp://11.1.2.3:80",
+                "--backend",
+                "198.18.1.2:80",
+                "--weight",
+                "10001",
+            ],
+            "weight",
+        ),
+    ] {
+        let (code, out) = vip(args);
+        assert_ne!(code, Some(0), "{args:?}: {out}");
+        assert!(out.contains(why), "{args:?}: {out}");
+    }
+    assert_eq!(a.metric("hawser_lb_api_refused_total"), 3.0);
+
+    let rm = ["rm", "tcp://11.1.2.3:80", "--backend", "198.18.1.2:8080"];
+    let (code, out) = vip(&rm);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(a.json("/v1/vips")["vips"], serde_json::json!([]));
+    let (code, out) = vip(&rm);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("has not published backend"), "{out}");
 }

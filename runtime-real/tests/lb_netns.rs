@@ -1,7 +1,7 @@
 //! Three `hawser agent --lb nftables` processes, each in a network namespace of its own
 //! with its own nftables, on one bridge: n1 and n2 each publish a backend they run;
-//! n0's kernel routes the VIP to them within a second; n2 is cut off and n0 stops
-//! sending it new connections; healed, it gets them again; a rule deleted by hand is put
+//! every node's kernel routes the VIP to both within a second; n2 is cut off and n0 and
+//! n1 stop sending it new connections; healed, they send it some again; a rule deleted by hand is put
 //! back within the reconcile interval; and n0, killed and restarted over the kernel
 //! state it left, changes nothing. A named VIP is answered by the agent's DNS as
 //! `<name>.vip.hawser.` once its kernel routes it, and no longer once withdrawn.
@@ -106,35 +106,16 @@ fn spawn(agent: &mut Agent, ns: &str) {
 fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     require(&["ip", "nft"]);
     let mut ns = Namespaces::new("lb3");
-    let switch = ns.add("sw");
-    sh(&["ip", "-n", &switch, "link", "add", "br0", "type", "bridge"]);
-    sh(&["ip", "-n", &switch, "link", "set", "br0", "up"]);
+    let switch = ns.switch("sw");
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = Vec::new();
+    let mut links = Vec::new();
     let mut agents = Vec::new();
     let join: Vec<String> = (1..=3).map(|i| format!("198.18.0.{i}:7600")).collect();
     for i in 0..3 {
         let node = ns.add(&format!("n{i}"));
         let ip = format!("198.18.0.{}", i + 1);
-        ns.link(
-            &node,
-            &format!("{ip}/24"),
-            &switch,
-            &format!("198.18.9.{}/32", i + 1),
-        );
-        // The switch side of the pair goes on the bridge (its address is unused).
-        let port = sh(&["ip", "-n", &switch, "-o", "link", "show", "type", "veth"]);
-        for line in port.lines() {
-            let name = line
-                .split(':')
-                .nth(1)
-                .unwrap()
-                .trim()
-                .split('@')
-                .next()
-                .unwrap();
-            sh(&["ip", "-n", &switch, "link", "set", name, "master", "br0"]);
-        }
+        links.push(ns.plug(&switch, &node, &format!("{ip}/24")));
         let mut a = Agent::new(dir.path(), &format!("n{i}"));
         a.listen = format!("{ip}:7600");
         a.admin = "127.0.0.1:7601".into();
@@ -173,10 +154,17 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     vip_add(&nodes[1], "127.0.0.1:7601", "198.18.0.2:8080");
     vip_add(&nodes[2], "127.0.0.1:7601", "198.18.0.3:8080");
     let published = Instant::now();
-    wait_for("n0's kernel to route the VIP to both backends", 5, || {
-        let s = services(&nodes[0]);
-        (s.contains("198.18.0.2 . 8080") && s.contains("198.18.0.3 . 8080")).then_some(())
-    });
+    wait_for(
+        "every node's kernel to route the VIP to both backends",
+        5,
+        || {
+            nodes
+                .iter()
+                .map(|n| services(n))
+                .all(|s| s.contains("198.18.0.2 . 8080") && s.contains("198.18.0.3 . 8080"))
+                .then_some(())
+        },
+    );
     let took = published.elapsed();
     assert!(took < Duration::from_secs(1), "took {took:?}");
     let vip: SocketAddr = VIP_ADDR.parse().unwrap();
@@ -189,26 +177,24 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     assert_eq!(list["vips"][0]["vip"], VIP, "{list}");
     assert_eq!(list["vips"][0]["programmed"], true, "{list}");
     assert_eq!(list["vips"][0]["backends"].as_array().unwrap().len(), 2);
+    // What n0's kernel holds: the service with both destinations.
+    let kernel = &list["vips"][0]["kernel"];
+    assert_eq!(kernel[0]["service"], VIP, "{list}");
+    assert_eq!(kernel[0]["dests"].as_array().unwrap().len(), 2, "{list}");
 
     // Partition: n2 cut off. n0 stops sending it new connections.
-    let veth = |n: &str| {
-        let out = sh(&["ip", "-n", n, "-o", "link", "show", "type", "veth"]);
-        out.split(':')
-            .nth(1)
-            .unwrap()
-            .trim()
-            .split('@')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let n2_link = veth(&nodes[2]);
-    sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "down"]);
-    wait_for("n0 to leave n2's backend out", 15, || {
-        (!services(&nodes[0]).contains("198.18.0.3")).then_some(())
+    let n2_link = &links[2];
+    sh(&["ip", "-n", &nodes[2], "link", "set", n2_link, "down"]);
+    wait_for("n0 and n1 to leave n2's backend out", 15, || {
+        nodes[..2]
+            .iter()
+            .all(|n| !services(n).contains("198.18.0.3"))
+            .then_some(())
     });
-    let count = spread(&nodes[0], vip, 20);
-    assert_eq!(count.get("b1"), Some(&20), "{count:?}");
+    for n in &nodes[..2] {
+        let count = spread(n, vip, 20);
+        assert_eq!(count.get("b1"), Some(&20), "{n}: {count:?}");
+    }
     let list = json(&nodes[0], "127.0.0.1:7601", "/v1/vips");
     let reachable: Vec<(String, bool)> = list["vips"][0]["backends"]
         .as_array()
@@ -229,12 +215,20 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
         reachable.contains(&("198.18.0.3:8080".into(), false)),
         "{list}"
     );
+    let cut = list["vips"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["addr"] == "198.18.0.3:8080")
+        .unwrap();
+    assert!(cut["kernel_weight"].is_null(), "not in n0's kernel: {list}");
 
     // Heal: back.
-    sh(&["ip", "-n", &nodes[2], "link", "set", &n2_link, "up"]);
-    wait_for("n0 to route to n2's backend again", 20, || {
-        services(&nodes[0])
-            .contains("198.18.0.3 . 8080")
+    sh(&["ip", "-n", &nodes[2], "link", "set", n2_link, "up"]);
+    wait_for("n0 and n1 to route to n2's backend again", 20, || {
+        nodes[..2]
+            .iter()
+            .all(|n| services(n).contains("198.18.0.3 . 8080"))
             .then_some(())
     });
     let count = spread(&nodes[0], vip, 40);

@@ -92,3 +92,48 @@ impl ReconcilerThread {
             .expect("the reconciler thread failed (see its panic above)")
     }
 }
+
+/// A UDP server in `ns` at `addr` that answers every datagram with `id`, until the
+/// process ends.
+pub fn udp_server(ns: &str, addr: &'static str, id: &'static str) {
+    let (ready, bound) = mpsc::channel();
+    in_netns(ns, move || {
+        let s = std::net::UdpSocket::bind(addr).unwrap();
+        ready.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        while let Ok((_, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(id.as_bytes(), from);
+        }
+    });
+    bound.recv().unwrap();
+}
+
+/// `n` datagrams to the VIP from namespace `ns`, each from a new socket (so a new flow
+/// the load balancer places anew): how many each backend answered ("failed": none
+/// within 500 ms).
+pub fn udp_spread(ns: &str, vip: SocketAddr, n: usize) -> BTreeMap<String, usize> {
+    in_netns(ns, move || {
+        let mut count = BTreeMap::new();
+        for _ in 0..n {
+            let any: SocketAddr = if vip.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap()
+            } else {
+                "[::]:0".parse().unwrap()
+            };
+            let answer = (|| {
+                let s = std::net::UdpSocket::bind(any)?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                s.send_to(b"who?", vip)?;
+                let mut buf = [0u8; 64];
+                let (len, _) = s.recv_from(&mut buf)?;
+                Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..len]).into_owned())
+            })();
+            *count
+                .entry(answer.unwrap_or_else(|_| "failed".to_owned()))
+                .or_insert(0) += 1;
+        }
+        count
+    })
+    .join()
+    .unwrap()
+}

@@ -76,16 +76,41 @@ impl Namespaces {
     }
 
     /// Connect `a` and `b` with a veth pair, addresses `a_addr` and `b_addr` (CIDR).
-    pub fn link(&self, a: &str, a_addr: &str, b: &str, b_addr: &str) {
+    /// Returns the pair's interface names, `a`'s side first.
+    pub fn link(&self, a: &str, a_addr: &str, b: &str, b_addr: &str) -> (String, String) {
+        let (va, vb) = self.pair(a, b);
+        sh(&["ip", "-n", a, "addr", "add", a_addr, "dev", &va]);
+        sh(&["ip", "-n", b, "addr", "add", b_addr, "dev", &vb]);
+        (va, vb)
+    }
+
+    /// A veth pair between `a` and `b`, both sides up, no addresses.
+    fn pair(&self, a: &str, b: &str) -> (String, String) {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let (va, vb) = (format!("va{n}"), format!("vb{n}"));
         sh(&[
             "ip", "-n", a, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", b,
         ]);
-        sh(&["ip", "-n", a, "addr", "add", a_addr, "dev", &va]);
-        sh(&["ip", "-n", b, "addr", "add", b_addr, "dev", &vb]);
         sh(&["ip", "-n", a, "link", "set", &va, "up"]);
         sh(&["ip", "-n", b, "link", "set", &vb, "up"]);
+        (va, vb)
+    }
+
+    /// Create namespace `name` holding a bridge `br0`: a switch for [`Namespaces::plug`].
+    pub fn switch(&mut self, name: &str) -> String {
+        let sw = self.add(name);
+        sh(&["ip", "-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        sh(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
+        sw
+    }
+
+    /// Connect `ns` to `switch`'s bridge with a veth pair, address `addr` (CIDR) on
+    /// `ns`'s side. Returns `ns`'s interface (set it down to cut `ns` off).
+    pub fn plug(&self, switch: &str, ns: &str, addr: &str) -> String {
+        let (port, dev) = self.pair(switch, ns);
+        sh(&["ip", "-n", switch, "link", "set", &port, "master", "br0"]);
+        sh(&["ip", "-n", ns, "addr", "add", addr, "dev", &dev]);
+        dev
     }
 
     /// Run `cmd` in namespace `ns`.

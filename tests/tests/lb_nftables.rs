@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use hawser_core::NodeId;
 use hawser_dataplane::lb::nft::Nft;
 use hawser_dataplane::lb::{Backend, Desired, NameRanges, Pass, Vip, desired};
-use hawser_tests::echo::{ReconcilerThread, connect, server, spread};
+use hawser_tests::echo::{ReconcilerThread, connect, server, spread, udp_server, udp_spread};
 use hawser_tests::netns::{Namespaces, in_netns, require, sh};
 
 const VIP: &str = "tcp://11.1.2.3:80";
@@ -22,36 +22,69 @@ const ADDR: SocketAddr = SocketAddr::new(
 const B1: &str = "198.18.1.2:8080";
 const B2: &str = "198.18.2.2:8080";
 
-fn want(backends: &[(&str, u32)]) -> Desired {
-    let vip: Vip = VIP.parse().unwrap();
-    let list = backends
-        .iter()
+/// Backends of node 1 with their weights.
+fn backends(list: &[(&str, u32)]) -> Vec<Backend> {
+    list.iter()
         .map(|(a, w)| Backend {
             node: NodeId(1),
             addr: a.parse().unwrap(),
             weight: *w,
         })
-        .collect();
-    let vips = if backends.is_empty() {
+        .collect()
+}
+
+fn want(list: &[(&str, u32)]) -> Desired {
+    let vips = if list.is_empty() {
         BTreeMap::new()
     } else {
-        [(vip, list)].into()
+        [(VIP.parse::<Vip>().unwrap(), backends(list))].into()
     };
     desired(&vips, |_| true, NameRanges::default())
 }
 
-#[test]
-fn nftables_balances_drains_removes_and_repairs() {
+/// The namespaces `[node, client, b1, b2]`: `node` routes for the others, each on a
+/// veth pair of its own (198.18.N.0/24, and 2001:db8:N::/64 too when `v6`; N = 0, 1, 2).
+fn net(tag: &str, v6: bool) -> (Namespaces, [String; 4]) {
     require(&["ip", "nft"]);
-    let mut ns = Namespaces::new("nft");
+    let mut ns = Namespaces::new(tag);
     let (node, client) = (ns.add("node"), ns.add("client"));
     let (b1, b2) = (ns.add("b1"), ns.add("b2"));
-    for (leaf, net) in [(&client, 0), (&b1, 1), (&b2, 2)] {
-        let (gw, addr) = (format!("198.18.{net}.1"), format!("198.18.{net}.2/24"));
-        ns.link(&node, &format!("{gw}/24"), leaf, &addr);
+    for n in [&node, &client, &b1, &b2].into_iter().filter(|_| v6) {
+        // No duplicate address detection: addresses are usable at once.
+        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
+        Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    }
+    for (leaf, n) in [(&client, 0), (&b1, 1), (&b2, 2)] {
+        let gw = format!("198.18.{n}.1");
+        let (up, down) = ns.link(
+            &node,
+            &format!("{gw}/24"),
+            leaf,
+            &format!("198.18.{n}.2/24"),
+        );
         sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
+        if v6 {
+            let gw = format!("2001:db8:{n}::1");
+            let at = |ns: &str, addr: &str, dev: &str| {
+                sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+            };
+            at(&node, &format!("{gw}/64"), &up);
+            at(leaf, &format!("2001:db8:{n}::2/64"), &down);
+            sh(&[
+                "ip", "-n", leaf, "-6", "route", "add", "default", "via", &gw,
+            ]);
+        }
     }
     Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    if v6 {
+        Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    }
+    (ns, [node, client, b1, b2])
+}
+
+#[test]
+fn nftables_balances_drains_removes_and_repairs() {
+    let (_ns, [node, client, b1, b2]) = net("nft", false);
     server(&b1, B1, "b1");
     server(&b2, B2, "b2");
     let lb = ReconcilerThread::start(&node, || Nft::open("nft", "hawser-vip"));
@@ -137,4 +170,56 @@ fn nftables_balances_drains_removes_and_repairs() {
         &["nft", "list", "chain", "inet", "hawser", "services"],
     );
     assert!(!rules.contains("dnat"), "{rules}");
+}
+
+/// IPv6 and UDP: a TCP VIP on an IPv6 address (from 2001:db8::/32, the documentation
+/// range) and a UDP VIP, both spread over two backends, from behind the node
+/// (prerouting) and from the node itself (output); then removed.
+#[test]
+fn nftables_serves_ipv6_and_udp_vips() {
+    let (_ns, [node, client, b1, b2]) = net("nft6", true);
+    server(&b1, "[2001:db8:1::2]:8080", "b1");
+    server(&b2, "[2001:db8:2::2]:8080", "b2");
+    udp_server(&b1, "198.18.1.2:5353", "b1");
+    udp_server(&b2, "198.18.2.2:5353", "b2");
+    let lb = ReconcilerThread::start(&node, || Nft::open("nft", "hawser-vip"));
+
+    let vips: BTreeMap<Vip, Vec<Backend>> = [
+        (
+            "tcp://[2001:db8:ff::1]:80".parse().unwrap(),
+            backends(&[("[2001:db8:1::2]:8080", 1), ("[2001:db8:2::2]:8080", 1)]),
+        ),
+        (
+            "udp://11.1.2.4:53".parse().unwrap(),
+            backends(&[("198.18.1.2:5353", 1), ("198.18.2.2:5353", 1)]),
+        ),
+    ]
+    .into();
+    let pass = lb.pass(desired(&vips, |_| true, NameRanges::default()));
+    assert_eq!(pass.changes.len(), 8, "{:?}", pass.changes);
+    let v6: SocketAddr = "[2001:db8:ff::1]:80".parse().unwrap();
+    let udp: SocketAddr = "11.1.2.4:53".parse().unwrap();
+    for from in [&client, &node] {
+        let count = spread(from, v6, 60);
+        assert_eq!(count.get("failed"), None, "{from} tcp6: {count:?}");
+        assert!(
+            count.contains_key("b1") && count.contains_key("b2"),
+            "{count:?}"
+        );
+        let count = udp_spread(from, udp, 60);
+        assert_eq!(count.get("failed"), None, "{from} udp: {count:?}");
+        assert!(
+            count.contains_key("b1") && count.contains_key("b2"),
+            "{count:?}"
+        );
+    }
+    // Read back exactly: nothing to do.
+    assert_eq!(
+        lb.pass(desired(&vips, |_| true, NameRanges::default())),
+        Pass::default()
+    );
+    let gone = lb.pass(desired(&BTreeMap::new(), |_| true, NameRanges::default()));
+    assert_eq!(gone.changes.len(), 4, "{:?}", gone.changes);
+    assert_eq!(spread(&client, v6, 5).get("failed"), Some(&5));
+    assert_eq!(udp_spread(&client, udp, 5).get("failed"), Some(&5));
 }

@@ -486,6 +486,15 @@ mod tests {
             panic!("no payload")
         };
         assert_eq!(parse_service(p).unwrap(), Some(v6));
+        // The kernel itself nests with nla_nest_start_noflag: no NLA_F_NESTED bit.
+        let mut noflag = raw.clone();
+        assert_eq!(noflag[23], 0x80, "the service nest's type, high byte");
+        noflag[23] = 0x00;
+        let m = Nlmsghdr::<u16, Message>::from_bytes(&mut Cursor::new(&noflag[..])).unwrap();
+        let NlPayload::Payload(p) = m.nl_payload() else {
+            panic!("no payload")
+        };
+        assert_eq!(parse_service(p).unwrap(), Some(v6));
 
         let mut dest = vec![0, 0, 0x02, 0x80];
         dest.extend([20, 0, 1, 0]);

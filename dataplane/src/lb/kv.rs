@@ -17,6 +17,11 @@
 //! - a node that withdraws the last backend it sees removes the whole VIP field, and a
 //!   field removal is observed-remove too, so a backend added concurrently elsewhere
 //!   survives (with its VIP) while a VIP nobody serves any more leaves nothing behind;
+//! - two nodes withdrawing the last two backends concurrently each see the other's and
+//!   so remove only their own element, which leaves the VIP's field holding an empty set
+//!   (a map field stays until removed). Every op [`publish`] and [`withdraw`] build
+//!   therefore also removes the fields of the key that hold no backend, so such
+//!   leftovers last only until the next write to their key;
 //! - a fixed number of keys keeps the KV bounded however many VIPs come and go (the KV
 //!   never deletes a key, so one key per VIP would grow with every VIP ever used), while
 //!   a change still touches one key of a few dozen VIPs, not one key holding them all.
@@ -59,11 +64,36 @@ fn mine(value: Option<&Map>, vip: &Vip, node: NodeId, addr: SocketAddr) -> Vec<S
         .collect()
 }
 
-fn on_vip(vip: &Vip, ops: Vec<FieldOp>) -> MapOp {
-    MapOp::Update(vec![FieldOp::Update {
+/// Removals of the VIP fields in `value`, other than `except`'s, that hold no backend
+/// (left by concurrent last withdrawals, see the module docs). Fields that are not VIPs
+/// are not this module's and stay.
+fn sweep(value: Option<&Map>, except: &Vip) -> Vec<FieldOp> {
+    let Some(m) = value else {
+        return Vec::new();
+    };
+    let except = except.to_string();
+    m.store()
+        .keys()
+        .into_iter()
+        .filter(|f| f.kind == FieldType::Map && f.name != except)
+        .filter(|f| f.name.parse::<Vip>().is_ok_and(|v| v.to_string() == f.name))
+        .filter(|f| {
+            m.store()
+                .map(&f.name)
+                .and_then(|v| v.set(BACKENDS))
+                .is_none_or(|s| s.is_empty())
+        })
+        .map(FieldOp::Remove)
+        .collect()
+}
+
+fn on_vip(value: Option<&Map>, vip: &Vip, ops: Vec<FieldOp>) -> MapOp {
+    let mut all = sweep(value, vip);
+    all.push(FieldOp::Update {
         name: vip.to_string(),
         op: TypedOp::Map(MapOp::Update(ops)),
-    }])
+    });
+    MapOp::Update(all)
 }
 
 fn on_backends(op: SetOp) -> FieldOp {
@@ -87,7 +117,7 @@ pub fn publish(value: Option<&Map>, vip: &Vip, backend: Backend) -> MapOp {
         ops.push(on_backends(SetOp::RemoveAll(old)));
     }
     ops.push(on_backends(SetOp::Add(element)));
-    on_vip(vip, ops)
+    on_vip(value, vip, ops)
 }
 
 /// The op that withdraws `node`'s backend `addr` from `vip`, or `None` if `value` holds
@@ -102,12 +132,14 @@ pub fn withdraw(value: Option<&Map>, vip: &Vip, node: NodeId, addr: SocketAddr) 
         .and_then(|v| v.set(BACKENDS))
         .map_or(0, |s| s.len());
     if all == old.len() {
-        return Some(MapOp::Update(vec![FieldOp::Remove(FieldKey::new(
+        let mut ops = sweep(value, vip);
+        ops.push(FieldOp::Remove(FieldKey::new(
             vip.to_string(),
             FieldType::Map,
-        ))]));
+        )));
+        return Some(MapOp::Update(ops));
     }
-    Some(on_vip(vip, vec![on_backends(SetOp::RemoveAll(old))]))
+    Some(on_vip(value, vip, vec![on_backends(SetOp::RemoveAll(old))]))
 }
 
 /// What one key holds: its VIPs and their backends (sorted), and how many fields or
@@ -318,6 +350,38 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn concurrent_last_withdrawals_leave_nothing_after_the_next_write() {
+        let vip: Vip = "tcp://11.1.2.3:80".parse().unwrap();
+        let (mut a, mut c) = (Replica::new(1), Replica::new(2));
+        a.publish(&vip, "198.18.1.2:80", 1);
+        c.publish(&vip, "198.18.2.2:80", 1);
+        let (av, cv) = (a.value.clone(), c.value.clone());
+        a.value.merge(&cv);
+        c.value.merge(&av);
+        // Each withdraws its own, seeing the other's: neither removes the VIP.
+        a.withdraw(&vip, "198.18.1.2:80");
+        c.withdraw(&vip, "198.18.2.2:80");
+        let cv = c.value.clone();
+        a.value.merge(&cv);
+        assert!(read(&a.value).vips.is_empty());
+        assert_eq!(a.value.store().len(), 1, "an empty field is left");
+        // The next write to the key, for any VIP, sweeps it.
+        let other: Vip = "udp://11.1.2.4:53".parse().unwrap();
+        a.publish(&other, "198.18.1.2:53", 1);
+        assert_eq!(read(&a.value).vips.len(), 1);
+        assert_eq!(a.value.store().len(), 1, "only the new VIP's field");
+        // A sweep is observed-remove: a backend added concurrently to the swept VIP
+        // survives it, with its VIP.
+        let mut d = Replica::new(3);
+        d.value.merge(&cv);
+        d.publish(&vip, "198.18.3.2:80", 1);
+        a.value.merge(&d.value);
+        assert_eq!(read(&a.value).vips[&vip], vec![b(3, "198.18.3.2:80", 1)]);
+        a.withdraw(&other, "198.18.1.2:53");
+        assert_eq!(read(&a.value).vips.len(), 1);
     }
 
     #[test]
