@@ -13,6 +13,7 @@ use std::time::Duration;
 use chacha20poly1305::ChaCha20Poly1305;
 use chacha20poly1305::aead::AeadInOut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use hawser_core::loopback;
 use hawser_core::wire::WireError;
 use hawser_core::{
     Addr, ConnId, Cookie, Ctx, Identity, Instant, LinkConfig, Name, Node, NodeId, Protocol,
@@ -55,32 +56,10 @@ fn node(id: u64) -> Node<Sink> {
 
 /// Link `a` to `b` and return their connection ids.
 fn handshake(a: &mut Node<Sink>, b: &mut Node<Sink>) -> (ConnId, ConnId) {
-    let now = Instant::ZERO;
-    a.command(now, |_, ctx| ctx.connect(Addr::new("n2").unwrap(), None));
-    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
-        panic!("a dials")
-    };
-    let cb = b.handle_accept(now);
-    a.handle_connected(now, ca);
-    loop {
-        let mut moved = false;
-        while let Some(t) = a.poll_transmit() {
-            if let Transmit::Send { frame, .. } = t {
-                b.handle_frame(now, cb, &frame);
-                moved = true;
-            }
-        }
-        while let Some(t) = b.poll_transmit() {
-            if let Transmit::Send { frame, .. } = t {
-                a.handle_frame(now, ca, &frame);
-                moved = true;
-            }
-        }
-        if !moved {
-            assert!(a.links().is_linked(NodeId(2)));
-            return (ca, cb);
-        }
-    }
+    let (ca, cb) = loopback::connect(a, b, Addr::new("n2").unwrap()).expect("a dials");
+    loopback::pump(a, ca, b, cb, |_, _| {});
+    assert!(a.links().is_linked(NodeId(2)));
+    (ca, cb)
 }
 
 fn bench(c: &mut Criterion) {

@@ -15,6 +15,7 @@ pub mod gm;
 pub mod id;
 pub mod kv;
 pub mod link;
+pub mod loopback;
 pub mod membership;
 pub mod multicast;
 mod node;

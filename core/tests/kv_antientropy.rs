@@ -12,10 +12,11 @@ use std::num::NonZeroU64;
 
 use hawser_core::crdt::{Actor, CounterOp, FieldOp, Map, MapOp, SetOp, TypedOp};
 use hawser_core::kv::{BUCKETS, Kv, KvConfig, KvEvent, KvMessage, KvTimer, MAX_BATCH, bucket_of};
+use hawser_core::loopback;
 use hawser_core::wire::{self, WireError};
 use hawser_core::{
     Addr, Cookie, Ctx, DownReason, Identity, Instant, LinkConfig, Name, Node, NodeId, Protocol,
-    Snapshot, Transmit,
+    Snapshot,
 };
 
 const KEYS: usize = 10_000;
@@ -88,13 +89,7 @@ struct Wire {
 
 /// A dials B; pump the handshake through. Returns their connection ids.
 fn link(a: &mut Node<Host>, b: &mut Node<Host>) -> (hawser_core::ConnId, hawser_core::ConnId) {
-    let now = Instant::ZERO;
-    a.command(now, |_, ctx| ctx.connect(Addr::new("n2").unwrap(), None));
-    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
-        panic!("a dials")
-    };
-    let cb = b.handle_accept(now);
-    a.handle_connected(now, ca);
+    let (ca, cb) = loopback::connect(a, b, Addr::new("n2").unwrap()).expect("a dials");
     pump(a, ca, b, cb);
     assert!(a.links().is_linked(NodeId(2)));
     (ca, cb)
@@ -107,30 +102,12 @@ fn pump(
     b: &mut Node<Host>,
     cb: hawser_core::ConnId,
 ) -> Wire {
-    let now = Instant::ZERO;
     let mut w = Wire::default();
-    loop {
-        let mut moved = false;
-        while let Some(t) = a.poll_transmit() {
-            if let Transmit::Send { frame, .. } = t {
-                w.frames += 1;
-                w.bytes += frame.len();
-                b.handle_frame(now, cb, &frame);
-                moved = true;
-            }
-        }
-        while let Some(t) = b.poll_transmit() {
-            if let Transmit::Send { frame, .. } = t {
-                w.frames += 1;
-                w.bytes += frame.len();
-                a.handle_frame(now, ca, &frame);
-                moved = true;
-            }
-        }
-        if !moved {
-            return w;
-        }
-    }
+    loopback::pump(a, ca, b, cb, |_, frame| {
+        w.frames += 1;
+        w.bytes += frame.len();
+    });
+    w
 }
 
 fn update(name: &str, op: TypedOp) -> MapOp {

@@ -2,6 +2,7 @@
 //! cookie check, tampering, and the handshake timeout.
 
 use hawser_core::link::RefuseReason;
+use hawser_core::loopback;
 use hawser_core::wire::WireError;
 use hawser_core::{
     Addr, ConnId, ConnectError, Cookie, Ctx, Duration, Event, Identity, Instant, LinkConfig,
@@ -56,32 +57,13 @@ fn pump(
     b: &mut Node<Recorder>,
     mut tamper: impl FnMut(&mut Vec<u8>),
 ) -> (ConnId, ConnId) {
-    let now = Instant::ZERO;
-    a.command(now, |_, ctx| ctx.connect(Addr::new("b").unwrap(), None));
-    let Some(Transmit::Connect { conn: ca, .. }) = a.poll_transmit() else {
-        panic!("a dials")
-    };
-    let cb = b.handle_accept(now);
-    a.handle_connected(now, ca);
-    loop {
-        let mut moved = false;
-        while let Some(t) = a.poll_transmit() {
-            if let Transmit::Send { mut frame, .. } = t {
-                tamper(&mut frame);
-                b.handle_frame(now, cb, &frame);
-                moved = true;
-            }
+    let (ca, cb) = loopback::connect(a, b, Addr::new("b").unwrap()).expect("a dials");
+    loopback::pump(a, ca, b, cb, |way, frame| {
+        if way == loopback::Way::AtoB {
+            tamper(frame)
         }
-        while let Some(t) = b.poll_transmit() {
-            if let Transmit::Send { frame, .. } = t {
-                a.handle_frame(now, ca, &frame);
-                moved = true;
-            }
-        }
-        if !moved {
-            return (ca, cb);
-        }
-    }
+    });
+    (ca, cb)
 }
 
 fn link_events<P: Protocol>(n: &mut Node<P>) -> Vec<LinkEvent> {
