@@ -1,5 +1,5 @@
 //! Entry points for fuzzing, shared by the cargo-fuzz targets in `fuzz/` and by the
-//! stable test that replays their corpus (`tests/fuzz_corpus.rs`), so both run exactly
+//! stable test that replays their corpus (`tests/tests/fuzz_corpus.rs` at the top of the tree), so both run exactly
 //! the same code. Each takes arbitrary bytes, must never panic, and checks what the
 //! server promises about its output.
 

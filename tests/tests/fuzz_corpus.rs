@@ -1,9 +1,11 @@
-//! Replays the committed cargo-fuzz seed corpus through the same entry points the fuzz
-//! targets use, so every find stays fixed under plain `cargo test`.
+//! Replays the committed cargo-fuzz seed corpus (`fuzz/corpus/<target>/`) through the
+//! same entry points the fuzz targets use (`hawser_core::fuzzing`,
+//! `hawser_dataplane::fuzzing`), so every find stays fixed under plain `cargo test`.
 
 use std::path::Path;
 
-fn replay(target: &str, run: fn(&[u8])) {
+/// Every seed of `target`, by file name, in name order.
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/corpus")
         .join(target);
@@ -13,8 +15,18 @@ fn replay(target: &str, run: fn(&[u8])) {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "corpus {} is empty", dir.display());
-    for file in files {
-        run(&std::fs::read(&file).unwrap());
+    files
+        .into_iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&f).unwrap())
+        })
+        .collect()
+}
+
+fn replay(target: &str, run: fn(&[u8])) {
+    for (_, bytes) in corpus(target) {
+        run(&bytes);
     }
 }
 
@@ -112,4 +124,18 @@ fn corpora_include_valid_inputs() {
     }
     let frame = read("link_input", "hello");
     assert!(hawser_core::wire::decode_frame(&frame, 1 << 16).is_ok());
+}
+
+#[test]
+fn dns_query_corpus() {
+    let seeds = corpus("dns_query");
+    for (_, bytes) in &seeds {
+        hawser_dataplane::fuzzing::dns_query(bytes);
+    }
+    // The fuzzer needs valid queries to start from, not only garbage.
+    let valid = seeds
+        .iter()
+        .filter(|(_, b)| hawser_dataplane::dns::message::parse_request(b, 1232).is_ok())
+        .count();
+    assert!(valid >= 5, "only {valid} seeds are valid queries");
 }
