@@ -21,7 +21,7 @@ use hawser_core::NodeId;
 use hawser_dataplane::lb::nft::Nft;
 use hawser_dataplane::lb::{Backend, Change, Desired, Kernel, NameRanges, Vip, desired, diff};
 use hawser_tests::echo::{ReconcilerThread, connect, server};
-use hawser_tests::netns::{Namespaces, in_netns, require, sh};
+use hawser_tests::netns::{Namespaces, in_netns, require};
 
 fn at<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     in_netns(ns, f).join().unwrap()
@@ -253,14 +253,7 @@ fn connections() {
     let mut ns = Namespaces::new("bconn");
     let (node, client, backend) = (ns.add("node"), ns.add("client"), ns.add("b"));
     for (leaf, net) in [(&client, 0), (&backend, 1)] {
-        let gw = format!("198.18.{net}.1");
-        ns.link(
-            &node,
-            &format!("{gw}/24"),
-            leaf,
-            &format!("198.18.{net}.2/24"),
-        );
-        sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
+        ns.leaf(&node, leaf, net);
     }
     Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     server(&backend, "198.18.1.2:8080", "b");

@@ -84,6 +84,20 @@ impl Namespaces {
         (va, vb)
     }
 
+    /// `leaf` behind `router` on 198.18.`net`.0/24: the router is .1, the leaf .2 with its
+    /// default route through the router. Returns the router's and the leaf's interfaces.
+    pub fn leaf(&self, router: &str, leaf: &str, net: u8) -> (String, String) {
+        let gw = format!("198.18.{net}.1");
+        let sides = self.link(
+            router,
+            &format!("{gw}/24"),
+            leaf,
+            &format!("198.18.{net}.2/24"),
+        );
+        sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
+        sides
+    }
+
     /// A veth pair between `a` and `b`, both sides up, no addresses.
     fn pair(&self, a: &str, b: &str) -> (String, String) {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use hawser_core::NodeId;
 use hawser_dataplane::lb::ipvs::Ipvs;
 use hawser_dataplane::lb::{Backend, KernelError, NameRanges, Vip, desired};
 use hawser_tests::echo::{ReconcilerThread, server, spread};
-use hawser_tests::netns::{Namespaces, in_netns, require, sh};
+use hawser_tests::netns::{Namespaces, in_netns, require};
 
 #[test]
 fn ipvs_balances_where_the_kernel_has_it() {
@@ -31,14 +31,7 @@ fn ipvs_balances_where_the_kernel_has_it() {
     }
     let (b1, b2) = (ns.add("b1"), ns.add("b2"));
     for (leaf, net) in [(&b1, 1), (&b2, 2)] {
-        let gw = format!("198.18.{net}.1");
-        ns.link(
-            &node,
-            &format!("{gw}/24"),
-            leaf,
-            &format!("198.18.{net}.2/24"),
-        );
-        sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
+        ns.leaf(&node, leaf, net);
     }
     // IPVS in NAT mode needs conntrack for connections the node itself opens.
     Namespaces::exec(&node, &["sysctl", "-qw", "net.ipv4.vs.conntrack=1"]);

@@ -55,14 +55,7 @@ fn net(tag: &str, v6: bool) -> (Namespaces, [String; 4]) {
         Namespaces::exec(n, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
     }
     for (leaf, n) in [(&client, 0), (&b1, 1), (&b2, 2)] {
-        let gw = format!("198.18.{n}.1");
-        let (up, down) = ns.link(
-            &node,
-            &format!("{gw}/24"),
-            leaf,
-            &format!("198.18.{n}.2/24"),
-        );
-        sh(&["ip", "-n", leaf, "route", "add", "default", "via", &gw]);
+        let (up, down) = ns.leaf(&node, leaf, n);
         if v6 {
             let gw = format!("2001:db8:{n}::1");
             let at = |ns: &str, addr: &str, dev: &str| {
