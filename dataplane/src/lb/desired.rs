@@ -137,11 +137,7 @@ mod tests {
     use crate::lb::vip::Proto;
 
     fn b(node: u64, addr: &str, weight: u32) -> Backend {
-        Backend {
-            node: NodeId(node),
-            addr: addr.parse().unwrap(),
-            weight,
-        }
+        Backend::test(node, addr, weight)
     }
 
     fn svc(s: &str) -> Service {

@@ -239,11 +239,7 @@ mod tests {
     use super::*;
 
     fn b(node: u64, addr: &str, weight: u32) -> Backend {
-        Backend {
-            node: NodeId(node),
-            addr: addr.parse().unwrap(),
-            weight,
-        }
+        Backend::test(node, addr, weight)
     }
 
     /// A replica of one key, writing as `node`.

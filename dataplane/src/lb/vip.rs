@@ -217,6 +217,18 @@ pub struct Backend {
     pub weight: u32,
 }
 
+impl Backend {
+    /// A backend for tests: node `node` at `addr` with `weight`.
+    #[cfg(test)]
+    pub(crate) fn test(node: u64, addr: &str, weight: u32) -> Backend {
+        Backend {
+            node: NodeId(node),
+            addr: addr.parse().unwrap(),
+            weight,
+        }
+    }
+}
+
 /// Parse a backend address given by a user (`198.18.1.2:8080`, `[2001:db8::1]:80`).
 pub fn backend_addr(s: &str) -> Result<SocketAddr, VipError> {
     let addr: SocketAddr = s.parse().map_err(|_| VipError::Syntax(s.to_owned()))?;
