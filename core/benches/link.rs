@@ -15,10 +15,7 @@ use chacha20poly1305::aead::AeadInOut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hawser_core::loopback;
 use hawser_core::wire::WireError;
-use hawser_core::{
-    Addr, ConnId, Cookie, Ctx, Identity, Instant, LinkConfig, Name, Node, NodeId, Protocol,
-    Transmit,
-};
+use hawser_core::{Addr, ConnId, Ctx, Instant, LinkConfig, Node, NodeId, Protocol, Transmit};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -43,15 +40,7 @@ impl Protocol for Sink {
 }
 
 fn node(id: u64) -> Node<Sink> {
-    let identity = Identity {
-        id: NodeId(id),
-        name: Name::new(format!("n{id}")).unwrap(),
-        addr: Addr::new(format!("n{id}")).unwrap(),
-        cookie: Cookie::new("0123456789abcdef0123456789abcdef").unwrap(),
-    };
-    let mut n = Node::new(LinkConfig::default(), identity, id, Sink::default()).unwrap();
-    n.handle_start(Instant::ZERO);
-    n
+    loopback::node(id, LinkConfig::default(), Sink::default())
 }
 
 /// Link `a` to `b` and return their connection ids.

@@ -2,11 +2,25 @@
 //! for tests and benchmarks of the link layer or a protocol, with no driver, simulator
 //! or clock.
 
-use crate::id::Addr;
-use crate::link::{ConnId, Transmit};
-use crate::node::Node;
+use crate::id::{Addr, Name, NodeId};
+use crate::link::{ConnId, Cookie, LinkConfig, Transmit};
+use crate::node::{Identity, Node};
 use crate::protocol::Protocol;
 use crate::time::Instant;
+
+/// Node `n{id}` at address `n{id}` running `protocol`, started at time zero. Every node
+/// made here has the same cookie, so any two of them link.
+pub fn node<P: Protocol>(id: u64, link: LinkConfig, protocol: P) -> Node<P> {
+    let identity = Identity {
+        id: NodeId(id),
+        name: Name::new(format!("n{id}")).expect("a short name"),
+        addr: Addr::new(format!("n{id}")).expect("a short address"),
+        cookie: Cookie::new("loopback-cookie-0123456789").expect("a valid cookie"),
+    };
+    let mut n = Node::new(link, identity, id, protocol).expect("a valid link config");
+    n.handle_start(Instant::ZERO);
+    n
+}
 
 /// `a` dials `b`, which it knows as `addr`, and both ends take the connection; the
 /// hellos are queued, not passed (see [`pump`]). Their connection ids, or `None` if `a`
@@ -69,11 +83,8 @@ pub fn pump<P: Protocol, Q: Protocol>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::{Cookie, LinkConfig};
-    use crate::node::Identity;
     use crate::protocol::Ctx;
     use crate::wire::WireError;
-    use crate::{Name, NodeId};
 
     struct Quiet;
 
@@ -92,19 +103,12 @@ mod tests {
         fn timer(&mut self, _: (), _: &mut Ctx<'_, (), ()>) {}
     }
 
-    fn node(id: u64) -> Node<Quiet> {
-        let identity = Identity {
-            id: NodeId(id),
-            name: Name::new(format!("n{id}")).unwrap(),
-            addr: Addr::new(format!("n{id}")).unwrap(),
-            cookie: Cookie::new("c").unwrap(),
-        };
-        Node::new(LinkConfig::default(), identity, id, Quiet).unwrap()
-    }
-
     #[test]
     fn two_nodes_link_through_the_pump_and_every_frame_is_seen() {
-        let (mut a, mut b) = (node(1), node(2));
+        let (mut a, mut b) = (
+            node(1, LinkConfig::default(), Quiet),
+            node(2, LinkConfig::default(), Quiet),
+        );
         let (ca, cb) = connect(&mut a, &mut b, Addr::new("n2").unwrap()).unwrap();
         let mut ways = Vec::new();
         pump(&mut a, ca, &mut b, cb, |way, _| ways.push(way));

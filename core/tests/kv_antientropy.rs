@@ -14,10 +14,7 @@ use hawser_core::crdt::{Actor, CounterOp, FieldOp, Map, MapOp, SetOp, TypedOp};
 use hawser_core::kv::{BUCKETS, Kv, KvConfig, KvEvent, KvMessage, KvTimer, MAX_BATCH, bucket_of};
 use hawser_core::loopback;
 use hawser_core::wire::{self, WireError};
-use hawser_core::{
-    Addr, Cookie, Ctx, DownReason, Identity, Instant, LinkConfig, Name, Node, NodeId, Protocol,
-    Snapshot,
-};
+use hawser_core::{Addr, Ctx, DownReason, Instant, LinkConfig, Node, NodeId, Protocol, Snapshot};
 
 const KEYS: usize = 10_000;
 const DIFFERING: usize = 10;
@@ -65,19 +62,11 @@ fn node(id: u64, disk: &Snapshot) -> Node<Host> {
 }
 
 fn node_with(id: u64, disk: &Snapshot, link: LinkConfig, kv: KvConfig) -> Node<Host> {
-    let identity = Identity {
-        id: NodeId(id),
-        name: Name::new(format!("n{id}")).unwrap(),
-        addr: Addr::new(format!("n{id}")).unwrap(),
-        cookie: Cookie::new("c").unwrap(),
-    };
     let host = Host {
         kv: Kv::new(kv, disk).unwrap(),
         received: Vec::new(),
     };
-    let mut n = Node::new(link, identity, id, host).unwrap();
-    n.handle_start(Instant::ZERO);
-    n
+    loopback::node(id, link, host)
 }
 
 /// Frames and their bytes (header and authentication tag included) moved each way.
