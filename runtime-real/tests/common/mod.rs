@@ -108,10 +108,11 @@ impl Agent {
         args
     }
 
-    /// Start the process (its stderr appended to the log) and wait for its admin API.
+    /// Start the process (its stderr appended to the log) and wait for its admin API (up
+    /// to 30 s: on a loaded 2-core machine a debug agent has been seen to need over 10).
     pub fn start(&mut self) {
         self.spawn();
-        wait_for(&format!("{} to serve its admin API", self.name), 10, || {
+        wait_for(&format!("{} to serve its admin API", self.name), 30, || {
             get(&self.admin, "/v1/self").filter(|(s, _)| *s == 200)
         });
     }
