@@ -5,7 +5,15 @@
 //!   sans-IO server the runtime drives.
 //! - [`lb`]: the L4 load balancer's VIPs in the KV, the desired kernel state from them and
 //!   the routing table, its diff, and the nftables and IPVS backends.
+//! - [`overlay`]: the overlay network's settings, per-node subnets claimed in the KV,
+//!   VTEP records, and the desired VXLAN state with its diff (the kernel backend is
+//!   not built yet).
+//! - [`prefix`]: address ranges, shared by the load balancer and the overlay.
+//! - [`probe`]: choosing a free index from a key the same way on every node.
 
 pub mod dns;
 pub mod fuzzing;
 pub mod lb;
+pub mod overlay;
+pub mod prefix;
+pub mod probe;

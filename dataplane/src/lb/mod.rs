@@ -22,10 +22,11 @@ pub mod rtnl;
 pub mod state;
 pub mod vip;
 
+pub use crate::prefix::{Prefix, PrefixError};
 pub use desired::{Desired, DesiredStats, desired};
 pub use kernel::{Kernel, KernelError};
 pub use kv::Catalog;
-pub use names::{NameRanges, Prefix, ProgrammedNames};
+pub use names::{NameRanges, ProgrammedNames};
 pub use reconcile::{Pass, Reconciler};
 pub use state::{Change, Dests, Programmed, diff};
 pub use vip::{Backend, Host, Proto, Service, Vip, VipError};

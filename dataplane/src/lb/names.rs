@@ -14,99 +14,11 @@
 //! the same address (in an /8, about one new name in 16 million per existing name).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-/// An address range: `11.0.0.0/8`, `fd01:c::/64`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    addr: IpAddr,
-    len: u8,
-}
-
-/// Why a range was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PrefixError(pub String);
-
-impl fmt::Display for PrefixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} is not a usable address range: write ADDR/LEN with the host bits zero and \
-             at least 4 addresses (e.g. 11.0.0.0/8, fd01:c::/64)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for PrefixError {}
-
-impl FromStr for Prefix {
-    type Err = PrefixError;
-
-    fn from_str(s: &str) -> Result<Prefix, PrefixError> {
-        let bad = || PrefixError(s.to_owned());
-        let (addr, len) = s.split_once('/').ok_or_else(bad)?;
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let len: u8 = len.parse().map_err(|_| bad())?;
-        let bits = if addr.is_ipv4() { 32 } else { 128 };
-        if len == 0 || len > bits - 2 {
-            return Err(bad());
-        }
-        let p = Prefix { addr, len };
-        if to_u128(addr) & (p.size() - 1) != 0 {
-            return Err(bad());
-        }
-        Ok(p)
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-fn to_u128(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
-
-impl Prefix {
-    pub fn is_ipv4(&self) -> bool {
-        self.addr.is_ipv4()
-    }
-
-    fn bits(&self) -> u8 {
-        if self.is_ipv4() { 32 } else { 128 }
-    }
-
-    /// Addresses in the range (at most 2^126, so it fits).
-    fn size(&self) -> u128 {
-        1u128 << (self.bits() - self.len)
-    }
-
-    /// The `i`-th usable address: the first (network) and last (broadcast) are skipped.
-    fn nth(&self, i: u128) -> IpAddr {
-        let n = to_u128(self.addr) + 1 + i;
-        match self.addr {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
-        }
-    }
-
-    fn usable(&self) -> u128 {
-        self.size() - 2
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        ip.is_ipv4() == self.is_ipv4() && to_u128(ip) & !(self.size() - 1) == to_u128(self.addr)
-    }
-}
+use crate::prefix::Prefix;
+use crate::probe::first_free;
 
 /// The ranges named VIPs take their addresses from. Either may be absent (that family
 /// gets no named VIPs).
@@ -123,18 +35,6 @@ impl Default for NameRanges {
             v6: Some("fd01:c::/64".parse().expect("a valid range")),
         }
     }
-}
-
-/// The `i`-th probe of `name`: FNV-1a (64-bit) over the name and the probe number, then
-/// a SplitMix64 finaliser so that close names spread over the whole range.
-fn probe(name: &str, i: u32) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes().chain(i.to_be_bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
 }
 
 /// The addresses of every name in `names` (v4 first, then v6), given the addresses IP
@@ -154,20 +54,13 @@ pub fn assign(
             .filter(|a| range.contains(*a))
             .collect();
         for name in names {
-            if used.len() as u128 >= range.usable() {
+            if used.len() as u128 >= range.hosts() {
                 break;
             }
-            // Enough probes to find a free address with overwhelming likelihood; then a
-            // linear scan from the first probe settles it for a nearly full range.
-            let first = u128::from(probe(name, 0)) % range.usable();
-            let found = (0..64)
-                .map(|i| range.nth(u128::from(probe(name, i)) % range.usable()))
-                .find(|a| !used.contains(a))
-                .or_else(|| {
-                    (0..range.usable())
-                        .map(|k| range.nth((first + k) % range.usable()))
-                        .find(|a| !used.contains(a))
-                });
+            let found = first_free(name, range.hosts(), |k| {
+                range.host(k).is_some_and(|a| !used.contains(&a))
+            })
+            .and_then(|k| range.host(k));
             if let Some(addr) = found {
                 used.insert(addr);
                 out.get_mut(name)
@@ -229,24 +122,6 @@ mod tests {
 
     fn names(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn ranges_parse_and_refuse() {
-        let p: Prefix = "11.0.0.0/8".parse().unwrap();
-        assert!(p.contains("11.200.3.4".parse().unwrap()));
-        assert!(!p.contains("12.0.0.1".parse().unwrap()));
-        assert!(!p.contains("fd01:c::1".parse().unwrap()));
-        for bad in [
-            "11.0.0.1/8",
-            "11.0.0.0",
-            "11.0.0.0/31",
-            "x/8",
-            "fd01:c::/127",
-            "11.0.0.0/0",
-        ] {
-            assert!(bad.parse::<Prefix>().is_err(), "{bad}");
-        }
     }
 
     #[test]

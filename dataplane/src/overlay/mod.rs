@@ -1,0 +1,15 @@
+//! The overlay network (Navstar / dcos-overlay): containers on different nodes talk
+//! over VXLAN, and hawser is its control plane. Each node owns a share of each
+//! overlay's address space, claimed in the replicated KV without a central allocator,
+//! publishes its VXLAN tunnel endpoint (VTEP) there, and turns what it reads into
+//! kernel state.
+//!
+//! Built so far, the pure and deterministic part:
+//! - [`config`]: a network's settings and their validation.
+//!
+//! Not built yet: the rtnetlink backend, the agent's wiring (config file, flag, API,
+//! CLI, metrics) and the tests in network namespaces.
+
+pub mod config;
+
+pub use config::{ConfigError, Field, Network, check_all};
