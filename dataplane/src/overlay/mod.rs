@@ -5,11 +5,20 @@
 //! kernel state.
 //!
 //! Built so far, the pure and deterministic part:
-//! - [`config`]: a network's settings and their validation.
+//! - [`config`]: a network's settings and their validation;
+//! - [`share`]: what a node's slot gives it (subnets, VTEP address);
+//! - [`kv`]: how claims live in the KV;
+//! - [`alloc`]: who holds which slot, from the claims alone, and what a node does next.
 //!
 //! Not built yet: the rtnetlink backend, the agent's wiring (config file, flag, API,
 //! CLI, metrics) and the tests in network namespaces.
 
+pub mod alloc;
 pub mod config;
+pub mod kv;
+pub mod share;
 
+pub use alloc::{Allocation, Liveness, Step, resolve, step};
 pub use config::{ConfigError, Field, Network, check_all};
+pub use kv::Catalog;
+pub use share::{Share, Slot};
