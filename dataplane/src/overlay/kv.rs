@@ -4,10 +4,12 @@
 //! `overlay/<net>/3f`, by node id. Each key's value is a map with one map field per
 //! node, named by its id (16 hex digits), which only that node writes (except to
 //! forget it, below). In it, a set field `slots` holds the slots the node claims
-//! (decimal; normally one):
+//! (decimal; normally one), and a register `vtep` its VTEP record
+//! ([`super::vtep::VtepRecord`]):
 //!
 //! ```json
-//! {"00000000000000ab:map": {"slots:set": ["17"]}}
+//! {"00000000000000ab:map": {"slots:set": ["17"],
+//!   "vtep:register": "underlay=198.18.0.1 vtep=100.64.0.18 mac=ce:2d:f4:2d:0d:50 subnet=9.0.17.0/24"}}
 //! ```
 //!
 //! Why this shape:
@@ -15,7 +17,10 @@
 //!   two sides of a partition never write the same field: after the heal both claims
 //!   are there, and [`super::alloc::resolve`] decides between them, the same way on
 //!   every node;
-//! - a set rather than a register: a node only ever replaces its own claim, so it
+//! - the record is a register: only its node writes it, one write after another, and
+//!   it describes the slot the node holds now (readers check it against the
+//!   resolution, see [`super::desired`]);
+//! - the slots are a set rather than a register: a node only ever replaces its own claim, so it
 //!   normally holds one element; two lives of one node writing at once (a restored old
 //!   disk) leave two, which stay visible rather than one silently winning;
 //! - a node that has been gone longer than the forget time is forgotten by removing its
@@ -27,9 +32,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hawser_core::NodeId;
-use hawser_core::crdt::{FieldKey, FieldOp, FieldType, Map, MapOp, SetOp, TypedOp};
+use hawser_core::crdt::{FieldKey, FieldOp, FieldType, Map, MapOp, RegisterOp, SetOp, TypedOp};
 
 use super::share::Slot;
+use super::vtep::VtepRecord;
 
 /// The prefix of every overlay key.
 pub const PREFIX: &str = "overlay/";
@@ -37,6 +43,8 @@ pub const PREFIX: &str = "overlay/";
 pub const BUCKETS: u64 = 64;
 /// The set field of a node's map that holds its claimed slots.
 const SLOTS: &str = "slots";
+/// The register field of a node's map that holds its VTEP record.
+const VTEP: &str = "vtep";
 
 /// The prefix of network `net`'s keys.
 pub fn net_prefix(net: &str) -> String {
@@ -103,6 +111,29 @@ pub fn claim(value: Option<&Map>, node: NodeId, slot: Slot) -> MapOp {
     on_node(node, ops)
 }
 
+/// The op by which `node` publishes its VTEP `record`, or `None` if the key already
+/// holds exactly that (a restart writes nothing).
+pub fn publish(value: Option<&Map>, node: NodeId, record: &VtepRecord) -> Option<MapOp> {
+    let text = record.to_string();
+    let current = value
+        .and_then(|m| m.store().map(&field_of(node)))
+        .and_then(|f| f.register(VTEP))
+        .and_then(|r| r.winner());
+    if current.is_some_and(|w| w.value == text) {
+        return None;
+    }
+    Some(on_node(
+        node,
+        vec![FieldOp::Update {
+            name: VTEP.into(),
+            op: TypedOp::Register(RegisterOp::Assign {
+                value: text,
+                timestamp: None,
+            }),
+        }],
+    ))
+}
+
 /// The op that forgets `node` (removes everything it published in this key), or
 /// `None` if `value` holds nothing of it.
 pub fn forget(value: Option<&Map>, node: NodeId) -> Option<MapOp> {
@@ -116,6 +147,8 @@ pub fn forget(value: Option<&Map>, node: NodeId) -> Option<MapOp> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
     pub slots: BTreeSet<Slot>,
+    /// Its VTEP record, if it published one that parses.
+    pub vtep: Option<VtepRecord>,
 }
 
 /// What one key holds: its nodes' entries, and how many fields or elements did not
@@ -139,9 +172,19 @@ pub fn read(value: &Map) -> Bucket {
         };
         let mut entry = Entry::default();
         for f in inner.keys() {
-            if f.name != SLOTS || f.kind != FieldType::Set {
+            let known = matches!(
+                (f.name.as_str(), f.kind),
+                (SLOTS, FieldType::Set) | (VTEP, FieldType::Register)
+            );
+            if !known {
                 bucket.malformed += 1;
             }
+        }
+        let record = inner.register(VTEP).and_then(|r| r.winner());
+        match record.map(|w| w.value.parse::<VtepRecord>()) {
+            Some(Ok(r)) => entry.vtep = Some(r),
+            Some(Err(_)) => bucket.malformed += 1,
+            None => {}
         }
         for e in inner.set(SLOTS).into_iter().flat_map(|s| s.iter()) {
             match slot_of(e) {
@@ -188,13 +231,14 @@ impl Catalog {
     }
 
     /// Every node's entry. A node found under two keys (only a node not writing through
-    /// this module could do that) has the slots of both.
+    /// this module could do that) has the slots of both and the record of the last.
     pub fn nodes(&self) -> BTreeMap<NodeId, Entry> {
         let mut out: BTreeMap<NodeId, Entry> = BTreeMap::new();
         for bucket in self.buckets.values() {
             for (node, entry) in &bucket.nodes {
                 let e = out.entry(*node).or_default();
                 e.slots.extend(entry.slots.iter().copied());
+                e.vtep = entry.vtep.or(e.vtep);
             }
         }
         out
@@ -312,6 +356,44 @@ pub(crate) mod tests {
         claim_as(&mut gone, 9, 6);
         a.merge(&gone);
         assert_eq!(a.catalog("t").claims()[&NodeId(9)], [Slot(6)].into());
+    }
+
+    #[test]
+    fn a_vtep_record_is_published_once_and_replaced_by_the_next() {
+        let net: crate::overlay::Network = "name=t,subnet=198.18.0.0/16,vtep=198.19.0.0/24"
+            .parse()
+            .unwrap();
+        let node = NodeId(5);
+        let record = |slot: u32| {
+            let share = net.share(Slot(slot)).unwrap();
+            VtepRecord::new(node, "198.18.200.5".parse().unwrap(), &share)
+        };
+        let key = key_of("t", node);
+        let mut r = Replica::default();
+        r.write(&key, (5, 1), |v| Some(claim(v, node, Slot(1))));
+        r.write(&key, (5, 1), |v| publish(v, node, &record(1)));
+        assert!(publish(r.keys.get(&key), node, &record(1)).is_none());
+        r.write(&key, (5, 1), |v| publish(v, node, &record(2)));
+        let nodes = r.catalog("t").nodes();
+        assert_eq!(nodes[&node].vtep, Some(record(2)));
+        assert_eq!(nodes[&node].slots, [Slot(1)].into());
+        // A record that does not parse is counted, and the node's claims still count.
+        r.write(&key, (5, 1), |_| {
+            Some(on_node(
+                node,
+                vec![FieldOp::Update {
+                    name: VTEP.into(),
+                    op: TypedOp::Register(RegisterOp::Assign {
+                        value: "underlay=nowhere".into(),
+                        timestamp: None,
+                    }),
+                }],
+            ))
+        });
+        let c = r.catalog("t");
+        assert_eq!(c.malformed(), 1);
+        assert_eq!(c.nodes()[&node].vtep, None);
+        assert_eq!(c.claims()[&node], [Slot(1)].into());
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! Built so far, the pure and deterministic part:
 //! - [`config`]: a network's settings and their validation;
 //! - [`share`]: what a node's slot gives it (subnets, VTEP address);
-//! - [`kv`]: how claims live in the KV;
-//! - [`alloc`]: who holds which slot, from the claims alone, and what a node does next.
+//! - [`kv`]: how claims and VTEP records live in the KV;
+//! - [`alloc`]: who holds which slot, from the claims alone, and what a node does next;
+//! - [`vtep`]: a node's VTEP record, and its MAC derived from its id.
 //!
 //! Not built yet: the rtnetlink backend, the agent's wiring (config file, flag, API,
 //! CLI, metrics) and the tests in network namespaces.
@@ -17,8 +18,10 @@ pub mod alloc;
 pub mod config;
 pub mod kv;
 pub mod share;
+pub mod vtep;
 
 pub use alloc::{Allocation, Liveness, Step, resolve, step};
 pub use config::{ConfigError, Field, Network, check_all};
 pub use kv::Catalog;
 pub use share::{Share, Slot};
+pub use vtep::{Mac, VtepError, VtepRecord};
