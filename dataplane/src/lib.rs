@@ -11,6 +11,8 @@
 //! - [`prefix`]: address ranges, shared by the load balancer and the overlay.
 //! - [`probe`]: choosing a free index from a key the same way on every node.
 
+#[cfg(test)]
+mod diff_laws;
 pub mod dns;
 pub mod fuzzing;
 pub mod lb;

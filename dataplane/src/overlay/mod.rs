@@ -9,19 +9,25 @@
 //! - [`share`]: what a node's slot gives it (subnets, VTEP address);
 //! - [`kv`]: how claims and VTEP records live in the KV;
 //! - [`alloc`]: who holds which slot, from the claims alone, and what a node does next;
-//! - [`vtep`]: a node's VTEP record, and its MAC derived from its id.
+//! - [`vtep`]: a node's VTEP record, and its MAC derived from its id;
+//! - [`desired`]: this node's VXLAN device and its peers' entries and routes;
+//! - [`state`]: the kernel state model, its minimal diff and how a change applies.
 //!
 //! Not built yet: the rtnetlink backend, the agent's wiring (config file, flag, API,
 //! CLI, metrics) and the tests in network namespaces.
 
 pub mod alloc;
 pub mod config;
+pub mod desired;
 pub mod kv;
 pub mod share;
+pub mod state;
 pub mod vtep;
 
 pub use alloc::{Allocation, Liveness, Step, resolve, step};
 pub use config::{ConfigError, Field, Network, check_all};
+pub use desired::{Desired, DesiredStats, desired, device_name};
 pub use kv::Catalog;
 pub use share::{Share, Slot};
+pub use state::{Change, Device, IfAddr, Link, Programmed, diff};
 pub use vtep::{Mac, VtepError, VtepRecord};
