@@ -247,6 +247,10 @@ def wait_bound(addr, seconds):
 
 # ---------------------------------------------------------------- forwarders
 
+# Extra lines for hawser's [dns] table (--hawser-dns).
+HAWSER_DNS_TOML = ""
+
+
 def start_forwarder(kind, work, cached):
     d = os.path.join(work, kind)
     os.makedirs(d, exist_ok=True)
@@ -298,12 +302,13 @@ forward-zone:
                 "--admin", addr + ":7701", "--data-dir", os.path.join(d, "data"),
                 "--cookie", "dns-bench-%016x" % random.getrandbits(64),
                 "--dns", addr + ":53", "--dns-upstream", "%s,%s" % (A, B)]
-        if not cached:
-            # Random names miss anyway; no cache is the like-for-like with dnsdist's.
-            conf = os.path.join(d, "nocache.toml")
-            with open(conf, "w") as f:
-                f.write("[dns]\ncache_entries = 0\n")
-            args += ["--config", conf]
+        conf = os.path.join(d, "hawser.toml")
+        with open(conf, "w") as f:
+            f.write("[dns]\n" + HAWSER_DNS_TOML)
+            if not cached:
+                # Random names miss anyway; no cache is the like-for-like with dnsdist's.
+                f.write("cache_entries = 0\n")
+        args += ["--config", conf]
     elif kind.startswith("dnsmasq"):
         args = ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
                 "--bind-interfaces", "--listen-address=" + addr, "--port=53",
@@ -654,8 +659,12 @@ def main():
     ap.add_argument("--workdir", default="/tmp/hawser-dns-bench")
     ap.add_argument("--out", default="dns-results.json")
     ap.add_argument("--nice", type=int, default=-10)
+    ap.add_argument("--hawser-dns", default="", metavar="TOML",
+                    help="extra lines for hawser's [dns] table, e.g. 'shards = 1'")
     ap.add_argument("--max-seconds", type=int, default=3600)
     a = ap.parse_args()
+    global HAWSER_DNS_TOML
+    HAWSER_DNS_TOML = "".join(line.strip() + "\n" for line in a.hawser_dns.split(";") if line.strip())
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
         signal.signal(sig, on_signal)
     signal.alarm(a.max_seconds)
