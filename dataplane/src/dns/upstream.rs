@@ -87,6 +87,10 @@ impl Upstream {
         self.consecutive_failures = 0;
         self.failure_rate *= 1.0 - FAILURE_WEIGHT;
         let since = self.down_since.take()?;
+        // Back in rotation: the probes it missed while out say nothing about it now, and
+        // a rate left high would rank it after the others for good (asked only as a
+        // hedge, it might never answer enough to bring the rate down).
+        self.failure_rate = 0.0;
         Some(Health::Up {
             after: now.saturating_since(since),
         })
@@ -232,14 +236,31 @@ mod tests {
     fn the_failure_rate_decays() {
         let c = DnsConfig::default();
         let mut u = Upstream::new("127.0.0.1:53".parse().unwrap());
+        // It answers some queries, so failing others keeps it in rotation.
+        u.answered(Instant::ZERO, ms(1));
         for _ in 0..10 {
-            u.failed(Instant::ZERO, &c);
+            assert_eq!(u.failed(Instant::ZERO, &c), None);
         }
         assert!(u.failure_rate() > 0.6 && u.is_poor(None));
         for _ in 0..10 {
             u.answered(Instant::ZERO, ms(1));
         }
         assert!(u.failure_rate() < 0.25 && !u.is_poor(None));
-        assert_eq!((u.answers, u.failures), (10, 10));
+        assert_eq!((u.answers, u.failures), (11, 10));
+    }
+
+    #[test]
+    fn an_upstream_back_from_an_outage_is_not_ranked_last() {
+        let c = DnsConfig::default();
+        let mut u = Upstream::new("127.0.0.1:53".parse().unwrap());
+        let mut now = Instant::ZERO;
+        // Down, then a long outage of failed probes.
+        for _ in 0..100 {
+            u.failed(now, &c);
+            now = now + c.probe_interval;
+        }
+        assert!(!u.is_up() && u.is_poor(None));
+        assert!(matches!(u.answered(now, ms(1)), Some(Health::Up { .. })));
+        assert!(!u.is_poor(Some(ms(1))), "rate {}", u.failure_rate());
     }
 }
