@@ -257,7 +257,7 @@ mod tests {
         // Down, then a long outage of failed probes.
         for _ in 0..100 {
             u.failed(now, &c);
-            now = now + c.probe_interval;
+            now += c.probe_interval;
         }
         assert!(!u.is_up() && u.is_poor(None));
         assert!(matches!(u.answered(now, ms(1)), Some(Health::Up { .. })));
