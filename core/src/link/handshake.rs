@@ -312,6 +312,54 @@ mod tests {
         let _ = f2;
     }
 
+    /// Forward secrecy as far as a test can show it: someone who recorded a connection
+    /// and learns the cookie later still cannot open its frames, because the keys come
+    /// from each end's one-time SPAKE2 scalar, not from the cookie and the transcript
+    /// (a scheme keyed by those alone fails here); and the next connection between the
+    /// same nodes has keys of its own.
+    #[test]
+    fn a_recorded_session_stays_sealed_when_the_cookie_leaks_later() {
+        let cookie = Cookie::new("correct horse battery staple").unwrap();
+        let session = |seed_i: u64, seed_r: u64| {
+            let (pi, mi) = Pake::start(&cookie, Role::Initiator, &mut NodeRng::from_seed(seed_i));
+            let (pr, mr) = Pake::start(&cookie, Role::Responder, &mut NodeRng::from_seed(seed_r));
+            let (hi, hr) = (
+                [b"i".as_slice(), &mi].concat(),
+                [b"r".as_slice(), &mr].concat(),
+            );
+            let t = Transcript {
+                initiator_hello: &hi,
+                responder_hello: &hr,
+            };
+            let (a, b) = (pi.finish(&mr, &t).unwrap(), pr.finish(&mi, &t).unwrap());
+            (a, b, mi, hi, hr)
+        };
+        let (a, b, recorded_mi, hi, hr) = session(1, 2);
+        let frame = a.session().0.seal(&[b"a KV value"]).unwrap();
+        assert_eq!(
+            b.session().1.open(&frame).as_deref(),
+            Some(&b"a KV value"[..]),
+            "the control: the responder's keys open it"
+        );
+
+        // The attacker, with the cookie and the recording, answers the recorded hello
+        // with a scalar of its own: the keys it gets open nothing and confirm nothing.
+        let t = Transcript {
+            initiator_hello: &hi,
+            responder_hello: &hr,
+        };
+        for seed in 3..20 {
+            let (mine, _) = Pake::start(&cookie, Role::Responder, &mut NodeRng::from_seed(seed));
+            let keys = mine.finish(&recorded_mi, &t).unwrap();
+            assert!(!keys.verify(&a.proof()), "seed {seed}");
+            assert_eq!(keys.session().1.open(&frame), None, "seed {seed}");
+        }
+
+        // The same two nodes connect again: that session cannot open the first's frames.
+        let (_, b2, ..) = session(4, 5);
+        assert_eq!(b2.session().1.open(&frame), None);
+    }
+
     #[test]
     fn reordered_frames_are_refused() {
         let (a, b) = exchange("secret", "secret");
