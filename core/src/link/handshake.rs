@@ -279,11 +279,30 @@ impl Opener {
 mod tests {
     use super::*;
 
-    /// Run both halves of a key exchange, each end with its own cookie.
-    fn exchange(initiator: &str, responder: &str) -> (Keys, Keys) {
-        let mut rng = NodeRng::from_seed(7);
-        let (pi, mi) = Pake::start(&Cookie::new(initiator).unwrap(), Role::Initiator, &mut rng);
-        let (pr, mr) = Pake::start(&Cookie::new(responder).unwrap(), Role::Responder, &mut rng);
+    /// A key exchange as it went over the wire, and the keys each end made.
+    struct Recorded {
+        initiator: Keys,
+        responder: Keys,
+        /// The initiator's SPAKE2 message, and both hellos.
+        initiator_msg: Vec<u8>,
+        initiator_hello: Vec<u8>,
+        responder_hello: Vec<u8>,
+    }
+
+    impl Recorded {
+        fn transcript(&self) -> Transcript<'_> {
+            Transcript {
+                initiator_hello: &self.initiator_hello,
+                responder_hello: &self.responder_hello,
+            }
+        }
+    }
+
+    /// Run both halves of a key exchange, each end with its own cookie, drawing their
+    /// scalars from `rng`.
+    fn record(initiator: &str, responder: &str, rng: &mut NodeRng) -> Recorded {
+        let (pi, mi) = Pake::start(&Cookie::new(initiator).unwrap(), Role::Initiator, rng);
+        let (pr, mr) = Pake::start(&Cookie::new(responder).unwrap(), Role::Responder, rng);
         let (hi, hr) = (
             [b"i".as_slice(), &mi].concat(),
             [b"r".as_slice(), &mr].concat(),
@@ -292,7 +311,19 @@ mod tests {
             initiator_hello: &hi,
             responder_hello: &hr,
         };
-        (pi.finish(&mr, &t).unwrap(), pr.finish(&mi, &t).unwrap())
+        let (initiator, responder) = (pi.finish(&mr, &t).unwrap(), pr.finish(&mi, &t).unwrap());
+        Recorded {
+            initiator,
+            responder,
+            initiator_msg: mi,
+            initiator_hello: hi,
+            responder_hello: hr,
+        }
+    }
+
+    fn exchange(initiator: &str, responder: &str) -> (Keys, Keys) {
+        let r = record(initiator, responder, &mut NodeRng::from_seed(7));
+        (r.initiator, r.responder)
     }
 
     #[test]
@@ -319,45 +350,28 @@ mod tests {
     /// same nodes has keys of its own.
     #[test]
     fn a_recorded_session_stays_sealed_when_the_cookie_leaks_later() {
-        let cookie = Cookie::new("correct horse battery staple").unwrap();
-        let session = |seed_i: u64, seed_r: u64| {
-            let (pi, mi) = Pake::start(&cookie, Role::Initiator, &mut NodeRng::from_seed(seed_i));
-            let (pr, mr) = Pake::start(&cookie, Role::Responder, &mut NodeRng::from_seed(seed_r));
-            let (hi, hr) = (
-                [b"i".as_slice(), &mi].concat(),
-                [b"r".as_slice(), &mr].concat(),
-            );
-            let t = Transcript {
-                initiator_hello: &hi,
-                responder_hello: &hr,
-            };
-            let (a, b) = (pi.finish(&mr, &t).unwrap(), pr.finish(&mi, &t).unwrap());
-            (a, b, mi, hi, hr)
-        };
-        let (a, b, recorded_mi, hi, hr) = session(1, 2);
-        let frame = a.session().0.seal(&[b"a KV value"]).unwrap();
+        const COOKIE: &str = "correct horse battery staple";
+        let cookie = Cookie::new(COOKIE).unwrap();
+        let rec = record(COOKIE, COOKIE, &mut NodeRng::from_seed(1));
+        let frame = rec.initiator.session().0.seal(&[b"a KV value"]).unwrap();
         assert_eq!(
-            b.session().1.open(&frame).as_deref(),
+            rec.responder.session().1.open(&frame).as_deref(),
             Some(&b"a KV value"[..]),
             "the control: the responder's keys open it"
         );
 
         // The attacker, with the cookie and the recording, answers the recorded hello
         // with a scalar of its own: the keys it gets open nothing and confirm nothing.
-        let t = Transcript {
-            initiator_hello: &hi,
-            responder_hello: &hr,
-        };
         for seed in 3..20 {
             let (mine, _) = Pake::start(&cookie, Role::Responder, &mut NodeRng::from_seed(seed));
-            let keys = mine.finish(&recorded_mi, &t).unwrap();
-            assert!(!keys.verify(&a.proof()), "seed {seed}");
+            let keys = mine.finish(&rec.initiator_msg, &rec.transcript()).unwrap();
+            assert!(!keys.verify(&rec.initiator.proof()), "seed {seed}");
             assert_eq!(keys.session().1.open(&frame), None, "seed {seed}");
         }
 
         // The same two nodes connect again: that session cannot open the first's frames.
-        let (_, b2, ..) = session(4, 5);
-        assert_eq!(b2.session().1.open(&frame), None);
+        let again = record(COOKIE, COOKIE, &mut NodeRng::from_seed(4));
+        assert_eq!(again.responder.session().1.open(&frame), None);
     }
 
     #[test]
