@@ -16,13 +16,12 @@ use serde_json::Value;
 
 pub const COOKIE: &str = "test-cookie-of-24-bytes";
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port held bound until [`Agent::spawn`] lets go of it, so that no other
+/// test's `bind(0)` and no agent's outbound connection can take it in between: a port
+/// taken that way made an agent exit with "Address already in use" on a loaded CI machine.
+fn reserve_port() -> (u16, TcpListener) {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    (held.local_addr().unwrap().port(), held)
 }
 
 pub fn hawser() -> Command {
@@ -42,15 +41,19 @@ pub struct Agent {
     /// A lower `ulimit -n` for the process.
     pub nofile: Option<u64>,
     pub child: Option<Child>,
+    /// The sockets holding `listen` and `admin` until the first spawn.
+    reserved: Vec<TcpListener>,
 }
 
 impl Agent {
     /// An agent named `name` keeping its state and log under `root`; not started.
     pub fn new(root: &Path, name: &str) -> Agent {
+        let (listen, held_listen) = reserve_port();
+        let (admin, held_admin) = reserve_port();
         Agent {
             name: name.into(),
-            listen: format!("127.0.0.1:{}", free_port()),
-            admin: format!("127.0.0.1:{}", free_port()),
+            listen: format!("127.0.0.1:{listen}"),
+            admin: format!("127.0.0.1:{admin}"),
             data_dir: root.join(name),
             log: root.join(format!("{name}.log")),
             extra: Vec::new(),
@@ -58,6 +61,7 @@ impl Agent {
             cookie: COOKIE.into(),
             nofile: None,
             child: None,
+            reserved: vec![held_listen, held_admin],
         }
     }
 
@@ -110,15 +114,34 @@ impl Agent {
 
     /// Start the process (its stderr appended to the log) and wait for its admin API (up
     /// to 30 s: on a loaded 2-core machine a debug agent has been seen to need over 10).
+    /// An agent that exits first fails the test at once, with its exit status and log.
     pub fn start(&mut self) {
         self.spawn();
-        wait_for(&format!("{} to serve its admin API", self.name), 30, || {
-            get(&self.admin, "/v1/self").filter(|(s, _)| *s == 200)
-        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(&self.admin, "/v1/self").is_none_or(|(s, _)| s != 200) {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "{} exited ({status}) before serving its admin API\n--- log of {}:\n{}",
+                    self.name,
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after 30 s waiting for {} to serve its admin API\n--- log of {}:\n{}",
+                    self.name,
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Start the process without waiting for anything.
     pub fn spawn(&mut self) {
+        self.reserved.clear();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
