@@ -11,6 +11,8 @@
 //! - [`alloc`]: who holds which slot, from the claims alone, and what a node does next;
 //! - [`vtep`]: a node's VTEP record, and its MAC derived from its id;
 //! - [`desired`]: this node's VXLAN device and its peers' entries and routes;
+//! - [`member`]: one node's part, run alike by the agent and the simulator: the KV
+//!   writes it makes and the kernel state it wants;
 //! - [`state`]: the kernel state model, its minimal diff and how a change applies.
 //!
 //! Not built yet: the rtnetlink backend, the agent's wiring (config file, flag, API,
@@ -20,6 +22,7 @@ pub mod alloc;
 pub mod config;
 pub mod desired;
 pub mod kv;
+pub mod member;
 pub mod share;
 pub mod state;
 pub mod vtep;
@@ -28,6 +31,7 @@ pub use alloc::{Allocation, Liveness, Step, resolve, step};
 pub use config::{ConfigError, Field, Network, check_all};
 pub use desired::{Desired, DesiredStats, desired, device_name};
 pub use kv::Catalog;
+pub use member::{Member, Write};
 pub use share::{Share, Slot};
 pub use state::{Change, Device, IfAddr, Link, Programmed, diff};
 pub use vtep::{Mac, VtepError, VtepRecord};
