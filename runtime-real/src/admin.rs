@@ -72,12 +72,14 @@ pub struct Admin {
     pub dns: DnsApi,
     /// The load balancer (its backend is `off` when not asked for).
     pub lb: Arc<crate::lb::LbStatus>,
+    /// The overlay networks (none unless configured).
+    pub overlay: crate::overlay::api::OverlayApi,
     /// Who may use the API (applied to every route).
     pub policy: Policy,
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 16] = [
+const ENDPOINTS: [&str; 17] = [
     "GET /v1/self",
     "GET /v1/members",
     "GET /v1/overlay",
@@ -92,6 +94,7 @@ const ENDPOINTS: [&str; 16] = [
     "POST /v1/dns/records/remove",
     "GET /v1/vips",
     "POST|DELETE /v1/vips {vip, backend, weight}",
+    "GET /v1/networks",
     "GET /metrics",
     "(keys are percent-decoded; write the key `watch` as %77atch)",
 ];
@@ -113,6 +116,7 @@ pub fn router(state: Admin) -> Router {
                 .post(crate::lb_api::add)
                 .delete(crate::lb_api::remove),
         )
+        .route("/v1/networks", get(crate::overlay::api::list))
         .route("/metrics", get(metrics))
         .merge(dns_api::router(state.dns.clone()))
         .fallback(not_found)

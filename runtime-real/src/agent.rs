@@ -24,6 +24,8 @@ use crate::dns::settings::DnsSettings;
 use crate::driver::{Driver, NodeSpec, os_seed};
 use crate::lb::{self, LbFollower, LbStatus};
 use crate::metrics::Metrics;
+use crate::overlay::api::OverlayApi;
+use crate::overlay::follower::{self, OverlayFollower, SharedOverlays};
 use crate::store::Store;
 use crate::transport::{Tcp, Transport};
 use hawser_dataplane::lb::ProgrammedNames;
@@ -185,6 +187,29 @@ async fn run(
         );
         info!(backend = ?config.lb.backend, interface = %config.lb.interface, "load balancer on");
     }
+    // The overlay networks: members in the driver task, their writes and a ticker as
+    // tasks of their own.
+    let overlay = if config.overlay.networks.is_empty() {
+        OverlayApi::default()
+    } else {
+        let me = NodeId::from_name(&spec.name);
+        let (overlays, writes, _desired) =
+            SharedOverlays::new(&config.overlay, me, metrics.clone());
+        driver.follow(Box::new(OverlayFollower(overlays.clone())));
+        follower::spawn_writer(handle.clone(), writes, metrics.clone());
+        follower::spawn_ticker(handle.clone(), overlays.clone());
+        let names: Vec<&str> = config
+            .overlay
+            .networks
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        info!(networks = ?names, "overlay on");
+        OverlayApi {
+            overlays: Some(overlays),
+            status: Default::default(),
+        }
+    };
     let mut driver = tokio::spawn(driver.run());
     let app = admin::router(Admin {
         handle: handle.clone(),
@@ -200,6 +225,7 @@ async fn run(
             serving: dns.as_ref().map(|d| d.addr),
         },
         lb: lb_status,
+        overlay,
         policy: Policy {
             port: admin_addr.port(),
             hosts: config.admin_api.hosts,

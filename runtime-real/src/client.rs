@@ -493,10 +493,114 @@ pub fn vips_table(doc: &Value) -> String {
     )
 }
 
+/// `hawser network list`: a paragraph per network, its peers as a table.
+pub fn networks_table(doc: &Value) -> String {
+    let networks = doc["networks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if networks.is_empty() {
+        return "this agent is part of no overlay network (start it with --overlay)\n".into();
+    }
+    let mut out = String::new();
+    for n in networks {
+        out.push_str(&format!(
+            "{} {} vni {} port {} mtu {}\n",
+            cell(&n["name"]),
+            cell(&n["subnet"]),
+            cell(&n["vni"]),
+            cell(&n["port"]),
+            cell(&n["mtu"])
+        ));
+        if n["node_subnet"].is_null() {
+            out.push_str("  this node: no subnet yet (claiming one)\n");
+        } else {
+            let v = &n["vtep"];
+            out.push_str(&format!(
+                "  this node: {} gateway {}, vtep {} {} on {} (programmed: {})\n",
+                cell(&n["node_subnet"]),
+                cell(&n["gateway"]),
+                cell(&v["ip"]),
+                cell(&v["mac"]),
+                cell(&v["device"]),
+                cell(&v["programmed"])
+            ));
+        }
+        let rows: Vec<Vec<String>> = n["peers"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                let node = if p["node"].as_str().is_some_and(|s| !s.is_empty()) {
+                    cell(&p["node"])
+                } else {
+                    cell(&p["node_id"])
+                };
+                vec![
+                    node,
+                    cell(&p["underlay"]),
+                    cell(&p["node_subnet"]),
+                    cell(&p["vtep_ip"]),
+                    cell(&p["vtep_mac"]),
+                    cell(&p["programmed"]),
+                ]
+            })
+            .collect();
+        let w = &n["waiting"];
+        out.push_str(&format!(
+            "  {} peers; waiting: {} without a record, {} stale, {} MAC clashes\n",
+            rows.len(),
+            cell(&w["unrecorded"]),
+            cell(&w["stale"]),
+            cell(&w["mac_clash"])
+        ));
+        if !rows.is_empty() {
+            let t = table(
+                &["NODE", "UNDERLAY", "SUBNET", "VTEP", "MAC", "PROGRAMMED"],
+                &rows,
+            );
+            for line in t.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn networks_list_this_node_and_its_peers() {
+        let doc = json!({"networks": [{
+            "name": "dcos", "subnet": "9.0.0.0/8", "vni": 1024, "port": 64000, "mtu": 1420,
+            "node_subnet": "9.0.17.0/24", "gateway": "9.0.17.1",
+            "vtep": {"ip": "100.64.0.18", "mac": "0a:00:00:00:00:01", "device": "vtep1024",
+                     "programmed": true},
+            "peers": [{"node": "n2", "node_id": "02", "underlay": "198.18.0.2",
+                       "node_subnet": "9.0.3.0/24", "vtep_ip": "100.64.0.4",
+                       "vtep_mac": "0a:00:00:00:00:02", "programmed": false}],
+            "waiting": {"unrecorded": 1, "stale": 0, "mac_clash": 0, "family": 0}}]});
+        let t = networks_table(&doc);
+        assert!(
+            t.starts_with("dcos 9.0.0.0/8 vni 1024 port 64000 mtu 1420\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("this node: 9.0.17.0/24 gateway 9.0.17.1, vtep 100.64.0.18"),
+            "{t}"
+        );
+        assert!(t.contains("1 peers; waiting: 1 without a record"), "{t}");
+        assert!(
+            t.contains("n2    198.18.0.2  9.0.3.0/24  100.64.0.4  0a:00:00:00:00:02  false"),
+            "{t}"
+        );
+        let none = networks_table(&json!({"networks": []}));
+        assert!(none.contains("no overlay network"), "{none}");
+    }
 
     #[test]
     fn a_value_longer_than_a_format_width_is_tabled() {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::dns::settings::{DnsArgs, DnsFile, DnsSettings};
 use crate::driver::{DriverConfig, NodeSpec};
+use crate::overlay::settings::{OverlayArgs, OverlayConfig, OverlayFile};
 use crate::tls::Tls;
 
 /// Where the admin API listens unless told otherwise: loopback only, since it has no
@@ -113,6 +114,8 @@ pub struct AgentArgs {
     /// settings in the config file's `[lb]` table.
     #[arg(long, value_enum)]
     pub lb: Option<LbBackend>,
+    #[command(flatten)]
+    pub overlay: OverlayArgs,
 }
 
 impl AgentArgs {
@@ -136,6 +139,7 @@ impl AgentArgs {
             && self.log_format.is_none()
             && self.dns.is_empty()
             && self.lb.is_none()
+            && self.overlay.is_empty()
     }
 }
 
@@ -165,6 +169,9 @@ struct FileConfig {
     transport: Option<TransportFile>,
     dns: Option<DnsFile>,
     lb: Option<LbFile>,
+    /// `[[overlay]]` tables: one per overlay network.
+    overlay: Option<Vec<OverlayFile>>,
+    overlay_forget_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,6 +230,7 @@ pub struct AgentConfig {
     pub driver: DriverConfig,
     pub dns: DnsSettings,
     pub lb: LbConfig,
+    pub overlay: OverlayConfig,
     /// Things that work but should not be so (a cookie file others can read), to log
     /// once logging is up.
     pub warnings: Vec<String>,
@@ -441,6 +449,12 @@ impl AgentConfig {
         let admin_api = admin_api.0;
         let dns = DnsSettings::load(args.dns, file.dns.unwrap_or_default())?;
         let lb = lb_config(args.lb, file.lb.unwrap_or_default())?;
+        let overlay = OverlayConfig::load(
+            args.overlay,
+            file.overlay.unwrap_or_default(),
+            file.overlay_forget_ms,
+            advertise.ip(),
+        )?;
         Ok(AgentConfig {
             node: NodeSpec {
                 name,
@@ -461,6 +475,7 @@ impl AgentConfig {
             driver,
             dns,
             lb,
+            overlay,
             warnings,
         })
     }

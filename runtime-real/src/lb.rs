@@ -166,20 +166,17 @@ pub fn spawn_reconciler(
                     warn!("lb: the reconcile task died; the load balancer stops");
                     return;
                 };
-                let m = &metrics.lb;
-                m.observe_reconcile(took);
+                let m = &metrics.lb.reconcile;
                 match result {
                     Ok(pass) => {
-                        m.reconciles.inc();
-                        m.changes.inc_by(pass.changes.len() as u64);
-                        m.messages.inc_by(pass.messages as u64);
+                        m.passed(took, pass.changes.len(), pass.messages);
                         for c in &pass.changes {
                             info!(change = %c, "lb: kernel changed");
                         }
                         status.set(r.programmed().clone());
                     }
                     Err(e) => {
-                        m.kernel_errors.inc();
+                        m.failed(took);
                         warn!(error = %e, "lb: reconcile failed; retrying next pass");
                     }
                 }

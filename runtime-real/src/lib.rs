@@ -29,3 +29,4 @@ pub mod dns;
 pub mod lb;
 #[cfg(not(madsim))]
 pub mod lb_api;
+pub mod overlay;

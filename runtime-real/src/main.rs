@@ -57,6 +57,10 @@ enum Command {
     /// Publish, withdraw and list load-balancer VIPs through a running agent.
     #[command(subcommand)]
     Vip(VipCommand),
+    /// The VXLAN overlay networks this agent is part of (not `hawser overlay`, the
+    /// membership overlay).
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Three agents in this process on loopback replay the seed talk's demo for real:
     /// partition, a write everyone sees, a broken cookie, writes in isolation, mend,
     /// convergence. Exits 0 only if every read matched.
@@ -95,6 +99,13 @@ enum KvCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Each network, this node's subnet, gateway and VTEP, and its peers with whether
+    /// this node's kernel holds their entries (PROGRAMMED).
+    List(ClientArgs),
 }
 
 #[derive(Subcommand)]
@@ -340,6 +351,9 @@ fn main() -> ExitCode {
         Command::Kv(cmd) => kv(cmd),
         Command::Dns(cmd) => dns_cmd::main(cmd),
         Command::Vip(cmd) => vip(cmd),
+        Command::Network(NetworkCommand::List(c)) => {
+            show(&c, "/v1/networks", client::networks_table)
+        }
         #[cfg(not(madsim))]
         Command::Demo(args) => hawser_runtime::demo::main(args),
     }

@@ -64,6 +64,8 @@ pub struct Metrics {
     kv_undisseminated: Counter,
     /// The L4 load balancer's metrics.
     pub lb: LbMetrics,
+    /// The overlay network's metrics.
+    pub overlay: OverlayMetrics,
     kv_pieced_sent: Counter,
     kv_pieced_received: Counter,
     kv_unreplicable: Counter,
@@ -120,6 +122,7 @@ impl Metrics {
             kv_bad_deltas: Counter::default(),
             kv_undisseminated: Counter::default(),
             lb: LbMetrics::default(),
+            overlay: OverlayMetrics::default(),
             kv_pieced_sent: Counter::default(),
             kv_pieced_received: Counter::default(),
             kv_unreplicable: Counter::default(),
@@ -305,6 +308,7 @@ impl Metrics {
             m.kv_unreplicable.clone(),
         );
         m.lb.register(r);
+        m.overlay.register(r);
         extra(&mut registry);
         Arc::new(Metrics { registry, ..m })
     }
@@ -376,38 +380,15 @@ fn set(counter: &Counter, total: u64) {
 
 /// The load balancer's metrics: what the desired state holds (set by the follower in the
 /// driver task) and what the reconciler did (set by its task).
+#[derive(Default)]
 pub struct LbMetrics {
     pub vips: Gauge,
     pub backends: Gauge,
     pub unreachable_backends: Gauge,
     pub fail_open: Gauge,
     pub malformed: Gauge,
-    pub reconciles: Counter,
-    pub changes: Counter,
-    pub messages: Counter,
-    pub kernel_errors: Counter,
     pub api_refused: Counter,
-    reconcile_seconds: Histogram,
-}
-
-impl Default for LbMetrics {
-    fn default() -> Self {
-        LbMetrics {
-            vips: Gauge::default(),
-            backends: Gauge::default(),
-            unreachable_backends: Gauge::default(),
-            fail_open: Gauge::default(),
-            malformed: Gauge::default(),
-            reconciles: Counter::default(),
-            changes: Counter::default(),
-            messages: Counter::default(),
-            kernel_errors: Counter::default(),
-            api_refused: Counter::default(),
-            // 100 us .. ~6.5 s: a pass over a few VIPs takes milliseconds (one `nft`
-            // process), over 10,000 VIPs seconds.
-            reconcile_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 17)),
-        }
-    }
+    pub reconcile: ReconcileMetrics,
 }
 
 impl LbMetrics {
@@ -434,38 +415,157 @@ impl LbMetrics {
             self.malformed.clone(),
         );
         r.register(
-            "lb_reconciles",
-            "Reconcile passes that completed",
-            self.reconciles.clone(),
-        );
-        r.register(
-            "lb_changes_applied",
-            "Kernel changes applied (address, service, destination, weight)",
-            self.changes.clone(),
-        );
-        r.register(
-            "lb_kernel_messages",
-            "Kernel messages sent to apply changes (nft commands, netlink requests)",
-            self.messages.clone(),
-        );
-        r.register(
-            "lb_kernel_errors",
-            "Reconcile passes the kernel refused or that failed (retried next pass)",
-            self.kernel_errors.clone(),
-        );
-        r.register(
             "lb_api_refused",
             "VIP writes refused as malformed (bad VIP, backend or weight)",
             self.api_refused.clone(),
         );
+        self.reconcile.register(
+            r,
+            "lb",
+            "(address, service, destination, weight)",
+            "(nft commands, netlink requests)",
+        );
+    }
+}
+
+// ---- The overlay network ----
+
+/// The overlay's metrics: what the members decided (set in the driver task), the KV
+/// writes they made and what the reconciler did.
+#[derive(Default)]
+pub struct OverlayMetrics {
+    /// Overlay networks where this node holds a subnet.
+    pub subnets_held: Gauge,
+    /// Peers whose entries this node wants in its kernel, over all networks.
+    pub peers: Gauge,
+    /// Peers whose entries the kernel held after the last successful pass.
+    pub peers_programmed: Gauge,
+    /// Nodes left out because their record is missing, stale or clashes.
+    pub peers_waiting: Gauge,
+    /// Nodes that claim only slots a lower node holds (they move).
+    pub displaced: Gauge,
+    pub malformed: Gauge,
+    pub kv_writes: Counter,
+    pub kv_write_errors: Counter,
+    pub reconcile: ReconcileMetrics,
+}
+
+impl OverlayMetrics {
+    fn register(&self, r: &mut Registry) {
         r.register(
-            "lb_reconcile_seconds",
+            "overlay_subnets_held",
+            "Overlay networks in which this node holds a subnet",
+            self.subnets_held.clone(),
+        );
+        r.register(
+            "overlay_peers",
+            "Peers this node wants programmed (neighbour, forwarding entry, route), all networks",
+            self.peers.clone(),
+        );
+        r.register(
+            "overlay_peers_programmed",
+            "Peers whose entries the kernel held after the last successful reconcile pass",
+            self.peers_programmed.clone(),
+        );
+        r.register(
+            "overlay_peers_waiting",
+            "Nodes holding a subnet but left out: no VTEP record yet, a stale one, or a MAC clash",
+            self.peers_waiting.clone(),
+        );
+        r.register(
+            "overlay_displaced",
+            "Nodes whose claimed subnet a lower node holds (they move to another)",
+            self.displaced.clone(),
+        );
+        r.register(
+            "overlay_malformed",
+            "Overlay KV fields or elements that did not parse (ignored)",
+            self.malformed.clone(),
+        );
+        r.register(
+            "overlay_kv_writes",
+            "Claims, VTEP records and forgettings written to the KV",
+            self.kv_writes.clone(),
+        );
+        r.register(
+            "overlay_kv_write_errors",
+            "Overlay KV writes refused or lost to a stopping driver (retried)",
+            self.kv_write_errors.clone(),
+        );
+        self.reconcile.register(
+            r,
+            "overlay",
+            "(device, address, neighbour, forwarding entry, route)",
+            "(netlink requests)",
+        );
+    }
+}
+
+/// A kernel reconciler's passes (the load balancer's, the overlay's): one shape, each
+/// registered under its own prefix.
+#[derive(Clone, Debug)]
+pub struct ReconcileMetrics {
+    passes: Counter,
+    changes: Counter,
+    messages: Counter,
+    errors: Counter,
+    seconds: Histogram,
+}
+
+impl Default for ReconcileMetrics {
+    fn default() -> Self {
+        ReconcileMetrics {
+            passes: Counter::default(),
+            changes: Counter::default(),
+            messages: Counter::default(),
+            errors: Counter::default(),
+            // 100 us .. ~6.5 s: a pass over a few entries takes milliseconds, over
+            // 10,000 VIPs or peers seconds.
+            seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 17)),
+        }
+    }
+}
+
+impl ReconcileMetrics {
+    fn register(&self, r: &mut Registry, prefix: &str, changes: &str, messages: &str) {
+        r.register(
+            format!("{prefix}_reconciles"),
+            "Reconcile passes that completed",
+            self.passes.clone(),
+        );
+        r.register(
+            format!("{prefix}_changes_applied"),
+            format!("Kernel changes applied {changes}"),
+            self.changes.clone(),
+        );
+        r.register(
+            format!("{prefix}_kernel_messages"),
+            format!("Kernel messages sent to apply changes {messages}"),
+            self.messages.clone(),
+        );
+        r.register(
+            format!("{prefix}_kernel_errors"),
+            "Reconcile passes the kernel refused or that failed (retried next pass)",
+            self.errors.clone(),
+        );
+        r.register(
+            format!("{prefix}_reconcile_seconds"),
             "Time of one reconcile pass: read the kernel, diff, apply",
-            self.reconcile_seconds.clone(),
+            self.seconds.clone(),
         );
     }
 
-    pub fn observe_reconcile(&self, took: Duration) {
-        self.reconcile_seconds.observe(took.as_secs_f64());
+    /// A pass that took `took` and applied `changes` in `messages` kernel messages.
+    pub fn passed(&self, took: Duration, changes: usize, messages: usize) {
+        self.seconds.observe(took.as_secs_f64());
+        self.passes.inc();
+        self.changes.inc_by(changes as u64);
+        self.messages.inc_by(messages as u64);
+    }
+
+    /// A pass that failed after `took`.
+    pub fn failed(&self, took: Duration) {
+        self.seconds.observe(took.as_secs_f64());
+        self.errors.inc();
     }
 }

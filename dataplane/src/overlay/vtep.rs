@@ -208,13 +208,19 @@ impl fmt::Display for VtepRecord {
     }
 }
 
-fn underlay(s: &str) -> Option<IpAddr> {
-    let ip: IpAddr = s.parse().ok()?;
-    let bad = ip.is_unspecified()
+/// Whether other nodes can send VXLAN packets to `ip`: not unspecified, multicast,
+/// loopback or broadcast. Records with any other underlay are refused as malformed, and
+/// an agent whose advertised address is not one refuses to start with an overlay.
+pub fn is_underlay(ip: IpAddr) -> bool {
+    !(ip.is_unspecified()
         || ip.is_multicast()
         || ip.is_loopback()
-        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-    (!bad).then_some(ip.to_canonical())
+        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()))
+}
+
+fn underlay(s: &str) -> Option<IpAddr> {
+    let ip: IpAddr = s.parse().ok()?;
+    is_underlay(ip).then_some(ip.to_canonical())
 }
 
 impl FromStr for VtepRecord {
