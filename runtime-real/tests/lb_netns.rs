@@ -11,43 +11,18 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Agent, get, raw_http, wait_for};
+use common::{Agent, at, get, json_in as json, metric_in as metric, raw_http, wait_for};
 use hawser_runtime::dns::query::ask;
 use hawser_tests::echo::{server, spread};
-use hawser_tests::netns::{Namespaces, in_netns, require, sh};
+use hawser_tests::netns::{Namespaces, require, sh};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use serde_json::Value;
 
 const VIP: &str = "tcp://11.1.2.3:80";
 const VIP_ADDR: &str = "11.1.2.3:80";
-
-/// Run `f` in namespace `ns` and wait for it.
-fn at<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    in_netns(ns, f).join().unwrap()
-}
-
-fn json(ns: &str, admin: &str, path: &str) -> Value {
-    let (admin, p) = (admin.to_owned(), path.to_owned());
-    match at(ns, move || get(&admin, &p)) {
-        Some((200, body)) => serde_json::from_str(&body).unwrap(),
-        other => panic!("{ns} {path}: {other:?}"),
-    }
-}
-
-fn metric(ns: &str, admin: &str, name: &str) -> f64 {
-    let admin = admin.to_owned();
-    let (_, body) = at(ns, move || get(&admin, "/metrics")).expect("metrics");
-    body.lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(' ')?;
-            (n == name).then(|| v.parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
 
 /// The `services` chain of a namespace's hawser table, with handles.
 fn services(ns: &str) -> String {
@@ -78,30 +53,6 @@ fn vip_write(ns: &str, admin: &str, method: &str, vip: &str, backend: &str) {
     assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "{answer:?}");
 }
 
-fn spawn(agent: &mut Agent, ns: &str) {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&agent.log)
-        .unwrap();
-    let mut args = vec![
-        "netns".to_owned(),
-        "exec".into(),
-        ns.into(),
-        env!("CARGO_BIN_EXE_hawser").into(),
-    ];
-    args.extend(agent.args());
-    let child = Command::new("ip")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    agent.child = Some(child);
-}
-
 #[test]
 fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     require(&["ip", "nft"]);
@@ -121,7 +72,7 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
         a.admin = "127.0.0.1:7601".into();
         a.join = join.clone();
         a.extra = vec!["--lb".into(), "nftables".into()];
-        spawn(&mut a, &node);
+        a.spawn_in(&node);
         nodes.push(node);
         agents.push(a);
     }
@@ -260,7 +211,7 @@ fn three_agents_route_a_vip_through_partition_heal_drift_and_restart() {
     // Restart: n0 killed and started again over what it left changes nothing.
     let before = services(&nodes[0]);
     agents[0].kill9();
-    spawn(&mut agents[0], &nodes[0]);
+    agents[0].spawn_in(&nodes[0]);
     wait_for("the restarted n0's reconcile passes", 20, || {
         at(&nodes[0], || get("127.0.0.1:7601", "/metrics"))?;
         (metric(&nodes[0], "127.0.0.1:7601", "hawser_lb_reconciles_total") >= 3.0).then_some(())
@@ -313,7 +264,7 @@ fn a_named_vip_resolves_once_routed_and_not_after_withdrawal() {
         "--dns".into(),
         dns.to_string(),
     ];
-    spawn(&mut a, &node);
+    a.spawn_in(&node);
     let admin = "127.0.0.1:7601";
     let n = node.clone();
     wait_for("the first reconcile", 20, || {

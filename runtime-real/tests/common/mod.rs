@@ -494,3 +494,59 @@ impl RoguePeer {
         false
     }
 }
+
+// ---- Agents in network namespaces (the dataplane's tests) ----
+
+/// Run `f` in namespace `ns` and wait for it.
+pub fn at<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    hawser_tests::netns::in_netns(ns, f).join().unwrap()
+}
+
+/// `GET path` on the admin API at `admin` inside namespace `ns`, as JSON (200 only).
+pub fn json_in(ns: &str, admin: &str, path: &str) -> Value {
+    let (admin, p) = (admin.to_owned(), path.to_owned());
+    match at(ns, move || get(&admin, &p)) {
+        Some((200, body)) => serde_json::from_str(&body).unwrap(),
+        other => panic!("{ns} {path}: {other:?}"),
+    }
+}
+
+/// A Prometheus counter or gauge of the agent at `admin` inside namespace `ns`.
+pub fn metric_in(ns: &str, admin: &str, name: &str) -> f64 {
+    let admin = admin.to_owned();
+    let (_, body) = at(ns, move || get(&admin, "/metrics")).expect("metrics");
+    body.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+impl Agent {
+    /// Start the process inside namespace `ns` (`ip netns exec`), without waiting.
+    pub fn spawn_in(&mut self, ns: &str) {
+        self.reserved.clear();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut args = vec![
+            "netns".to_owned(),
+            "exec".into(),
+            ns.into(),
+            env!("CARGO_BIN_EXE_hawser").into(),
+        ];
+        args.extend(self.args());
+        let child = Command::new("ip")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+}
