@@ -6,12 +6,12 @@
 use std::net::IpAddr;
 
 use neli::consts::nl::NlmF;
-use neli::consts::rtnl::{Ifla, RtAddrFamily, RtaType, Rtm};
+use neli::consts::rtnl::{Ifa, IfaF, Ifla, RtAddrFamily, RtScope, RtaType, Rtm};
 use neli::consts::socket::NlFamily;
 use neli::err::RouterError;
 use neli::nl::NlPayload;
 use neli::router::synchronous::NlRouter;
-use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
+use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder, Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
 use neli::types::{Buffer, RtBuffer};
 use neli::utils::Groups;
 use neli::{FromBytesWithInput, Size, ToBytes};
@@ -70,24 +70,35 @@ pub(crate) fn connect() -> Result<NlRouter, KernelError> {
         .map_err(|e| KernelError::Unsupported(format!("cannot open rtnetlink: {e}")))
 }
 
-/// Send one request and collect the payloads of its answers (none for an ACK).
-pub(crate) fn request<P>(
+/// Send one request and read each answer's payload with `read` (an ACK has none).
+/// Reading in place: neli's answers give their payload by reference only, and not
+/// every rtnetlink message type is `Clone`.
+pub(crate) fn request<P, T>(
     router: &NlRouter,
     kind: Rtm,
     flags: NlmF,
     msg: P,
-) -> Result<Vec<P>, NlFail>
+    mut read: impl FnMut(&P) -> T,
+) -> Result<Vec<T>, NlFail>
 where
-    P: Size + ToBytes + FromBytesWithInput<Input = usize> + Clone + std::fmt::Debug,
+    P: Size + ToBytes + FromBytesWithInput<Input = usize> + std::fmt::Debug,
 {
     let recv = router.send::<_, _, Rtm, P>(kind, flags, NlPayload::Payload(msg))?;
     let mut out = Vec::new();
     for m in recv {
         if let NlPayload::Payload(p) = m?.nl_payload() {
-            out.push(p.clone());
+            out.push(read(p));
         }
     }
     Ok(out)
+}
+
+/// Send one request that changes something, and wait for the kernel's ACK.
+pub(crate) fn ack<P>(router: &NlRouter, kind: Rtm, flags: NlmF, msg: P) -> Result<(), NlFail>
+where
+    P: Size + ToBytes + FromBytesWithInput<Input = usize> + std::fmt::Debug,
+{
+    request(router, kind, flags | NlmF::ACK, msg, |_| ()).map(drop)
 }
 
 /// One attribute, of any rtnetlink attribute type (`u16` for the ones neli has no
@@ -137,9 +148,35 @@ pub(crate) fn ifindex(router: &NlRouter, name: &str) -> Result<Option<i32>, Kern
     let msg: Ifinfomsg = link_by_name(name, RtBuffer::new())?
         .build()
         .map_err(|e| failed("build a link request", e))?;
-    match request(router, Rtm::Getlink, NlmF::empty(), msg) {
-        Ok(links) => Ok(links.first().map(|l| *l.ifi_index())),
+    match request(router, Rtm::Getlink, NlmF::empty(), msg, |l| *l.ifi_index()) {
+        Ok(links) => Ok(links.first().copied()),
         Err(e) if e.errno == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(failed(format!("look up interface {name}"), e)),
     }
+}
+
+/// A request for address `ip`/`len` on interface `index`.
+pub(crate) fn address(index: i32, ip: IpAddr, len: u8) -> Result<Ifaddrmsg, KernelError> {
+    let family = match ip {
+        IpAddr::V4(_) => RtAddrFamily::Inet,
+        IpAddr::V6(_) => RtAddrFamily::Inet6,
+    };
+    let mut attrs = RtBuffer::new();
+    attrs.push(rtattr(Ifa::Local, ip_bytes(ip))?);
+    attrs.push(rtattr(Ifa::Address, ip_bytes(ip))?);
+    IfaddrmsgBuilder::default()
+        .ifa_family(family)
+        .ifa_prefixlen(len)
+        // No duplicate address detection: hawser's addresses are hawser's to give, and
+        // must be usable at once.
+        .ifa_flags(if ip.is_ipv6() {
+            IfaF::NODAD
+        } else {
+            IfaF::empty()
+        })
+        .ifa_scope(RtScope::Universe)
+        .ifa_index(index as u32)
+        .rtattrs(attrs)
+        .build()
+        .map_err(|e| failed("build an address request", e))
 }

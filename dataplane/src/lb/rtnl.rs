@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use neli::consts::nl::NlmF;
-use neli::consts::rtnl::{Arphrd, Ifa, IfaF, Iff, Ifla, IflaInfo, RtAddrFamily, RtScope, Rtm};
+use neli::consts::rtnl::{Arphrd, Ifa, Iff, Ifla, IflaInfo, RtAddrFamily, RtScope, Rtm};
 use neli::router::synchronous::NlRouter;
 use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder, Ifinfomsg};
 use neli::types::RtBuffer;
@@ -20,7 +20,7 @@ use neli::types::RtBuffer;
 use super::kernel::KernelError;
 use crate::kernel::failed;
 use crate::rtnetlink::{
-    NlFail, connect, ifindex, ip_bytes, ip_from, link_by_name, request, rtattr,
+    NlFail, ack, address, connect, ifindex, ip_from, link_by_name, request, rtattr,
 };
 
 /// The default name of the VIP interface.
@@ -58,11 +58,6 @@ impl VipInterface {
     /// How many netlink requests were sent since the last call.
     pub fn take_messages(&mut self) -> usize {
         std::mem::take(&mut self.messages)
-    }
-
-    fn send(&mut self, kind: Rtm, flags: NlmF, msg: Ifinfomsg) -> Result<Vec<Ifinfomsg>, NlFail> {
-        self.messages += 1;
-        request(&self.router, kind, flags, msg)
     }
 
     /// The interface's index, or `None` if it does not exist.
@@ -104,8 +99,8 @@ impl VipInterface {
                 .map_err(|e| failed("build a link request", e))
         };
         let msg = build()?;
-        self.send(Rtm::Newlink, NlmF::CREATE | NlmF::EXCL | NlmF::ACK, msg)
-            .map(drop)
+        self.messages += 1;
+        ack(&self.router, Rtm::Newlink, NlmF::CREATE | NlmF::EXCL, msg)
     }
 
     /// The addresses on the interface (creating it if it is missing: a deleted interface
@@ -120,8 +115,14 @@ impl VipInterface {
             .ifa_index(0)
             .build()
             .map_err(|e| failed("build an address dump", e))?;
-        let dump = request(&self.router, Rtm::Getaddr, NlmF::DUMP, msg)
-            .map_err(|e| failed("dump addresses", e))?;
+        let dump = request(
+            &self.router,
+            Rtm::Getaddr,
+            NlmF::DUMP,
+            msg,
+            Ifaddrmsg::clone,
+        )
+        .map_err(|e| failed("dump addresses", e))?;
         let mut out = BTreeSet::new();
         for a in dump {
             if *a.ifa_index() as i32 != index {
@@ -144,35 +145,12 @@ impl VipInterface {
         Ok(out)
     }
 
-    fn addr_msg(&self, index: i32, ip: IpAddr) -> Result<Ifaddrmsg, KernelError> {
-        let (family, len) = match ip {
-            IpAddr::V4(_) => (RtAddrFamily::Inet, 32),
-            IpAddr::V6(_) => (RtAddrFamily::Inet6, 128),
-        };
-        let mut attrs = RtBuffer::new();
-        attrs.push(rtattr(Ifa::Local, ip_bytes(ip))?);
-        attrs.push(rtattr(Ifa::Address, ip_bytes(ip))?);
-        IfaddrmsgBuilder::default()
-            .ifa_family(family)
-            .ifa_prefixlen(len)
-            // No duplicate address detection: the address is ours on every node.
-            .ifa_flags(if ip.is_ipv6() {
-                IfaF::NODAD
-            } else {
-                IfaF::empty()
-            })
-            .ifa_scope(RtScope::Universe)
-            .ifa_index(index as u32)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| failed("build an address request", e))
-    }
-
     fn addr_op(&mut self, kind: Rtm, flags: NlmF, ip: IpAddr) -> Result<(), NlFail> {
         let index = self.ensure()?;
-        let msg = self.addr_msg(index, ip)?;
+        let len = if ip.is_ipv6() { 128 } else { 32 };
+        let msg = address(index, ip, len)?;
         self.messages += 1;
-        request(&self.router, kind, flags | NlmF::ACK, msg).map(drop)
+        ack(&self.router, kind, flags, msg)
     }
 
     /// Put `ip` on the interface (already there is fine).
