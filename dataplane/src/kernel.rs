@@ -1,5 +1,6 @@
-//! Errors shared by every kernel backend (the load balancer's and the overlay's): each
-//! backend reads the kernel and applies changes, and fails in the same three ways.
+//! What every kernel backend shares (the load balancer's and the overlay's): each reads
+//! the kernel and applies changes, reports a pass the same way, and fails in the same
+//! three ways.
 
 use std::fmt;
 
@@ -31,5 +32,25 @@ pub(crate) fn failed(op: impl Into<String>, error: impl fmt::Display) -> KernelE
     KernelError::Failed {
         op: op.into(),
         error: error.to_string(),
+    }
+}
+
+/// What one reconcile pass did, over a backend's kind of change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pass<C> {
+    /// The changes applied (empty when the kernel already held the desired state).
+    pub changes: Vec<C>,
+    /// Kernel messages the changes took (nft commands, netlink requests).
+    pub messages: usize,
+}
+
+/// Nothing done: what a pass over a converged kernel returns. (By hand: a derived
+/// `Default` would ask the change type to have one.)
+impl<C> Default for Pass<C> {
+    fn default() -> Pass<C> {
+        Pass {
+            changes: Vec::new(),
+            messages: 0,
+        }
     }
 }
