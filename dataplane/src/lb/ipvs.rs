@@ -29,10 +29,11 @@ use neli::router::synchronous::NlRouter;
 use neli::types::{Buffer, GenlBuffer};
 use neli::utils::Groups;
 
-use super::kernel::{Kernel, KernelError, failed};
+use super::kernel::{Kernel, KernelError};
 use super::rtnl::VipInterface;
 use super::state::{Change, Dests, Programmed};
 use super::vip::{Proto, Service};
+use crate::kernel::failed;
 
 /// The generic netlink family, and the protocol version ipvsadm speaks.
 pub const FAMILY: &str = "IPVS";

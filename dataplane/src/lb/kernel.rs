@@ -1,6 +1,7 @@
-//! The one trait every kernel backend implements, and its errors.
+//! The one trait every load-balancer kernel backend implements (its errors are shared
+//! with the overlay's backends: [`crate::kernel`]).
 
-use std::fmt;
+pub use crate::kernel::KernelError;
 
 use super::state::{Change, Programmed};
 
@@ -15,37 +16,6 @@ pub trait Kernel: Send {
     /// Apply `changes`, which turn `current` (what [`Kernel::read`] just returned) into
     /// the desired state. Returns how many kernel messages it took.
     fn apply(&mut self, current: &Programmed, changes: &[Change]) -> Result<usize, KernelError>;
-}
-
-/// Why a kernel backend failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelError {
-    /// The system lacks what this backend needs (no `nft` program, no IPVS in the
-    /// kernel, no permission): the agent refuses to start with this message.
-    Unsupported(String),
-    /// A request the kernel refused or a call that failed: what was asked, and why.
-    Failed { op: String, error: String },
-    /// The kernel answered something this backend cannot read.
-    Unreadable(String),
-}
-
-impl fmt::Display for KernelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KernelError::Unsupported(why) => f.write_str(why),
-            KernelError::Failed { op, error } => write!(f, "{op}: {error}"),
-            KernelError::Unreadable(what) => write!(f, "unreadable kernel answer: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for KernelError {}
-
-pub(crate) fn failed(op: impl Into<String>, error: impl fmt::Display) -> KernelError {
-    KernelError::Failed {
-        op: op.into(),
-        error: error.to_string(),
-    }
 }
 
 /// A backend chosen at run time (`--lb nftables|ipvs`).

@@ -60,10 +60,11 @@ use nftables::schema::{
 use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::kernel::{Kernel, KernelError, failed};
+use super::kernel::{Kernel, KernelError};
 use super::rtnl::VipInterface;
 use super::state::{Change, Dests, Programmed};
 use super::vip::Service;
+use crate::kernel::failed;
 
 /// The table hawser owns (family `inet`).
 pub const TABLE: &str = "hawser";

@@ -14,13 +14,7 @@ use super::names::ProgrammedNames;
 use super::state::{Change, Programmed, diff};
 
 /// What one pass did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Pass {
-    /// The changes applied (empty when the kernel already held the desired state).
-    pub changes: Vec<Change>,
-    /// Kernel messages the changes took (nft commands, netlink requests).
-    pub messages: usize,
-}
+pub type Pass = crate::kernel::Pass<Change>;
 
 /// Drives one kernel backend towards desired states.
 pub struct Reconciler<K: Kernel> {

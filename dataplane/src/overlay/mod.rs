@@ -15,14 +15,20 @@
 //!   writes it makes and the kernel state it wants;
 //! - [`state`]: the kernel state model, its minimal diff and how a change applies.
 //!
-//! Not built yet: the rtnetlink backend, the agent's wiring (config file, flag, API,
-//! CLI, metrics) and the tests in network namespaces.
+//! And the kernel: the [`Kernel`] trait, its rtnetlink backend ([`rtnl`]: VXLAN
+//! devices, addresses, neighbours, FDB entries and routes) and the [`reconcile`] pass
+//! that reads the kernel, diffs and applies the minimal change.
+//!
+//! The agent runs it all in `runtime-real/src/overlay/`.
 
 pub mod alloc;
 pub mod config;
 pub mod desired;
+pub mod kernel;
 pub mod kv;
 pub mod member;
+pub mod reconcile;
+pub mod rtnl;
 pub mod share;
 pub mod state;
 pub mod vtep;
@@ -30,8 +36,11 @@ pub mod vtep;
 pub use alloc::{Allocation, Liveness, Step, resolve, step};
 pub use config::{ConfigError, Field, Network, check_all};
 pub use desired::{Desired, DesiredStats, desired, device_name};
+pub use kernel::{Kernel, KernelError};
 pub use kv::Catalog;
 pub use member::{Member, Write};
+pub use reconcile::{Pass, Reconciler};
+pub use rtnl::Rtnl;
 pub use share::{Share, Slot};
 pub use state::{Change, Device, IfAddr, Link, Programmed, diff};
 pub use vtep::{Mac, VtepError, VtepRecord};
