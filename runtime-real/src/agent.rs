@@ -24,8 +24,10 @@ use crate::dns::settings::DnsSettings;
 use crate::driver::{Driver, NodeSpec, os_seed};
 use crate::lb::{self, LbFollower, LbStatus};
 use crate::metrics::Metrics;
+use crate::overlay;
 use crate::overlay::api::OverlayApi;
 use crate::overlay::follower::{self, OverlayFollower, SharedOverlays};
+use crate::overlay::reconcile::OverlayStatus;
 use crate::store::Store;
 use crate::transport::{Tcp, Transport};
 use hawser_dataplane::lb::ProgrammedNames;
@@ -62,6 +64,18 @@ pub fn main(args: AgentArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The same for the overlay's rtnetlink.
+    let overlay_kernel = if config.overlay.networks.is_empty() {
+        None
+    } else {
+        match overlay::reconcile::open() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!("hawser agent: overlay: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,7 +86,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, kernel)) {
+    match runtime.block_on(run(config, kernel, overlay_kernel)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -97,6 +111,7 @@ fn init_logging(format: LogFormat) {
 async fn run(
     config: AgentConfig,
     kernel: Option<Box<dyn hawser_dataplane::lb::Kernel>>,
+    overlay_kernel: Option<hawser_dataplane::overlay::Rtnl>,
 ) -> Result<(), String> {
     let spec = config.node;
     let (store, snapshot) = Store::open(&config.data_dir, &spec.name).map_err(|e| e.to_string())?;
@@ -193,11 +208,13 @@ async fn run(
         OverlayApi::default()
     } else {
         let me = NodeId::from_name(&spec.name);
-        let (overlays, writes, _desired) =
-            SharedOverlays::new(&config.overlay, me, metrics.clone());
+        let (overlays, writes, desired) = SharedOverlays::new(&config.overlay, me, metrics.clone());
         driver.follow(Box::new(OverlayFollower(overlays.clone())));
         follower::spawn_writer(handle.clone(), writes, metrics.clone());
         follower::spawn_ticker(handle.clone(), overlays.clone());
+        let status = Arc::new(OverlayStatus::default());
+        let kernel = overlay_kernel.expect("opened when networks are configured");
+        overlay::reconcile::spawn(kernel, desired, status.clone(), metrics.clone());
         let names: Vec<&str> = config
             .overlay
             .networks
@@ -207,7 +224,7 @@ async fn run(
         info!(networks = ?names, "overlay on");
         OverlayApi {
             overlays: Some(overlays),
-            status: Default::default(),
+            status,
         }
     };
     let mut driver = tokio::spawn(driver.run());

@@ -15,7 +15,7 @@
 //! nothing. The agent leaves the kernel as it is when it stops, for the same reason.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hawser_dataplane::lb::ipvs::Ipvs;
 use hawser_dataplane::lb::kv::PREFIX;
@@ -26,11 +26,11 @@ use hawser_dataplane::lb::{
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
 
 use crate::config::{LbBackend, LbConfig};
 use crate::driver::{Changes, Follower, View};
 use crate::metrics::Metrics;
+use crate::reconcile_loop::{self, Schedule};
 
 /// How long after a start the first reconcile pass waits (see the module docs).
 pub const SETTLE: Duration = Duration::from_secs(2);
@@ -142,50 +142,22 @@ impl Follower for LbFollower {
 /// Run reconcile passes on `kernel` until the follower (the driver) goes away.
 pub fn spawn_reconciler(
     kernel: Box<dyn Kernel>,
-    mut desired: watch::Receiver<Option<Arc<Desired>>>,
+    desired: watch::Receiver<Option<Arc<Desired>>>,
     interval: Duration,
     names: ProgrammedNames,
     status: Arc<LbStatus>,
     metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut reconciler = Some(Reconciler::new(kernel, names));
-        tokio::time::sleep(SETTLE).await;
-        loop {
-            let want = desired.borrow_and_update().clone();
-            if let Some(want) = want {
-                let mut r = reconciler
-                    .take()
-                    .expect("the reconciler is back after each pass");
-                let job = tokio::task::spawn_blocking(move || {
-                    let started = Instant::now();
-                    let result = r.pass(&want);
-                    (r, result, started.elapsed())
-                });
-                let Ok((r, result, took)) = job.await else {
-                    warn!("lb: the reconcile task died; the load balancer stops");
-                    return;
-                };
-                let m = &metrics.lb.reconcile;
-                match result {
-                    Ok(pass) => {
-                        m.passed(took, pass.changes.len(), pass.messages);
-                        for c in &pass.changes {
-                            info!(change = %c, "lb: kernel changed");
-                        }
-                        status.set(r.programmed().clone());
-                    }
-                    Err(e) => {
-                        m.failed(took);
-                        warn!(error = %e, "lb: reconcile failed; retrying next pass");
-                    }
-                }
-                reconciler = Some(r);
-            }
-            tokio::select! {
-                changed = desired.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(interval) => {}
-            }
-        }
-    })
+    let schedule = Schedule {
+        name: "lb",
+        settle: SETTLE,
+        interval,
+    };
+    reconcile_loop::spawn(
+        Reconciler::new(kernel, names),
+        desired,
+        schedule,
+        metrics.lb.reconcile.clone(),
+        move |r| status.set(r.programmed().clone()),
+    )
 }

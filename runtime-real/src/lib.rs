@@ -30,3 +30,5 @@ pub mod lb;
 #[cfg(not(madsim))]
 pub mod lb_api;
 pub mod overlay;
+#[cfg(not(madsim))]
+pub mod reconcile_loop;

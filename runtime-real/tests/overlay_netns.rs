@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Agent, at, json_in, metric_in, post, wait_for};
+use common::{Agent, at, get, json_in, metric_in, post, wait_for};
 use hawser_tests::echo::server;
 use hawser_tests::netns::{Namespaces, in_netns, require, sh};
 use serde_json::Value;
@@ -39,9 +39,18 @@ fn network(host: &str) -> Value {
     json_in(host, ADMIN, "/v1/networks")["networks"][0].clone()
 }
 
+/// The same, `None` while the agent does not answer (starting, restarting).
+fn try_network(host: &str) -> Option<Value> {
+    let (status, body) = at(host, || get(ADMIN, "/v1/networks"))?;
+    let doc: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
+    Some(doc["networks"][0].clone())
+}
+
 /// Whether `host` holds a subnet and its kernel holds its device and `peers` peers.
 fn programmed(host: &str, peers: usize) -> bool {
-    let n = network(host);
+    let Some(n) = try_network(host) else {
+        return false;
+    };
     let list = n["peers"].as_array().cloned().unwrap_or_default();
     n["vtep"]["programmed"] == true
         && list.len() == peers
@@ -80,12 +89,27 @@ impl Cluster {
             hosts.push(host);
             agents.push(a);
         }
-        Cluster {
+        let c = Cluster {
             ns,
             hosts,
             links,
             agents,
             _dir: dir,
+        };
+        for i in 0..n {
+            c.wait_api(i);
+        }
+        c
+    }
+
+    /// Wait until host `i`'s agent answers, failing with its log.
+    fn wait_api(&self, i: usize) {
+        let host = self.hosts[i].clone();
+        let ok = std::panic::catch_unwind(|| {
+            wait_for(&format!("h{i}'s admin API"), 30, || try_network(&host))
+        });
+        if ok.is_err() {
+            panic!("h{i} did not start\n--- log:\n{}", self.agents[i].log_tail());
         }
     }
 
@@ -93,16 +117,14 @@ impl Cluster {
     fn wait_programmed(&self, i: usize, peers: usize, secs: u64) {
         let host = self.hosts[i].clone();
         let ok = std::panic::catch_unwind(|| {
-            wait_for(
-                &format!("h{i} to program {peers} peers"),
-                secs,
-                || programmed(&host, peers).then_some(()),
-            )
+            wait_for(&format!("h{i} to program {peers} peers"), secs, || {
+                programmed(&host, peers).then_some(())
+            })
         });
         if ok.is_err() {
             panic!(
-                "h{i}: {}\n--- log:\n{}",
-                network(&self.hosts[i]),
+                "h{i}: {:?}\n--- log:\n{}",
+                try_network(&self.hosts[i]),
                 self.agents[i].log_tail()
             );
         }
@@ -142,6 +164,21 @@ impl Cluster {
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// Every host's view and kernel state, for a failure's message.
+    fn dump(&self) -> String {
+        let mut out = String::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            out += &format!("--- h{i}: {:?}\n", try_network(h));
+            for cmd in [&["addr"][..], &["route"], &["neigh"]] {
+                let mut args = vec!["ip", "-n", h];
+                args.extend_from_slice(cmd);
+                out += &sh(&args);
+            }
+            out += &sh(&["bridge", "-n", h, "fdb", "show", "dev", DEVICE]);
+        }
+        out
     }
 
     /// Host `i`'s VXLAN device: its index and MAC, from the kernel.
@@ -196,13 +233,21 @@ fn three_hosts_carry_containers_over_vxlan_restart_without_a_blip_and_forget_a_s
     for (i, from, _) in &containers {
         for (j, to, ip) in &containers {
             let answer = reach(from, ip);
-            assert_eq!(answer.as_deref(), Ok(to.as_str()), "h{i} {from} -> h{j} {ip}");
+            assert_eq!(
+                answer.as_deref(),
+                Ok(to.as_str()),
+                "h{i} {from} -> h{j} {ip}"
+            );
         }
     }
     for (i, was) in before.iter().enumerate() {
         let now = c.counter(i, "tx_packets");
         // Each host's containers opened 4 cross-host connections of several packets.
-        assert!(now >= was + 4 * 3, "h{i}: {DEVICE} sent {} packets", now - was);
+        assert!(
+            now >= was + 4 * 3,
+            "h{i}: {DEVICE} sent {} packets",
+            now - was
+        );
     }
 
     // Restart h1 while h0's container talks to h2's, connection after connection.
@@ -226,18 +271,32 @@ fn three_hosts_carry_containers_over_vxlan_restart_without_a_blip_and_forget_a_s
     let status = c.agents[1].terminate();
     assert!(status.success(), "h1 exited with {status}");
     c.agents[1].spawn_in(&c.hosts[1].clone());
+    c.wait_api(1);
     wait_for("h1 to reconcile after its restart", 20, || {
-        let host = &c.hosts[1];
-        (metric_in(host, ADMIN, "hawser_overlay_reconciles_total") >= 1.0).then_some(())
+        let (_, body) = at(&c.hosts[1], || get(ADMIN, "/metrics"))?;
+        let passes = body
+            .lines()
+            .find_map(|l| l.strip_prefix("hawser_overlay_reconciles_total "))?;
+        (passes.parse::<f64>().ok()? >= 1.0).then_some(())
     });
     c.wait_programmed(1, 2, 10);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     probe.join().unwrap();
-    let (tried, failed) = (tried.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (tried, failed) = (
+        tried.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
     assert!(tried > 20, "only {tried} probes");
-    assert_eq!(failed, 0, "{failed} of {tried} connections failed across h1's restart");
-    assert_eq!(c.device(1), device, "h1's VXLAN device was recreated or its MAC reset");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {tried} connections failed across h1's restart"
+    );
+    assert_eq!(
+        c.device(1),
+        device,
+        "h1's VXLAN device was recreated or its MAC reset"
+    );
     let changes = metric_in(&c.hosts[1], ADMIN, "hawser_overlay_changes_applied_total");
     assert_eq!(changes, 0.0, "h1's restart changed its kernel");
 
@@ -293,7 +352,9 @@ fn a_subnet_held_on_both_sides_of_a_partition_is_settled_after_the_heal() {
     let path = format!("/v1/kv/overlay/ovl/{bucket:02x}");
     let answer = at(&c.hosts[1], move || post(ADMIN, &path, &op));
     assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "{answer:?}");
-    wait_for("h1 to hold h0's slot", 10, || (slot(&c, 1) == Some(s0)).then_some(()));
+    wait_for("h1 to hold h0's slot", 10, || {
+        (slot(&c, 1) == Some(s0)).then_some(())
+    });
 
     sh(&["ip", "-n", &c.hosts[1], "link", "set", &c.links[1], "up"]);
     for i in 0..2 {
@@ -309,6 +370,6 @@ fn a_subnet_held_on_both_sides_of_a_partition_is_settled_after_the_heal() {
     }
     let (c0, ip0) = c.container(0, 1);
     let (c1, ip1) = c.container(1, 1);
-    assert_eq!(reach(&c0, &ip1).as_deref(), Ok(c1.as_str()));
-    assert_eq!(reach(&c1, &ip0).as_deref(), Ok(c0.as_str()));
+    assert_eq!(reach(&c0, &ip1).as_deref(), Ok(c1.as_str()), "{}", c.dump());
+    assert_eq!(reach(&c1, &ip0).as_deref(), Ok(c0.as_str()), "{}", c.dump());
 }

@@ -14,10 +14,13 @@ use super::state::{Change, Programmed, diff};
 /// What one pass did.
 pub type Pass = crate::kernel::Pass<Change>;
 
+/// Rounds of read, diff and apply in one pass at most (see [`Reconciler::pass`]).
+pub const ROUNDS: usize = 3;
+
 /// Drives one kernel backend towards desired states.
 pub struct Reconciler<K: Kernel> {
     kernel: K,
-    /// What the kernel held after the last successful pass.
+    /// What the kernel held at the end of the last successful pass, as read back.
     programmed: Programmed,
 }
 
@@ -29,18 +32,32 @@ impl<K: Kernel> Reconciler<K> {
         }
     }
 
-    /// What the kernel held after the last successful pass.
+    /// What the kernel held at the end of the last successful pass, as read back (so
+    /// the API says what the kernel holds, not what was asked of it).
     pub fn programmed(&self) -> &Programmed {
         &self.programmed
     }
 
-    /// Bring the kernel to `want`.
+    /// Bring the kernel to `want`. A kernel may do more than it is asked: removing a
+    /// device's primary address removes its secondary addresses in the same range and
+    /// the routes through them (a node whose VTEP address moved saw its new address
+    /// and every route go). So after applying changes the pass reads the kernel back
+    /// and goes again, up to [`ROUNDS`] rounds, rather than leaving the repair to the
+    /// next timer.
     pub fn pass(&mut self, want: &Programmed) -> Result<Pass, KernelError> {
-        let current = self.kernel.read()?;
-        let changes = diff(&current, want);
-        let messages = self.kernel.apply(&current, &changes)?;
-        self.programmed = want.clone();
-        Ok(Pass { changes, messages })
+        let mut current = self.kernel.read()?;
+        let mut done = Pass::default();
+        for _ in 0..ROUNDS {
+            let changes = diff(&current, want);
+            if changes.is_empty() {
+                break;
+            }
+            done.messages += self.kernel.apply(&current, &changes)?;
+            done.changes.extend(changes);
+            current = self.kernel.read()?;
+        }
+        self.programmed = current;
+        Ok(done)
     }
 }
 
@@ -96,6 +113,47 @@ mod tests {
         Programmed {
             links: [("vtep1024".to_string(), link)].into(),
         }
+    }
+
+    /// A kernel that, like Linux without `promote_secondaries`, removes every other
+    /// address (and the routes, which go through them) with the first one removed.
+    struct Cascading(Programmed);
+
+    impl Kernel for &mut Cascading {
+        fn read(&mut self) -> Result<Programmed, KernelError> {
+            Ok(self.0.clone())
+        }
+
+        fn apply(&mut self, _: &Programmed, changes: &[Change]) -> Result<usize, KernelError> {
+            for c in changes {
+                self.0.apply(c);
+                if let Change::RemoveAddress(name, _) = c {
+                    let link = self.0.links.get_mut(name).unwrap();
+                    link.addresses.clear();
+                    link.routes.clear();
+                }
+            }
+            Ok(changes.len())
+        }
+    }
+
+    #[test]
+    fn a_kernel_that_removes_more_than_asked_is_repaired_within_the_pass() {
+        let mut kernel = Cascading(want());
+        let mut moved = want();
+        let link = moved.links.get_mut("vtep1024").unwrap();
+        link.addresses = [IfAddr {
+            ip: IpAddr::from([100, 64, 0, 9]),
+            len: 20,
+        }]
+        .into();
+        let mut r = Reconciler::new(&mut kernel);
+        let pass = r.pass(&moved).unwrap();
+        assert_eq!(r.programmed(), &moved, "{pass:?}");
+        // Round 1: add the new address, remove the old (which takes the new one and the
+        // route along); round 2: the address and the route again.
+        assert_eq!(pass.changes.len(), 4, "{pass:?}");
+        assert_eq!(kernel.0, moved);
     }
 
     #[test]

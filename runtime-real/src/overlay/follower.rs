@@ -35,7 +35,8 @@ pub struct Overlays {
     /// The members' clock's zero.
     epoch: Instant,
     writes: mpsc::Sender<Write>,
-    desired: watch::Sender<Arc<Programmed>>,
+    /// `None` until the first poll.
+    desired: watch::Sender<Option<Arc<Programmed>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -53,7 +54,7 @@ impl SharedOverlays {
     ) -> (
         SharedOverlays,
         mpsc::Receiver<Write>,
-        watch::Receiver<Arc<Programmed>>,
+        watch::Receiver<Option<Arc<Programmed>>>,
     ) {
         let underlay = config
             .underlay
@@ -65,7 +66,7 @@ impl SharedOverlays {
             .map(|n| Member::new(n.clone(), me, underlay, forget_ms))
             .collect();
         let (writes, write_rx) = mpsc::channel(WRITE_QUEUE);
-        let (desired, desired_rx) = watch::channel(Arc::new(Programmed::default()));
+        let (desired, desired_rx) = watch::channel(None);
         let shared = Overlays {
             members,
             epoch: Instant::now(),
@@ -121,10 +122,10 @@ impl Overlays {
         m.displaced.set(displaced as i64);
         m.malformed.set(malformed as i64);
         self.desired.send_if_modified(|current| {
-            if **current == want {
+            if current.as_deref() == Some(&want) {
                 return false;
             }
-            *current = Arc::new(want);
+            *current = Some(Arc::new(want));
             true
         });
     }
