@@ -16,7 +16,8 @@ use hawser_core::NodeId;
 use hawser_dataplane::overlay::kv::Entry;
 use hawser_dataplane::overlay::rtnl::ROUTE_PROTO;
 use hawser_dataplane::overlay::{
-    Allocation, Change, Mac, Network, Pass, Programmed, Reconciler, Rtnl, Slot, VtepRecord, desired,
+    Allocation, Change, IfAddr, Kernel, KernelError, Mac, Network, Pass, Programmed, Reconciler,
+    Rtnl, Slot, VtepRecord, desired,
 };
 use hawser_tests::netns::{Namespaces, in_netns, require, sh};
 
@@ -212,6 +213,50 @@ fn two_nodes_talk_over_vxlan_and_passes_repair_and_remove() {
     // Idempotent: a second pass sends nothing.
     assert_eq!(ra.pass(&want_a).unwrap(), Pass::default());
     assert_eq!(rb.pass(&want_b).unwrap(), Pass::default());
+
+    // Errors are typed and name the change; removing what is already gone is done.
+    let mut raw = in_netns(&a, Rtnl::open).join().unwrap().unwrap();
+    let current = raw.read().unwrap();
+    assert_eq!(
+        current, want_a,
+        "a read gives back exactly what was desired"
+    );
+    let again = Change::AddLink(DEV.into(), want_a.links[DEV].device);
+    match raw.apply(&current, std::slice::from_ref(&again)) {
+        Err(KernelError::Failed { op, error }) => {
+            eprintln!("refused: {op}: {error}");
+            assert_eq!(op, again.to_string());
+            assert!(error.contains("File exists"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A gateway off every connected range: the kernel refuses, and the error says so.
+    let offlink = Change::SetRoute(
+        DEV.into(),
+        "198.19.98.0/24".parse().unwrap(),
+        "203.0.113.1".parse().unwrap(),
+    );
+    let refused = raw.apply(&current, std::slice::from_ref(&offlink));
+    eprintln!("refused: {refused:?}");
+    assert!(
+        matches!(&refused, Err(KernelError::Failed { error, .. }) if error.contains("unreachable"))
+    );
+    let nobody: IpAddr = "100.64.0.99".parse().unwrap();
+    let gone = [
+        Change::RemoveRoute(DEV.into(), "198.19.99.0/24".parse().unwrap()),
+        Change::RemoveFdb(DEV.into(), Mac([2, 0, 0, 0, 0, 99])),
+        Change::RemoveNeighbour(DEV.into(), nobody),
+        Change::RemoveAddress(
+            DEV.into(),
+            IfAddr {
+                ip: nobody,
+                len: 20,
+            },
+        ),
+        Change::RemoveLink("vtep99".into()),
+    ];
+    assert_eq!(raw.apply(&current, &gone), Ok(5));
+    assert_eq!(raw.read().unwrap(), want_a);
 
     // Entries deleted by hand come back, on the same device.
     let index = ifindex(&a);
