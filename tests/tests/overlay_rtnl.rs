@@ -23,9 +23,15 @@ use hawser_tests::netns::{Namespaces, in_netns, require, sh};
 
 const DEV: &str = "vtep1024";
 
-/// Node `n` (1 or 2): its underlay address, and its slot `n`.
-fn underlay(n: u64) -> IpAddr {
+/// Node `n` (1 or 2) holds slot `n`, and is reached at `underlay(n)`.
+type Underlay = fn(u64) -> IpAddr;
+
+fn underlay4(n: u64) -> IpAddr {
     IpAddr::from([198, 18, 0, n as u8])
+}
+
+fn underlay6(n: u64) -> IpAddr {
+    IpAddr::from([0x2001, 0xdb8, 0x18, 0, 0, 0, 0, n as u16])
 }
 
 fn network() -> Network {
@@ -36,7 +42,11 @@ fn network() -> Network {
 
 /// The allocation and KV entries of `nodes`, each holding slot `n` and publishing a
 /// record of it, as the agents would.
-fn world(net: &Network, nodes: &[u64]) -> (Allocation, BTreeMap<NodeId, Entry>) {
+fn world(
+    net: &Network,
+    nodes: &[u64],
+    underlay: Underlay,
+) -> (Allocation, BTreeMap<NodeId, Entry>) {
     let mut alloc = Allocation::default();
     let mut entries = BTreeMap::new();
     for n in nodes {
@@ -54,8 +64,8 @@ fn world(net: &Network, nodes: &[u64]) -> (Allocation, BTreeMap<NodeId, Entry>) 
 }
 
 /// What node `me` should hold when `nodes` are in the network.
-fn want(net: &Network, me: u64, nodes: &[u64]) -> Programmed {
-    let (alloc, entries) = world(net, nodes);
+fn want(net: &Network, me: u64, nodes: &[u64], underlay: Underlay) -> Programmed {
+    let (alloc, entries) = world(net, nodes, underlay);
     desired(net, NodeId(me), underlay(me), &alloc, &entries).state
 }
 
@@ -145,7 +155,10 @@ fn two_nodes_talk_over_vxlan_and_passes_repair_and_remove() {
     let (a, b) = (ns.add("a"), ns.add("b"));
     ns.link(&a, "198.18.0.1/24", &b, "198.18.0.2/24");
     let net = network();
-    let (want_a, want_b) = (want(&net, 1, &[1, 2]), want(&net, 2, &[1, 2]));
+    let (want_a, want_b) = (
+        want(&net, 1, &[1, 2], underlay4),
+        want(&net, 2, &[1, 2], underlay4),
+    );
     let (mut ra, mut rb) = (reconciler(&a), reconciler(&b));
 
     let first = ra.pass(&want_a).unwrap();
@@ -298,7 +311,7 @@ fn two_nodes_talk_over_vxlan_and_passes_repair_and_remove() {
     assert!(echo(&a, c4_a, &b, c4_b), "IPv4 on the recreated device");
 
     // Node 2 leaves: its neighbours, FDB entry and routes go, and nothing else.
-    let alone = mtu(want(&net, 1, &[1]), 1400);
+    let alone = mtu(want(&net, 1, &[1], underlay4), 1400);
     let index = ifindex(&a);
     let pass = ra.pass(&alone).unwrap();
     assert_eq!(pass.changes.len(), 5, "{:?}", pass.changes);
@@ -318,4 +331,37 @@ fn two_nodes_talk_over_vxlan_and_passes_repair_and_remove() {
         .unwrap();
     assert!(!gone.status.success(), "{DEV} still there");
     assert_eq!(ra.pass(&Programmed::default()).unwrap(), Pass::default());
+}
+
+/// VXLAN over an IPv6 underlay: the device's local address and the forwarding entries'
+/// destinations are IPv6, and read back as programmed.
+#[test]
+fn an_ipv6_underlay_carries_the_overlay() {
+    require(&["ip", "bridge"]);
+    let mut ns = Namespaces::new("ovl6");
+    let (a, b) = (ns.add("a"), ns.add("b"));
+    let (va, vb) = ns.link(&a, "198.18.0.1/24", &b, "198.18.0.2/24");
+    for (n, dev, node) in [(&a, &va, 1), (&b, &vb, 2)] {
+        let addr = format!("{}/64", underlay6(node));
+        ip(n, &["addr", "add", &addr, "dev", dev, "nodad"]);
+    }
+    let net = network();
+    let (want_a, want_b) = (
+        want(&net, 1, &[1, 2], underlay6),
+        want(&net, 2, &[1, 2], underlay6),
+    );
+    let (mut ra, mut rb) = (reconciler(&a), reconciler(&b));
+    assert_eq!(ra.pass(&want_a).unwrap().changes.len(), 9);
+    assert_eq!(rb.pass(&want_b).unwrap().changes.len(), 9);
+    assert!(ip(&a, &["-d", "link", "show", DEV]).contains("local 2001:db8:18::1"));
+    let mac_b = Mac::of_node(NodeId(2));
+    let f = fdb(&a);
+    assert!(
+        f.contains(&format!("{mac_b} dst 2001:db8:18::2 self permanent")),
+        "{f}"
+    );
+    assert_eq!(ra.pass(&want_a).unwrap(), Pass::default());
+    let (c4_a, _) = container(&net, &a, 1);
+    let (c4_b, _) = container(&net, &b, 2);
+    assert!(echo(&a, c4_a, &b, c4_b), "IPv4 over the IPv6 underlay");
 }
