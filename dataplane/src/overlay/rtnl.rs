@@ -269,6 +269,8 @@ impl Rtnl {
     }
 
     fn add_link(&mut self, name: &str, d: &Device) -> Result<(), NlFail> {
+        // The new device gets a new index, looked up when first needed.
+        self.index.remove(name);
         let mut data = RtBuffer::new();
         data.push(rtattr(VXLAN_ID, d.vni)?);
         data.push(match d.local {
@@ -364,7 +366,8 @@ impl Kernel for Rtnl {
         self.index = links.iter().map(|(i, (n, _))| (n.clone(), *i)).collect();
         self.addresses(&mut links)?;
         let inet = [libc::AF_INET, libc::AF_INET6];
-        for (index, ip, mac) in self.neighbours(0, &inet, &links)? {
+        let unspec = libc::AF_UNSPEC as u8;
+        for (index, ip, mac) in self.neighbours(unspec, &inet, &links)? {
             edit(&mut links, index, |l| {
                 l.neighbours.insert(ip, mac);
             });
