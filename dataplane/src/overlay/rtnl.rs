@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{
-    Iff, Ifla, IflaInfo, Nda, Ntf, Nud, RtAddrFamily, RtScope, RtTable, Rta, Rtm, Rtn, Rtprot,
+    Ifa, Iff, Ifla, IflaInfo, Nda, Ntf, Nud, RtAddrFamily, RtScope, RtTable, Rta, Rtm, Rtn, Rtprot,
 };
 use neli::router::synchronous::NlRouter;
 use neli::rtnl::{
@@ -125,8 +125,8 @@ impl Rtnl {
             let index = *a.ifa_index() as i32;
             let h = a.rtattrs().get_attr_handle();
             let attr = h
-                .get_attribute(neli::consts::rtnl::Ifa::Local)
-                .or_else(|| h.get_attribute(neli::consts::rtnl::Ifa::Address));
+                .get_attribute(Ifa::Local)
+                .or_else(|| h.get_attribute(Ifa::Address));
             match attr {
                 Some(attr) if links.contains_key(&index) => Ok(Some((
                     index,
