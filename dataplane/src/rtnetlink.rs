@@ -37,13 +37,19 @@ impl NlFail {
 
 impl<T: std::fmt::Debug, P: std::fmt::Debug> From<RouterError<T, P>> for NlFail {
     fn from(e: RouterError<T, P>) -> NlFail {
-        let errno = match &e {
-            RouterError::Nlmsgerr(m) => Some(-*m.error()),
-            _ => None,
-        };
-        NlFail {
-            errno,
-            message: e.to_string(),
+        match &e {
+            // neli's own text for this case is a debug dump of the whole answer; the
+            // errno's text says what went wrong. (The kernel's extended ACK message
+            // would say more, but neli 0.7.5 drops it when it types an error:
+            // `Nlmsgerr::to_typed` rebuilds the error without `ext_ack`.)
+            RouterError::Nlmsgerr(m) => NlFail {
+                errno: Some(-*m.error()),
+                message: m.to_string(),
+            },
+            _ => NlFail {
+                errno: None,
+                message: e.to_string(),
+            },
         }
     }
 }

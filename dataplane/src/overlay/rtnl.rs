@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{
-    Iff, Ifla, IflaInfo, Nda, Ntf, Nud, RtAddrFamily, RtScope, RtTable, Rta, Rtm, Rtn, Rtprot,
+    Ifa, Iff, Ifla, IflaInfo, Nda, Ntf, Nud, RtAddrFamily, RtScope, RtTable, Rta, Rtm, Rtn, Rtprot,
 };
 use neli::router::synchronous::NlRouter;
 use neli::rtnl::{
@@ -125,8 +125,8 @@ impl Rtnl {
             let index = *a.ifa_index() as i32;
             let h = a.rtattrs().get_attr_handle();
             let attr = h
-                .get_attribute(neli::consts::rtnl::Ifa::Local)
-                .or_else(|| h.get_attribute(neli::consts::rtnl::Ifa::Address));
+                .get_attribute(Ifa::Local)
+                .or_else(|| h.get_attribute(Ifa::Address));
             match attr {
                 Some(attr) if links.contains_key(&index) => Ok(Some((
                     index,
@@ -269,6 +269,8 @@ impl Rtnl {
     }
 
     fn add_link(&mut self, name: &str, d: &Device) -> Result<(), NlFail> {
+        // The new device gets a new index, looked up when first needed.
+        self.index.remove(name);
         let mut data = RtBuffer::new();
         data.push(rtattr(VXLAN_ID, d.vni)?);
         data.push(match d.local {
@@ -364,7 +366,8 @@ impl Kernel for Rtnl {
         self.index = links.iter().map(|(i, (n, _))| (n.clone(), *i)).collect();
         self.addresses(&mut links)?;
         let inet = [libc::AF_INET, libc::AF_INET6];
-        for (index, ip, mac) in self.neighbours(0, &inet, &links)? {
+        let unspec = libc::AF_UNSPEC as u8;
+        for (index, ip, mac) in self.neighbours(unspec, &inet, &links)? {
             edit(&mut links, index, |l| {
                 l.neighbours.insert(ip, mac);
             });
@@ -563,4 +566,82 @@ fn route_to(to: Prefix, index: i32, via: Option<IpAddr>) -> Result<Rtmsg, Kernel
         scope,
         attrs,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link as a dump would carry it: `name`, of `kind`, with VXLAN attributes
+    /// `vni` (raw bytes), port 64000 and local 198.18.0.1, and an MTU if given.
+    fn dumped(name: &str, kind: &str, vni: &[u8], mtu: Option<u32>) -> Ifinfomsg {
+        let mut data = RtBuffer::new();
+        data.push(rtattr(VXLAN_ID, Buffer::from(vni.to_vec())).unwrap());
+        data.push(rtattr(VXLAN_PORT, Buffer::from(vec![0xfa, 0x00])).unwrap());
+        data.push(rtattr(VXLAN_LOCAL, Buffer::from(vec![198, 18, 0, 1])).unwrap());
+        let mut info = RtBuffer::new();
+        info.push(rtattr(IflaInfo::Kind, kind).unwrap());
+        info.push(rtattr(IflaInfo::Data, data).unwrap());
+        let mut attrs = RtBuffer::new();
+        attrs.push(rtattr(Ifla::Address, Buffer::from(vec![2, 0, 0, 0, 0, 7])).unwrap());
+        if let Some(mtu) = mtu {
+            attrs.push(rtattr(Ifla::Mtu, mtu).unwrap());
+        }
+        attrs.push(rtattr(Ifla::Linkinfo, info).unwrap());
+        link_by_name(name, attrs)
+            .unwrap()
+            .ifi_index(7)
+            .ifi_flags(Iff::UP)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_vxlan_link_reads_with_its_port_in_network_order() {
+        let vni = 1024u32.to_ne_bytes();
+        let (index, name, link) = link_of(&dumped("vtep1024", "vxlan", &vni, Some(1420)))
+            .unwrap()
+            .unwrap();
+        assert_eq!((index, name.as_str()), (7, "vtep1024"));
+        assert!(link.up);
+        assert_eq!(
+            link.device,
+            Device {
+                vni: 1024,
+                port: 64000,
+                mtu: 1420,
+                mac: Mac([2, 0, 0, 0, 0, 7]),
+                local: IpAddr::from([198, 18, 0, 1]),
+            }
+        );
+    }
+
+    #[test]
+    fn other_links_are_not_hawsers_and_odd_answers_are_unreadable() {
+        let vni = 1024u32.to_ne_bytes();
+        assert_eq!(
+            link_of(&dumped("eth0", "vxlan", &vni, Some(1420))),
+            Ok(None)
+        );
+        assert_eq!(
+            link_of(&dumped("vtep1", "bridge", &vni, Some(1420))),
+            Ok(None)
+        );
+        for odd in [
+            dumped("vtep1", "vxlan", &vni[..3], Some(1420)),
+            dumped("vtep1", "vxlan", &vni, None),
+            dumped("vtep1", "vxlan", &vni, Some(70_000)),
+        ] {
+            assert!(
+                matches!(link_of(&odd), Err(KernelError::Unreadable(_))),
+                "{:?}",
+                link_of(&odd)
+            );
+        }
+        // Link info whose one attribute claims more bytes than it has.
+        let mut attrs = RtBuffer::new();
+        attrs.push(rtattr(Ifla::Linkinfo, Buffer::from(vec![200, 0, 1, 0, b'v'])).unwrap());
+        let msg = link_by_name("vtep1", attrs).unwrap().build().unwrap();
+        assert!(matches!(link_of(&msg), Err(KernelError::Unreadable(_))));
+    }
 }
