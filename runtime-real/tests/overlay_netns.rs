@@ -109,7 +109,10 @@ impl Cluster {
             wait_for(&format!("h{i}'s admin API"), 30, || try_network(&host))
         });
         if ok.is_err() {
-            panic!("h{i} did not start\n--- log:\n{}", self.agents[i].log_tail());
+            panic!(
+                "h{i} did not start\n--- log:\n{}",
+                self.agents[i].log_tail()
+            );
         }
     }
 

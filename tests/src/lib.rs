@@ -3,3 +3,4 @@
 
 pub mod echo;
 pub mod netns;
+pub mod overlay;

@@ -7,67 +7,19 @@
 //!
 //! Needs root and iproute2 (`ip`, `bridge`); without them it fails and says so.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
 use hawser_core::NodeId;
-use hawser_dataplane::overlay::kv::Entry;
 use hawser_dataplane::overlay::rtnl::ROUTE_PROTO;
 use hawser_dataplane::overlay::{
-    Allocation, Change, IfAddr, Kernel, KernelError, Mac, Network, Pass, Programmed, Reconciler,
-    Rtnl, Slot, VtepRecord, desired,
+    Change, IfAddr, Kernel, KernelError, Mac, Network, Pass, Programmed, Reconciler, Rtnl, Slot,
 };
 use hawser_tests::netns::{Namespaces, in_netns, require, sh};
+use hawser_tests::overlay::{network, underlay4, underlay6, want};
 
 const DEV: &str = "vtep1024";
-
-/// Node `n` (1 or 2) holds slot `n`, and is reached at `underlay(n)`.
-type Underlay = fn(u64) -> IpAddr;
-
-fn underlay4(n: u64) -> IpAddr {
-    IpAddr::from([198, 18, 0, n as u8])
-}
-
-fn underlay6(n: u64) -> IpAddr {
-    IpAddr::from([0x2001, 0xdb8, 0x18, 0, 0, 0, 0, n as u16])
-}
-
-fn network() -> Network {
-    "name=t,subnet=198.19.0.0/16,subnet6=2001:db8:1::/64"
-        .parse()
-        .unwrap()
-}
-
-/// The allocation and KV entries of `nodes`, each holding slot `n` and publishing a
-/// record of it, as the agents would.
-fn world(
-    net: &Network,
-    nodes: &[u64],
-    underlay: Underlay,
-) -> (Allocation, BTreeMap<NodeId, Entry>) {
-    let mut alloc = Allocation::default();
-    let mut entries = BTreeMap::new();
-    for n in nodes {
-        let (node, slot) = (NodeId(*n), Slot(*n as u32));
-        alloc.owners.insert(slot, node);
-        alloc.slots.insert(node, slot);
-        let share = net.share(slot).unwrap();
-        let entry = Entry {
-            slots: [slot].into(),
-            vtep: Some(VtepRecord::new(node, underlay(*n), &share)),
-        };
-        entries.insert(node, entry);
-    }
-    (alloc, entries)
-}
-
-/// What node `me` should hold when `nodes` are in the network.
-fn want(net: &Network, me: u64, nodes: &[u64], underlay: Underlay) -> Programmed {
-    let (alloc, entries) = world(net, nodes, underlay);
-    desired(net, NodeId(me), underlay(me), &alloc, &entries).state
-}
 
 fn ip(ns: &str, args: &[&str]) -> String {
     let mut all = vec!["ip", "-n", ns];
