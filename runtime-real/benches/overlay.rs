@@ -311,7 +311,9 @@ fn datapath() {
         ];
         add.extend(peer);
         sh(&add);
-        sh(&["ip", "-n", host, "link", "set", "v0", "master", "hwbr", "up"]);
+        sh(&[
+            "ip", "-n", host, "link", "set", "v0", "master", "hwbr", "up",
+        ]);
         sh(&[
             "ip",
             "-n",

@@ -14,7 +14,7 @@
 //! the kernel keeps what the previous run left, which is what makes a restart change
 //! nothing. The agent leaves the kernel as it is when it stops, for the same reason.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hawser_dataplane::lb::ipvs::Ipvs;
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use crate::config::{LbBackend, LbConfig};
 use crate::driver::{Changes, Follower, View};
 use crate::metrics::Metrics;
-use crate::reconcile_loop::{self, Schedule};
+use crate::reconcile_loop::{self, LastPass, Schedule};
 
 /// How long after a start the first reconcile pass waits (see the module docs).
 pub const SETTLE: Duration = Duration::from_secs(2);
@@ -38,8 +38,7 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 /// What the rest of the agent can see of the load balancer.
 pub struct LbStatus {
     pub backend: LbBackend,
-    /// What the kernel held after the last successful pass; `None` before the first.
-    programmed: RwLock<Option<Programmed>>,
+    programmed: LastPass<Programmed>,
     pub ranges: NameRanges,
 }
 
@@ -47,21 +46,14 @@ impl LbStatus {
     pub fn new(backend: LbBackend, ranges: NameRanges) -> LbStatus {
         LbStatus {
             backend,
-            programmed: RwLock::new(None),
+            programmed: LastPass::default(),
             ranges,
         }
     }
 
     /// What the kernel held after the last successful pass.
     pub fn programmed(&self) -> Option<Programmed> {
-        self.programmed
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set(&self, p: Programmed) {
-        *self.programmed.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        self.programmed.get()
     }
 }
 
@@ -158,6 +150,6 @@ pub fn spawn_reconciler(
         desired,
         schedule,
         metrics.lb.reconcile.clone(),
-        move |r| status.set(r.programmed().clone()),
+        move |r| status.programmed.set(r.programmed().clone()),
     )
 }

@@ -7,7 +7,7 @@
 //! a state nobody has decided yet (that would wipe what the previous run left).
 
 use std::fmt::Display;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use hawser_dataplane::kernel::{KernelError, Pass};
@@ -16,6 +16,26 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::metrics::ReconcileMetrics;
+
+/// What a kernel held after its reconciler's last successful pass, for the API to
+/// read; `None` before the first.
+pub struct LastPass<T>(RwLock<Option<T>>);
+
+impl<T> Default for LastPass<T> {
+    fn default() -> Self {
+        LastPass(RwLock::new(None))
+    }
+}
+
+impl<T: Clone> LastPass<T> {
+    pub fn get(&self) -> Option<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }
+}
 
 /// A reconciler of one kernel backend, as the loop sees it.
 pub trait Reconcile: Send + 'static {

@@ -54,7 +54,7 @@ pub async fn list(State(s): State<Admin>) -> Response {
                     .map(|m| m.name.as_str().to_owned())
                     .unwrap_or_default()
             };
-            let programmed = status.programmed();
+            let programmed = status.get();
             let o = overlays.lock();
             let networks: Vec<Value> = o
                 .members()

@@ -8,38 +8,20 @@
 //! pass over the kernel the previous run left changes nothing. The agent leaves the
 //! kernel as it is when it stops: containers keep talking while it is away.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hawser_dataplane::overlay::{KernelError, Programmed, Reconciler, Rtnl};
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::reconcile_loop::{self, Schedule};
+use crate::reconcile_loop::{self, LastPass, Schedule};
 
 /// A pass at least this often, to repair drift (an entry deleted by hand).
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the rest of the agent can see of the overlay's kernel state.
-#[derive(Default)]
-pub struct OverlayStatus {
-    /// What the kernel held after the last successful pass; `None` before the first.
-    programmed: RwLock<Option<Programmed>>,
-}
-
-impl OverlayStatus {
-    /// What the kernel held after the last successful pass.
-    pub fn programmed(&self) -> Option<Programmed> {
-        self.programmed
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set(&self, p: Programmed) {
-        *self.programmed.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
-    }
-}
+/// What the kernel held after the last successful pass, for the API.
+pub type OverlayStatus = LastPass<Programmed>;
 
 /// Open rtnetlink in this process's network namespace: the agent refuses to start
 /// with an overlay it cannot program.

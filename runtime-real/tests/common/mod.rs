@@ -141,12 +141,6 @@ impl Agent {
 
     /// Start the process without waiting for anything.
     pub fn spawn(&mut self) {
-        self.reserved.clear();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         let mut command = hawser();
         if let Some(n) = self.nofile {
             use std::os::unix::process::CommandExt;
@@ -165,9 +159,20 @@ impl Agent {
                 });
             }
         }
+        command.args(self.args());
+        self.launch(command, "info,hawser_runtime=debug");
+    }
+
+    /// Run `command` as this agent: its ports let go, its stderr appended to the log.
+    fn launch(&mut self, mut command: Command, log_filter: &str) {
+        self.reserved.clear();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = command
-            .args(self.args())
-            .env("RUST_LOG", "info,hawser_runtime=debug")
+            .env("RUST_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -526,27 +531,10 @@ pub fn metric_in(ns: &str, admin: &str, name: &str) -> f64 {
 impl Agent {
     /// Start the process inside namespace `ns` (`ip netns exec`), without waiting.
     pub fn spawn_in(&mut self, ns: &str) {
-        self.reserved.clear();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut args = vec![
-            "netns".to_owned(),
-            "exec".into(),
-            ns.into(),
-            env!("CARGO_BIN_EXE_hawser").into(),
-        ];
-        args.extend(self.args());
-        let child = Command::new("ip")
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_hawser")])
+            .args(self.args());
+        self.launch(command, "info");
     }
 }
