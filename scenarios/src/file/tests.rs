@@ -92,6 +92,7 @@ fn the_issue_example_parses_to_its_values() {
                 ..Network::default()
             },
             config,
+            overlays: Vec::new(),
             steps: vec![
                 Step {
                     at: Duration::ZERO,
