@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use hawser_core::Duration;
-use hawser_dataplane::overlay::{Network, check_all};
+use hawser_dataplane::overlay::{ConfigError, Network, check_all};
 use toml::de::{DeTable, DeValue};
 
 use super::reader::Reader;
@@ -73,7 +73,11 @@ pub(super) fn read_overlay(
             line,
         }),
         Err(e) => {
-            r.problems.at(span, format!("[[overlay]]: {e}"));
+            let also = match e {
+                ConfigError::UnknownField(_) => " (or forget_after, the scenario's own)",
+                _ => "",
+            };
+            r.problems.at(span, format!("[[overlay]]: {e}{also}"));
             None
         }
     }
