@@ -14,8 +14,9 @@
 //! 198.18.0.1), wrapping past 131,070 nodes.
 //!
 //! Figures: which nodes some view showed displaced (a contested slot, lost to a lower
-//! id), and how long after a node starts every other running member programs it as a
-//! peer (the KV side of "a new node's containers are reachable").
+//! id), and how long after a node starts every other member programs it as a peer
+//! (the KV side of "a new node's containers are reachable"), over every start and over
+//! the starts into a settled cluster (no earlier start still waiting for that).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -49,10 +50,12 @@ struct Reach {
     /// `holders[x]`: live members (other than node x's) whose desired state has node
     /// x as a peer.
     holders: Vec<usize>,
-    /// Node starts not yet programmed by every other live member: node, when.
-    pending: Vec<(usize, Instant)>,
-    /// From a start to the first tick at which every other live member programmed it.
-    times: Vec<Duration>,
+    /// Node starts not yet programmed by every other live member: node, when, and
+    /// whether the cluster was settled then (no earlier start pending).
+    pending: Vec<(usize, Instant, bool)>,
+    /// From a start to the first tick at which every other live member programmed it,
+    /// and whether it started into a settled cluster.
+    times: Vec<(Duration, bool)>,
 }
 
 impl Reach {
@@ -148,7 +151,8 @@ impl Overlays {
             last_poll: None,
         });
         for reach in &mut self.reach {
-            reach.pending.push((i, now));
+            let settled = reach.pending.is_empty();
+            reach.pending.push((i, now, settled));
         }
     }
 
@@ -162,7 +166,7 @@ impl Overlays {
             for peer in m.desired().peers.keys() {
                 reach.count(*peer, false);
             }
-            reach.pending.retain(|(x, _)| *x != i);
+            reach.pending.retain(|(x, _, _)| *x != i);
         }
     }
 
@@ -231,10 +235,10 @@ impl Overlays {
         let members = self.nodes.iter().filter(|n| n.is_some()).count();
         for reach in &mut self.reach {
             let (holders, times) = (&reach.holders, &mut reach.times);
-            reach.pending.retain(|(x, started)| {
+            reach.pending.retain(|(x, started, settled)| {
                 let done = holders[*x] + 1 >= members;
                 if done {
-                    times.push(now - *started);
+                    times.push((now - *started, *settled));
                 }
                 !done
             });
@@ -281,17 +285,37 @@ impl Overlays {
             ),
             ("overlay_writes", self.writes as f64),
         ];
-        let mut times: Vec<f64> = self
-            .reach
-            .iter()
-            .flat_map(|r| r.times.iter().map(|d| d.as_nanos() as f64 / 1e6))
-            .collect();
-        times.sort_by(f64::total_cmp);
-        if !times.is_empty() {
-            let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-            out.push(("overlay_reach_p50_ms", at(0.5)));
-            out.push(("overlay_reach_p90_ms", at(0.9)));
-            out.push(("overlay_reach_max_ms", at(1.0)));
+        let names = [
+            (
+                false,
+                [
+                    "overlay_reach_p50_ms",
+                    "overlay_reach_p90_ms",
+                    "overlay_reach_max_ms",
+                ],
+            ),
+            (
+                true,
+                [
+                    "overlay_reach_settled_p50_ms",
+                    "overlay_reach_settled_p90_ms",
+                    "overlay_reach_settled_max_ms",
+                ],
+            ),
+        ];
+        for (settled_only, [p50, p90, max]) in names {
+            let mut times: Vec<f64> = self
+                .reach
+                .iter()
+                .flat_map(|r| r.times.iter())
+                .filter(|(_, settled)| *settled || !settled_only)
+                .map(|(d, _)| d.as_nanos() as f64 / 1e6)
+                .collect();
+            times.sort_by(f64::total_cmp);
+            if !times.is_empty() {
+                let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+                out.extend([(p50, at(0.5)), (p90, at(0.9)), (max, at(1.0))]);
+            }
         }
         out.push((
             "overlay_reach_pending",
@@ -329,8 +353,8 @@ pub(crate) fn subnets_unique(net: &Network, views: &[View<'_>]) -> Result<(), St
     };
     for v in views {
         let a = v.alloc;
-        let inverse =
-            a.owners.len() == a.slots.len() && a.slots.iter().all(|(n, s)| a.owners.get(s) == Some(n));
+        let inverse = a.owners.len() == a.slots.len()
+            && a.slots.iter().all(|(n, s)| a.owners.get(s) == Some(n));
         if !inverse {
             return Err(format!(
                 "network {name}: n{}'s allocation gives a slot two owners or an owner two slots",
@@ -447,7 +471,10 @@ mod tests {
     #[test]
     fn agreeing_views_pass() {
         let all = [(1, 0), (2, 3), (3, 1)];
-        assert_eq!(check(&[view(1, &all), view(2, &all), view(3, &all)]), Ok(()));
+        assert_eq!(
+            check(&[view(1, &all), view(2, &all), view(3, &all)]),
+            Ok(())
+        );
         // A view may still hold a node that is not among the views (a dead one).
         let with_dead = [(1, 0), (2, 3), (3, 1), (9, 2)];
         assert_eq!(check(&[view(1, &with_dead), view(2, &all)]), Ok(()));
@@ -460,9 +487,11 @@ mod tests {
         let right = view(2, &[(2, 0)]);
         assert_eq!(
             check(&[left, right]),
-            Err("network t: n1 sees n1 holding slot 0 (9.0.0.0/24), but n2 sees it \
+            Err(
+                "network t: n1 sees n1 holding slot 0 (9.0.0.0/24), but n2 sees it \
                  holding no slot"
-                .into())
+                    .into()
+            )
         );
     }
 
@@ -471,7 +500,10 @@ mod tests {
         let a = view(1, &[(1, 0), (2, 1)]);
         let b = view(2, &[(1, 0), (2, 2)]);
         let err = check(&[a, b]).unwrap_err();
-        assert!(err.contains("sees n2 holding slot 1") && err.contains("slot 2"), "{err}");
+        assert!(
+            err.contains("sees n2 holding slot 1") && err.contains("slot 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -40,12 +40,19 @@ fn healed_views_come_together_and_the_figures_are_reported() {
     let m = &report.metrics;
     assert_eq!(m["overlay_reach_pending"], 0.0);
     assert!(m["overlay_writes"] >= 32.0, "a claim and a record each");
-    assert!(m["overlay_reach_p50_ms"] >= 10_000.0, "reached only after the heal");
+    assert!(
+        m["overlay_reach_p50_ms"] >= 10_000.0,
+        "reached only after the heal"
+    );
 }
 
 #[test]
 fn a_scenario_that_cannot_run_overlays_is_refused() {
-    let err = run_stack(&scenario(true, "stack = \"membership\""), Default::default()).unwrap_err();
+    let err = run_stack(
+        &scenario(true, "stack = \"membership\""),
+        Default::default(),
+    )
+    .unwrap_err();
     assert!(err.contains("[[overlay]] is not supported"), "{err}");
     let mut no_network = scenario(true, "");
     no_network.overlays.clear();

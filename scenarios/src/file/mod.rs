@@ -24,6 +24,12 @@
 //! [config]                    # protocol config overrides, checked by the runner
 //! active_view = 6
 //!
+//! [[overlay]]                 # an overlay network every running node takes part in
+//! name = "dcos"               # the agent's --overlay settings (name, subnet, subnet6,
+//! subnet = "9.0.0.0/16"       #   prefix, prefix6, vni, port, mtu, vtep), strings or
+//! prefix = 24                 #   whole numbers, checked by the agent's parser
+//! forget_after = "10m"        # default: global membership's forget time
+//!
 //! [[step]]
 //! at = "0s"
 //! action = "start"            # nodes (default all), stagger (default "0s")
@@ -53,7 +59,8 @@
 //!
 //! Expectations ([`ExpectKind::ALL`]): `overlay-connected`, `membership-agrees`,
 //! `views-bounded`, `detected`, `no-false-positives`, `kv-converged`,
-//! `multicast-delivered`, `vip-backends`, `subnets-unique`.
+//! `multicast-delivered`, `vip-backends`, `subnets-unique` (which needs an
+//! `[[overlay]]`; see [`Overlay`]).
 //!
 //! Every time a step or expectation names (`at`, `after`, `after + within`, `until`)
 //! must lie within `duration`, and every selector within `nodes`.

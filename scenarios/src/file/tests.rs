@@ -930,9 +930,7 @@ fn bad_overlays_are_explained_with_the_agents_messages() {
         &["x.toml:7", "\"prefix\" must be a string or a whole number"],
     );
     assert_one_error(
-        &with_header(
-            "[[overlay]]\nname = \"a\"\nsubnet = \"9.0.0.0/16\"\nforget_after = \"0s\"\n",
-        ),
+        &with_header("[[overlay]]\nname = \"a\"\nsubnet = \"9.0.0.0/16\"\nforget_after = \"0s\"\n"),
         &["x.toml:7", "\"forget_after\" must be at least 1ms"],
     );
     // Two networks that could not live on one node.
