@@ -351,7 +351,17 @@ pub(crate) fn subnets_unique(net: &Network, views: &[View<'_>]) -> Result<(), St
     let Some(first) = views.first() else {
         return Ok(());
     };
-    for v in views {
+    // A view whose maps equal the first's is checked by checking the first's: with a
+    // thousand views, most checks compare equal maps, not look up every entry.
+    let same: Vec<bool> = views
+        .iter()
+        .map(|v| v.alloc.slots == first.alloc.slots && v.alloc.owners == first.alloc.owners)
+        .collect();
+    for (v, _) in views
+        .iter()
+        .zip(&same)
+        .filter(|(v, same)| v.node == first.node || !**same)
+    {
         let a = v.alloc;
         let inverse = a.owners.len() == a.slots.len()
             && a.slots.iter().all(|(n, s)| a.owners.get(s) == Some(n));
@@ -362,10 +372,7 @@ pub(crate) fn subnets_unique(net: &Network, views: &[View<'_>]) -> Result<(), St
             ));
         }
     }
-    for v in &views[1..] {
-        if v.alloc.slots == first.alloc.slots {
-            continue;
-        }
+    for (v, _) in views.iter().zip(&same).filter(|(_, same)| !**same) {
         for x in views.iter().map(|x| x.node) {
             let (a, b) = (first.alloc.slots.get(&x), v.alloc.slots.get(&x));
             if a != b {
@@ -393,31 +400,39 @@ pub(crate) fn subnets_unique(net: &Network, views: &[View<'_>]) -> Result<(), St
     }
     // subnet -> (the node it goes to, the node that routes it there).
     let mut routes: BTreeMap<Prefix, (NodeId, NodeId)> = BTreeMap::new();
+    let mut route = |subnet: Option<Prefix>, to: NodeId, by: NodeId| {
+        let Some(subnet) = subnet else {
+            return Ok(());
+        };
+        match routes.get(&subnet) {
+            Some((other, first_by)) if *other != to => Err(format!(
+                "network {name}: n{} routes {subnet} to n{}, but n{} routes it to n{}",
+                first_by.0, other.0, by.0, to.0
+            )),
+            Some(_) => Ok(()),
+            None => {
+                routes.insert(subnet, (to, by));
+                Ok(())
+            }
+        }
+    };
     for v in views {
-        let own = v
-            .desired
-            .share
-            .iter()
-            .flat_map(|s| [Some(s.subnet), s.subnet6])
-            .map(|p| (p, v.node));
-        let peers = v
-            .desired
-            .peers
-            .iter()
-            .flat_map(|(n, r)| [Some(r.subnet), r.subnet6].map(|p| (p, *n)));
-        for (subnet, to) in own.chain(peers) {
-            let Some(subnet) = subnet else { continue };
-            match routes.get(&subnet) {
-                Some((other, by)) if *other != to => {
-                    return Err(format!(
-                        "network {name}: n{} routes {subnet} to n{}, but n{} routes it to n{}",
-                        by.0, other.0, v.node.0, to.0
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    routes.insert(subnet, (to, v.node));
-                }
+        if let Some(share) = v.desired.share {
+            route(Some(share.subnet), v.node, v.node)?;
+            route(share.subnet6, v.node, v.node)?;
+        }
+        // A peer the first view programs with the same subnets adds nothing new (both
+        // maps are in id order: one merge pass).
+        let mut reference = first.desired.peers.iter().peekable();
+        for (n, r) in &v.desired.peers {
+            while reference.next_if(|(m, _)| *m < n).is_some() {}
+            let known = v.node != first.node
+                && reference.peek().is_some_and(|(m, f)| {
+                    *m == n && f.subnet == r.subnet && f.subnet6 == r.subnet6
+                });
+            if !known {
+                route(Some(r.subnet), *n, v.node)?;
+                route(r.subnet6, *n, v.node)?;
             }
         }
     }
