@@ -16,7 +16,8 @@
 //! Figures: which nodes some view showed displaced (a contested slot, lost to a lower
 //! id), and how long after a node starts every other member programs it as a peer
 //! (the KV side of "a new node's containers are reachable"), over every start and over
-//! the starts into a settled cluster (no earlier start still waiting for that).
+//! the starts into a settled cluster (one with other members, no earlier start still
+//! waiting for that).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -150,8 +151,10 @@ impl Overlays {
             dirty: true,
             last_poll: None,
         });
+        // Into a settled cluster: one with other members, none of them still waiting.
+        let others = self.nodes.iter().filter(|n| n.is_some()).count() > 1;
         for reach in &mut self.reach {
-            let settled = reach.pending.is_empty();
+            let settled = others && reach.pending.is_empty();
             reach.pending.push((i, now, settled));
         }
     }
