@@ -239,7 +239,8 @@ impl Overlays {
         for reach in &mut self.reach {
             let (holders, times) = (&reach.holders, &mut reach.times);
             reach.pending.retain(|(x, started, settled)| {
-                let done = holders[*x] + 1 >= members;
+                // A node alone is programmed by nobody: it waits for a second one.
+                let done = members > 1 && holders[*x] + 1 >= members;
                 if done {
                     times.push((now - *started, *settled));
                 }
