@@ -11,6 +11,7 @@ mod mctrack;
 mod membership;
 mod metrics;
 mod network;
+mod overlay;
 mod plan;
 mod report;
 mod runner;

@@ -49,6 +49,7 @@ pub(crate) fn report<T: Target>(
     sim: &Sim<T>,
     trackers: Vec<Tracker>,
     metrics: Metrics,
+    overlay: Vec<(&'static str, f64)>,
     timeline: Vec<(Instant, String)>,
     wall_ms: u64,
 ) -> Report {
@@ -187,6 +188,9 @@ pub(crate) fn report<T: Target>(
             );
         }
         m.insert("mc_undelivered".into(), metrics.mc.undelivered() as f64);
+    }
+    for (name, value) in overlay {
+        m.insert(name.into(), round2(value));
     }
     let passed = expectations.iter().all(|e| e.passed);
     let mut lines: Vec<(Instant, String)> = timeline.into_iter().chain(metrics.notes).collect();

@@ -45,7 +45,22 @@ pub fn check<T: Target>(scenario: &Scenario) -> Result<(), String> {
             ));
         }
     }
+    if let Some(o) = scenario.overlays.first()
+        && !T::supports(ExpectKind::SubnetsUnique)
+    {
+        problems.push(format!(
+            "line {}: [[overlay]] is not supported by this stack (it needs the KV and global \
+             membership: stack = \"full\")",
+            o.line
+        ));
+    }
     for e in &scenario.expects {
+        if e.kind == ExpectKind::SubnetsUnique && scenario.overlays.is_empty() {
+            problems.push(format!(
+                "line {}: expectation \"subnets-unique\" needs an [[overlay]] network to check",
+                e.line
+            ));
+        }
         if !T::supports(e.kind) {
             problems.push(format!(
                 "line {}: expectation {:?} is not supported yet",

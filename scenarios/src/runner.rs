@@ -13,6 +13,7 @@ use crate::file::{Expect, ExpectKind, Scenario, StackKind};
 use crate::graph;
 use crate::metrics::{Metrics, report};
 use crate::network::{Components, Network, together};
+use crate::overlay::{Overlays, subnets_unique};
 use crate::plan::{Prim, check, disruptive, expand};
 use crate::report::Report;
 use crate::target::Target;
@@ -91,6 +92,7 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
         })
         .collect();
     let watch_overlay = T::supports(ExpectKind::OverlayConnected);
+    let mut overlays = Overlays::new(&scenario.overlays, scenario.nodes);
 
     let mut metrics = Metrics::default();
     let mut net = Network::default();
@@ -103,7 +105,11 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
         } else {
             end
         };
-        let deadline = next_prim.min(next_check).min(end).min(steady_at);
+        let deadline = next_prim
+            .min(next_check)
+            .min(end)
+            .min(steady_at)
+            .min(overlays.next_poll().unwrap_or(end));
         while let Some(step) = sim.step(deadline) {
             if let Some(i) = step.node {
                 per_node_checks(&sim, i, step.at, &mut trackers, &scope);
@@ -129,6 +135,7 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 }
             }
             for (at, i, key) in changes {
+                overlays.changed(&sim, i, &key);
                 let node = sim.node(i).map(|n| n.protocol());
                 metrics
                     .kv
@@ -158,8 +165,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 metrics.disrupted(now);
                 net.changed();
             }
-            apply(&mut sim, p, &mut metrics, &mut net);
+            apply(&mut sim, p, &mut metrics, &mut net, &mut overlays);
         }
+        overlays.poll(&mut sim);
         if now >= next_check {
             whole_cluster_checks(
                 &sim,
@@ -169,6 +177,7 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 watch_overlay,
                 &mut metrics,
                 &mut net,
+                &overlays,
             );
             next_check = now + options.check_every;
         }
@@ -183,22 +192,36 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
         }
     }
     trackers.iter_mut().for_each(|t| t.settle(end));
+    let overlay_figures = if overlays.is_empty() {
+        Vec::new()
+    } else {
+        overlays.figures(metrics.last_disruption)
+    };
+    metrics.notes.append(&mut overlays.refused);
     Ok(report(
         scenario,
         &sim,
         trackers,
         metrics,
+        overlay_figures,
         timeline,
         wall.elapsed().as_millis() as u64,
     ))
 }
 
-fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics, net: &mut Network) {
+fn apply<T: Target>(
+    sim: &mut Sim<T>,
+    p: Prim,
+    metrics: &mut Metrics,
+    net: &mut Network,
+    overlays: &mut Overlays,
+) {
     let now = sim.now();
     match p {
         Prim::Start(i) => {
             if sim.node(i).is_none() {
-                sim.start(i)
+                sim.start(i);
+                overlays.started(sim, i, now);
             }
         }
         Prim::Kill(i) | Prim::Freeze(i) => {
@@ -207,6 +230,7 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics, net: &mut 
                 Prim::Kill(_) => sim.kill(i),
                 _ => sim.freeze(i),
             }
+            overlays.stopped(i);
             metrics.kv.gone(now, i);
             metrics.mc.life_ended(i);
             if was_live {
@@ -219,6 +243,7 @@ fn apply<T: Target>(sim: &mut Sim<T>, p: Prim, metrics: &mut Metrics, net: &mut 
                 Prim::Restart(_) => sim.start(i),
                 _ => sim.wipe(i),
             }
+            overlays.started(sim, i, now);
             metrics.mc.life_ended(i);
             metrics.detection.back(i);
         }
@@ -296,6 +321,7 @@ fn per_node_checks<T: Target>(
 }
 
 /// Expectations about the whole cluster, evaluated on the sampling clock.
+#[allow(clippy::too_many_arguments)]
 fn whole_cluster_checks<T: Target>(
     sim: &Sim<T>,
     now: Instant,
@@ -304,6 +330,7 @@ fn whole_cluster_checks<T: Target>(
     watch_overlay: bool,
     metrics: &mut Metrics,
     net: &mut Network,
+    overlays: &Overlays,
 ) {
     let views = graph::Views(if watch_overlay {
         (0..sim.len())
@@ -366,6 +393,13 @@ fn whole_cluster_checks<T: Target>(
             }
             ExpectKind::VipBackends => {
                 let result = vip_backends(sim, net.current(sim), s.as_deref(), &mut metrics.vips);
+                t.observe(now, result)
+            }
+            ExpectKind::SubnetsUnique => {
+                let result = overlays
+                    .views(sim, s.as_deref())
+                    .iter()
+                    .try_for_each(|(net, views)| subnets_unique(net, views));
                 t.observe(now, result)
             }
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use hawser_core::crdt::MapOp;
+use hawser_core::crdt::{Map, MapOp};
 use hawser_core::gm::GmEvent;
 use hawser_core::kv::{KvConfig, KvEvent, Ticket};
 use hawser_core::membership::{MembershipConfig, MembershipEvent};
@@ -72,6 +72,7 @@ impl Target for Stack {
                 | ExpectKind::MembershipAgrees
                 | ExpectKind::MulticastDelivered
                 | ExpectKind::VipBackends
+                | ExpectKind::SubnetsUnique
         )
     }
 
@@ -83,14 +84,25 @@ impl Target for Stack {
         self.membership().check_views(me)
     }
 
-    fn kv_op(
+    fn kv_apply(
         &mut self,
         ctx: &mut Ctx<'_, StackTimer, StackEvent>,
         key: &str,
-        op_json: &str,
+        op: &MapOp,
     ) -> Result<Ticket, String> {
-        let op = MapOp::from_json_str(op_json).map_err(|e| e.to_string())?;
-        self.kv_op(ctx, key, &op).map_err(|e| e.to_string())
+        self.kv_op(ctx, key, op).map_err(|e| e.to_string())
+    }
+
+    fn kv_map(&self, key: &str) -> Option<&Map> {
+        self.kv().get(key)
+    }
+
+    fn kv_keys(&self, prefix: &str) -> Vec<String> {
+        self.kv().scan(prefix).map(|(k, _)| k.clone()).collect()
+    }
+
+    fn forget_after_ms(&self) -> Option<u64> {
+        Some(self.gm().config().forget_after_ms)
     }
 
     fn kv_seen(&self, key: &str, ticket: Ticket) -> bool {

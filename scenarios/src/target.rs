@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use hawser_core::crdt::{Map, MapOp};
 use hawser_core::kv::Ticket;
 use hawser_core::{Addr, Ctx, NodeId, Protocol, Snapshot};
 
@@ -32,16 +33,45 @@ pub trait Target: Protocol + Sized + 'static {
     /// The peer an event says this node evicted for silence, if it is such an event.
     fn evicted(event: &Self::Event) -> Option<NodeId>;
 
-    /// Apply a KV op, given as its JSON text, on this node (a `kv-op` step). `Err(why)`
-    /// when the op is refused. A target without a KV (the default) refuses every op, and
-    /// must not claim to support `kv-converged`.
-    fn kv_op(
+    /// Apply a KV op on this node (a write of an `[[overlay]]` member). `Err(why)` when
+    /// the op is refused. A target without a KV (the default) refuses every op, and must
+    /// not claim to support `kv-converged` or `subnets-unique`.
+    fn kv_apply(
         &mut self,
         _ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
         _key: &str,
-        _op_json: &str,
+        _op: &MapOp,
     ) -> Result<Ticket, String> {
         Err("this stack has no KV".into())
+    }
+
+    /// Apply a KV op given as its JSON text (a `kv-op` step): parsed, then
+    /// [`Target::kv_apply`].
+    fn kv_op(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
+        key: &str,
+        op_json: &str,
+    ) -> Result<Ticket, String> {
+        let op = MapOp::from_json_str(op_json).map_err(|e| e.to_string())?;
+        self.kv_apply(ctx, key, &op)
+    }
+
+    /// A key's value as the KV holds it (`None`: never written, or no KV).
+    fn kv_map(&self, _key: &str) -> Option<&Map> {
+        None
+    }
+
+    /// The keys that start with `prefix`, in order.
+    fn kv_keys(&self, _prefix: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// How long global membership keeps a member it cannot reach (the default forget
+    /// time of `[[overlay]]` members); `None` for a target without it, which must not
+    /// claim to support `subnets-unique`.
+    fn forget_after_ms(&self) -> Option<u64> {
+        None
     }
 
     /// Does this node hold the op `ticket` names?

@@ -55,6 +55,10 @@ pub enum ExpectKind {
     /// VIP, exactly the backends on nodes it can reach through the network (all of them
     /// when it can reach none: fail open).
     VipBackends,
+    /// In every `[[overlay]]` network, the running members agree on who holds each
+    /// running node's slot, every running node holds one (unless the network is full),
+    /// and no two route one subnet to two nodes.
+    SubnetsUnique,
 }
 
 /// Keys every kind takes.
@@ -64,7 +68,7 @@ const INVARIANT: [&str; 4] = ["kind", "nodes", "after", "until"];
 
 /// Every kind with its file name and the keys it takes: the one table behind parsing
 /// and the lists of valid choices in messages.
-const KINDS: [(ExpectKind, &str, &[&str]); 8] = [
+const KINDS: [(ExpectKind, &str, &[&str]); 9] = [
     (ExpectKind::OverlayConnected, "overlay-connected", &COMMON),
     (ExpectKind::MembershipAgrees, "membership-agrees", &COMMON),
     (ExpectKind::ViewsBounded, "views-bounded", &INVARIANT),
@@ -89,12 +93,13 @@ const KINDS: [(ExpectKind, &str, &[&str]); 8] = [
         &COMMON,
     ),
     (ExpectKind::VipBackends, "vip-backends", &COMMON),
+    (ExpectKind::SubnetsUnique, "subnets-unique", &COMMON),
 ];
 
 impl ExpectKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [ExpectKind; 8] = {
-        let mut all = [ExpectKind::OverlayConnected; 8];
+    pub const ALL: [ExpectKind; 9] = {
+        let mut all = [ExpectKind::OverlayConnected; 9];
         let mut i = 0;
         while i < KINDS.len() {
             all[i] = KINDS[i].0;

@@ -24,6 +24,12 @@
 //! [config]                    # protocol config overrides, checked by the runner
 //! active_view = 6
 //!
+//! [[overlay]]                 # an overlay network every running node takes part in
+//! name = "dcos"               # the agent's --overlay settings (name, subnet, subnet6,
+//! subnet = "9.0.0.0/16"       #   prefix, prefix6, vni, port, mtu, vtep), strings or
+//! prefix = 24                 #   whole numbers, checked by the agent's parser
+//! forget_after = "10m"        # default: global membership's forget time
+//!
 //! [[step]]
 //! at = "0s"
 //! action = "start"            # nodes (default all), stagger (default "0s")
@@ -53,7 +59,8 @@
 //!
 //! Expectations ([`ExpectKind::ALL`]): `overlay-connected`, `membership-agrees`,
 //! `views-bounded`, `detected`, `no-false-positives`, `kv-converged`,
-//! `multicast-delivered`, `vip-backends`.
+//! `multicast-delivered`, `vip-backends`, `subnets-unique` (which needs an
+//! `[[overlay]]`; see [`Overlay`]).
 //!
 //! Every time a step or expectation names (`at`, `after`, `after + within`, `until`)
 //! must lie within `duration`, and every selector within `nodes`.
@@ -61,6 +68,7 @@
 mod duration;
 mod error;
 mod expect;
+mod overlay;
 mod reader;
 mod selector;
 mod step;
@@ -76,6 +84,7 @@ use toml::de::{DeTable, ValueDeserializer};
 pub use duration::{parse_duration, parse_latency};
 pub use error::{Problem, ScenarioError};
 pub use expect::{Expect, ExpectKind};
+pub use overlay::Overlay;
 pub use selector::Selector;
 pub use step::{Action, Step};
 
@@ -86,8 +95,9 @@ use reader::{Reader, Value};
 pub const MAX_NODES: usize = 1_000_000;
 
 /// Keys allowed at the top level of a file.
-const TOP_KEYS: [&str; 10] = [
-    "name", "nodes", "duration", "seed", "contacts", "stack", "network", "config", "step", "expect",
+const TOP_KEYS: [&str; 11] = [
+    "name", "nodes", "duration", "seed", "contacts", "stack", "network", "config", "overlay",
+    "step", "expect",
 ];
 
 /// Keys allowed in `[network]`.
@@ -120,6 +130,8 @@ pub struct Scenario {
     /// Protocol config overrides, free-form here: the runner checks them against core's
     /// config, which this crate's format must not need to track.
     pub config: toml::Table,
+    /// Overlay networks (`[[overlay]]`) every running node takes part in, in file order.
+    pub overlays: Vec<Overlay>,
     /// In non-decreasing `at` order.
     pub steps: Vec<Step>,
     pub expects: Vec<Expect>,
@@ -224,6 +236,17 @@ pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
         .optional(root, "network", read_network)
         .unwrap_or_default();
     let config = r.optional(root, "config", read_config).unwrap_or_default();
+    let overlays = r
+        .optional(root, "overlay", |r, v, k| {
+            let tables = r.tables(v, k);
+            let overlays: Vec<Overlay> = tables
+                .into_iter()
+                .filter_map(|(t, span)| overlay::read_overlay(r, t, span))
+                .collect();
+            overlay::check_together(r, &overlays, v.span());
+            Some(overlays)
+        })
+        .unwrap_or_default();
     let steps = read_steps(&mut r, root);
     let expects = r
         .optional(root, "expect", |r, v, k| {
@@ -248,6 +271,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
             stack,
             network,
             config,
+            overlays,
             steps,
             expects,
         }),

@@ -92,6 +92,7 @@ fn the_issue_example_parses_to_its_values() {
                 ..Network::default()
             },
             config,
+            overlays: Vec::new(),
             steps: vec![
                 Step {
                     at: Duration::ZERO,
@@ -397,7 +398,7 @@ fn unknown_top_level_keys_list_the_valid_ones() {
         &with_header("steps = []\n"),
         &[
             "x.toml:4:1: unknown key \"steps\" at the top level",
-            "valid keys: name, nodes, duration, seed, contacts, stack, network, config, step, expect",
+            "valid keys: name, nodes, duration, seed, contacts, stack, network, config, overlay, step, expect",
         ],
     );
 }
@@ -808,6 +809,9 @@ fn scenario_like() -> impl Strategy<Value = String> {
         "latency",
         "link_timeout",
         "lose_unsynced",
+        "subnet",
+        "prefix",
+        "forget_after",
     ]);
     let value = prop::sample::select(vec![
         "\"t\"",
@@ -842,8 +846,15 @@ fn scenario_like() -> impl Strategy<Value = String> {
         "'{'",
         "[]",
         "{}",
+        "\"9.0.0.0/16\"",
     ]);
-    let header = prop::sample::select(vec!["[[step]]", "[[expect]]", "[network]", "[config]"]);
+    let header = prop::sample::select(vec![
+        "[[step]]",
+        "[[expect]]",
+        "[network]",
+        "[config]",
+        "[[overlay]]",
+    ]);
     let line = prop_oneof![
         4 => (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
         1 => header.prop_map(str::to_owned),
@@ -880,5 +891,54 @@ fn repeated_multicasts_must_end_within_the_run() {
             "x.toml:11:9: \"the last multicast (at + (count - 1) * every)\" is 129s, beyond the \
            scenario's duration of",
         ],
+    );
+}
+
+#[test]
+fn overlays_parse_with_the_agents_settings() {
+    let s = ok(&with_header(
+        "[[overlay]]\nname = \"dcos\"\nsubnet = \"9.0.0.0/16\"\nprefix = 24\nvni = \"1025\"\n\
+         forget_after = \"10m\"\n\n[[overlay]]\nname = \"b\"\nsubnet = \"9.1.0.0/16\"\n\
+         vtep = \"100.65.0.0/20\"\nvni = 7\n",
+    ));
+    assert_eq!(s.overlays.len(), 2);
+    let a = &s.overlays[0];
+    assert_eq!(
+        a.network,
+        "name=dcos,subnet=9.0.0.0/16,prefix=24,vni=1025"
+            .parse()
+            .unwrap()
+    );
+    assert_eq!(a.forget_after, Some(secs(600)));
+    assert_eq!(a.line, 4);
+    assert_eq!(s.overlays[1].forget_after, None);
+    assert_eq!(s.overlays[1].network.vni, 7);
+}
+
+#[test]
+fn bad_overlays_are_explained_with_the_agents_messages() {
+    assert_one_error(
+        &with_header("[[overlay]]\nname = \"a\"\nsubnet = \"9.0.0.0/16\"\ncolour = \"red\"\n"),
+        &["x.toml:4", "[[overlay]]", "\"colour\" is unknown"],
+    );
+    assert_one_error(
+        &with_header("[[overlay]]\nname = \"a\"\n"),
+        &["x.toml:4", "[[overlay]]", "subnet"],
+    );
+    assert_one_error(
+        &with_header("[[overlay]]\nname = \"a\"\nsubnet = \"9.0.0.0/16\"\nprefix = true\n"),
+        &["x.toml:7", "\"prefix\" must be a string or a whole number"],
+    );
+    assert_one_error(
+        &with_header("[[overlay]]\nname = \"a\"\nsubnet = \"9.0.0.0/16\"\nforget_after = \"0s\"\n"),
+        &["x.toml:7", "\"forget_after\" must be at least 1ms"],
+    );
+    // Two networks that could not live on one node.
+    assert_one_error(
+        &with_header(
+            "[[overlay]]\nname = \"a\"\nsubnet = \"9.0.0.0/16\"\n\
+             [[overlay]]\nname = \"a\"\nsubnet = \"9.1.0.0/16\"\n",
+        ),
+        &["[[overlay]]", "\"a\""],
     );
 }
