@@ -19,9 +19,9 @@ pub const DEFAULT_FORGET: Duration = Duration::from_secs(3600);
 /// The overlay flags of `hawser agent`.
 #[derive(Args, Debug, Default)]
 pub struct OverlayArgs {
-    /// Join an overlay network: name=NAME,subnet=CIDR[,prefix=24][,vni=1024]
-    /// [,port=64000][,mtu=1420][,vtep=CIDR][,subnet6=CIDR][,prefix6=80]; repeatable.
-    /// Off unless given.
+    /// Join an overlay network: `name=NAME,subnet=CIDR` and any of `prefix=24`,
+    /// `vni=1024`, `port=64000`, `mtu=1420`, `vtep=CIDR`, `subnet6=CIDR`, `prefix6=80`,
+    /// comma-separated; repeatable. Off unless given.
     #[arg(long = "overlay", value_name = "SETTINGS")]
     pub overlay: Vec<String>,
     /// Free the subnet of a node gone this long, in milliseconds [default: 3600000].
