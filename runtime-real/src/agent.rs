@@ -64,11 +64,12 @@ pub fn main(args: AgentArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The same for the overlay's rtnetlink.
+    // The same for the overlay's rtnetlink: an agent that cannot program the overlay
+    // it was asked for is refused.
     let overlay_kernel = if config.overlay.networks.is_empty() {
         None
     } else {
-        match overlay::reconcile::open() {
+        match hawser_dataplane::overlay::Rtnl::open() {
             Ok(k) => Some(k),
             Err(e) => {
                 eprintln!("hawser agent: overlay: {e}");

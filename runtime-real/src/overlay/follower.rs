@@ -56,9 +56,7 @@ impl SharedOverlays {
         mpsc::Receiver<Write>,
         watch::Receiver<Option<Arc<Programmed>>>,
     ) {
-        let underlay = config
-            .underlay
-            .expect("a configuration with networks has an underlay");
+        let underlay = config.underlay;
         let forget_ms = config.forget_after.as_millis() as u64;
         let members = config
             .networks

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hawser_dataplane::overlay::{KernelError, Programmed, Reconciler, Rtnl};
+use hawser_dataplane::overlay::{Programmed, Reconciler, Rtnl};
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
@@ -22,12 +22,6 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the kernel held after the last successful pass, for the API.
 pub type OverlayStatus = LastPass<Programmed>;
-
-/// Open rtnetlink in this process's network namespace: the agent refuses to start
-/// with an overlay it cannot program.
-pub fn open() -> Result<Rtnl, KernelError> {
-    Rtnl::open()
-}
 
 /// Run reconcile passes until the members (the driver) go away.
 pub fn spawn(

@@ -39,13 +39,13 @@ impl OverlayArgs {
 pub type OverlayFile = toml::Table;
 
 /// The overlay networks this agent is part of.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct OverlayConfig {
     /// Empty: no overlay (the default).
     pub networks: Vec<Network>,
     pub forget_after: Duration,
     /// This node's underlay address: the IP of its advertised address.
-    pub underlay: Option<IpAddr>,
+    pub underlay: IpAddr,
 }
 
 impl OverlayConfig {
@@ -102,7 +102,7 @@ impl OverlayConfig {
             ));
         }
         Ok(OverlayConfig {
-            underlay: (!networks.is_empty()).then_some(advertise),
+            underlay: advertise,
             networks,
             forget_after: Duration::from_millis(forget_ms),
         })
@@ -134,7 +134,6 @@ mod tests {
     fn off_by_default() {
         let c = load(&[], "").unwrap();
         assert!(c.networks.is_empty());
-        assert_eq!(c.underlay, None);
         assert_eq!(c.forget_after, DEFAULT_FORGET);
     }
 
@@ -147,7 +146,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(flag.networks, file.networks);
-        assert_eq!(flag.underlay, Some(HOST));
+        assert_eq!(flag.underlay, HOST);
         assert_eq!(flag.networks[0].mtu, 1400);
     }
 
