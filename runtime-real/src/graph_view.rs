@@ -153,7 +153,9 @@ mod tests {
         r.set_adjacency(n(3), &[n(2)]);
         r.set_adjacency(n(4), &[n(3)]);
         let v = graph_view(&r, names);
-        let view: Vec<(Option<&str>, bool, Option<u32>, Option<&str>)> = v
+        // (name, reachable, distance, parent's last two hex digits)
+        type Row<'a> = (Option<&'a str>, bool, Option<u32>, Option<&'a str>);
+        let view: Vec<Row> = v
             .nodes
             .iter()
             .map(|g| {

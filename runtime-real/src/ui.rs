@@ -45,8 +45,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(|h: HeaderMap| async move { serve(&INDEX, &h) }))
-        .route("/ui/app.js", get(|h: HeaderMap| async move { serve(&SCRIPT, &h) }))
-        .route("/ui/style.css", get(|h: HeaderMap| async move { serve(&STYLE, &h) }))
+        .route(
+            "/ui/app.js",
+            get(|h: HeaderMap| async move { serve(&SCRIPT, &h) }),
+        )
+        .route(
+            "/ui/style.css",
+            get(|h: HeaderMap| async move { serve(&STYLE, &h) }),
+        )
 }
 
 impl Asset {
@@ -74,7 +80,10 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
     };
     let headers = response.headers_mut();
     let set = |h: &mut HeaderMap, name, value: &str| {
-        h.insert(name, HeaderValue::from_str(value).expect("ASCII header value"));
+        h.insert(
+            name,
+            HeaderValue::from_str(value).expect("ASCII header value"),
+        );
     };
     set(headers, header::ETAG, &etag);
     set(headers, header::CACHE_CONTROL, "no-cache");
@@ -88,13 +97,17 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
 mod tests {
     use super::*;
 
-    fn header<'a>(r: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header(r: &Response, name: header::HeaderName) -> &str {
         r.headers().get(name).unwrap().to_str().unwrap()
     }
 
     #[test]
     fn each_file_goes_out_with_its_type_and_the_page_policy() {
-        for (asset, ct) in [(&INDEX, "text/html"), (&SCRIPT, "text/javascript"), (&STYLE, "text/css")] {
+        for (asset, ct) in [
+            (&INDEX, "text/html"),
+            (&SCRIPT, "text/javascript"),
+            (&STYLE, "text/css"),
+        ] {
             let r = serve(asset, &HeaderMap::new());
             assert_eq!(r.status(), StatusCode::OK);
             assert!(header(&r, header::CONTENT_TYPE).starts_with(ct));
@@ -109,7 +122,10 @@ mod tests {
         let etag = INDEX.etag();
         assert_eq!(etag.len(), 34);
         let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, format!("\"0\", {etag}").parse().unwrap());
+        h.insert(
+            header::IF_NONE_MATCH,
+            format!("\"0\", {etag}").parse().unwrap(),
+        );
         let r = serve(&INDEX, &h);
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(header(&r, header::ETAG), etag);

@@ -36,11 +36,8 @@ fn three_agents(root: &std::path::Path) -> [Agent; 3] {
     }
     wait_for("one overlay of three, every member reachable", 60, || {
         let all = [&a, &b, &c];
-        (one_overlay(&all)
-            && all
-                .iter()
-                .all(|x| x.json("/v1/self")["reachable"] == 3))
-        .then_some(())
+        (one_overlay(&all) && all.iter().all(|x| x.json("/v1/self")["reachable"] == 3))
+            .then_some(())
     });
     [a, b, c]
 }
@@ -86,16 +83,24 @@ fn the_agent_page_draws_the_cluster_and_shows_kv_writes_live() {
             .unwrap()
             .iter()
             .filter(|e| e["mutual"] == true)
-            .map(|e| (e["a"].as_str().unwrap().into(), e["b"].as_str().unwrap().into()))
+            .map(|e| {
+                (
+                    e["a"].as_str().unwrap().into(),
+                    e["b"].as_str().unwrap().into(),
+                )
+            })
             .collect();
-        (edges == links && graph["edges"].as_array().unwrap().len() == links.len())
-            .then_some(links)
+        (edges == links && graph["edges"].as_array().unwrap().len() == links.len()).then_some(links)
     });
     let ids: BTreeSet<String> = agents.iter().map(Agent::id).collect();
 
     // `/` redirects to the page.
     browser.navigate(&format!("http://{}/", a.admin));
-    let path = browser.wait_for("the page", 20, "location.pathname === '/ui' && location.pathname");
+    let path = browser.wait_for(
+        "the page",
+        20,
+        "location.pathname === '/ui' && location.pathname",
+    );
     assert_eq!(path, "/ui");
     let drawn = browser.wait_for(
         "the graph of three nodes",
@@ -121,12 +126,26 @@ fn the_agent_page_draws_the_cluster_and_shows_kv_writes_live() {
         .map(|n| n.as_str().unwrap().into())
         .collect();
     assert_eq!(nodes, ids, "the drawn nodes are the agents: {drawn}");
-    assert_eq!(edge_set(&drawn["edges"]), links, "the drawn edges are the overlay's links: {drawn}");
+    assert_eq!(
+        edge_set(&drawn["edges"]),
+        links,
+        "the drawn edges are the overlay's links: {drawn}"
+    );
     assert_eq!(drawn["data_nodes"], 3);
     assert_eq!(drawn["data_edges"], links.len());
     assert_eq!(drawn["self_nodes"], 1);
     assert_eq!(drawn["members"], 3);
-    assert_eq!(drawn["tree"], 3, "the route tree reaches every agent: {drawn}");
+    assert_eq!(
+        drawn["tree"], 3,
+        "the route tree reaches every agent: {drawn}"
+    );
+    // The figures come from /metrics: the members gauge reads 3 (the agent updates its
+    // gauges on its own schedule, so this may take a refresh or two).
+    browser.wait_for(
+        "the members figure from /metrics reading 3",
+        10,
+        r#"document.querySelector('[data-metric="hawser_members"] b')?.textContent === '3'"#,
+    );
 
     // A write made through n1's API shows on n0's page, over the KV watch, without a reload.
     browser.wait_for(
@@ -149,13 +168,31 @@ fn the_agent_page_draws_the_cluster_and_shows_kv_writes_live() {
         );
         assert_eq!(shown, format!(r#"{{"number:counter":{total}}}"#));
     }
-    let same = browser.eval("[window.hawserTestMark, performance.getEntriesByType('navigation').length]");
-    assert_eq!(same, serde_json::json!(["same page", 1]), "the page was not reloaded");
+    let same =
+        browser.eval("[window.hawserTestMark, performance.getEntriesByType('navigation').length]");
+    assert_eq!(
+        same,
+        serde_json::json!(["same page", 1]),
+        "the page was not reloaded"
+    );
 
+    // A few more refreshes, so the rates from /metrics have two samples to differ.
+    let seen = browser
+        .eval("Number(document.body.dataset.refreshes)")
+        .as_u64()
+        .unwrap();
+    browser.wait_for(
+        "two more refreshes",
+        10,
+        &format!("Number(document.body.dataset.refreshes) >= {}", seen + 2),
+    );
     let dom = browser.eval("document.documentElement.outerHTML");
     std::fs::write(out.join("agent-ui.html"), dom.as_str().unwrap()).unwrap();
     let png = browser.screenshot(1280);
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "a real screenshot"
+    );
     std::fs::write(out.join("agent-ui.png"), &png).unwrap();
     if std::env::var_os("HAWSER_DOCS_SCREENSHOTS").is_some() {
         let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/agent-ui.png");
@@ -187,7 +224,12 @@ fn the_page_is_served_behind_the_admin_guard() {
     let headers_of = |path: &str| -> String {
         let mut s = std::net::TcpStream::connect(&a.admin).unwrap();
         use std::io::{Read, Write};
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", a.admin).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            a.admin
+        )
+        .unwrap();
         let mut raw = String::new();
         s.read_to_string(&mut raw).unwrap();
         raw.split_once("\r\n\r\n").unwrap().0.to_ascii_lowercase()
@@ -199,13 +241,25 @@ fn the_page_is_served_behind_the_admin_guard() {
     ] {
         let headers = headers_of(path);
         assert!(headers.starts_with("http/1.1 200"), "{path}: {headers}");
-        assert!(headers.contains(&format!("content-type: {ct}")), "{path}: {headers}");
-        assert!(headers.contains("cache-control: no-cache"), "{path}: {headers}");
+        assert!(
+            headers.contains(&format!("content-type: {ct}")),
+            "{path}: {headers}"
+        );
+        assert!(
+            headers.contains("cache-control: no-cache"),
+            "{path}: {headers}"
+        );
         assert!(headers.contains("etag: \""), "{path}: {headers}");
-        assert!(headers.contains("content-security-policy: default-src 'none'"), "{path}");
+        assert!(
+            headers.contains("content-security-policy: default-src 'none'"),
+            "{path}"
+        );
     }
     let root = headers_of("/");
-    assert!(root.starts_with("http/1.1 303") && root.contains("location: /ui"), "{root}");
+    assert!(
+        root.starts_with("http/1.1 303") && root.contains("location: /ui"),
+        "{root}"
+    );
     // A rebound name cannot read the page, as it cannot read the API.
     let (status, body) = head("/ui", "evil.example.com:80");
     assert_eq!(status, 403, "{body}");

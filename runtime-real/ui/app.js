@@ -38,6 +38,8 @@ async function getText(path) {
   return r.text();
 }
 
+const hops = (n) => (n === 1 ? "1 hop" : `${n} hops`);
+
 // ---- live figures from /metrics ----
 
 // Unlabelled samples of an OpenMetrics text: name -> value.
@@ -60,8 +62,8 @@ const GAUGES = [
   ["hawser_kv_keys", "KV keys"],
 ];
 const RATES = [
-  ["hawser_messages_received_total", "messages in /s"],
-  ["hawser_messages_sent_total", "messages out /s"],
+  ["hawser_frames_in_total", "frames in /s"],
+  ["hawser_frames_out_total", "frames out /s"],
   ["hawser_bytes_in_total", "bytes in /s"],
   ["hawser_bytes_out_total", "bytes out /s"],
   ["hawser_kv_ops_total", "KV ops /s"],
@@ -175,7 +177,7 @@ function renderGraph(graph, overlay) {
       "data-distance": d.distance ?? "",
     });
     const title = svg("title");
-    title.textContent = `${label(d)} ${d.id}` + (d.reachable ? `, ${d.distance} hops` : ", unreachable");
+    title.textContent = `${label(d)} ${d.id}, ` + (d.reachable ? hops(d.distance) : "unreachable");
     const text = svg("text", { x: 11, y: 4 });
     text.textContent = label(d);
     g.append(svg("circle", { r: nodes.length > 200 ? 4 : 8 }), text, title);
@@ -217,7 +219,7 @@ function renderTree(graph) {
   const name = (d) => d.name || d.id.slice(0, 8);
   const item = (d) => {
     const li = el("li", { "data-id": d.id, "data-distance": d.distance },
-      `${name(d)} `, el("small", {}, d.distance === 0 ? "(this node)" : `${d.distance} hops`));
+      `${name(d)} `, el("small", {}, d.distance === 0 ? "(this node)" : hops(d.distance)));
     const kids = (children.get(d.id) || []).sort((a, b) => name(a).localeCompare(name(b)));
     if (kids.length) li.append(el("ul", {}, ...kids.map(item)));
     return li;

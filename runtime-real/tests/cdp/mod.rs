@@ -111,7 +111,10 @@ impl Browser {
                 Err(e) => panic!("DevTools {method}: {e}\n{}", self.log_tail()),
             }
             if Instant::now() > deadline {
-                panic!("DevTools {method}: no answer within 30 s\n{}", self.log_tail());
+                panic!(
+                    "DevTools {method}: no answer within 30 s\n{}",
+                    self.log_tail()
+                );
             }
         }
     }
@@ -167,15 +170,19 @@ impl Browser {
 
     /// A PNG of the whole page (`width` wide, as tall as the document).
     pub fn screenshot(&mut self, width: u32) -> Vec<u8> {
-        let height = self
-            .eval("document.documentElement.scrollHeight")
-            .as_u64()
-            .unwrap_or(900);
+        let metrics = self.call("Page.getLayoutMetrics", json!({}));
+        let height = metrics["cssContentSize"]["height"]
+            .as_f64()
+            .unwrap_or(900.0)
+            .ceil();
         self.call(
             "Emulation.setDeviceMetricsOverride",
             json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
         );
-        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({ "format": "png", "captureBeyondViewport": true }),
+        );
         base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("screenshot data"))
             .expect("base64 PNG")
@@ -194,15 +201,14 @@ fn connect_to_page(child: &mut Child, profile: &Path, log: &Path) -> WebSocket<T
     let page = wait_while_running(child, log, "Chromium's first page target", || {
         let (status, body) = crate::common::get(&debugger, "/json/list")?;
         let targets: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
-        targets
-            .as_array()?
-            .iter()
-            .find(|t| t["type"] == "page")?["webSocketDebuggerUrl"]
+        targets.as_array()?.iter().find(|t| t["type"] == "page")?["webSocketDebuggerUrl"]
             .as_str()
             .map(str::to_owned)
     });
     let stream = TcpStream::connect(&debugger).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let (ws, _) = tungstenite::client(page.as_str(), stream)
         .unwrap_or_else(|e| panic!("DevTools WebSocket {page}: {e}"));
     // From here reads wake up twice a second, so a call's deadline is checked even when
@@ -227,7 +233,10 @@ fn wait_while_running<T>(
             return v;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("Chromium exited ({status}) while waiting for {what}\n{}", log_tail(log));
+            panic!(
+                "Chromium exited ({status}) while waiting for {what}\n{}",
+                log_tail(log)
+            );
         }
         if Instant::now() > deadline {
             panic!("timed out after 30 s waiting for {what}\n{}", log_tail(log));
