@@ -140,7 +140,21 @@ function layout(nodes, edges) {
     }
     t = Math.max(t * 0.97, 1);
   }
+  fit(pos);
   positions = new Map(nodes.map((d, i) => [d.id, pos[i]]));
+}
+
+// Scale and centre the drawing to fill the canvas (at most 2.5 times, so a small
+// graph does not sprawl).
+function fit(pos) {
+  if (!pos.length) return;
+  const xs = pos.map((p) => p.x), ys = pos.map((p) => p.y);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const scale = Math.min(2.5, (W - 2 * MARGIN) / Math.max(x1 - x0, 1), (H - 2 * MARGIN) / Math.max(y1 - y0, 1));
+  for (const p of pos) {
+    p.x = W / 2 + (p.x - (x0 + x1) / 2) * scale;
+    p.y = H / 2 + (p.y - (y0 + y1) / 2) * scale;
+  }
 }
 
 function renderGraph(graph, overlay) {
