@@ -21,7 +21,8 @@
 //! so it may contain `/`; the one key that cannot be spelled plainly is `watch`, which
 //! clients write as `%77atch`. `POST /v1/multicast/{topic}` sends the body to every
 //! reachable node (each logs its delivery). `/v1/dns/*` is the cluster zone's records
-//! (see `dns::api`).
+//! (see `dns::api`). `GET /v1/graph` is the global graph and this node's route tree
+//! (see `graph_view`); `/ui` is the page that draws all of this (see `ui`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -79,11 +80,12 @@ pub struct Admin {
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 17] = [
+const ENDPOINTS: [&str; 19] = [
     "GET /v1/self",
     "GET /v1/members",
     "GET /v1/overlay",
     "GET /v1/routes/{node}",
+    "GET /v1/graph",
     "GET /v1/kv?prefix=P&after=K",
     "GET /v1/kv/{key}",
     "POST /v1/kv/{key}",
@@ -96,6 +98,7 @@ const ENDPOINTS: [&str; 17] = [
     "POST|DELETE /v1/vips {vip, backend, weight}",
     "GET /v1/networks",
     "GET /metrics",
+    "GET /ui (the agent page; / redirects there)",
     "(keys are percent-decoded; write the key `watch` as %77atch)",
 ];
 
@@ -106,6 +109,7 @@ pub fn router(state: Admin) -> Router {
         .route("/v1/members", get(members))
         .route("/v1/overlay", get(overlay))
         .route("/v1/routes/{node}", get(route))
+        .route("/v1/graph", get(crate::graph_view::get))
         .route("/v1/kv", get(kv_list))
         .route("/v1/kv/watch", get(kv_watch))
         .route("/v1/kv/{*key}", get(kv_get).post(kv_write))
@@ -119,6 +123,7 @@ pub fn router(state: Admin) -> Router {
         .route("/v1/networks", get(crate::overlay::api::list))
         .route("/metrics", get(metrics))
         .merge(dns_api::router(state.dns.clone()))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -26,9 +26,13 @@ pub mod config;
 pub mod demo;
 pub mod dns;
 #[cfg(not(madsim))]
+pub mod graph_view;
+#[cfg(not(madsim))]
 pub mod lb;
 #[cfg(not(madsim))]
 pub mod lb_api;
 pub mod overlay;
 #[cfg(not(madsim))]
 pub mod reconcile_loop;
+#[cfg(not(madsim))]
+pub mod ui;
