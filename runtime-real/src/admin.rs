@@ -311,7 +311,8 @@ async fn list_page(
             let mut bytes = 0;
             // A deleted key (no field left) is kept for its causal context, not listed.
             let keys = v.node.protocol().kv().scan(&prefix);
-            let keys = keys.filter(|(k, m)| !m.is_bottom() && after.as_ref().is_none_or(|a| *k > a));
+            let keys =
+                keys.filter(|(k, m)| !m.is_bottom() && after.as_ref().is_none_or(|a| *k > a));
             for (k, m) in keys {
                 if bytes >= LIST_PAGE_BYTES {
                     let next = page.last().map(|(k, _): &(String, Value)| k.clone());

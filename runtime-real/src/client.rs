@@ -387,14 +387,17 @@ pub fn members_table(doc: &Value) -> String {
             row
         })
         .collect();
-    let reap = doc["reap_after_secs"]
-        .as_u64()
-        .map_or(String::new(), |s| format!("; failed and left reaped after {}", duration(s)));
+    let reap = doc["reap_after_secs"].as_u64().map_or(String::new(), |s| {
+        format!("; failed and left reaped after {}", duration(s))
+    });
     format!(
         "members known to {} ({}{reap}):\n{}",
         cell(&doc["self"]),
         cell(&doc["source"]),
-        table(&["NAME", "ID", "ADDR", "STATUS", "SINCE", "DISTANCE"], &rows)
+        table(
+            &["NAME", "ID", "ADDR", "STATUS", "SINCE", "DISTANCE"],
+            &rows
+        )
     )
 }
 
@@ -536,7 +539,11 @@ pub fn vips_table(doc: &Value) -> String {
     }
     format!(
         "{} (load balancer: {}):\n{}",
-        count(doc["vips"].as_array().map_or(0, Vec::len) as u64, "VIP", "VIPs"),
+        count(
+            doc["vips"].as_array().map_or(0, Vec::len) as u64,
+            "VIP",
+            "VIPs"
+        ),
         cell(&doc["lb"]),
         table(
             &[
@@ -735,8 +742,14 @@ mod tests {
             t.contains("NAME  ID    ADDR         STATUS  SINCE  DISTANCE"),
             "{t}"
         );
-        assert!(t.contains("n1    00aa  127.0.0.1:1  alive   61m    0"), "{t}");
-        assert!(t.contains("-     00bb  127.0.0.1:2  failed  5s     -"), "{t}");
+        assert!(
+            t.contains("n1    00aa  127.0.0.1:1  alive   61m    0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("-     00bb  127.0.0.1:2  failed  5s     -"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -1235,7 +1235,9 @@ impl<T: Transport> Driver<T> {
 
     /// Who is at the other end of `conn`, for a log line.
     fn remote(&self, conn: ConnId) -> &str {
-        self.remotes.get(&conn).map_or("unknown", |r| r.addr.as_str())
+        self.remotes
+            .get(&conn)
+            .map_or("unknown", |r| r.addr.as_str())
     }
 
     /// A dial failed: say so once if this node is now isolated (see `isolation`).

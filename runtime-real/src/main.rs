@@ -295,7 +295,11 @@ impl ClientArgs {
 }
 
 /// Fetch `path` and print it as JSON or through `table`.
-pub(crate) fn show(args: &ClientArgs, path: &str, table: fn(&serde_json::Value) -> String) -> ExitCode {
+pub(crate) fn show(
+    args: &ClientArgs,
+    path: &str,
+    table: fn(&serde_json::Value) -> String,
+) -> ExitCode {
     if let Err(e) = args.use_token() {
         return fail(e);
     }
@@ -378,7 +382,11 @@ fn kv(cmd: KvCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(_) => {
-                    println!("{} deleted (durable on {})", client::printable(&key), c.admin);
+                    println!(
+                        "{} deleted (durable on {})",
+                        client::printable(&key),
+                        c.admin
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),

@@ -119,8 +119,7 @@ pub async fn force_leave(State(s): State<Admin>, Path(node): Path<String>) -> Re
     match answer {
         Some(Ok(id)) => {
             warn!(node = %node, id = %id_hex(id), "force-leave: marked left through the admin API");
-            axum::Json(json!({ "node": node, "id": id_hex(id), "status": "left" }))
-                .into_response()
+            axum::Json(json!({ "node": node, "id": id_hex(id), "status": "left" })).into_response()
         }
         Some(Err(e)) => {
             let status = match e {

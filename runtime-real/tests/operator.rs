@@ -107,7 +107,11 @@ fn members_show_alive_failed_and_left_and_are_reaped() {
     });
     let left = cli(&["leave", "--admin", &agents[nd].admin]);
     assert!(left.status.success(), "{}", stderr(&left));
-    assert!(stdout(&left).contains("nd left the cluster"), "{}", stdout(&left));
+    assert!(
+        stdout(&left).contains("nd left the cluster"),
+        "{}",
+        stdout(&left)
+    );
     wait_for("nd's agent to exit after `hawser leave`", 10, || {
         agents[nd].exited()
     })
@@ -173,7 +177,11 @@ fn info_event_version_and_completion() {
 
     let sent = cli(&["event", "deploy", "v42", "--admin", &a.admin]);
     assert!(sent.status.success(), "{}", stderr(&sent));
-    assert!(stdout(&sent).contains("sent 3 bytes on topic \"deploy\""), "{}", stdout(&sent));
+    assert!(
+        stdout(&sent).contains("sent 3 bytes on topic \"deploy\""),
+        "{}",
+        stdout(&sent)
+    );
     let sent = cli(&["multicast", "deploy", "v43", "--admin", &a.admin]);
     assert!(sent.status.success(), "{}", stderr(&sent));
     wait_for("n1 to log both deliveries", 10, || {
@@ -214,12 +222,18 @@ fn kv_delete_removes_the_key_everywhere_without_a_phantom() {
     assert!(written.status.success(), "{}", stderr(&written));
     let list = |admin: &str| stdout(&cli(&["kv", "list", "--admin", admin]));
     wait_for("n1 to read the key", 20, || {
-        list(&b.admin).starts_with("1 key under prefix \"\":").then_some(())
+        list(&b.admin)
+            .starts_with("1 key under prefix \"\":")
+            .then_some(())
     });
 
     let deleted = cli(&["kv", "delete", "users", "--admin", &b.admin]);
     assert!(deleted.status.success(), "{}", stderr(&deleted));
-    assert!(stdout(&deleted).starts_with("users deleted (durable on"), "{}", stdout(&deleted));
+    assert!(
+        stdout(&deleted).starts_with("users deleted (durable on"),
+        "{}",
+        stdout(&deleted)
+    );
     wait_for("the delete to reach n0", 20, || {
         (list(&a.admin) == "0 keys under prefix \"\":\nKEY  VALUE\n").then_some(())
     });
@@ -234,13 +248,25 @@ fn kv_delete_removes_the_key_everywhere_without_a_phantom() {
     assert!(again.status.success(), "{}", stderr(&again));
     // The key can be written again, and holds only the new write.
     let rewritten = cli(&["kv", "op", "users", op, "--admin", &a.admin]);
-    assert!(stdout(&rewritten).starts_with(r#"users = {"number:counter":5}"#), "{}", stdout(&rewritten));
+    assert!(
+        stdout(&rewritten).starts_with(r#"users = {"number:counter":5}"#),
+        "{}",
+        stdout(&rewritten)
+    );
 }
 
 #[test]
 fn kv_op_help_carries_the_grammar_and_arguments_are_described() {
     let help = stdout(&cli(&["kv", "op", "--help"]));
-    for needle in ["{\"update\": [FIELD_OP, ...]}", "counter", "\"increment\"", "add_all", "\"assign\"", "\"enable\"", "kv delete"] {
+    for needle in [
+        "{\"update\": [FIELD_OP, ...]}",
+        "counter",
+        "\"increment\"",
+        "add_all",
+        "\"assign\"",
+        "\"enable\"",
+        "kv delete",
+    ] {
         assert!(help.contains(needle), "no {needle:?} in:\n{help}");
     }
     let help = stdout(&cli(&["kv", "get", "--help"]));
@@ -311,7 +337,11 @@ fn monitor_streams_log_lines_that_name_peers_by_name_and_id() {
     // Debug lines only for a monitor that asks for them.
     let line = monitor_until(&a.admin, "debug", &["DEBUG", "kv op durable"], || {
         let op = r#"{"update":[{"field":"n","type":"counter","op":{"increment":1}}]}"#;
-        assert!(cli(&["kv", "op", "k", op, "--admin", &a.admin]).status.success());
+        assert!(
+            cli(&["kv", "op", "k", op, "--admin", &a.admin])
+                .status
+                .success()
+        );
     });
     assert!(line.contains("key="), "{line}");
     let bad = cli(&["monitor", "--level", "loud", "--admin", &a.admin]);
@@ -319,7 +349,10 @@ fn monitor_streams_log_lines_that_name_peers_by_name_and_id() {
     // The agent's own stderr never spells an id without its leading zeros.
     let log = std::fs::read_to_string(&a.log).unwrap();
     assert!(log.contains(&format!("n1 ({b_id})")), "{log}");
-    assert!(!log.contains(&format!("#{}", b_id.trim_start_matches('0'))), "{log}");
+    assert!(
+        !log.contains(&format!("#{}", b_id.trim_start_matches('0'))),
+        "{log}"
+    );
 }
 
 #[test]
@@ -336,19 +369,26 @@ fn a_wrong_cookie_and_a_dead_contact_are_said_plainly_and_shown_in_self() {
     });
     let log = std::fs::read_to_string(&wrong.log).unwrap();
     assert_eq!(
-        log.matches("this node's cookie differs from the cluster's").count(),
+        log.matches("this node's cookie differs from the cluster's")
+            .count(),
         1,
         "said once, loudly: {log}"
     );
     assert!(log.contains("ERROR"), "{log}");
     let info = stdout(&cli(&["info", "--admin", &wrong.admin]));
-    assert!(info.contains("isolated: cookie refused by every contact\n"), "{info}");
+    assert!(
+        info.contains("isolated: cookie refused by every contact\n"),
+        "{info}"
+    );
     let good_log = std::fs::read_to_string(&good.log).unwrap();
     assert!(
         good_log.contains("its cookie differs from this node's"),
         "{good_log}"
     );
-    assert!(good.json("/v1/self")["isolated"].is_null(), "the first node is alone, as asked");
+    assert!(
+        good.json("/v1/self")["isolated"].is_null(),
+        "the first node is alone, as asked"
+    );
 
     // A contact nobody listens on.
     let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -43,8 +43,10 @@ fn a_delete_removes_what_it_saw_and_a_concurrent_update_survives() {
     let mut ra = Map::new();
     ra.apply(
         a,
-        &op(r#"{"update":[{"field":"n","type":"counter","op":{"increment":5}},
-                          {"field":"s","type":"set","op":{"add":"x"}}]}"#),
+        &op(
+            r#"{"update":[{"field":"n","type":"counter","op":{"increment":5}},
+                          {"field":"s","type":"set","op":{"add":"x"}}]}"#,
+        ),
     )
     .unwrap();
     let mut rb = ra.clone();
@@ -55,11 +57,18 @@ fn a_delete_removes_what_it_saw_and_a_concurrent_update_survives() {
     assert_eq!(ra.to_json(), json!({}));
     assert_eq!(MapOp::clear(ra.store()), None, "nothing left to delete");
     // Meanwhile b, which has not seen the delete, increments.
-    rb.apply(b, &op(r#"{"update":[{"field":"n","type":"counter","op":{"increment":2}}]}"#))
-        .unwrap();
+    rb.apply(
+        b,
+        &op(r#"{"update":[{"field":"n","type":"counter","op":{"increment":2}}]}"#),
+    )
+    .unwrap();
     let ab = merged(&ra, &rb);
     assert_eq!(ab, merged(&rb, &ra));
-    assert_eq!(ab.to_json(), json!({"n:counter": 2}), "only the unseen update survives");
+    assert_eq!(
+        ab.to_json(),
+        json!({"n:counter": 2}),
+        "only the unseen update survives"
+    );
     // A late copy of the value as it was before the delete changes nothing.
     assert_eq!(merged(&ra, &old), ra);
     assert!(merged(&ra, &old).is_bottom());
