@@ -70,9 +70,9 @@ pub fn event(topic: &str, payload: &str, c: &ClientArgs) -> ExitCode {
         }
         Ok(v) => {
             println!(
-                "sent {} bytes on topic {:?} from {} as #{} (every reachable node logs its \
+                "sent {} on topic {:?} from {} as #{} (every reachable node logs its \
                  delivery)",
-                payload.len(),
+                client::count(payload.len() as u64, "byte", "bytes"),
                 client::printable(topic),
                 client::printable(v["origin"].as_str().unwrap_or("?")),
                 v["seq"]
@@ -94,8 +94,8 @@ pub fn monitor(level: &str, c: &ClientArgs) -> ExitCode {
             "line" if c.json => println!("{}", m.data),
             "line" => println!("{}", client::log_line(&m.data)),
             "lagged" => eprintln!(
-                "-- {} lines dropped: this terminal fell behind the agent",
-                m.data["dropped"]
+                "-- {} dropped: this terminal fell behind the agent",
+                client::count(m.data["dropped"].as_u64().unwrap_or(0), "line", "lines")
             ),
             _ => {}
         }
