@@ -147,8 +147,8 @@ pub struct AgentArgs {
     #[command(flatten)]
     pub overlay: OverlayArgs,
     /// How long a failed or left member stays in `hawser members` before it is reaped
-    /// (forgotten), e.g. 30m, 24h, 7d [default: 24h]. A failed member is also probed
-    /// for a healed partition until then.
+    /// (forgotten), e.g. 30m, 24h, 7d [default: 24h]. Until then a failed member is
+    /// still probed, in case it comes back.
     #[arg(long, value_name = "DURATION")]
     pub reap_after: Option<String>,
 }
