@@ -57,13 +57,12 @@ impl Isolation {
         if dial == Dial::CookieRefused {
             self.refused = self.refused.saturating_add(1);
         }
-        let state = (links == 0 && self.failed >= AFTER).then(|| {
-            if self.refused == self.failed {
-                Cause::CookieRefused
-            } else {
-                Cause::NoAnswer
-            }
-        });
+        let cause = if self.refused == self.failed {
+            Cause::CookieRefused
+        } else {
+            Cause::NoAnswer
+        };
+        let state = (links == 0 && self.failed >= AFTER).then_some(cause);
         self.set(state.or(self.state))
     }
 
