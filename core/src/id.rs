@@ -23,7 +23,7 @@ impl NodeId {
 
 impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{:x}", self.0)
+        write!(f, "{:016x}", self.0)
     }
 }
 

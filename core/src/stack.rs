@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 
 use crate::crdt::MapOp;
-use crate::gm::{GlobalMembership, GmConfig, GmEvent, GmTimer};
+use crate::gm::{ForceLeaveError, GlobalMembership, GmConfig, GmEvent, GmTimer};
 use crate::id::{Addr, NodeId};
 use crate::kv::{Kv, KvConfig, KvError, KvEvent, KvTimer, Ticket};
 use crate::link::{ConnectError, DownReason};
@@ -171,10 +171,22 @@ impl Stack {
         self.kv_scope(ctx, |kv, c| kv.op(c, key, op))
     }
 
-    /// Leave the cluster, just before the node stops: neighbours are told (see
+    /// Leave the cluster, just before the node stops: every node learns this one left
+    /// (see [`GlobalMembership::leave`]), and neighbours are told (see
     /// [`Membership::leave`]) and repair around this node at once.
     pub fn leave(&mut self, ctx: &mut Cx<'_, '_>) {
+        self.gm_scope(ctx, |g, c| g.leave(c));
         self.membership_scope(ctx, |m, c| m.leave(c));
+    }
+
+    /// Mark a member this node cannot reach as left (see
+    /// [`GlobalMembership::force_leave`]).
+    pub fn force_leave(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        member: NodeId,
+    ) -> Result<(), ForceLeaveError> {
+        self.gm_scope(ctx, |g, c| g.force_leave(member, c))
     }
 
     /// Run `f` on membership in its own scope; hand its view changes to the KV and on

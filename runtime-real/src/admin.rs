@@ -6,7 +6,8 @@
 //! bearer token; JSON errors), whatever its endpoint.
 //!
 //! `/v1/members` is global membership's table: every member whose entry this node holds
-//! (its name, address, reachability and hop distance over the overlay graph).
+//! (its name, address, status and since when, reachability and hop distance over the
+//! overlay graph); it, `/v1/leave` and force-leave live in `members_api`.
 //! `/v1/routes/{node}` is the shortest path over that graph from this node to another,
 //! named by its name or its 16-hex-digit id.
 //!
@@ -15,7 +16,9 @@
 //! /v1/kv/{key}` reads one
 //! (`{}` for a key never written), `POST /v1/kv/{key}` applies an op (the JSON of
 //! `MapOp::from_json_str`) and answers with the key's new value only once the op is
-//! durable, and `GET /v1/kv/watch?prefix=P` streams server-sent events: the keys under
+//! durable, `DELETE /v1/kv/{key}` removes every field of the key (observed removal: an
+//! update made concurrently elsewhere survives; a deleted key is no longer listed), and
+//! `GET /v1/kv/watch?prefix=P` streams server-sent events: the keys under
 //! the prefix (`snapshot`), `ready`, then a `change` per changed key. Values are the
 //! canonical JSON of `Map::to_json`. A key is everything after `/v1/kv/`, percent-decoded,
 //! so it may contain `/`; the one key that cannot be spelled plainly is `watch`, which
@@ -41,6 +44,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hawser_core::crdt::{Map, MapOp};
+use hawser_core::gm::GlobalMembership;
 use hawser_core::kv::KvError;
 use hawser_core::multicast::MulticastError;
 use hawser_core::{Addr, NodeId};
@@ -80,15 +84,19 @@ pub struct Admin {
 }
 
 /// The endpoints, listed in 404 answers.
-const ENDPOINTS: [&str; 19] = [
+const ENDPOINTS: &[&str] = &[
     "GET /v1/self",
-    "GET /v1/members",
+    "GET /v1/members?status=S,...",
+    "POST /v1/members/{node}/force-leave",
+    "POST /v1/leave",
+    "GET /v1/monitor?level=L",
     "GET /v1/overlay",
     "GET /v1/routes/{node}",
     "GET /v1/graph",
     "GET /v1/kv?prefix=P&after=K",
     "GET /v1/kv/{key}",
     "POST /v1/kv/{key}",
+    "DELETE /v1/kv/{key}",
     "GET /v1/kv/watch?prefix=P",
     "POST /v1/multicast/{topic}",
     "GET /v1/dns/records",
@@ -106,13 +114,22 @@ pub fn router(state: Admin) -> Router {
     let policy = state.policy.clone();
     let routes = Router::new()
         .route("/v1/self", get(self_info))
-        .route("/v1/members", get(members))
+        .route("/v1/members", get(crate::members_api::members))
+        .route(
+            "/v1/members/{node}/force-leave",
+            post(crate::members_api::force_leave),
+        )
+        .route("/v1/leave", post(crate::members_api::leave))
+        .route("/v1/monitor", get(crate::monitor::monitor))
         .route("/v1/overlay", get(overlay))
         .route("/v1/routes/{node}", get(route))
         .route("/v1/graph", get(crate::graph_view::get))
         .route("/v1/kv", get(kv_list))
         .route("/v1/kv/watch", get(kv_watch))
-        .route("/v1/kv/{*key}", get(kv_get).post(kv_write))
+        .route(
+            "/v1/kv/{*key}",
+            get(kv_get).post(kv_write).delete(kv_delete),
+        )
         .route("/v1/multicast/{topic}", post(multicast))
         .route(
             "/v1/vips",
@@ -157,8 +174,7 @@ fn peer(view: &View<'_>, id: NodeId) -> Peer {
 }
 
 /// The member `node` names: a member's name, or a 16-hex-digit id.
-fn resolve(view: &View<'_>, node: &str) -> Option<NodeId> {
-    let gm = view.node.protocol().gm();
+pub(crate) fn resolve(gm: &GlobalMembership, node: &str) -> Option<NodeId> {
     if let Some((id, _)) = gm.members().find(|(_, m)| m.name.as_str() == node) {
         return Some(id);
     }
@@ -189,6 +205,12 @@ async fn self_info(State(s): State<Admin>) -> Response {
         .handle
         .inspect(move |v| {
             let m = v.node.protocol().membership();
+            let gm = v.node.protocol().gm();
+            let mut by_status = serde_json::Map::new();
+            for st in hawser_core::gm::Status::ALL {
+                let n = gm.members().filter(|(_, x)| x.status == st).count();
+                by_status.insert(st.as_str().into(), n.into());
+            }
             json!({
                 "name": name,
                 "id": id_hex(v.node.id()),
@@ -203,43 +225,12 @@ async fn self_info(State(s): State<Admin>) -> Response {
                 "reachable": v.node.protocol().gm().reachable().len(),
                 "links": v.node.links().peers().count(),
                 "dns": dns.map(|a| a.to_string()),
-            })
-        })
-        .await;
-    match answer {
-        Some(body) => axum::Json(body).into_response(),
-        None => stopping(),
-    }
-}
-
-async fn members(State(s): State<Admin>) -> Response {
-    let name = s.name.clone();
-    let answer = s
-        .handle
-        .inspect(move |v| {
-            let gm = v.node.protocol().gm();
-            let me = v.node.id();
-            let distance = |id| gm.routing().and_then(|r| r.distance(me, id));
-            let mut members = vec![json!({
-                "name": name,
-                "id": id_hex(me),
-                "addr": v.node.links().addr().to_string(),
-                "reachable": true,
-                "distance": 0,
-            })];
-            for (id, member) in gm.members().filter(|(id, _)| *id != me) {
-                members.push(json!({
-                    "name": member.name.as_str(),
-                    "id": id_hex(id),
-                    "addr": member.addr.to_string(),
-                    "reachable": gm.is_reachable(id),
-                    "distance": distance(id),
-                }));
-            }
-            json!({
-                "self": name,
-                "source": "global membership",
-                "members": members,
+                "status": gm.member(v.node.id()).map(|x| x.status.as_str()),
+                "incarnation": gm.version().incarnation,
+                "members_by_status": by_status,
+                "reap_after_secs": gm.config().forget_after_ms / 1000,
+                "kv_keys": v.node.protocol().kv().scan("").filter(|(_, m)| !m.is_bottom()).count(),
+                "isolated": v.isolated,
             })
         })
         .await;
@@ -275,7 +266,7 @@ async fn route(State(s): State<Admin>, Path(node): Path<String>) -> Response {
     let answer = s
         .handle
         .inspect(move |v| {
-            let Some(to) = resolve(v, &node) else {
+            let Some(to) = resolve(v.node.protocol().gm(), &node) else {
                 return Err(format!(
                     "no member named {node:?} (give a name or a 16-hex-digit id; \
                      `hawser members` lists them)"
@@ -323,8 +314,11 @@ async fn list_page(
         .inspect(move |v| {
             let mut page = Vec::new();
             let mut bytes = 0;
+            // A deleted key (no field left) is kept for its causal context, not listed.
             let keys = v.node.protocol().kv().scan(&prefix);
-            for (k, m) in keys.filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a)) {
+            let keys =
+                keys.filter(|(k, m)| !m.is_bottom() && after.as_ref().is_none_or(|a| *k > a));
+            for (k, m) in keys {
                 if bytes >= LIST_PAGE_BYTES {
                     let next = page.last().map(|(k, _): &(String, Value)| k.clone());
                     return (page, next);
@@ -368,6 +362,24 @@ async fn kv_write(State(s): State<Admin>, Path(key): Path<String>, body: Bytes) 
     match apply_op(&s.handle, key, op).await {
         Ok(value) => axum::Json(value.to_json()).into_response(),
         Err(refused) => refused.into_response(),
+    }
+}
+
+/// `DELETE /v1/kv/{key}`: remove every field of the key (observed removal; see
+/// `DriverHandle::kv_delete`), answered with the value after (`{}`) once durable.
+async fn kv_delete(State(s): State<Admin>, Path(key): Path<String>) -> Response {
+    match tokio::time::timeout(DURABLE_WAIT, s.handle.kv_delete(key)).await {
+        Ok(Ok(value)) => axum::Json(value.to_json()).into_response(),
+        Ok(Err(KvOpError::Refused(e))) => OpFailed::Refused(e).into_response(),
+        Ok(Err(e @ KvOpError::Stopped)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the delete was applied here but was not durable within {} s; it is not \
+                 acknowledged",
+                DURABLE_WAIT.as_secs()
+            ),
+        ),
     }
 }
 
@@ -557,9 +569,15 @@ async fn not_found(method: Method, uri: Uri) -> Response {
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    let allow = if path.starts_with("/v1/multicast/") || path == "/v1/dns/records/remove" {
+    let allow = if path.starts_with("/v1/multicast/")
+        || path == "/v1/dns/records/remove"
+        || path == "/v1/leave"
+        || (path.starts_with("/v1/members/") && path.ends_with("/force-leave"))
+    {
         "POST"
-    } else if (path.starts_with("/v1/kv/") && path != "/v1/kv/watch") || path == "/v1/dns/records" {
+    } else if path.starts_with("/v1/kv/") && path != "/v1/kv/watch" {
+        "GET, POST, DELETE"
+    } else if path == "/v1/dns/records" {
         "GET, POST"
     } else if path == "/v1/vips" {
         "GET, POST, DELETE"

@@ -24,6 +24,7 @@ use crate::dns::settings::DnsSettings;
 use crate::driver::{Driver, NodeSpec, os_seed};
 use crate::lb::{self, LbFollower, LbStatus};
 use crate::metrics::Metrics;
+use crate::monitor::MonitorLayer;
 use crate::overlay;
 use crate::overlay::api::OverlayApi;
 use crate::overlay::follower::{self, OverlayFollower, SharedOverlays};
@@ -89,24 +90,31 @@ pub fn main(args: AgentArgs) -> ExitCode {
     };
     match runtime.block_on(run(config, kernel, overlay_kernel)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Logging is up: the error is said once, as a log line (in --log-format).
         Err(e) => {
             error!("{e}");
-            eprintln!("hawser agent: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
+/// Log lines to stderr (filtered by RUST_LOG, default info), and to `hawser monitor`
+/// clients at the level each asks for (see `monitor`).
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let stderr = match format {
+        LogFormat::Text => stderr.boxed(),
+        LogFormat::Json => stderr.json().boxed(),
+    };
+    let ours = tracing_subscriber::filter::filter_fn(|m| m.target().starts_with("hawser"));
+    tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(MonitorLayer.with_filter(ours))
+        .init();
 }
 
 async fn run(

@@ -363,14 +363,14 @@ pub fn kv_table(doc: &Value) -> String {
         })
         .unwrap_or_default();
     format!(
-        "{} keys under prefix {:?}:\n{}",
-        rows.len(),
+        "{} under prefix {:?}:\n{}",
+        count(rows.len() as u64, "key", "keys"),
         printable(doc["prefix"].as_str().unwrap_or("")),
         table(&["KEY", "VALUE"], &rows)
     )
 }
 
-/// `hawser members`: every member the agent knows, as a table.
+/// `hawser members`: every member the agent knows, as a table (sorted by the agent).
 pub fn members_table(doc: &Value) -> String {
     let rows: Vec<Vec<String>> = doc["members"]
         .as_array()
@@ -378,18 +378,82 @@ pub fn members_table(doc: &Value) -> String {
         .unwrap_or_default()
         .iter()
         .map(|m| {
-            ["name", "id", "addr", "reachable", "distance"]
+            let mut row: Vec<String> = ["name", "id", "addr", "status"]
                 .iter()
                 .map(|k| cell(&m[*k]))
-                .collect()
+                .collect();
+            row.push(m["since_secs"].as_u64().map_or("-".into(), duration));
+            row.push(cell(&m["distance"]));
+            row
         })
         .collect();
+    let reap = doc["reap_after_secs"].as_u64().map_or(String::new(), |s| {
+        format!("; failed and left reaped after {}", duration(s))
+    });
     format!(
-        "members known to {} ({}):\n{}",
+        "members known to {} ({}{reap}):\n{}",
         cell(&doc["self"]),
         cell(&doc["source"]),
-        table(&["NAME", "ID", "ADDR", "REACHABLE", "DISTANCE"], &rows)
+        table(
+            &["NAME", "ID", "ADDR", "STATUS", "SINCE", "DISTANCE"],
+            &rows
+        )
     )
+}
+
+/// A whole number of seconds as operators read it: `42s`, `5m`, `3h`, `2d`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3_600 => format!("{}m", s / 60),
+        s if s < 2 * 86_400 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// `hawser info`: the agent's `/v1/self`, a `key: value` line per field, nested
+/// objects flattened to `key.field`.
+pub fn info_text(doc: &Value) -> String {
+    fn lines(prefix: &str, v: &Value, out: &mut String) {
+        match v.as_object() {
+            Some(o) => {
+                for (k, v) in o {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    lines(&key, v, out);
+                }
+            }
+            None => out.push_str(&format!("{}: {}\n", printable(prefix), cell(v))),
+        }
+    }
+    let mut out = String::new();
+    lines("", doc, &mut out);
+    out
+}
+
+/// `hawser monitor`: one of the agent's log lines (`GET /v1/monitor`'s JSON) as text:
+/// `LEVEL target: message field=value ...`.
+pub fn log_line(line: &Value) -> String {
+    let mut out = format!(
+        "{:>5} {}: {}",
+        cell(&line["level"]),
+        cell(&line["target"]),
+        cell(&line["message"])
+    );
+    if let Some(fields) = line["fields"].as_object() {
+        for (k, v) in fields {
+            out.push_str(&format!(" {}={}", printable(k), cell(v)));
+        }
+    }
+    out
+}
+
+/// English counts: `1 key`, `2 keys`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `hawser overlay`: the active and passive views, as a table.
@@ -438,8 +502,8 @@ pub fn route_table(doc: &Value) -> String {
         })
         .collect();
     format!(
-        "route from {from} to {to}: {} hops\n{}",
-        path.len().saturating_sub(1),
+        "route from {from} to {to}: {}\n{}",
+        count(path.len().saturating_sub(1) as u64, "hop", "hops"),
         table(&["HOP", "NAME", "ID", "ADDR"], &rows)
     )
 }
@@ -474,8 +538,12 @@ pub fn vips_table(doc: &Value) -> String {
         }
     }
     format!(
-        "{} VIPs (load balancer: {}):\n{}",
-        doc["vips"].as_array().map_or(0, Vec::len),
+        "{} (load balancer: {}):\n{}",
+        count(
+            doc["vips"].as_array().map_or(0, Vec::len) as u64,
+            "VIP",
+            "VIPs"
+        ),
         cell(&doc["lb"]),
         table(
             &[
@@ -549,8 +617,8 @@ pub fn networks_table(doc: &Value) -> String {
             .collect();
         let w = &n["waiting"];
         out.push_str(&format!(
-            "  {} peers; waiting: {} without a record, {} stale, {} MAC clashes\n",
-            rows.len(),
+            "  {}; waiting: {} without a record, {} stale, {} MAC clashes\n",
+            count(rows.len() as u64, "peer", "peers"),
             cell(&w["unrecorded"]),
             cell(&w["stale"]),
             cell(&w["mac_clash"])
@@ -593,7 +661,7 @@ mod tests {
             t.contains("this node: 9.0.17.0/24 gateway 9.0.17.1, vtep 100.64.0.18"),
             "{t}"
         );
-        assert!(t.contains("1 peers; waiting: 1 without a record"), "{t}");
+        assert!(t.contains("1 peer; waiting: 1 without a record"), "{t}");
         assert!(
             t.contains("n2    198.18.0.2  9.0.3.0/24  100.64.0.4  0a:00:00:00:00:02  false"),
             "{t}"
@@ -658,19 +726,42 @@ mod tests {
     #[test]
     fn tables_align_and_show_unknowns_as_dashes() {
         let doc = json!({
-            "self": "n1", "source": "views", "members": [
-                {"name": "n1", "id": "00aa", "addr": "127.0.0.1:1",
-                 "reachable": true, "distance": 0},
-                {"name": null, "id": "00bb", "addr": "127.0.0.1:2",
-                 "reachable": false, "distance": null},
+            "self": "n1", "source": "views", "reap_after_secs": 86400, "members": [
+                {"name": "n1", "id": "00aa", "addr": "127.0.0.1:1", "status": "alive",
+                 "since_secs": 3700, "reachable": true, "distance": 0},
+                {"name": null, "id": "00bb", "addr": "127.0.0.1:2", "status": "failed",
+                 "since_secs": 5, "reachable": false, "distance": null},
             ]
         });
         let t = members_table(&doc);
         assert!(
-            t.contains("NAME  ID    ADDR         REACHABLE  DISTANCE"),
+            t.starts_with("members known to n1 (views; failed and left reaped after 24h):\n"),
             "{t}"
         );
-        assert!(t.contains("-     00bb  127.0.0.1:2  false      -"), "{t}");
+        assert!(
+            t.contains("NAME  ID    ADDR         STATUS  SINCE  DISTANCE"),
+            "{t}"
+        );
+        assert!(
+            t.contains("n1    00aa  127.0.0.1:1  alive   61m    0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("-     00bb  127.0.0.1:2  failed  5s     -"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns_and_durations_read_easily() {
+        assert_eq!(count(1, "key", "keys"), "1 key");
+        assert_eq!(count(0, "key", "keys"), "0 keys");
+        assert_eq!(duration(119), "119s");
+        assert_eq!(duration(7_199), "119m");
+        assert_eq!(duration(86_400), "24h");
+        assert_eq!(duration(7 * 86_400), "7d");
+        let info = info_text(&json!({"name": "n1", "isolated": null, "kv": {"keys": 1}}));
+        assert_eq!(info, "isolated: -\nkv.keys: 1\nname: n1\n");
     }
 
     #[test]
@@ -683,7 +774,7 @@ mod tests {
                 {"node": null, "node_id": "02", "addr": "198.18.2.2:8080", "weight": 0,
                  "reachable": false, "kernel_weight": null}]}]});
         let t = vips_table(&doc);
-        assert!(t.starts_with("1 VIPs (load balancer: nftables):"), "{t}");
+        assert!(t.starts_with("1 VIP (load balancer: nftables):"), "{t}");
         assert!(
             t.contains(
                 "tcp://web:80  11.4.5.6:80  true        198.18.1.2:8080  1       1       n1    true"
@@ -708,6 +799,12 @@ mod tests {
         let t = route_table(&doc);
         assert!(
             t.starts_with("route from n1 (01) to n3 (03): 2 hops\n"),
+            "{t}"
+        );
+        let one = json!({"from": p("n1", "01"), "to": p("n2", "02"), "reachable": true,
+                         "hops": 1, "path": [p("n1", "01"), p("n2", "02")]});
+        assert!(
+            route_table(&one).starts_with("route from n1 (01) to n2 (02): 1 hop\n"),
             "{t}"
         );
         assert!(t.contains("2    n3    03  127.0.0.1:1"), "{t}");

@@ -33,6 +33,36 @@ pub const MINIMAL_COMMAND: &str = "hawser agent --name n1 --listen 127.0.0.1:760
 /// prints 64 hex digits (256 bits).
 pub const MIN_COOKIE_LEN: usize = 16;
 
+/// How long a failed or left member is kept before it is reaped, unless `--reap-after`
+/// says otherwise: a day, as serf does, so a member that failed overnight is still
+/// listed (and probed for) in the morning.
+pub const DEFAULT_REAP_AFTER: Duration = Duration::from_secs(86_400);
+
+/// The longest `--reap-after` (global membership's bound on its timers).
+const MAX_REAP_AFTER: Duration = Duration::from_secs(7 * 86_400);
+
+/// A duration as operators write it: a whole number and a unit, `s`, `m`, `h` or `d`
+/// (`90s`, `30m`, `24h`, `7d`).
+pub fn parse_duration(setting: &str, s: &str) -> Result<Duration, ConfigError> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if unit_secs > 0 => Ok(Duration::from_secs(n.saturating_mul(unit_secs))),
+        _ => Err(bad(
+            setting,
+            format!("{s:?}: give a whole number and a unit s, m, h or d (e.g. 24h)"),
+        )),
+    }
+}
+
 /// A new cluster cookie: 256 bits from the OS as 64 hex digits (`hawser keygen`).
 pub fn keygen() -> Result<String, String> {
     Ok(crate::driver::os_seed()?
@@ -116,6 +146,11 @@ pub struct AgentArgs {
     pub lb: Option<LbBackend>,
     #[command(flatten)]
     pub overlay: OverlayArgs,
+    /// How long a failed or left member stays in `hawser members` before it is reaped
+    /// (forgotten), e.g. 30m, 24h, 7d [default: 24h]. Until then a failed member is
+    /// still probed, in case it comes back.
+    #[arg(long, value_name = "DURATION")]
+    pub reap_after: Option<String>,
 }
 
 impl AgentArgs {
@@ -140,6 +175,7 @@ impl AgentArgs {
             && self.dns.is_empty()
             && self.lb.is_none()
             && self.overlay.is_empty()
+            && self.reap_after.is_none()
     }
 }
 
@@ -172,6 +208,7 @@ struct FileConfig {
     /// `[[overlay]]` tables: one per overlay network.
     overlay: Option<Vec<OverlayFile>>,
     overlay_forget_ms: Option<u64>,
+    reap_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -449,6 +486,16 @@ impl AgentConfig {
         let admin_api = admin_api.0;
         let dns = DnsSettings::load(args.dns, file.dns.unwrap_or_default())?;
         let lb = lb_config(args.lb, file.lb.unwrap_or_default())?;
+        let reap_after = match args.reap_after.or(file.reap_after) {
+            None => DEFAULT_REAP_AFTER,
+            Some(text) => {
+                let d = parse_duration("reap_after", &text)?;
+                if d.is_zero() || d > MAX_REAP_AFTER {
+                    return Err(bad("reap_after", format!("{text:?}: use 1s to 7d")));
+                }
+                d
+            }
+        };
         let overlay = OverlayConfig::load(
             args.overlay,
             file.overlay.unwrap_or_default(),
@@ -463,6 +510,7 @@ impl AgentConfig {
                 contacts,
                 membership,
                 max_frame: driver.max_frame,
+                reap_after,
             },
             listen,
             data_dir,

@@ -248,6 +248,7 @@ async fn run(timeout: Duration) -> Result<(), String> {
             cookie: cookie.clone(),
             contacts: vec![addrs[0].clone()],
             membership: Default::default(),
+            reap_after: crate::config::DEFAULT_REAP_AFTER,
             max_frame: DriverConfig::default().max_frame,
         };
         let seed = os_seed()?;

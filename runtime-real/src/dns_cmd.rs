@@ -18,9 +18,12 @@ pub enum DnsCommand {
     /// TYPE one of A, AAAA, CNAME, SRV (VALUE "PRIORITY WEIGHT PORT TARGET"), TXT.
     /// Names without a trailing dot are relative to the zone.
     Add {
+        /// The record's name (relative to the zone unless it ends with a dot).
         name: String,
+        /// A, AAAA, CNAME, SRV or TXT.
         #[arg(value_name = "TYPE")]
         kind: String,
+        /// The record's data (an address, a name, "PRIORITY WEIGHT PORT TARGET", text).
         value: String,
         /// Seconds clients may cache it [default: 60].
         #[arg(long)]
@@ -30,9 +33,12 @@ pub enum DnsCommand {
     },
     /// Remove a name's records: all of them, those of TYPE, or the one with VALUE.
     Rm {
+        /// The name whose records to remove.
         name: String,
+        /// Only the records of this type.
         #[arg(value_name = "TYPE")]
         kind: Option<String>,
+        /// Only the record with this data.
         value: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
@@ -44,7 +50,9 @@ pub enum DnsCommand {
     },
     /// Ask a DNS server (by default the agent's own, found through its admin API).
     Query {
+        /// The name to ask for (e.g. www.hawser).
         name: String,
+        /// The question's type (A, AAAA, CNAME, SRV, TXT, ...).
         #[arg(value_name = "TYPE", default_value = "A")]
         qtype: String,
         /// The DNS server (ip:port) instead of the agent's.

@@ -41,11 +41,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hawser_core::crdt::{Map, MapOp};
-use hawser_core::gm::GmEvent;
+use hawser_core::gm::{GmConfig, GmEvent};
 use hawser_core::id::MAX_NAME_LEN;
 use hawser_core::kv::{KvError, KvEvent, Ticket};
 use hawser_core::link::{HANDSHAKE_FRAMES, MAX_HANDSHAKE_FRAME};
-use hawser_core::membership::MembershipConfig;
+use hawser_core::membership::{MembershipConfig, MembershipEvent};
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::wire::{HEADER_LEN, decode_header};
 use hawser_core::{
@@ -57,6 +57,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, error, info, warn};
 
+use crate::isolation::{self, Cause, Dial, Isolation};
 use crate::lograte::{LineKind, LogLimiter};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -118,6 +119,9 @@ pub struct NodeSpec {
     pub contacts: Vec<Addr>,
     pub membership: MembershipConfig,
     pub max_frame: usize,
+    /// How long a failed or left member is kept before it is forgotten (global
+    /// membership's `forget_after_ms`).
+    pub reap_after: Duration,
 }
 
 impl NodeSpec {
@@ -130,6 +134,10 @@ impl NodeSpec {
     ) -> Result<Node<Stack>, String> {
         let config = StackConfig {
             membership: self.membership.clone(),
+            gm: GmConfig {
+                forget_after_ms: u64::try_from(self.reap_after.as_millis()).unwrap_or(u64::MAX),
+                ..GmConfig::default()
+            },
             ..StackConfig::default()
         };
         let stack =
@@ -163,6 +171,10 @@ pub struct View<'a> {
     pub node: &'a Node<Stack>,
     /// Where each peer we linked with said it listens (from its handshake).
     pub peers: &'a BTreeMap<NodeId, Addr>,
+    /// The node's clock now (what its timers and "since" instants are measured on).
+    pub now: Instant,
+    /// Why this node runs cut off from the cluster, if it does (see `isolation`).
+    pub isolated: Option<&'static str>,
 }
 
 type Inspector = Box<dyn FnOnce(&View<'_>) + Send>;
@@ -175,7 +187,8 @@ enum Control {
     Command(Commander),
     KvOp {
         key: String,
-        op: MapOp,
+        /// `None`: delete the key (see [`DriverHandle::kv_delete`]).
+        op: Option<MapOp>,
         reply: KvReply,
     },
     Watch {
@@ -325,7 +338,32 @@ impl DriverHandle {
     pub async fn kv_op(&self, key: String, op: MapOp) -> Result<Map, KvOpError> {
         let (reply, rx) = oneshot::channel();
         self.control
-            .send(Control::KvOp { key, op, reply })
+            .send(Control::KvOp {
+                key,
+                op: Some(op),
+                reply,
+            })
+            .await
+            .map_err(|_| KvOpError::Stopped)?;
+        match rx.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(KvOpError::Refused(e)),
+            Err(_) => Err(KvOpError::Stopped),
+        }
+    }
+
+    /// Delete `key`: remove every field this node holds of it, as one op, and wait until
+    /// that is durable (the answer is the value after, `{}`). Observed removal: an update
+    /// made concurrently on a node that had not seen this delete survives it (see
+    /// `MapOp::clear`). A key with no field is left as it is, and answered at once.
+    pub async fn kv_delete(&self, key: String) -> Result<Map, KvOpError> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::KvOp {
+                key,
+                op: None,
+                reply,
+            })
             .await
             .map_err(|_| KvOpError::Stopped)?;
         match rx.await {
@@ -513,8 +551,17 @@ pub struct Driver<T: Transport> {
     changes: Changes,
     /// Who is at the other end of each connection (the source address of an inbound
     /// one, the dialled address of an outbound one), to name in refusals.
-    remotes: BTreeMap<ConnId, String>,
+    remotes: BTreeMap<ConnId, Remote>,
     log: LogLimiter,
+    /// Whether this node runs cut off from the cluster, and why.
+    isolation: Isolation,
+}
+
+/// The other end of a connection, for log lines.
+struct Remote {
+    addr: String,
+    /// We dialled it (it is a contact or a member), rather than it us.
+    outbound: bool,
 }
 
 impl<T: Transport> Driver<T> {
@@ -553,6 +600,7 @@ impl<T: Transport> Driver<T> {
             },
             remotes: BTreeMap::new(),
             log: LogLimiter::default(),
+            isolation: Isolation::default(),
         };
         (driver, DriverHandle { control })
     }
@@ -635,9 +683,17 @@ impl<T: Transport> Driver<T> {
             Control::Inspect(f) => f(&View {
                 node: &self.node,
                 peers: &self.peers,
+                now,
+                isolated: self.isolation.state().map(Cause::as_str),
             }),
             Control::Command(f) => f(&mut self.node, now),
             Control::KvOp { key, op, reply } => {
+                let kv = self.node.protocol().kv();
+                let Some(op) = op.or_else(|| MapOp::clear(kv.get(&key)?.store())) else {
+                    // A delete of a key with no field: nothing to remove.
+                    let _ = reply.send(Ok(kv.get(&key).cloned().unwrap_or_default()));
+                    return;
+                };
                 match self.node.command(now, |s, c| s.kv_op(c, &key, &op)) {
                     // Answered from `on_event` when core reports it `Committed`: the
                     // event cannot have come out yet, since it needs `handle_persisted`.
@@ -668,6 +724,8 @@ impl<T: Transport> Driver<T> {
         let view = View {
             node: &self.node,
             peers: &self.peers,
+            now: self.now(),
+            isolated: self.isolation.state().map(Cause::as_str),
         };
         for f in &mut self.followers {
             f.update(&view, &changes);
@@ -694,7 +752,9 @@ impl<T: Transport> Driver<T> {
         let max = self.config.watch_queue_bytes;
         let mut snapshot = Vec::new();
         let mut bytes = 0;
-        for (key, value) in self.node.protocol().kv().scan(&prefix) {
+        // Deleted keys (no field left) are not listed, as in `GET /v1/kv`.
+        let keys = self.node.protocol().kv().scan(&prefix);
+        for (key, value) in keys.filter(|(_, v)| !v.is_bottom()) {
             let json = watch_json(key, value);
             bytes += json.len();
             if bytes > max {
@@ -750,7 +810,14 @@ impl<T: Transport> Driver<T> {
             Input::Accepted(stream, inbound) => {
                 self.metrics.connections_accepted.inc();
                 let conn = self.node.handle_accept(now);
-                self.remotes.insert(conn, inbound.from.to_string());
+                let addr = inbound.from.to_string();
+                self.remotes.insert(
+                    conn,
+                    Remote {
+                        addr,
+                        outbound: false,
+                    },
+                );
                 if let Some(peer) = inbound.verified {
                     self.node.handle_transport_identity(conn, peer);
                 }
@@ -775,7 +842,13 @@ impl<T: Transport> Driver<T> {
                     Some(_) => return Ok(()),
                     None => {
                         let conn = self.node.handle_accept(now);
-                        self.remotes.insert(conn, remote);
+                        self.remotes.insert(
+                            conn,
+                            Remote {
+                                addr: remote,
+                                outbound: false,
+                            },
+                        );
                         conn
                     }
                 };
@@ -786,6 +859,7 @@ impl<T: Transport> Driver<T> {
                     self.metrics.connect_failures.inc();
                     debug!(?conn, %error, "connect failed");
                     self.node.handle_closed(now, conn);
+                    self.dial_failed(Dial::NoAnswer);
                 }
             }
             Input::Frame(conn, frame) => {
@@ -894,7 +968,13 @@ impl<T: Transport> Driver<T> {
     }
 
     fn dial(&mut self, conn: ConnId, addr: Addr) {
-        self.remotes.insert(conn, addr.to_string());
+        self.remotes.insert(
+            conn,
+            Remote {
+                addr: addr.to_string(),
+                outbound: true,
+            },
+        );
         let inputs = self.inputs.clone();
         let limit = self.config.connect_timeout;
         if self.deny.contains(&addr) {
@@ -982,11 +1062,14 @@ impl<T: Transport> Driver<T> {
     fn on_event(&mut self, event: Event<StackEvent>) {
         match event {
             Event::Link(LinkEvent::Up { peer, addr }) => {
-                info!(%peer, addr = ?addr.as_str(), "link up");
+                info!(peer = %self.who(peer), addr = ?addr.as_str(), "link up");
                 self.peers.insert(peer, addr);
+                if self.isolation.linked().is_some() {
+                    info!("linked to the cluster: no longer isolated");
+                }
             }
             Event::Link(LinkEvent::Down { peer, reason }) => {
-                info!(%peer, ?reason, "link down")
+                info!(peer = %self.who(peer), ?reason, "link down")
             }
             Event::Link(LinkEvent::ConnectFailed {
                 addr,
@@ -994,14 +1077,32 @@ impl<T: Transport> Driver<T> {
                 error,
             }) => debug!(addr = ?addr.as_str(), ?expected, ?error, "could not link"),
             Event::Link(LinkEvent::AuthFailure { conn, claimed }) => {
+                let outbound = self.remotes.get(&conn).is_some_and(|r| r.outbound);
                 if let Some(suppressed) = self.admit(LineKind::AuthFailure) {
                     let remote = self.remote(conn);
-                    warn!(
-                        ?remote,
-                        ?claimed,
-                        suppressed,
-                        "peer failed authentication (the cookie proof, or its TLS certificate); connection refused"
-                    )
+                    let claimed = claimed.map(|id| self.who(id));
+                    if outbound {
+                        warn!(
+                            ?remote,
+                            ?claimed,
+                            suppressed,
+                            "the peer this node dialled failed its cookie proof (or TLS \
+                             certificate): this node's cookie differs from that peer's; \
+                             connection closed"
+                        )
+                    } else {
+                        warn!(
+                            ?remote,
+                            ?claimed,
+                            suppressed,
+                            "a node that connected failed the cookie proof (or its TLS \
+                             certificate): its cookie differs from this node's; connection \
+                             refused"
+                        )
+                    }
+                }
+                if outbound {
+                    self.dial_failed(Dial::CookieRefused);
                 }
             }
             Event::Link(LinkEvent::DecodeError { conn, error }) => {
@@ -1020,7 +1121,7 @@ impl<T: Transport> Driver<T> {
                     let remote = self.remote(conn);
                     warn!(
                         ?remote,
-                        %peer,
+                        peer = %self.who(peer),
                         addr = ?addr.as_str(),
                         live_addr = ?live_addr.as_str(),
                         suppressed,
@@ -1033,7 +1134,7 @@ impl<T: Transport> Driver<T> {
                 if let Some(suppressed) = self.admit(LineKind::DuplicateName) {
                     let remote = self.peers.get(&peer).map(|a| a.to_string());
                     error!(
-                        %peer,
+                        peer = %self.who(peer),
                         ?remote,
                         ?reason,
                         suppressed,
@@ -1044,15 +1145,28 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Event::Link(LinkEvent::Message { from, .. }) => {
-                debug!(%from, "message surfaced to the driver")
+                debug!(from = %self.who(from), "message surfaced to the driver")
             }
             Event::BadMessage { from, error } => {
                 if let Some(suppressed) = self.admit(LineKind::BadMessage) {
                     let remote = self.peers.get(&from).map(|a| a.to_string());
-                    warn!(%from, ?remote, %error, suppressed, "undecodable message; link dropped")
+                    warn!(from = %self.who(from), ?remote, %error, suppressed, "undecodable message; link dropped")
                 }
             }
-            Event::App(StackEvent::Membership(event)) => info!(?event, "membership"),
+            Event::App(StackEvent::Membership(event)) => match event {
+                MembershipEvent::NeighborUp(peer) => {
+                    info!(peer = %self.who(peer), "membership: neighbour up")
+                }
+                MembershipEvent::NeighborDown { peer, reason } => {
+                    info!(peer = %self.who(peer), ?reason, "membership: neighbour down")
+                }
+                MembershipEvent::Suspected(peer) => {
+                    info!(peer = %self.who(peer), "membership: neighbour suspected")
+                }
+                MembershipEvent::Cleared(peer) => {
+                    info!(peer = %self.who(peer), "membership: neighbour cleared")
+                }
+            },
             Event::App(StackEvent::Kv(KvEvent::Committed { ticket, key, value })) => {
                 // The value changed when the op applied; watchers heard of it then.
                 debug!(?key, "kv op durable");
@@ -1077,11 +1191,17 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Event::App(StackEvent::Gm(event)) => {
-                debug!(?event, "global membership");
+                let member = match &event {
+                    GmEvent::Added { member, .. }
+                    | GmEvent::Changed { member }
+                    | GmEvent::Suspected { member, .. } => *member,
+                    GmEvent::Reachable(m) | GmEvent::Unreachable(m) | GmEvent::Forgotten(m) => *m,
+                };
+                debug!(member = %self.who(member), ?event, "global membership");
                 self.changes.membership |= !matches!(event, GmEvent::Suspected { .. });
             }
             Event::App(StackEvent::Multicast(d)) => info!(
-                origin = %d.origin,
+                origin = %self.who(d.origin),
                 seq = d.seq,
                 topic = ?d.topic,
                 bytes = d.payload.len(),
@@ -1104,9 +1224,38 @@ impl<T: Transport> Driver<T> {
         admitted
     }
 
+    /// A peer as log lines name it: `name (id)`, or the id alone until global membership
+    /// holds its entry (ids are spelled as everywhere: 16 hex digits).
+    fn who(&self, id: NodeId) -> String {
+        match self.node.protocol().gm().member(id) {
+            Some(m) => format!("{} ({id})", m.name),
+            None => id.to_string(),
+        }
+    }
+
     /// Who is at the other end of `conn`, for a log line.
     fn remote(&self, conn: ConnId) -> &str {
-        self.remotes.get(&conn).map_or("unknown", |r| r.as_str())
+        self.remotes
+            .get(&conn)
+            .map_or("unknown", |r| r.addr.as_str())
+    }
+
+    /// A dial failed: say so once if this node is now isolated (see `isolation`).
+    fn dial_failed(&mut self, dial: Dial) {
+        let links = self.node.links().peers().count();
+        match self.isolation.dial_failed(dial, links) {
+            Some(Some(Cause::CookieRefused)) => error!(
+                "this node's cookie differs from the cluster's: every contact it dialled \
+                 refused its cookie proof, so it runs alone (check --cookie / --cookie-file \
+                 against the other agents'); it keeps trying"
+            ),
+            Some(Some(Cause::NoAnswer)) => warn!(
+                failed_dials = isolation::AFTER,
+                "no contact answers: this agent runs isolated (is anyone listening at the \
+                 --join addresses?); it keeps trying"
+            ),
+            Some(None) | None => {}
+        }
     }
 
     fn prune_peers(&mut self) {

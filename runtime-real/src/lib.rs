@@ -8,6 +8,7 @@
 //! builds.
 
 pub mod driver;
+pub mod isolation;
 pub mod lograte;
 pub mod metrics;
 pub mod store;
@@ -31,6 +32,10 @@ pub mod graph_view;
 pub mod lb;
 #[cfg(not(madsim))]
 pub mod lb_api;
+#[cfg(not(madsim))]
+pub mod members_api;
+#[cfg(not(madsim))]
+pub mod monitor;
 pub mod overlay;
 #[cfg(not(madsim))]
 pub mod reconcile_loop;

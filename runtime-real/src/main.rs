@@ -1,6 +1,7 @@
 //! `hawser`: the node runtime and the simulator front end.
 
 mod dns_cmd;
+mod ops_cmd;
 mod sim_cmd;
 
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
     version,
     about = "hawser: a simulation-first cluster control plane"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -36,13 +37,63 @@ enum Command {
     /// Print a new random cluster cookie (256 bits, 64 hex digits), for --cookie-file:
     /// `(umask 077; hawser keygen > cookie)`.
     Keygen,
-    /// List the members a running agent knows (asks its admin API).
-    Members(ClientArgs),
+    /// List the members a running agent knows, sorted by name, with their status (alive,
+    /// suspect, failed, left) and how long ago it began. Failed and left members are
+    /// reaped after the agent's --reap-after (default 24h).
+    Members {
+        /// Only members with these statuses, comma-separated (e.g. failed,left).
+        #[arg(long, value_name = "STATUS,...")]
+        status: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// This node: name, id, addresses, version, uptime, view sizes, member and key
+    /// counts, and whether it is isolated.
+    Info(ClientArgs),
+    /// Make a running agent leave the cluster gracefully and stop, as SIGTERM does: every
+    /// node shows it `left`, its neighbours repair at once, its store is flushed.
+    Leave(ClientArgs),
+    /// Mark a failed member as left on every node, so it is reaped like one that left
+    /// (a member that is in fact alive refutes it when it hears of it).
+    ForceLeave {
+        /// The failed member: its name or its 16-hex-digit id.
+        node: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Multicast PAYLOAD under TOPIC to every node reachable from the agent; each logs
+    /// its delivery.
+    #[command(visible_alias = "multicast")]
+    Event {
+        /// The topic (not `hawser/kv`, the KV's own).
+        topic: String,
+        /// The payload, as given (bytes, not parsed).
+        payload: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stream a running agent's log lines at LEVEL and above until stopped (its own
+    /// stderr keeps the level RUST_LOG gave it).
+    Monitor {
+        /// error, warn, info, debug or trace.
+        #[arg(long, default_value = "info")]
+        level: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a shell completion script: `hawser completion bash > /etc/bash_completion.d/hawser`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print this program's version (an agent's is in `hawser info`).
+    Version,
     /// Show a running agent's overlay: its active and passive views.
     Overlay(ClientArgs),
     /// Show the shortest path over the overlay from a running agent to NODE (a member's
     /// name or 16-hex-digit id).
     Route {
+        /// The member to route to: its name or its 16-hex-digit id.
         node: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -70,36 +121,69 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KvCommand {
-    /// Print a key's value (`{}` for a key never written).
+    /// Print a key's value (`{}` for a key never written or deleted).
     Get {
+        /// The key (any string; `/` is fine).
         key: String,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Apply an op to a key; prints the new value once the op is durable. Example:
-    /// hawser kv op erlang_users '{"update":[{"field":"number","type":"counter","op":{"increment":5}}]}'
+    /// Apply an op to a key; prints the new value once the op is durable.
+    #[command(after_long_help = OP_GRAMMAR)]
     Op {
+        /// The key (any string; `/` is fine).
         key: String,
-        /// The op, as JSON.
+        /// The op, as JSON (the grammar is below, in --help).
         op: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// List keys (under PREFIX) and their values.
     List {
+        /// Only keys that start with this.
         #[arg(default_value = "")]
         prefix: String,
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Delete a key: remove every field this agent holds of it, once durable. An update
+    /// made at the same time on a node that had not yet seen the delete survives it (the
+    /// key then holds only that update): observed-remove, as for a field.
+    Delete {
+        /// The key (any string; `/` is fine).
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print the keys (under PREFIX), then every change as it happens, until stopped.
     Watch {
+        /// Only keys that start with this.
         #[arg(default_value = "")]
         prefix: String,
         #[command(flatten)]
         client: ClientArgs,
     },
 }
+
+/// `hawser kv op --help`: the op grammar (core's `crdt::json`), with examples.
+const OP_GRAMMAR: &str = "\
+A key's value is a map of typed fields; an op updates or removes some of them, atomically:
+  {\"update\": [FIELD_OP, ...]}                       (at least one)
+FIELD_OP is one of
+  {\"field\": NAME, \"type\": TYPE, \"op\": OP}         (creates the field if needed)
+  {\"remove\": {\"field\": NAME, \"type\": TYPE}}       (the field must exist)
+TYPE and its OPs:
+  counter   {\"increment\": N}  {\"decrement\": N}       N an integer, 1 to 2^64-1
+  set       {\"add\": S}  {\"add_all\": [S, ...]}  {\"remove\": S}  {\"remove_all\": [S, ...]}
+  register  {\"assign\": S}  {\"assign\": S, \"timestamp\": T}   the greatest timestamp wins
+  flag      \"enable\"  \"disable\"                       enable wins over a concurrent disable
+  map       a nested op: {\"update\": [FIELD_OP, ...]}
+A field is named by its name and type together: number:counter and number:set are two fields.
+Examples:
+  hawser kv op erlang_users '{\"update\":[{\"field\":\"number\",\"type\":\"counter\",\"op\":{\"increment\":5}}]}'
+  hawser kv op web '{\"update\":[{\"field\":\"hosts\",\"type\":\"set\",\"op\":{\"add\":\"10.0.0.7\"}}]}'
+  hawser kv op web '{\"update\":[{\"remove\":{\"field\":\"hosts\",\"type\":\"set\"}}]}'
+Remove a whole key with `hawser kv delete KEY`.";
 
 #[derive(Subcommand)]
 enum NetworkCommand {
@@ -115,10 +199,12 @@ enum VipCommand {
     /// weight 0 drains it (open connections stay, no new ones). Example:
     /// hawser vip add tcp://11.1.2.3:80 --backend 198.18.1.2:8080 --weight 1
     Add {
+        /// The VIP: tcp://ip:port, udp://[ip6]:port or tcp://name:port.
         vip: String,
         /// The backend's ip:port.
         #[arg(long)]
         backend: String,
+        /// Its share of new connections (0 drains it).
         #[arg(long, default_value_t = 1)]
         weight: u32,
         #[command(flatten)]
@@ -126,7 +212,9 @@ enum VipCommand {
     },
     /// Withdraw a backend this node published for VIP.
     Rm {
+        /// The VIP, as it was published.
         vip: String,
+        /// The backend's ip:port.
         #[arg(long)]
         backend: String,
         #[command(flatten)]
@@ -207,7 +295,11 @@ impl ClientArgs {
 }
 
 /// Fetch `path` and print it as JSON or through `table`.
-fn show(args: &ClientArgs, path: &str, table: fn(&serde_json::Value) -> String) -> ExitCode {
+pub(crate) fn show(
+    args: &ClientArgs,
+    path: &str,
+    table: fn(&serde_json::Value) -> String,
+) -> ExitCode {
     if let Err(e) = args.use_token() {
         return fail(e);
     }
@@ -246,6 +338,7 @@ fn kv(cmd: KvCommand) -> ExitCode {
         KvCommand::Get { client, .. }
         | KvCommand::Op { client, .. }
         | KvCommand::List { client, .. }
+        | KvCommand::Delete { client, .. }
         | KvCommand::Watch { client, .. } => client,
     };
     if let Err(e) = args.use_token() {
@@ -282,6 +375,23 @@ fn kv(cmd: KvCommand) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        KvCommand::Delete { key, client: c } => {
+            match client::send_json(&c.admin, "DELETE", &client::kv_path(&key), "") {
+                Ok(v) if c.json => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Ok(_) => {
+                    println!(
+                        "{} deleted (durable on {})",
+                        client::printable(&key),
+                        c.admin
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         KvCommand::List { prefix, client: c } => {
             print_doc(&c, client::kv_list(&c.admin, &prefix), client::kv_table)
         }
@@ -301,8 +411,8 @@ fn kv(cmd: KvCommand) -> ExitCode {
                             println!("{} = {}", cell(&m.data["key"]), m.data["value"])
                         }
                         "ready" => eprintln!(
-                            "-- {} keys under {:?}; watching for changes (Ctrl-C to stop)",
-                            m.data["keys"],
+                            "-- {} under {:?}; watching for changes (Ctrl-C to stop)",
+                            client::count(m.data["keys"].as_u64().unwrap_or(0), "key", "keys"),
                             client::printable(&prefix)
                         ),
                         _ => {}
@@ -341,7 +451,24 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Members(args) => show(&args, "/v1/members", client::members_table),
+        Command::Members { status, client } => {
+            let path = match status {
+                Some(s) => format!("/v1/members?status={}", client::encode(&s)),
+                None => "/v1/members".into(),
+            };
+            show(&client, &path, client::members_table)
+        }
+        Command::Info(c) => ops_cmd::info(&c),
+        Command::Leave(c) => ops_cmd::leave(&c),
+        Command::ForceLeave { node, client } => ops_cmd::force_leave(&node, &client),
+        Command::Event {
+            topic,
+            payload,
+            client,
+        } => ops_cmd::event(&topic, &payload, &client),
+        Command::Monitor { level, client } => ops_cmd::monitor(&level, &client),
+        Command::Completion { shell } => ops_cmd::completion(shell),
+        Command::Version => ops_cmd::version(),
         Command::Overlay(args) => show(&args, "/v1/overlay", client::overlay_table),
         Command::Route { node, client } => show(
             &client,

@@ -226,6 +226,11 @@ fn an_unusable_data_dir_is_refused() {
     assert_eq!(status.code(), Some(1));
     let log = std::fs::read_to_string(&a.log).unwrap();
     assert!(log.contains("data_dir must be a directory"), "{log}");
+    assert_eq!(
+        log.matches("data_dir must be a directory").count(),
+        1,
+        "a start-up error is said once, not as a log line and again on stderr: {log}"
+    );
 
     // A read-only directory stops only a user the permissions apply to (not root).
     if unsafe { libc::geteuid() } != 0 {

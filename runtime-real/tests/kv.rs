@@ -74,13 +74,13 @@ fn a_write_on_one_agent_is_read_on_the_others_and_bad_requests_are_refused() {
     let (status, body) = common::raw_http(
         &agents[0].admin,
         &format!(
-            "DELETE /v1/kv/erlang_users HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            "PUT /v1/kv/erlang_users HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             agents[0].admin
         ),
     )
     .unwrap();
     assert_eq!(status, 405, "{body}");
-    assert!(body.contains("use GET, POST"), "{body}");
+    assert!(body.contains("use GET, POST, DELETE"), "{body}");
     for a in &all {
         assert_eq!(a.json("/v1/kv/erlang_users"), json!({"number:counter": 5}));
     }

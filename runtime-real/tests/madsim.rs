@@ -45,6 +45,7 @@ async fn agent(i: usize, dir: PathBuf, handles: Handles) {
         cookie: Cookie::new(b"madsim".to_vec()).unwrap(),
         contacts: vec![Addr::new(addr(0).to_string()).unwrap()],
         membership: Default::default(),
+        reap_after: hawser_runtime::config::DEFAULT_REAP_AFTER,
         max_frame: DriverConfig::default().max_frame,
     };
     let node = spec

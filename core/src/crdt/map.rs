@@ -98,6 +98,17 @@ pub enum MapOp {
     Update(Vec<FieldOp>),
 }
 
+impl MapOp {
+    /// The op that removes every field of `map` (what a KV key's delete is): observed
+    /// removal, so a concurrent update the remover has not seen survives the merge, and
+    /// the field it wrote with it, holding only that update. `None` when there is no
+    /// field to remove.
+    pub fn clear(map: &MapStore) -> Option<MapOp> {
+        let removals: Vec<FieldOp> = map.keys().into_iter().map(FieldOp::Remove).collect();
+        (!removals.is_empty()).then_some(MapOp::Update(removals))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldOp {
     /// Apply `op` to field `name` of the op's type, creating the field if needed. The type

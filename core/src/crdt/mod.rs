@@ -110,6 +110,13 @@ impl<S: DotStore> Causal<S> {
         self.store.is_bottom() && self.context.is_empty()
     }
 
+    /// No content: never written, or everything in it removed (the context may still
+    /// hold the dots seen, which is what keeps a removal from being undone by a late
+    /// copy of what was removed).
+    pub fn is_bottom(&self) -> bool {
+        self.store.is_bottom()
+    }
+
     /// Join `other` (a replica's state or a delta) into `self`.
     pub fn merge(&mut self, other: &Causal<S>) {
         self.store

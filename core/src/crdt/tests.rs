@@ -34,6 +34,46 @@ fn merged<S: DotStore>(a: &Causal<S>, b: &Causal<S>) -> Causal<S> {
 // Examples: the behaviours the KV and its scenarios rely on.
 // ---------------------------------------------------------------------------------------
 
+/// A key's delete (`MapOp::clear`) is observed removal: what the deleter had seen is
+/// gone everywhere, an update it had not seen survives (holding only that update), and a
+/// late copy of the deleted value does not bring it back.
+#[test]
+fn a_delete_removes_what_it_saw_and_a_concurrent_update_survives() {
+    let (a, b) = (actor(1), actor(2));
+    let mut ra = Map::new();
+    ra.apply(
+        a,
+        &op(
+            r#"{"update":[{"field":"n","type":"counter","op":{"increment":5}},
+                          {"field":"s","type":"set","op":{"add":"x"}}]}"#,
+        ),
+    )
+    .unwrap();
+    let mut rb = ra.clone();
+    let old = ra.clone();
+    let clear = MapOp::clear(ra.store()).expect("two fields to remove");
+    ra.apply(a, &clear).unwrap();
+    assert!(ra.is_bottom(), "deleted: no field left");
+    assert_eq!(ra.to_json(), json!({}));
+    assert_eq!(MapOp::clear(ra.store()), None, "nothing left to delete");
+    // Meanwhile b, which has not seen the delete, increments.
+    rb.apply(
+        b,
+        &op(r#"{"update":[{"field":"n","type":"counter","op":{"increment":2}}]}"#),
+    )
+    .unwrap();
+    let ab = merged(&ra, &rb);
+    assert_eq!(ab, merged(&rb, &ra));
+    assert_eq!(
+        ab.to_json(),
+        json!({"n:counter": 2}),
+        "only the unseen update survives"
+    );
+    // A late copy of the value as it was before the delete changes nothing.
+    assert_eq!(merged(&ra, &old), ra);
+    assert!(merged(&ra, &old).is_bottom());
+}
+
 /// The seed talk's demo, at the CRDT level: 5 everywhere, then 3, 7 and 11 while split,
 /// then 26 everywhere.
 #[test]

@@ -27,10 +27,14 @@
 //!   hands `GmEvent::Suspected` to membership), so a silent failure is known to all of
 //!   its neighbours about as soon as to the first (see `GlobalMembership::suspect`).
 //! - **De-partitioning.** See `probe`.
+//! - **Leaving.** A node that leaves publishes a last version of its entry that says so
+//!   (with no neighbours); an operator can publish one for a failed member
+//!   (`force_leave`). Every node then shows the member `Left` rather than `Failed` (see
+//!   `status`).
 //!
-//! Files: `config`, `message` (wire), `table` (entries and the graph), `outbox` (paced
-//! announcements), `pull` (asks out), `probe` (de-partitioning), `event` (events and
-//! counters).
+//! Files: `config`, `message` (wire), `table` (entries and the graph), `status` (a
+//! member's status, and the version that says "left"), `outbox` (paced announcements),
+//! `pull` (asks out), `probe` (de-partitioning), `event` (events and counters).
 
 mod config;
 mod event;
@@ -38,6 +42,7 @@ mod message;
 mod outbox;
 mod probe;
 mod pull;
+mod status;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +51,7 @@ pub use crate::wire::Bounded;
 pub use config::{GmConfig, MAX_MEMBERS};
 pub use event::{GmCounters, GmEvent};
 pub use message::{Entry, GmMessage, MAX_DIGEST, MAX_ENTRIES, Version};
+pub use status::{LEFT_COUNTER, Status, UnknownStatus};
 pub use table::{Applied, Member, Table};
 
 use outbox::{Flush, Outbox};
@@ -249,10 +255,66 @@ impl GlobalMembership {
         }
     }
 
+    /// Leave the cluster, just before the node stops: push to every neighbour the last
+    /// version of our entry, which says we left and lists no neighbours, so every node
+    /// shows us `Left`, not `Failed`. Nothing is published after it.
+    pub fn leave(&mut self, ctx: &mut Cx) {
+        if self.table.is_none() || self.version.is_left() {
+            return;
+        }
+        self.version = self.version.left();
+        let entry = Entry {
+            adjacency: Bounded(Vec::new()),
+            suspects: Bounded(Vec::new()),
+            ..self.own_entry(ctx)
+        };
+        self.push(entry, ctx);
+    }
+
+    /// Mark `member`, which this node cannot reach, as left: publish the last version of
+    /// its entry (no neighbours, "left"), so every node shows it `Left` and forgets it
+    /// after `forget_after_ms`. If the member is in fact alive behind a partition, it
+    /// answers with a newer version when it hears of this one, and is alive again.
+    pub fn force_leave(&mut self, member: NodeId, ctx: &mut Cx) -> Result<(), ForceLeaveError> {
+        let t = self.table.as_ref().ok_or(ForceLeaveError::NotStarted)?;
+        if member == ctx.id() {
+            return Err(ForceLeaveError::Myself);
+        }
+        let entry = t.entry(member).ok_or(ForceLeaveError::Unknown)?;
+        if entry.version.is_left() {
+            return Ok(());
+        }
+        if self.is_reachable(member) {
+            return Err(ForceLeaveError::Reachable);
+        }
+        let version = entry.version.left();
+        let entry = Entry {
+            version,
+            adjacency: Bounded(Vec::new()),
+            suspects: Bounded(Vec::new()),
+            ..entry
+        };
+        if let Some(t) = self.table.as_mut() {
+            t.apply(&entry, ctx.now(), usize::MAX);
+        }
+        self.announce(&[(member, version)], None, ctx);
+        self.settle(ctx);
+        Ok(())
+    }
+
     /// A new version of our entry, pushed to every neighbour (none can hold it yet).
+    /// Once we left, there is none.
     fn publish(&mut self, ctx: &mut Cx) {
+        if self.version.is_left() {
+            return;
+        }
         self.version.counter += 1;
         let entry = self.own_entry(ctx);
+        self.push(entry, ctx);
+    }
+
+    /// Apply our own `entry`, and push it to every neighbour.
+    fn push(&mut self, entry: Entry, ctx: &mut Cx) {
         if let Some(t) = self.table.as_mut() {
             t.apply(&entry, ctx.now(), usize::MAX);
         }
@@ -549,7 +611,7 @@ impl GlobalMembership {
         if let Some(t) = self.table.as_mut() {
             if let Some(cutoff) = earlier(now, forget) {
                 for id in t.unreachable_before(cutoff) {
-                    t.forget(id, now + forget);
+                    t.forget(id, now + forget, now);
                     self.prober.clear(id);
                     ctx.emit(GmEvent::Forgotten(id));
                 }
@@ -580,6 +642,33 @@ impl GlobalMembership {
         ctx.set_timer(after, GmTimer::Tick);
     }
 }
+
+/// Why [`GlobalMembership::force_leave`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForceLeaveError {
+    NotStarted,
+    /// This node's table holds no such member.
+    Unknown,
+    /// The member is reachable: it is alive, and would answer at once.
+    Reachable,
+    /// This node itself (leave it instead).
+    Myself,
+}
+
+impl std::fmt::Display for ForceLeaveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ForceLeaveError::NotStarted => "the node has not started",
+            ForceLeaveError::Unknown => "no such member",
+            ForceLeaveError::Reachable => {
+                "the member is reachable (alive): only a failed member can be forced to leave"
+            }
+            ForceLeaveError::Myself => "that is this node: use `hawser leave` instead",
+        })
+    }
+}
+
+impl std::error::Error for ForceLeaveError {}
 
 /// `now - d`, if the clock has run that long.
 fn earlier(now: Instant, d: Duration) -> Option<Instant> {

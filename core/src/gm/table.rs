@@ -1,6 +1,6 @@
 //! The table every node holds: one entry per member (where it listens, which version of
-//! its adjacency we have, since when it is unreachable), the adjacency itself living
-//! only in the routing graph, so it is stored once.
+//! its adjacency we have, since when it is unreachable, its status and since when), the
+//! adjacency itself living only in the routing graph, so it is stored once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use rustc_hash::FxHashMap;
 
 use super::message::{Entry, Version};
+use super::status::Status;
 use crate::id::{Addr, Name, NodeId};
 use crate::rng::mix_seed;
 use crate::routing::Routing;
@@ -24,6 +25,9 @@ pub struct Member {
     pub suspects: Vec<NodeId>,
     /// When it stopped being reachable from this node, while it is not.
     pub unreachable_since: Option<Instant>,
+    /// Its status as this node sees it (see `status`), and when that last changed.
+    pub status: Status,
+    pub status_since: Instant,
 }
 
 /// What [`Table::apply`] made of an entry.
@@ -54,6 +58,9 @@ pub struct Table {
     /// Forgotten members: entries no newer than the version are not taken back, until
     /// the instant (another `forget_after`) passes.
     tombstones: BTreeMap<NodeId, (Version, Instant)>,
+    /// Who suspects whom: each suspect, and the members whose entries list it (no empty
+    /// sets). Usually empty; it makes a member's `Suspect` status a lookup.
+    suspected_by: BTreeMap<NodeId, BTreeSet<NodeId>>,
 }
 
 fn hash(id: NodeId, v: Version) -> u64 {
@@ -68,6 +75,7 @@ impl Table {
             routing: Routing::new(me),
             view: 0,
             tombstones: BTreeMap::new(),
+            suspected_by: BTreeMap::new(),
         }
     }
 
@@ -125,6 +133,7 @@ impl Table {
             self.tombstones.remove(&entry.id);
         }
         let full = self.members.len() >= max_members;
+        let mut dropped_suspects = Vec::new();
         let moved = match self.members.get_mut(&entry.id) {
             Some(m) if entry.version <= m.version => return Applied::Stale,
             Some(m) => {
@@ -135,7 +144,9 @@ impl Table {
                     m.addr = entry.addr.clone();
                 }
                 m.version = entry.version;
-                m.suspects.clone_from(&entry.suspects.0);
+                if m.suspects != entry.suspects.0 {
+                    dropped_suspects = std::mem::replace(&mut m.suspects, entry.suspects.0.clone());
+                }
                 Some(moved)
             }
             None if full => return Applied::Full,
@@ -151,12 +162,22 @@ impl Table {
                         version: entry.version,
                         suspects: entry.suspects.0.clone(),
                         unreachable_since: (!reachable).then_some(now),
+                        status: Status::Alive,
+                        status_since: now,
                     },
                 );
                 None
             }
         };
         let edges_changed = self.routing.set_adjacency(entry.id, &entry.adjacency.0);
+        if !dropped_suspects.is_empty() || !entry.suspects.0.is_empty() {
+            self.unsuspect(entry.id, &dropped_suspects, now);
+            for &s in &entry.suspects.0 {
+                self.suspected_by.entry(s).or_default().insert(entry.id);
+                self.refresh(s, now);
+            }
+        }
+        self.refresh(entry.id, now);
         match moved {
             None => Applied::Added,
             Some(moved) => Applied::Newer {
@@ -170,15 +191,51 @@ impl Table {
         if let Some(m) = self.members.get_mut(&id) {
             m.unreachable_since = if reachable { None } else { Some(now) };
         }
+        self.refresh(id, now);
     }
 
     /// Drop a member's entry, remembering its version until `until`.
-    pub fn forget(&mut self, id: NodeId, until: Instant) {
+    pub fn forget(&mut self, id: NodeId, until: Instant, now: Instant) {
         if let Some(m) = self.members.remove(&id) {
             self.ids.remove(&id);
             self.view ^= hash(id, m.version);
             self.routing.remove(id);
             self.tombstones.insert(id, (m.version, until));
+            self.unsuspect(id, &m.suspects, now);
+        }
+    }
+
+    /// `by` no longer suspects `suspects`.
+    fn unsuspect(&mut self, by: NodeId, suspects: &[NodeId], now: Instant) {
+        for s in suspects {
+            if let Some(set) = self.suspected_by.get_mut(s) {
+                set.remove(&by);
+                if set.is_empty() {
+                    self.suspected_by.remove(s);
+                }
+            }
+            self.refresh(*s, now);
+        }
+    }
+
+    /// Recompute `id`'s status; a change restarts its `status_since`.
+    fn refresh(&mut self, id: NodeId, now: Instant) {
+        let suspected = self.suspected_by.contains_key(&id);
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let status = if m.version.is_left() {
+            Status::Left
+        } else if m.unreachable_since.is_some() {
+            Status::Failed
+        } else if suspected {
+            Status::Suspect
+        } else {
+            Status::Alive
+        };
+        if status != m.status {
+            m.status = status;
+            m.status_since = now;
         }
     }
 
@@ -215,6 +272,7 @@ impl Table {
             + strings
             + self.routing.heap_bytes()
             + self.tombstones.len() * 48
+            + self.suspected_by.len() * 64
     }
 }
 
@@ -251,11 +309,53 @@ mod tests {
         let mut t = Table::new(NodeId(1));
         t.apply(&entry(2, 1, &[]), now, 10);
         assert_eq!(t.unreachable_before(now), [NodeId(2)]);
-        t.forget(NodeId(2), now);
+        t.forget(NodeId(2), now, now);
         assert_eq!(t.view(), 0);
         assert!(!t.is_news(NodeId(2), entry(2, 1, &[]).version));
         assert!(t.is_news(NodeId(2), entry(2, 2, &[]).version));
         assert_eq!(t.apply(&entry(2, 1, &[]), now, 10), Applied::Forgotten);
         assert_eq!(t.apply(&entry(2, 2, &[]), now, 10), Applied::Added);
+    }
+
+    #[test]
+    fn statuses_follow_suspicion_reachability_and_leaving() {
+        let t0 = Instant::from_nanos(1_000);
+        let t1 = Instant::from_nanos(2_000);
+        let t2 = Instant::from_nanos(3_000);
+        let mut t = Table::new(NodeId(1));
+        let status = |t: &Table, i| {
+            let m = t.get(NodeId(i)).unwrap();
+            (m.status, m.status_since)
+        };
+        t.apply(&entry(1, 1, &[2, 3]), t0, 10);
+        t.apply(&entry(2, 1, &[1]), t0, 10);
+        t.apply(&entry(3, 1, &[1]), t0, 10);
+        for (id, up) in t.routing_mut().take_changes() {
+            t.mark(id, up, t0);
+        }
+        assert_eq!(status(&t, 2), (Status::Alive, t0));
+        // 3 suspects 2: suspect until 3 stops saying so.
+        let mut e = entry(3, 2, &[1]);
+        e.suspects = Bounded(vec![NodeId(2)]);
+        t.apply(&e, t1, 10);
+        assert_eq!(status(&t, 2), (Status::Suspect, t1));
+        t.apply(&entry(3, 3, &[1]), t2, 10);
+        assert_eq!(status(&t, 2), (Status::Alive, t2));
+        // Unreachable: failed, since then.
+        t.mark(NodeId(2), false, t1);
+        assert_eq!(status(&t, 2), (Status::Failed, t1));
+        // Its last version says it left: left, whatever its reachability.
+        let mut left = entry(3, 3, &[]);
+        left.version = left.version.left();
+        assert!(left.version.is_left() && left.version > entry(3, 3, &[]).version);
+        t.apply(&left, t2, 10);
+        assert_eq!(status(&t, 3), (Status::Left, t2));
+        // Forgetting a suspecter clears its suspicions.
+        let mut e = entry(2, 2, &[1]);
+        e.suspects = Bounded(vec![NodeId(1)]);
+        t.apply(&e, t2, 10);
+        assert_eq!(status(&t, 1).0, Status::Suspect);
+        t.forget(NodeId(2), t2, t2);
+        assert_eq!(status(&t, 1).0, Status::Alive);
     }
 }
