@@ -71,13 +71,9 @@ fn dom(page: &Path) -> String {
 }
 
 fn screenshot(page: &Path, png: &Path, size: &str) {
-    browse(
-        page,
-        &[
-            &format!("--screenshot={}", png.display()),
-            &format!("--window-size={size}"),
-        ],
-    );
+    let shot = format!("--screenshot={}", png.display());
+    let window = format!("--window-size={size}");
+    browse(page, &[shot.as_str(), window.as_str()]);
     let bytes = std::fs::read(png).expect("chromium wrote the screenshot");
     assert!(
         bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
