@@ -242,7 +242,7 @@ fn sweep_report_links_each_failing_seed() {
     // A linked run report opens, and shows the run that failed.
     let linked = dir.join(links[1]);
     assert!(linked.exists(), "{} was written", linked.display());
-    let linked = dom(&linked);
+    let linked = crate::dom(&linked);
     assert!(linked.contains("FAILED — seed 2"));
     screenshot(&page, &dir.join("report-sweep.png"), "1000,1400");
     if std::env::var_os("HAWSER_UPDATE_DOCS").is_some() {
