@@ -191,7 +191,8 @@ fn structure(html: &str) -> String {
     for part in html
         .split(r#"<svg viewBox="#)
         .skip(1)
-        .filter(|p| p.contains("data-snapshot"))
+        .map(|p| &p[..p.find('>').unwrap()])
+        .filter(|tag| tag.contains("data-snapshot"))
     {
         let attr = |name: &str| {
             let v = part.split(&format!(r#"{name}=""#)).nth(1).unwrap();
