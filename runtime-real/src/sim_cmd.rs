@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Subcommand;
-use hawser_scenarios::{Options, Report, file};
+use hawser_scenarios::{Options, Report, file, pictures};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Subcommand)]
@@ -29,6 +29,15 @@ pub enum SimCommand {
         /// Write every delivered event to this file as JSON lines.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Write a self-contained HTML report (timeline, curves, overlay graphs,
+        /// expectations) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// With --report: draw the overlay graph at these virtual times (e.g.
+        /// `25s,55s`) and at the end, instead of before, during and after the first
+        /// disruptive step.
+        #[arg(long, value_delimiter = ',', value_parser = file::parse_duration)]
+        graph_at: Vec<hawser_core::Duration>,
     },
     /// Run a scenario for many seeds and list the ones that fail.
     Sweep {
@@ -46,6 +55,11 @@ pub enum SimCommand {
         /// again, so a sweep of long scenarios can be stopped and resumed.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write an HTML report of the sweep (each metric's spread over the seeds, the
+        /// failing seeds) to this file, and each failing seed's run report beside it,
+        /// in `FILE.d/` (minus the extension) as `NAME.SEED.html`.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -73,14 +87,24 @@ pub fn main(cmd: SimCommand) -> ExitCode {
             nodes,
             json,
             trace,
-        } => run(&file, seed, nodes, json, trace),
+            report,
+            graph_at,
+        } => run(
+            &file,
+            seed,
+            nodes,
+            json,
+            trace,
+            report.map(|r| (r, graph_at)),
+        ),
         SimCommand::Sweep {
             file,
             seeds,
             jobs,
             nodes,
             out,
-        } => sweep(&file, seeds, jobs, nodes, out.as_deref()),
+            report,
+        } => sweep(&file, seeds, jobs, nodes, out.as_deref(), report.as_deref()),
     }
 }
 
@@ -98,13 +122,31 @@ fn replay_command(path: &Path, seed: u64, nodes: Option<usize>) -> String {
 }
 
 fn run_one(scenario: &file::Scenario, trace: Option<&Path>) -> Result<Report, String> {
+    hawser_scenarios::run_stack(scenario, options(trace)?)
+}
+
+fn options(trace: Option<&Path>) -> Result<Options, String> {
     let mut options = Options::default();
     if let Some(path) = trace {
         let f = std::fs::File::create(path)
             .map_err(|e| format!("cannot write trace {}: {e}", path.display()))?;
         options.trace = Some(Box::new(std::io::BufWriter::new(f)));
     }
-    hawser_scenarios::run_stack(scenario, options)
+    Ok(options)
+}
+
+/// Run with the pictures recorded and write the HTML run report to `out`.
+fn run_with_report(
+    scenario: &file::Scenario,
+    trace: Option<&Path>,
+    out: &Path,
+    graph_at: &[hawser_core::Duration],
+    replay: &str,
+) -> Result<Report, String> {
+    let (report, recording) = pictures::run_stack_recorded(scenario, options(trace)?, graph_at)?;
+    let html = pictures::render_run(&report, &recording, replay);
+    std::fs::write(out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(report)
 }
 
 fn run(
@@ -113,8 +155,16 @@ fn run(
     nodes: Option<usize>,
     json: bool,
     trace: Option<PathBuf>,
+    html: Option<(PathBuf, Vec<hawser_core::Duration>)>,
 ) -> ExitCode {
-    let report = match load(path, seed, nodes).and_then(|s| run_one(&s, trace.as_deref())) {
+    let outcome = load(path, seed, nodes).and_then(|s| match &html {
+        Some((out, at)) => {
+            let replay = replay_command(path, s.seed, nodes);
+            run_with_report(&s, trace.as_deref(), out, at, &replay)
+        }
+        None => run_one(&s, trace.as_deref()),
+    });
+    let report = match outcome {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -167,6 +217,7 @@ fn sweep(
     jobs: Option<usize>,
     nodes: Option<usize>,
     out: Option<&Path>,
+    html: Option<&Path>,
 ) -> ExitCode {
     let base = match load(path, None, nodes) {
         Ok(s) => s,
@@ -194,6 +245,7 @@ fn sweep(
     let failures = Mutex::new(Vec::new());
     let figures = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
+    let reports = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
@@ -206,6 +258,9 @@ fn sweep(
                     scenario.seed = seed;
                     let outcome = run_or_reuse(&scenario, out);
                     if let Ok(r) = &outcome {
+                        if html.is_some() {
+                            reports.lock().expect("no panics hold it").push(r.clone());
+                        }
                         let mut m = r.metrics.clone();
                         m.insert("wall_ms".into(), r.wall_ms as f64);
                         figures.lock().expect("no panics hold it").push(m);
@@ -254,6 +309,20 @@ fn sweep(
         println!("  seed {seed}: {why}");
         println!("    replay: {}", replay_command(path, *seed, nodes));
     }
+    if let Some(html) = html {
+        let reports = reports.into_inner().expect("threads joined");
+        let context = SweepContext {
+            path,
+            nodes,
+            base: &base,
+            seeds: (a, b),
+        };
+        if let Err(e) = sweep_report(html, &context, &reports, &failures) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        println!("report: {}", html.display());
+    }
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -280,4 +349,47 @@ fn summary(runs: &[BTreeMap<String, f64>]) -> String {
         out += &format!("  {k:<28} {median:>12} {min:>12} {max:>12}\n");
     }
     out
+}
+
+/// What the sweep report needs to know about the sweep.
+struct SweepContext<'a> {
+    path: &'a Path,
+    nodes: Option<usize>,
+    base: &'a file::Scenario,
+    seeds: (u64, u64),
+}
+
+/// Write the sweep report to `out`, and each failing seed's run report (run again, with
+/// the pictures recorded: a seed replays exactly) in `out` minus its extension plus `.d`.
+fn sweep_report(
+    out: &Path,
+    cx: &SweepContext,
+    reports: &[Report],
+    failures: &[(u64, String)],
+) -> Result<(), String> {
+    let dir = out.with_extension("d");
+    if !failures.is_empty() {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let dir_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut listed = Vec::new();
+    for (seed, why) in failures {
+        let mut scenario = cx.base.clone();
+        scenario.seed = *seed;
+        let name = format!("{}.{seed}.html", scenario.name);
+        let replay = replay_command(cx.path, *seed, cx.nodes);
+        run_with_report(&scenario, None, &dir.join(&name), &[], &replay)?;
+        listed.push(pictures::SweepFailure {
+            seed: *seed,
+            why: why.clone(),
+            replay,
+            report_href: Some(format!("{dir_name}/{name}")),
+        });
+    }
+    let html = pictures::render_sweep(&cx.base.name, cx.seeds, reports, &listed);
+    std::fs::write(out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))
 }

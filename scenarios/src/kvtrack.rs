@@ -73,6 +73,11 @@ impl KvTrack {
         });
     }
 
+    /// When the oldest op not yet visible everywhere was applied (the report's lag curve).
+    pub(crate) fn oldest_in_flight(&self) -> Option<Instant> {
+        self.in_flight.iter().map(|f| f.at).min()
+    }
+
     /// Ops not yet visible everywhere.
     pub(crate) fn undelivered(&self) -> usize {
         self.in_flight.len()

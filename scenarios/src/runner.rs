@@ -14,6 +14,7 @@ use crate::graph;
 use crate::metrics::{Metrics, report};
 use crate::network::{Components, Network, together};
 use crate::overlay::{Overlays, subnets_unique};
+use crate::pictures::Recorder;
 use crate::plan::{Prim, check, disruptive, expand};
 use crate::report::Report;
 use crate::target::Target;
@@ -46,6 +47,15 @@ pub fn run_stack(scenario: &Scenario, options: Options) -> Result<Report, String
 
 /// Run `scenario` with target `T`. `Err` only for a scenario this build cannot run.
 pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, String> {
+    run_recording::<T>(scenario, options, None)
+}
+
+/// [`run`], with the pictures' recording hook when `recorder` is given (`--report`).
+pub(crate) fn run_recording<T: Target>(
+    scenario: &Scenario,
+    options: Options,
+    mut recorder: Option<&mut Recorder>,
+) -> Result<Report, String> {
     check::<T>(scenario)?;
     let wall = std::time::Instant::now();
     let mut rng = NodeRng::from_seed(mix_seed(scenario.seed, 0x5CE7A210));
@@ -91,6 +101,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
             })
         })
         .collect();
+    if let Some(r) = recorder.as_deref_mut() {
+        r.planned(scenario, &timeline, &trackers);
+    }
     let watch_overlay = T::supports(ExpectKind::OverlayConnected);
     let mut overlays = Overlays::new(&scenario.overlays, scenario.nodes);
 
@@ -129,6 +142,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 }
                 if let Some(peer) = T::unreachable_event(&e) {
                     metrics.detection.noticed(at, peer.0 as usize);
+                    if let Some(r) = recorder.as_deref_mut() {
+                        r.unreachable_event();
+                    }
                 }
                 if let Some((origin, seq)) = T::multicast_delivered(&e) {
                     metrics.mc.delivered(at, i, origin.0 as usize, seq);
@@ -159,6 +175,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
         // Steps first, then checks: a check at a step's instant sees the step done (a
         // kill at 10 s is something to detect at 10 s, not a node still up that nobody
         // needs to consider unreachable).
+        if let Some(r) = recorder.as_deref_mut() {
+            r.before_steps(&sim, now);
+        }
         while prims.peek().is_some_and(|(t, _)| *t <= now) {
             let (_, p) = prims.next().expect("peeked");
             if disruptive(&p) {
@@ -179,6 +198,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
                 &mut net,
                 &overlays,
             );
+            if let Some(r) = recorder.as_deref_mut() {
+                r.sample(&sim, now, &metrics, &trackers);
+            }
             next_check = now + options.check_every;
         }
         if net.is_stale() && metrics.mc.undelivered() > 0 {
@@ -192,6 +214,9 @@ pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, S
         }
     }
     trackers.iter_mut().for_each(|t| t.settle(end));
+    if let Some(r) = recorder {
+        r.finish(&sim, &trackers);
+    }
     let overlay_figures = if overlays.is_empty() {
         Vec::new()
     } else {
