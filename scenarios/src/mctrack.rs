@@ -93,9 +93,9 @@ impl McTrack {
         }
     }
 
-    /// Checks, at `now`, every multicast sent in `[since, until)` whose deadline has
-    /// come: it must have reached every node that stayed reachable from its origin by
-    /// `sent + within` (by `until` without `within`). Duplicates and deliveries of
+    /// Checks, at `now` (at most `until`), every multicast sent in `[since, until)` whose
+    /// deadline has come: it must have reached every node that stayed reachable from its
+    /// origin by `sent + within` (by `until` without `within`). Duplicates and deliveries of
     /// multicasts never sent fail whenever they happened. `Ok` says how many multicasts
     /// were checked (0: nothing was due yet).
     pub(crate) fn check(
@@ -119,7 +119,8 @@ impl McTrack {
             if s.at < since || s.at >= until {
                 continue;
             }
-            let deadline = within.map_or(until, |w| (s.at + w).min(until));
+            // A deadline after `until` is never due: the expectation ends before it.
+            let deadline = within.map_or(until, |w| s.at + w);
             if deadline > now {
                 continue;
             }
@@ -239,6 +240,8 @@ mod tests {
         // Without `within`, every one is due by `until`.
         assert_eq!(mc.check(t(0), t(1000), None, t(999)), Ok(0));
         assert_eq!(mc.check(t(0), t(1000), None, t(1000)), Ok(2));
+        // A deadline after `until` never comes: the second one is not judged.
+        assert_eq!(mc.check(t(0), t(105), within, t(105)), Ok(1));
     }
 
     #[test]
