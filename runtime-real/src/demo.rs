@@ -1,6 +1,7 @@
-//! `hawser demo`: the seed talk's demo, for real. Three agents run in this process on
-//! loopback ports, each with its own driver, TCP transport and redb store in a temporary
-//! directory, and the demo replays the talk step by step, reading every node back:
+//! `hawser demo`: the replicated KV converging through a partition and a broken cookie,
+//! on real agents. Three agents run in this process on loopback ports, each with its own
+//! driver, TCP transport and redb store in a temporary directory, and the demo runs these
+//! steps, reading every node back:
 //!
 //! 1. n1 and n2 cannot reach each other (a partition: each refuses to dial the other,
 //!    through the driver's test/demo-only deny list); both link with n0.
@@ -227,7 +228,9 @@ async fn run(timeout: Duration) -> Result<(), String> {
         listeners.push((l, Addr::new(addr.to_string()).expect("a valid address")));
     }
     let addrs: Vec<Addr> = listeners.iter().map(|(_, a)| a.clone()).collect();
-    println!("hawser demo: the seed talk's demo, on three real agents in this process\n");
+    println!(
+        "hawser demo: three real agents in this process; the KV converges through a partition and a broken cookie\n"
+    );
     println!(
         "Three agents on loopback, each with its own store under {}:",
         dir.path().display()

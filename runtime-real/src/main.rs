@@ -3,6 +3,7 @@
 mod dns_cmd;
 mod ops_cmd;
 mod sim_cmd;
+mod wait_cmd;
 
 use std::process::ExitCode;
 
@@ -112,9 +113,12 @@ enum Command {
     /// membership overlay).
     #[command(subcommand)]
     Network(NetworkCommand),
-    /// Three agents in this process on loopback replay the seed talk's demo for real:
-    /// partition, a write everyone sees, a broken cookie, writes in isolation, mend,
-    /// convergence. Exits 0 only if every read matched.
+    /// Wait until an agent serves its admin API (exit 0), for scripts that start one in
+    /// the background: `hawser agent ... & hawser wait --admin 127.0.0.1:7601`.
+    Wait(wait_cmd::WaitArgs),
+    /// Three agents in this process on loopback show the KV converging through
+    /// failures: a partition, a write everyone sees, a broken cookie, writes in
+    /// isolation, mend, convergence. Exits 0 only if every read matched.
     #[cfg(not(madsim))]
     Demo(hawser_runtime::demo::DemoArgs),
 }
@@ -482,6 +486,7 @@ fn main() -> ExitCode {
             show(&c, "/v1/networks", client::networks_table)
         }
         #[cfg(not(madsim))]
+        Command::Wait(args) => wait_cmd::main(args),
         Command::Demo(args) => hawser_runtime::demo::main(args),
     }
 }

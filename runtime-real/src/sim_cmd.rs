@@ -42,7 +42,7 @@ pub enum SimCommand {
     /// Run a scenario for many seeds and list the ones that fail.
     Sweep {
         file: PathBuf,
-        /// Seeds to run, `A..B` (inclusive).
+        /// Seeds to run: `A..B` or `A-B` (both inclusive), or `N` for seeds 1 to N.
         #[arg(long, value_parser = parse_seeds)]
         seeds: (u64, u64),
         /// Parallel runs (default: the number of cores).
@@ -63,8 +63,17 @@ pub enum SimCommand {
     },
 }
 
+/// `--seeds`: `A..B`, `A-B` or `N` (= `1..N`).
 fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = s.split_once("..").ok_or("expected A..B, e.g. 1..100")?;
+    let Some((a, b)) = s.split_once("..").or_else(|| s.split_once('-')) else {
+        let n: u64 = s.trim().parse().map_err(|_| {
+            format!("{s:?} is not a seed range: expected A..B, A-B or N (seeds 1 to N)")
+        })?;
+        if n == 0 {
+            return Err("0 seeds: N must be at least 1".into());
+        }
+        return Ok((1, n));
+    };
     let a: u64 = a
         .trim()
         .parse()
@@ -236,11 +245,7 @@ fn sweep(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let total = b - a + 1;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} [{elapsed}]")
-            .expect("valid template"),
-    );
+    let progress = Progress::new(&base.name, total);
     let next = AtomicU64::new(a);
     let failures = Mutex::new(Vec::new());
     let figures = Mutex::new(Vec::new());
@@ -268,11 +273,13 @@ fn sweep(
                     match outcome {
                         Ok(r) if r.passed => {}
                         Ok(r) => {
+                            // The steps' notes (a refused op...) are often the cause.
                             let why: Vec<String> = r
                                 .expectations
                                 .iter()
                                 .filter(|e| !e.passed)
                                 .map(|e| format!("{} (line {}): {}", e.kind, e.line, e.detail))
+                                .chain(r.notes.iter().map(|n| format!("note at {n}")))
                                 .collect();
                             failures
                                 .lock()
@@ -282,13 +289,12 @@ fn sweep(
                         Err(e) => errors.lock().expect("no panics hold it").push((seed, e)),
                     }
                     let failed = failures.lock().expect("no panics hold it").len();
-                    bar.set_message(format!("{failed} failed"));
-                    bar.inc(1);
+                    progress.seed_done(failed);
                 }
             });
         }
     });
-    bar.finish();
+    progress.finish();
     let mut failures = failures.into_inner().expect("threads joined");
     let errors = errors.into_inner().expect("threads joined");
     if let Some((_, e)) = errors.first() {
@@ -327,6 +333,72 @@ fn sweep(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// A sweep's progress on stderr: a bar on a terminal; otherwise (a pipe, a CI log) a
+/// line every twentieth of the seeds, which a log keeps and a bar's redraws would not.
+/// Either way it ends on a line of its own, before the summary goes to stdout.
+enum Progress {
+    Bar(ProgressBar),
+    Lines {
+        name: String,
+        total: u64,
+        every: u64,
+        done: AtomicU64,
+        started: std::time::Instant,
+    },
+}
+
+impl Progress {
+    fn new(name: &str, total: u64) -> Progress {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} [{elapsed}]")
+                    .expect("valid template"),
+            );
+            return Progress::Bar(bar);
+        }
+        Progress::Lines {
+            name: name.to_owned(),
+            total,
+            every: total.div_ceil(20),
+            done: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// One more seed finished; `failed` have failed so far.
+    fn seed_done(&self, failed: usize) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_message(format!("{failed} failed"));
+                bar.inc(1);
+            }
+            Progress::Lines {
+                name,
+                total,
+                every,
+                done,
+                started,
+            } => {
+                let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if done % every == 0 || done == *total {
+                    eprintln!(
+                        "{name}: {done}/{total} seeds, {failed} failed [{}s]",
+                        started.elapsed().as_secs()
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -392,4 +464,19 @@ fn sweep_report(
     }
     let html = pictures::render_sweep(&cx.base.name, cx.seeds, reports, &listed);
     std::fs::write(out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seeds;
+
+    #[test]
+    fn seeds_are_a_range_either_way_or_a_count() {
+        assert_eq!(parse_seeds("1..5"), Ok((1, 5)));
+        assert_eq!(parse_seeds("3-7"), Ok((3, 7)));
+        assert_eq!(parse_seeds("5"), Ok((1, 5)));
+        assert!(parse_seeds("0").is_err());
+        assert!(parse_seeds("5..1").unwrap_err().contains("empty"));
+        assert!(parse_seeds("x").unwrap_err().contains("A..B, A-B or N"));
+    }
 }

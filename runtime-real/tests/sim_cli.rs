@@ -121,8 +121,63 @@ fn sweep_reports_every_seed_and_the_figures() {
     ]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("4 of 4 seeds passed"), "{stdout}");
+    assert!(
+        stdout.starts_with("lashup-bootstrap: 4 of 4 seeds passed\n"),
+        "the summary starts a line of its own: {stdout}"
+    );
     assert!(stdout.contains("overlay_connected_ms"), "{stdout}");
+    // Piped, the progress is one line per seed here (4 seeds), each whole.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress: Vec<&str> = stderr.lines().collect();
+    assert_eq!(progress.len(), 4, "{stderr}");
+    assert!(
+        progress[3].starts_with("lashup-bootstrap: 4/4 seeds, 0 failed ["),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sweep_takes_a_seed_count_and_a_dashed_range() {
+    for seeds in ["2", "1-2"] {
+        let out = hawser(&[
+            "sim",
+            "sweep",
+            "scenarios/lashup-bootstrap.toml",
+            "--seeds",
+            seeds,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("2 of 2 seeds passed"),
+            "--seeds {seeds}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_seed_in_a_sweep_keeps_its_cause() {
+    let dir = std::env::temp_dir().join(format!("hawser-sweep-cause-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("refused.toml");
+    // An op on a node that never started: the failed expectation says what, the note why.
+    std::fs::write(
+        &file,
+        "name = \"refused\"\nnodes = 3\nduration = \"5s\"\n\
+         [[step]]\nat = \"0s\"\naction = \"start\"\nnodes = \"n0..n1\"\n\
+         [[step]]\nat = \"1s\"\naction = \"kv-op\"\nnode = \"n2\"\nkey = \"k\"\n\
+         op = '{\"update\":[{\"field\":\"f\",\"type\":\"flag\",\"op\":\"enable\"}]}'\n\
+         [[expect]]\nkind = \"kv-converged\"\nkey = \"k\"\n\
+         value = '{\"f\":true}'\nafter = \"2s\"\nwithin = \"2s\"\n",
+    )
+    .unwrap();
+    let out = hawser(&["sim", "sweep", file.to_str().unwrap(), "--seeds", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("seed 1: kv-converged (line 14)")
+            && stdout.contains("note at 1.000s  kv-op on n2 not applied: the node is not up"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -15,6 +15,11 @@ struct Sent {
     waiting: Vec<bool>,
     /// Nodes that delivered it.
     got: Vec<bool>,
+    /// The slowest delivery to a node that was owed it: (delay, node).
+    slowest: Option<(Duration, usize)>,
+    /// The last instant a node still owed it stopped reaching the origin, and that node:
+    /// a node cut off after a deadline had missed that deadline.
+    last_release: Option<(Instant, usize)>,
 }
 
 #[derive(Default)]
@@ -47,6 +52,8 @@ impl McTrack {
                 origin,
                 waiting,
                 got,
+                slowest: None,
+                last_release: None,
             },
         );
     }
@@ -64,23 +71,40 @@ impl McTrack {
             }
             return;
         }
-        s.waiting[node] = false;
-        self.delays.push(at - s.at);
+        let delay = at - s.at;
+        if std::mem::replace(&mut s.waiting[node], false)
+            && s.slowest.is_none_or(|(d, _)| delay > d)
+        {
+            s.slowest = Some((delay, node));
+        }
+        self.delays.push(delay);
     }
 
     /// The network changed: a node that no longer reaches a message's origin is not
     /// owed it any more ("stayed reachable" is from the sending on, without a break).
-    pub(crate) fn network_changed(&mut self, net: &Components) {
+    pub(crate) fn network_changed(&mut self, now: Instant, net: &Components) {
         for s in self.sent.values_mut() {
             for (i, w) in s.waiting.iter_mut().enumerate() {
-                *w = *w && together(net, s.origin, i);
+                if *w && !together(net, s.origin, i) {
+                    *w = false;
+                    s.last_release = Some((now, i));
+                }
             }
         }
     }
 
-    /// `Err` naming a missed delivery or a duplicate, for the multicasts sent at or
-    /// after `since` (duplicates count whenever they happened).
-    pub(crate) fn check(&self, since: Instant) -> Result<(), String> {
+    /// Checks, at `now` (at most `until`), every multicast sent in `[since, until)` whose
+    /// deadline has come: it must have reached every node that stayed reachable from its
+    /// origin by `sent + within` (by `until` without `within`). Duplicates and deliveries of
+    /// multicasts never sent fail whenever they happened. `Ok` says how many multicasts
+    /// were checked (0: nothing was due yet).
+    pub(crate) fn check(
+        &self,
+        since: Instant,
+        until: Instant,
+        within: Option<Duration>,
+        now: Instant,
+    ) -> Result<usize, String> {
         if let Some(d) = self.duplicates.first() {
             return Err(d.clone());
         }
@@ -90,16 +114,46 @@ impl McTrack {
                 self.unknown
             ));
         }
-        for (&(origin, seq), s) in self.sent.iter().filter(|(_, s)| s.at >= since) {
+        let mut due = 0;
+        for (&(origin, seq), s) in self.sent.iter() {
+            if s.at < since || s.at >= until {
+                continue;
+            }
+            // A deadline after `until` is never due: the expectation ends before it.
+            let deadline = within.map_or(until, |w| s.at + w);
+            if deadline > now {
+                continue;
+            }
+            due += 1;
+            let sent = s.at - Instant::ZERO;
+            let by = deadline - Instant::ZERO;
+            let ms = |d: Duration| format!("{:.3}ms", d.as_nanos() as f64 / 1e6);
+            if let (Some(w), Some((delay, node))) = (within, s.slowest)
+                && delay > w
+            {
+                return Err(format!(
+                    "n{origin}'s #{seq}, sent at {sent}, reached n{node} after {}, later \
+                     than within = {w}",
+                    ms(delay)
+                ));
+            }
             let missing = s.waiting.iter().filter(|w| **w).count();
             if missing > 0 {
                 let first = s.waiting.iter().position(|w| *w).expect("one is missing");
                 return Err(format!(
-                    "n{origin}'s #{seq} has not reached {missing} node(s) that reach it, n{first} first"
+                    "n{origin}'s #{seq}, sent at {sent}, had not reached {missing} node(s) \
+                     that reach it by {by}, n{first} first"
+                ));
+            }
+            if let Some((cut, node)) = s.last_release.filter(|(cut, _)| *cut > deadline) {
+                return Err(format!(
+                    "n{origin}'s #{seq}, sent at {sent}, had not reached n{node} by {by} (it \
+                     stopped reaching the origin only at {})",
+                    cut - Instant::ZERO
                 ));
             }
         }
-        Ok(())
+        Ok(due)
     }
 
     /// Multicasts some node that stayed reachable still lacks.
@@ -148,20 +202,59 @@ mod tests {
         // n0..n2 together, n3 cut off.
         let net: Components = vec![Some(0), Some(0), Some(0), Some(1)];
         let mut mc = McTrack::default();
+        let check =
+            |mc: &McTrack, now| mc.check(t(0), t(1000), Some(Duration::from_millis(5)), t(now));
         mc.sent(t(0), 0, 1, &net);
-        assert!(mc.check(t(0)).unwrap_err().contains("2 node(s)"));
+        assert_eq!(check(&mc, 4), Ok(0), "not due before its deadline");
+        assert!(check(&mc, 5).unwrap_err().contains("2 node(s)"));
         mc.delivered(t(3), 1, 0, 1);
-        assert!(mc.check(t(0)).unwrap_err().contains("n2 first"));
-        // n2 leaves the origin's component before getting it: it is owed nothing now.
-        mc.network_changed(&vec![Some(0), Some(0), None, Some(1)]);
-        assert_eq!(mc.check(t(0)), Ok(()));
+        assert!(check(&mc, 5).unwrap_err().contains("n2 first"));
+        // n2 leaves the origin's component before its deadline: it is owed nothing now.
+        mc.network_changed(t(4), &vec![Some(0), Some(0), None, Some(1)]);
+        assert_eq!(check(&mc, 5), Ok(1));
         assert_eq!(mc.delays, vec![Duration::from_millis(3)]);
 
         mc.delivered(t(4), 1, 0, 1);
         assert_eq!(
-            mc.check(t(100)),
+            check(&mc, 100),
             Err("n1 delivered n0's #1 twice".into()),
             "a duplicate fails the check whenever it happened"
+        );
+    }
+
+    #[test]
+    fn each_multicast_has_its_own_deadline() {
+        let net: Components = vec![Some(0), Some(0), Some(0)];
+        let within = Some(Duration::from_millis(10));
+        let mut mc = McTrack::default();
+        mc.sent(t(0), 0, 1, &net);
+        mc.delivered(t(2), 1, 0, 1);
+        mc.delivered(t(3), 2, 0, 1);
+        mc.sent(t(100), 0, 2, &net);
+        // The second one is on its way: it fails nothing before its own deadline.
+        assert_eq!(mc.check(t(0), t(1000), within, t(105)), Ok(1));
+        mc.delivered(t(104), 1, 0, 2);
+        mc.delivered(t(115), 2, 0, 2);
+        let late = mc.check(t(0), t(1000), within, t(200)).unwrap_err();
+        assert!(late.contains("reached n2 after 15.000ms"), "{late}");
+        // Without `within`, every one is due by `until`.
+        assert_eq!(mc.check(t(0), t(1000), None, t(999)), Ok(0));
+        assert_eq!(mc.check(t(0), t(1000), None, t(1000)), Ok(2));
+        // A deadline after `until` never comes: the second one is not judged.
+        assert_eq!(mc.check(t(0), t(105), within, t(105)), Ok(1));
+    }
+
+    #[test]
+    fn cut_off_after_its_deadline_is_still_a_miss() {
+        let net: Components = vec![Some(0), Some(0)];
+        let within = Some(Duration::from_millis(10));
+        let mut mc = McTrack::default();
+        mc.sent(t(0), 0, 1, &net);
+        mc.network_changed(t(50), &vec![Some(0), None]);
+        let miss = mc.check(t(0), t(1000), within, t(100)).unwrap_err();
+        assert!(
+            miss.contains("stopped reaching the origin only at 50ms"),
+            "{miss}"
         );
     }
 
@@ -172,11 +265,16 @@ mod tests {
         mc.sent(t(0), 0, 1, &net);
         mc.sent(t(50), 0, 2, &net);
         mc.delivered(t(52), 1, 0, 2);
-        assert_eq!(mc.check(t(10)), Ok(()));
-        assert!(mc.check(t(0)).is_err());
+        let within = Some(Duration::from_millis(5));
+        assert_eq!(mc.check(t(10), t(1000), within, t(100)), Ok(1));
+        assert!(mc.check(t(0), t(1000), within, t(100)).is_err());
         assert_eq!(mc.undelivered(), 1);
         mc.delivered(t(60), 1, 7, 1);
-        assert!(mc.check(t(10)).unwrap_err().contains("never sent"));
+        assert!(
+            mc.check(t(10), t(1000), within, t(100))
+                .unwrap_err()
+                .contains("never sent")
+        );
     }
 
     #[test]

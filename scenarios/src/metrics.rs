@@ -193,6 +193,12 @@ pub(crate) fn report<T: Target>(
         m.insert(name.into(), round2(value));
     }
     let passed = expectations.iter().all(|e| e.passed);
+    let at = |t: Instant| format!("{:>9.3}s", t.as_nanos() as f64 / 1e9);
+    let notes = metrics
+        .notes
+        .iter()
+        .map(|(t, l)| format!("{}  {l}", at(*t).trim_start()))
+        .collect();
     let mut lines: Vec<(Instant, String)> = timeline.into_iter().chain(metrics.notes).collect();
     lines.sort_by_key(|(t, _)| *t); // stable: a step's note follows the step
     Report {
@@ -206,9 +212,10 @@ pub(crate) fn report<T: Target>(
         passed,
         expectations,
         metrics: m,
+        notes,
         timeline: lines
             .into_iter()
-            .map(|(t, l)| format!("{:>9.3}s  {l}", t.as_nanos() as f64 / 1e9))
+            .map(|(t, l)| format!("{}  {l}", at(t)))
             .collect(),
     }
 }

@@ -30,6 +30,11 @@ pub struct Report {
     pub passed: bool,
     pub expectations: Vec<Outcome>,
     pub metrics: BTreeMap<String, f64>,
+    /// What went wrong with steps (a refused kv-op, a multicast from a node that was
+    /// down), with their virtual time: often the cause of a failed expectation, so a
+    /// sweep prints them beside it. Absent from reports written before it existed.
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// The steps as they were applied (human output only).
     #[serde(skip, default)]
     pub timeline: Vec<String>,

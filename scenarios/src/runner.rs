@@ -204,7 +204,7 @@ pub(crate) fn run_recording<T: Target>(
             next_check = now + options.check_every;
         }
         if net.is_stale() && metrics.mc.undelivered() > 0 {
-            metrics.mc.network_changed(net.current(&sim));
+            metrics.mc.network_changed(now, net.current(&sim));
         }
         if now >= end {
             break;
@@ -213,7 +213,19 @@ pub(crate) fn run_recording<T: Target>(
             metrics.steady_start = Some((sim.stats().frames, sim.stats().bytes));
         }
     }
-    trackers.iter_mut().for_each(|t| t.settle(end));
+    for t in &mut trackers {
+        if t.kind().is_per_event() {
+            multicast_verdict(t, &metrics.mc, end);
+        }
+        t.settle(end);
+    }
+    if (0..sim.len()).all(|i| sim.status(i) == Status::Idle) {
+        return Err(format!(
+            "{}: no node ever started, so nothing ran and no expectation had anything to \
+             check (add a step with action = \"start\")",
+            scenario.file
+        ));
+    }
     if let Some(r) = recorder {
         r.finish(&sim, &trackers);
     }
@@ -392,8 +404,15 @@ fn whole_cluster_checks<T: Target>(
     }
     for (t, s) in trackers.iter_mut().zip(scope) {
         if !t.active(now) {
+            if t.kind().is_per_event() {
+                // Multicasts due by `until` are judged at `until`, even between checks.
+                multicast_verdict(t, &metrics.mc, now);
+            }
             t.settle(now);
             continue;
+        }
+        if has_subject(sim, t.kind(), s.as_deref(), &mut metrics.vips) {
+            t.saw_subject();
         }
         match t.kind() {
             ExpectKind::OverlayConnected => t.observe(
@@ -412,10 +431,7 @@ fn whole_cluster_checks<T: Target>(
                 let result = membership_agrees(sim, net.current(sim), s.as_deref());
                 t.observe(now, result)
             }
-            ExpectKind::MulticastDelivered => {
-                let result = metrics.mc.check(t.after);
-                t.observe(now, result)
-            }
+            ExpectKind::MulticastDelivered => multicast_verdict(t, &metrics.mc, now),
             ExpectKind::VipBackends => {
                 let result = vip_backends(sim, net.current(sim), s.as_deref(), &mut metrics.vips);
                 t.observe(now, result)
@@ -430,6 +446,55 @@ fn whole_cluster_checks<T: Target>(
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives => t.observe(now, Ok(())),
         }
         t.settle(now);
+    }
+}
+
+/// `multicast-delivered` at `now` (or at its `until`, once that has come): every
+/// multicast whose deadline has come, judged on its own.
+fn multicast_verdict(t: &mut Tracker, mc: &crate::mctrack::McTrack, now: Instant) {
+    if !t.open() || now < t.after {
+        return;
+    }
+    let at = now.min(t.until);
+    match mc.check(t.after, t.until, t.expect.within, at) {
+        Ok(0) => t.observe(at, Ok(())),
+        Ok(_) => {
+            t.saw_subject();
+            t.observe(at, Ok(()))
+        }
+        Err(why) => t.observe(at, Err(why)),
+    }
+}
+
+/// Whether an evaluation of an expectation of `kind` at this instant has anything to
+/// check (see [`ExpectKind::subject`]).
+fn has_subject<T: Target>(
+    sim: &Sim<T>,
+    kind: ExpectKind,
+    scope: Option<&[bool]>,
+    vips: &mut VipCache,
+) -> bool {
+    let mut nodes = (0..sim.len()).filter(|&i| scope.is_none_or(|s| s[i]));
+    match kind {
+        ExpectKind::OverlayConnected
+        | ExpectKind::ViewsBounded
+        | ExpectKind::NoFalsePositives
+        | ExpectKind::KvConverged => nodes.any(|i| live(sim, i)),
+        ExpectKind::MembershipAgrees | ExpectKind::SubnetsUnique => {
+            nodes.any(|i| sim.status(i) == Status::Up)
+        }
+        ExpectKind::Detected => {
+            nodes.any(|i| matches!(sim.status(i), Status::Down | Status::Frozen))
+        }
+        ExpectKind::VipBackends => nodes.any(|i| {
+            sim.status(i) == Status::Up
+                && sim
+                    .node(i)
+                    .and_then(|n| vips.vips(i, n.protocol()))
+                    .is_some_and(|v| !v.is_empty())
+        }),
+        // Its subject is a multicast that came due: `multicast_verdict` says.
+        ExpectKind::MulticastDelivered => false,
     }
 }
 

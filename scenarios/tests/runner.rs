@@ -197,7 +197,7 @@ at = "1s"
 action = "kv-op"
 node = "n0"
 key = "k"
-op = '{"update":[]}'
+op = '{"update":[{"field":"f","type":"flag","op":"enable"}]}'
 
 [[expect]]
 kind = "kv-converged"

@@ -130,3 +130,92 @@ within = "1s"
         e[1].at_ms
     );
 }
+
+/// Each multicast has its own deadline: the second one, sent at 60 s, is owed its
+/// copies by 65 s, not at the instant it is sent. (Before per-event deadlines this
+/// expectation failed at 60 s, the moment the second multicast left its origin.)
+#[test]
+fn each_multicast_is_judged_by_its_own_deadline() {
+    let report = run(
+        12,
+        "70s",
+        r#"
+[[step]]
+at = "30s"
+action = "multicast"
+node = "n4"
+topic = "t"
+size = 64
+
+[[step]]
+at = "60s"
+action = "multicast"
+node = "n9"
+topic = "t"
+size = 64
+
+[[expect]]
+kind = "multicast-delivered"
+after = "30s"
+within = "5s"
+
+[[expect]]
+kind = "multicast-delivered"
+after = "30s"
+within = "1us"
+"#,
+    );
+    let e = &report.expectations;
+    assert!(e[0].passed, "{}", e[0].detail);
+    assert_eq!(report.metrics["mc_undelivered"], 0.0);
+    // The same copies cannot arrive within a microsecond: the deadline is really applied.
+    assert!(!e[1].passed);
+    assert!(
+        e[1].detail.contains("n4's #") && e[1].detail.contains("later than within = 1us"),
+        "{}",
+        e[1].detail
+    );
+}
+
+/// An expectation with nothing to check fails rather than passing vacuously.
+#[test]
+fn expectations_with_nothing_to_check_fail() {
+    let text = "name = \"t\"\nnodes = 3\nduration = \"20s\"\n\n\
+         [[step]]\nat = \"0s\"\naction = \"start\"\nnodes = \"n0..n1\"\n\n\
+         [[expect]]\nkind = \"kv-converged\"\nnodes = \"n2\"\nwithin = \"5s\"\n\n\
+         [[expect]]\nkind = \"multicast-delivered\"\nwithin = \"5s\"\n\n\
+         [[expect]]\nkind = \"detected\"\nwithin = \"5s\"\n\n\
+         [[expect]]\nkind = \"kv-converged\"\nwithin = \"5s\"\n";
+    let scenario = file::parse(text, "x.toml").expect("valid scenario");
+    let report = run_stack(&scenario, Options::default()).expect("runnable");
+    let e = &report.expectations;
+    let nothing = |i: usize, what: &str| {
+        assert!(!e[i].passed, "{:?}", e[i]);
+        assert!(
+            e[i].detail.contains(&format!(
+                "had nothing to check from 0s to 20s: there was never {what}"
+            )),
+            "{}",
+            e[i].detail
+        );
+    };
+    nothing(0, "a live node in scope");
+    nothing(1, "a multicast sent at or after \"after\"");
+    nothing(2, "a node in scope that was down or frozen");
+    assert!(
+        e[3].passed,
+        "n0 and n1 are there to compare: {}",
+        e[3].detail
+    );
+    assert!(!report.passed);
+}
+
+/// A run in which no node ever started is an error, not a pass with 0 events.
+#[test]
+fn a_run_without_a_started_node_is_an_error() {
+    let text = "name = \"t\"\nnodes = 3\nduration = \"20s\"\n\n\
+         [[expect]]\nkind = \"kv-converged\"\nwithin = \"5s\"\n";
+    let scenario = file::parse(text, "empty.toml").expect("a file without steps still parses");
+    let err = run_stack(&scenario, Options::default()).expect_err("nothing ran");
+    assert!(err.contains("empty.toml: no node ever started"), "{err}");
+}

@@ -129,6 +129,36 @@ impl ExpectKind {
             ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives
         )
     }
+
+    /// Per-event kinds judge each event (a multicast) on its own: `within` is the
+    /// deadline of each, counted from its own sending, so one checked late never makes
+    /// the next one fail, and any event that misses its deadline fails the expectation.
+    pub fn is_per_event(self) -> bool {
+        self == ExpectKind::MulticastDelivered
+    }
+
+    /// Invariants and per-event kinds hold from `after` until something breaks them;
+    /// the others must first come true within their window.
+    pub fn holds_throughout(self) -> bool {
+        self.is_invariant() || self.is_per_event()
+    }
+
+    /// What an evaluation must find for the expectation to have checked anything; one
+    /// that never finds it fails rather than passing vacuously.
+    pub fn subject(self) -> &'static str {
+        match self {
+            ExpectKind::OverlayConnected
+            | ExpectKind::ViewsBounded
+            | ExpectKind::NoFalsePositives
+            | ExpectKind::KvConverged => "a live node in scope",
+            ExpectKind::MembershipAgrees | ExpectKind::SubnetsUnique => "a running node in scope",
+            ExpectKind::Detected => "a node in scope that was down or frozen",
+            ExpectKind::MulticastDelivered => {
+                "a multicast sent at or after \"after\" whose deadline had come by \"until\""
+            }
+            ExpectKind::VipBackends => "a running node in scope holding a VIP in its KV",
+        }
+    }
 }
 
 /// Reads one `[[expect]]` table whose header is at `span`.

@@ -5,7 +5,7 @@ use std::ops::Range;
 use hawser_core::Duration;
 use toml::de::DeTable;
 
-use super::reader::Reader;
+use super::reader::{Reader, Value};
 use super::selector::Selector;
 
 /// One timed action.
@@ -53,8 +53,8 @@ pub enum Action {
     },
     /// The nodes process nothing for `duration`, then resume with their timers late.
     Pause { nodes: Selector, duration: Duration },
-    /// Apply a KV op on one node. `op` is the op's JSON text (known to be valid JSON;
-    /// its meaning is checked by the KV's own op parser when the step runs).
+    /// Apply a KV op on one node. `op` is the op's JSON text, already checked by the
+    /// KV's own op parser when the file loaded (so a typo fails the load, not the run).
     KvOp {
         node: Selector,
         key: String,
@@ -237,7 +237,7 @@ pub(super) fn read_step(
         "kv-op" => {
             let node = r.required(table, span.clone(), &what, "node", read_one_node);
             let key = r.required(table, span.clone(), &what, "key", Reader::name);
-            let op = r.required(table, span.clone(), &what, "op", Reader::json);
+            let op = r.required(table, span.clone(), &what, "op", read_op);
             Action::KvOp {
                 node: node?,
                 key: key?,
@@ -281,12 +281,31 @@ pub(super) fn read_step(
     })
 }
 
-/// `node` of `kv-op` and `multicast`: a selector that always names exactly one node.
-fn read_one_node(
+/// `op` of `kv-op`: JSON text that core's op parser accepts (the grammar is in
+/// `hawser_core::crdt::json` and `hawser kv op --help`).
+fn read_op(
     r: &mut Reader<'_>,
-    value: &super::reader::Value<'_>,
+    value: &Value<'_>,
     key: &str,
-) -> Option<Selector> {
+) -> Option<(String, serde_json::Value)> {
+    let (text, json) = r.json(value, key)?;
+    match hawser_core::crdt::MapOp::from_json(&json) {
+        Ok(_) => Some((text, json)),
+        Err(e) => {
+            r.problems.at(
+                value.span(),
+                format!("{key:?} is not a KV op: {e} (ops look like {EXAMPLE_OP})"),
+            );
+            None
+        }
+    }
+}
+
+/// A valid op, shown in the message about an invalid one.
+const EXAMPLE_OP: &str = r#"{"update":[{"field":"n","type":"counter","op":{"increment":1}}]}"#;
+
+/// `node` of `kv-op` and `multicast`: a selector that always names exactly one node.
+fn read_one_node(r: &mut Reader<'_>, value: &Value<'_>, key: &str) -> Option<Selector> {
     let selector = r.selector(value, key)?;
     if !selector.is_single() {
         r.problems.at(

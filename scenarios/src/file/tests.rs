@@ -681,7 +681,7 @@ fn partitions_must_split_something_consistently() {
 fn single_node_steps_and_json_are_checked() {
     assert_one_error(
         &with_header(
-            "[[step]]\nat = \"1s\"\naction = \"kv-op\"\nnode = \"n0..n3\"\nkey = \"k\"\nop = '{}'\n",
+            "[[step]]\nat = \"1s\"\naction = \"kv-op\"\nnode = \"n0..n3\"\nkey = \"k\"\nop = '{\"update\":[{\"field\":\"f\",\"type\":\"flag\",\"op\":\"enable\"}]}'\n",
         ),
         &[
             "x.toml:7:8: \"node\" must name exactly one node (e.g. \"n3\" or \"random:1\"), not \"n0..n3\"",
@@ -692,6 +692,16 @@ fn single_node_steps_and_json_are_checked() {
             "[[step]]\nat = \"1s\"\naction = \"kv-op\"\nnode = \"n0\"\nkey = \"k\"\nop = '{\"update\":'\n",
         ),
         &["x.toml:9:6: \"op\" must hold JSON text"],
+    );
+    // A typo in an op is the KV parser's message, located like any other mistake.
+    assert_one_error(
+        &with_header(
+            "[[step]]\nat = \"1s\"\naction = \"kv-op\"\nnode = \"n0\"\nkey = \"k\"\n\
+             op = '{\"update\":[{\"field\":\"n\",\"type\":\"counter\",\"op\":{\"incremnt\":1}}]}'\n",
+        ),
+        &[
+            "x.toml:9:6: \"op\" is not a KV op: invalid op at /update/0/op: \"incremnt\" is not an op on a counter",
+        ],
     );
     assert_one_error(
         &with_header(
