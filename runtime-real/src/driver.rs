@@ -336,20 +336,7 @@ impl DriverHandle {
     /// key's value right after the op, and comes only once the batch holding the op has
     /// been synced to disk.
     pub async fn kv_op(&self, key: String, op: MapOp) -> Result<Map, KvOpError> {
-        let (reply, rx) = oneshot::channel();
-        self.control
-            .send(Control::KvOp {
-                key,
-                op: Some(op),
-                reply,
-            })
-            .await
-            .map_err(|_| KvOpError::Stopped)?;
-        match rx.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(KvOpError::Refused(e)),
-            Err(_) => Err(KvOpError::Stopped),
-        }
+        self.kv_control(key, Some(op)).await
     }
 
     /// Delete `key`: remove every field this node holds of it, as one op, and wait until
@@ -357,13 +344,14 @@ impl DriverHandle {
     /// made concurrently on a node that had not seen this delete survives it (see
     /// `MapOp::clear`). A key with no field is left as it is, and answered at once.
     pub async fn kv_delete(&self, key: String) -> Result<Map, KvOpError> {
+        self.kv_control(key, None).await
+    }
+
+    /// An op (`None`: the delete) sent to the driver, and its answer awaited.
+    async fn kv_control(&self, key: String, op: Option<MapOp>) -> Result<Map, KvOpError> {
         let (reply, rx) = oneshot::channel();
         self.control
-            .send(Control::KvOp {
-                key,
-                op: None,
-                reply,
-            })
+            .send(Control::KvOp { key, op, reply })
             .await
             .map_err(|_| KvOpError::Stopped)?;
         match rx.await {

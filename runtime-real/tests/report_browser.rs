@@ -2,10 +2,12 @@
 //! headless Chromium renders each page, and the test reads the rendered DOM back (the
 //! graph's nodes and links, the partition as two components, the sweep's links to the
 //! failing seeds' reports). Screenshots are kept in the test's output directory; with
-//! `HAWSER_UPDATE_DOCS=1` the run report's is copied to docs/report-run.png.
+//! `HAWSER_DOCS_SCREENSHOTS=1` the run report's is copied to docs/report-run.png.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod cdp;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -26,26 +28,9 @@ fn hawser(args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
-/// Chromium's binary; the test fails (never skips) without one.
-fn chromium() -> &'static str {
-    for candidate in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new(candidate)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return candidate;
-        }
-    }
-    panic!(
-        "headless Chromium is needed to test the HTML reports in a real browser, and none \
-         was found (tried chromium, chromium-browser, google-chrome): apt-get install chromium"
-    );
-}
-
 fn browse(page: &Path, extra: &[&str]) -> std::process::Output {
     let url = format!("file://{}", page.canonicalize().unwrap().display());
-    let out = Command::new(chromium())
+    let out = Command::new(cdp::chromium())
         .args([
             "--headless",
             "--no-sandbox",
@@ -181,7 +166,7 @@ fn run_report_shows_the_partition_in_the_browser() {
 
     let png = dir.join("report-run.png");
     screenshot(&page, &png, "1000,2600");
-    if std::env::var_os("HAWSER_UPDATE_DOCS").is_some() {
+    if std::env::var_os("HAWSER_DOCS_SCREENSHOTS").is_some() {
         std::fs::copy(&png, repo().join("docs/report-run.png")).unwrap();
     }
 }
@@ -245,7 +230,7 @@ fn sweep_report_links_each_failing_seed() {
     let linked = crate::dom(&linked);
     assert!(linked.contains("FAILED — seed 2"));
     screenshot(&page, &dir.join("report-sweep.png"), "1000,1400");
-    if std::env::var_os("HAWSER_UPDATE_DOCS").is_some() {
+    if std::env::var_os("HAWSER_DOCS_SCREENSHOTS").is_some() {
         std::fs::copy(
             dir.join("report-sweep.png"),
             repo().join("docs/report-sweep.png"),

@@ -7,6 +7,8 @@
 //! deadline and fails saying what it waited for and what it last saw; the browser is
 //! killed when the value is dropped.
 
+#![allow(dead_code)] // the report test uses only `chromium`
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,8 +18,28 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
-/// Where the browser is looked for unless `HAWSER_CHROMIUM` names another.
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// The browser: `HAWSER_CHROMIUM` if set, else the first of Debian's and other
+/// distributions' names that runs. Panics, saying what to install, when there is none:
+/// a browser test fails rather than skips.
+pub fn chromium() -> String {
+    if let Ok(binary) = std::env::var("HAWSER_CHROMIUM") {
+        return binary;
+    }
+    for candidate in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return candidate.into();
+        }
+    }
+    panic!(
+        "this test drives a real browser and found none (tried chromium, chromium-browser, \
+         google-chrome): install headless Chromium (Debian: `apt-get install chromium`; \
+         .ci/run does this), or set HAWSER_CHROMIUM to a Chromium or Chrome binary"
+    );
+}
 
 /// One headless Chromium with one page, and the DevTools connection to that page.
 pub struct Browser {
@@ -32,14 +54,7 @@ impl Browser {
     /// Start Chromium (its stderr to `log`) and connect to its first page, within 30 s.
     /// Panics, saying what to install, when there is no Chromium.
     pub fn launch(log: &Path) -> Browser {
-        let binary = std::env::var("HAWSER_CHROMIUM").unwrap_or_else(|_| CHROMIUM.into());
-        if !Path::new(&binary).exists() {
-            panic!(
-                "this test drives a real browser and found none at {binary}: install headless \
-                 Chromium (Debian: `apt-get install chromium`; .ci/run does this), or set \
-                 HAWSER_CHROMIUM to a Chromium or Chrome binary"
-            );
-        }
+        let binary = chromium();
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new(&binary)
             .args([
