@@ -32,7 +32,7 @@ fn the_run_agents_by_hand_block_runs_as_a_script() {
     // What the block's comments promise, so the test breaks if they change.
     let promised = "erlang_users = {\"number:counter\":5}";
     assert!(block.contains(&format!("--admin 127.0.0.1:7611\n# {promised}\n")));
-    assert!(block.contains("# n0, n1 and n2, reachable"));
+    assert!(block.contains("# n0, n1 and n2: alive, since, distance"));
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let bin = dir.path().join("target/release");
@@ -65,7 +65,12 @@ fn the_run_agents_by_hand_block_runs_as_a_script() {
         "kv op, kv get and n0's watch (and kv list) show the 5:\n{stdout}"
     );
     for name in ["n0", "n1", "n2"] {
-        assert!(stdout.contains(name), "members lists {name}:\n{stdout}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(name) && l.contains("alive")),
+            "members lists {name}, alive:\n{stdout}"
+        );
     }
     assert!(
         stdout.contains("hawser_active_view"),
