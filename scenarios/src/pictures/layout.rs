@@ -50,16 +50,16 @@ pub(crate) fn layout(
         adjacency[a].push(b);
         adjacency[b].push(a);
     }
-    let discs: Vec<(f64, Vec<(usize, (f64, f64))>)> = components
+    let discs: Vec<Disc> = components
         .iter()
         .map(|members| disc(members, &adjacency, spacing))
         .collect();
     // Pack the discs on shelves, biggest first, in rows about as wide as the total.
-    let total: f64 = discs.iter().map(|(r, _)| (2.0 * r + spacing).powi(2)).sum();
-    let biggest = discs.iter().map(|(r, _)| 2.0 * r).fold(0.0, f64::max);
+    let total: f64 = discs.iter().map(|d| (2.0 * d.r + spacing).powi(2)).sum();
+    let biggest = discs.iter().map(|d| 2.0 * d.r).fold(0.0, f64::max);
     let width = (total.sqrt() * 1.4).max(biggest + 2.0 * spacing).max(300.0);
     let mut order: Vec<usize> = (0..discs.len()).collect();
-    order.sort_by(|&a, &b| discs[b].0.total_cmp(&discs[a].0).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| discs[b].r.total_cmp(&discs[a].r).then(a.cmp(&b)));
     let mut pos = vec![(0.0, 0.0); n];
     let mut clusters = vec![
         Cluster {
@@ -72,7 +72,7 @@ pub(crate) fn layout(
     ];
     let (mut x, mut y, mut row) = (spacing, spacing * 1.5, 0.0f64);
     for c in order {
-        let (r, placed) = &discs[c];
+        let Disc { r, placed } = &discs[c];
         let d = 2.0 * r;
         if x + d > width && x > spacing {
             x = spacing;
@@ -113,12 +113,14 @@ pub(crate) fn layout(
     }
 }
 
-/// One component in a disc around (0, 0): its radius and each member's offset.
-fn disc(
-    members: &[usize],
-    adjacency: &[Vec<usize>],
-    spacing: f64,
-) -> (f64, Vec<(usize, (f64, f64))>) {
+/// One component laid out in a disc around (0, 0).
+struct Disc {
+    r: f64,
+    /// Each member (a node index) and its offset from the centre.
+    placed: Vec<(usize, (f64, f64))>,
+}
+
+fn disc(members: &[usize], adjacency: &[Vec<usize>], spacing: f64) -> Disc {
     let order = breadth_first(members, adjacency);
     let mut at: Vec<(f64, f64)> = (0..order.len())
         .map(|k| {
@@ -135,7 +137,10 @@ fn disc(
         .map(|(x, y)| x.hypot(*y))
         .fold(0.0, f64::max)
         .max(spacing * 0.5);
-    (radius, order.into_iter().zip(at).collect())
+    Disc {
+        r: radius,
+        placed: order.into_iter().zip(at).collect(),
+    }
 }
 
 /// The members, breadth-first from the lowest one (each unreached part from its lowest).
