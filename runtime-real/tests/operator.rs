@@ -59,6 +59,19 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// n0, and n1 joined to it and seen alive by n0.
+fn two_agents(dir: &std::path::Path) -> (Agent, Agent) {
+    let mut a = Agent::new(dir, "n0");
+    a.start();
+    let mut b = Agent::new(dir, "n1");
+    b.join = vec![a.listen.clone()];
+    b.start();
+    wait_for("n1 to be alive on n0", 30, || {
+        (status_of(&a.admin, "n1").as_deref() == Some("alive")).then_some(())
+    });
+    (a, b)
+}
+
 #[test]
 fn members_show_alive_failed_and_left_and_are_reaped() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,14 +165,7 @@ fn members_show_alive_failed_and_left_and_are_reaped() {
 #[test]
 fn info_event_version_and_completion() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Agent::new(dir.path(), "n0");
-    a.start();
-    let mut b = Agent::new(dir.path(), "n1");
-    b.join = vec![a.listen.clone()];
-    b.start();
-    wait_for("n1 to reach n0", 30, || {
-        (status_of(&a.admin, "n1").as_deref() == Some("alive")).then_some(())
-    });
+    let (a, b) = two_agents(dir.path());
 
     let info = cli(&["info", "--admin", &a.admin]);
     assert!(info.status.success(), "{}", stderr(&info));
@@ -212,11 +218,7 @@ fn info_event_version_and_completion() {
 #[test]
 fn kv_delete_removes_the_key_everywhere_without_a_phantom() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Agent::new(dir.path(), "n0");
-    a.start();
-    let mut b = Agent::new(dir.path(), "n1");
-    b.join = vec![a.listen.clone()];
-    b.start();
+    let (a, b) = two_agents(dir.path());
     let op = r#"{"update":[{"field":"number","type":"counter","op":{"increment":5}}]}"#;
     let written = cli(&["kv", "op", "users", op, "--admin", &a.admin]);
     assert!(written.status.success(), "{}", stderr(&written));
@@ -315,14 +317,7 @@ fn monitor_until(admin: &str, level: &str, needles: &[&str], act: impl FnOnce())
 #[test]
 fn monitor_streams_log_lines_that_name_peers_by_name_and_id() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Agent::new(dir.path(), "n0");
-    a.start();
-    let mut b = Agent::new(dir.path(), "n1");
-    b.join = vec![a.listen.clone()];
-    b.start();
-    wait_for("n1 to be alive on n0", 30, || {
-        (status_of(&a.admin, "n1").as_deref() == Some("alive")).then_some(())
-    });
+    let (a, b) = two_agents(dir.path());
     let b_id = b.id();
     // The multicast's delivery on n0 names its origin, n1, by name and 16-digit id.
     let line = monitor_until(&a.admin, "info", &["multicast delivered"], || {
