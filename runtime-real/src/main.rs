@@ -485,8 +485,8 @@ fn main() -> ExitCode {
         Command::Network(NetworkCommand::List(c)) => {
             show(&c, "/v1/networks", client::networks_table)
         }
-        #[cfg(not(madsim))]
         Command::Wait(args) => wait_cmd::main(args),
+        #[cfg(not(madsim))]
         Command::Demo(args) => hawser_runtime::demo::main(args),
     }
 }
