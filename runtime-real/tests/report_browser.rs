@@ -175,14 +175,7 @@ fn run_report_shows_the_partition_in_the_browser() {
 #[test]
 fn sweep_report_links_each_failing_seed() {
     let dir = out_dir("report-sweep");
-    // Nobody is connected 10 ms after starting: every seed fails.
-    let scenario = dir.join("too-soon.toml");
-    std::fs::write(
-        &scenario,
-        "name = \"too-soon\"\nnodes = 5\nduration = \"2s\"\n[[step]]\nat = \"0s\"\naction = \"start\"\n\
-         [[expect]]\nkind = \"overlay-connected\"\nafter = \"10ms\"\n",
-    )
-    .unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/too-soon.toml");
     let page = dir.join("sweep.html");
     let out = hawser(&[
         "sim",

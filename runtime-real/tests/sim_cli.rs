@@ -60,14 +60,7 @@ fn run_json_is_one_object_with_the_documented_fields() {
 fn a_failing_run_exits_1_and_prints_the_replay_command() {
     let dir = std::env::temp_dir().join(format!("hawser-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("too-soon.toml");
-    // Nobody can be connected 10 ms after starting.
-    std::fs::write(
-        &file,
-        "name = \"too-soon\"\nnodes = 5\nduration = \"2s\"\n[[step]]\nat = \"0s\"\naction = \"start\"\n\
-         [[expect]]\nkind = \"overlay-connected\"\nafter = \"10ms\"\n",
-    )
-    .unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/too-soon.toml");
     let trace = dir.join("trace.jsonl");
     let out = hawser(&[
         "sim",
