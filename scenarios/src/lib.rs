@@ -12,6 +12,7 @@ mod membership;
 mod metrics;
 mod network;
 mod overlay;
+mod owed;
 pub mod pictures;
 mod plan;
 mod report;

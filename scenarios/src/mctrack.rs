@@ -6,20 +6,14 @@ use std::collections::BTreeMap;
 
 use hawser_core::{Duration, Instant};
 
-use crate::network::{Components, together};
+use crate::network::Components;
+use crate::owed::{Owed, check_all};
 
 struct Sent {
-    at: Instant,
-    origin: usize,
-    /// Nodes that must deliver it and have not yet.
-    waiting: Vec<bool>,
+    /// Who owes its delivery, judged on its own deadline.
+    owed: Owed,
     /// Nodes that delivered it.
     got: Vec<bool>,
-    /// The slowest delivery to a node that was owed it: (delay, node).
-    slowest: Option<(Duration, usize)>,
-    /// The last instant a node still owed it stopped reaching the origin, and that node:
-    /// a node cut off after a deadline had missed that deadline.
-    last_release: Option<(Instant, usize)>,
 }
 
 #[derive(Default)]
@@ -41,21 +35,11 @@ pub(crate) struct McTrack {
 impl McTrack {
     /// `origin` sent `seq` at `at`; every node in its component must deliver it.
     pub(crate) fn sent(&mut self, at: Instant, origin: usize, seq: u64, net: &Components) {
-        let waiting = (0..net.len())
-            .map(|i| i != origin && together(net, origin, i))
-            .collect();
-        let got = vec![false; net.len()];
-        self.sent.insert(
-            (origin, seq),
-            Sent {
-                at,
-                origin,
-                waiting,
-                got,
-                slowest: None,
-                last_release: None,
-            },
-        );
+        let sent = Sent {
+            owed: Owed::new(at, origin, net),
+            got: vec![false; net.len()],
+        };
+        self.sent.insert((origin, seq), sent);
     }
 
     /// `node` delivered `(origin, seq)` at `at`.
@@ -71,25 +55,15 @@ impl McTrack {
             }
             return;
         }
-        let delay = at - s.at;
-        if std::mem::replace(&mut s.waiting[node], false)
-            && s.slowest.is_none_or(|(d, _)| delay > d)
-        {
-            s.slowest = Some((delay, node));
-        }
-        self.delays.push(delay);
+        s.owed.delivered(at, node);
+        self.delays.push(at - s.owed.at);
     }
 
     /// The network changed: a node that no longer reaches a message's origin is not
     /// owed it any more ("stayed reachable" is from the sending on, without a break).
     pub(crate) fn network_changed(&mut self, now: Instant, net: &Components) {
         for s in self.sent.values_mut() {
-            for (i, w) in s.waiting.iter_mut().enumerate() {
-                if *w && !together(net, s.origin, i) {
-                    *w = false;
-                    s.last_release = Some((now, i));
-                }
-            }
+            s.owed.network_changed(now, net);
         }
     }
 
@@ -114,54 +88,17 @@ impl McTrack {
                 self.unknown
             ));
         }
-        let mut due = 0;
-        for (&(origin, seq), s) in self.sent.iter() {
-            if s.at < since || s.at >= until {
-                continue;
-            }
-            // A deadline after `until` is never due: the expectation ends before it.
-            let deadline = within.map_or(until, |w| s.at + w);
-            if deadline > now {
-                continue;
-            }
-            due += 1;
-            let sent = s.at - Instant::ZERO;
-            let by = deadline - Instant::ZERO;
-            let ms = |d: Duration| format!("{:.3}ms", d.as_nanos() as f64 / 1e6);
-            if let (Some(w), Some((delay, node))) = (within, s.slowest)
-                && delay > w
-            {
-                return Err(format!(
-                    "n{origin}'s #{seq}, sent at {sent}, reached n{node} after {}, later \
-                     than within = {w}",
-                    ms(delay)
-                ));
-            }
-            let missing = s.waiting.iter().filter(|w| **w).count();
-            if missing > 0 {
-                let first = s.waiting.iter().position(|w| *w).expect("one is missing");
-                return Err(format!(
-                    "n{origin}'s #{seq}, sent at {sent}, had not reached {missing} node(s) \
-                     that reach it by {by}, n{first} first"
-                ));
-            }
-            if let Some((cut, node)) = s.last_release.filter(|(cut, _)| *cut > deadline) {
-                return Err(format!(
-                    "n{origin}'s #{seq}, sent at {sent}, had not reached n{node} by {by} (it \
-                     stopped reaching the origin only at {})",
-                    cut - Instant::ZERO
-                ));
-            }
-        }
-        Ok(due)
+        let events = self.sent.iter().map(|(&(origin, seq), s)| {
+            let label =
+                move || format!("n{origin}'s #{seq}, sent at {}", s.owed.at - Instant::ZERO);
+            (&s.owed, label)
+        });
+        check_all(events, since, until, within, now)
     }
 
     /// Multicasts some node that stayed reachable still lacks.
     pub(crate) fn undelivered(&self) -> usize {
-        self.sent
-            .values()
-            .filter(|s| s.waiting.iter().any(|w| *w))
-            .count()
+        self.sent.values().filter(|s| s.owed.pending()).count()
     }
 
     pub(crate) fn any_sent(&self) -> bool {

@@ -203,8 +203,10 @@ pub(crate) fn run_recording<T: Target>(
             }
             next_check = now + options.check_every;
         }
-        if net.is_stale() && metrics.mc.undelivered() > 0 {
-            metrics.mc.network_changed(now, net.current(&sim));
+        if net.is_stale() && (metrics.mc.undelivered() > 0 || metrics.kv.owed()) {
+            let components = net.current(&sim);
+            metrics.mc.network_changed(now, components);
+            metrics.kv.network_changed(now, components);
         }
         if now >= end {
             break;
@@ -215,7 +217,7 @@ pub(crate) fn run_recording<T: Target>(
     }
     for t in &mut trackers {
         if t.kind().is_per_event() {
-            multicast_verdict(t, &metrics.mc, end);
+            per_event_verdict(t, &metrics, end);
         }
         t.settle(end);
     }
@@ -295,10 +297,7 @@ fn apply<T: Target>(
         Prim::Slow(i, extra, d) => sim.slow(i, extra, d),
         Prim::Pause(i, d) => sim.pause(i, d),
         Prim::KvOp(i, key, op) => match sim.command(i, |p, ctx| p.kv_op(ctx, &key, &op)) {
-            Some(Ok(ticket)) => {
-                let others = (0..sim.len()).filter(|&j| j != i && live(sim, j)).collect();
-                metrics.kv.op(now, &key, ticket, others);
-            }
+            Some(Ok(ticket)) => metrics.kv.op(now, i, &key, ticket, net.current(sim)),
             Some(Err(why)) => metrics
                 .notes
                 .push((now, format!("kv-op on n{i} refused: {why}"))),
@@ -405,8 +404,8 @@ fn whole_cluster_checks<T: Target>(
     for (t, s) in trackers.iter_mut().zip(scope) {
         if !t.active(now) {
             if t.kind().is_per_event() {
-                // Multicasts due by `until` are judged at `until`, even between checks.
-                multicast_verdict(t, &metrics.mc, now);
+                // Events due by `until` are judged at `until`, even between checks.
+                per_event_verdict(t, metrics, now);
             }
             t.settle(now);
             continue;
@@ -431,7 +430,9 @@ fn whole_cluster_checks<T: Target>(
                 let result = membership_agrees(sim, net.current(sim), s.as_deref());
                 t.observe(now, result)
             }
-            ExpectKind::MulticastDelivered => multicast_verdict(t, &metrics.mc, now),
+            ExpectKind::MulticastDelivered | ExpectKind::KvOpVisible => {
+                per_event_verdict(t, metrics, now)
+            }
             ExpectKind::VipBackends => {
                 let result = vip_backends(sim, net.current(sim), s.as_deref(), &mut metrics.vips);
                 t.observe(now, result)
@@ -449,14 +450,19 @@ fn whole_cluster_checks<T: Target>(
     }
 }
 
-/// `multicast-delivered` at `now` (or at its `until`, once that has come): every
-/// multicast whose deadline has come, judged on its own.
-fn multicast_verdict(t: &mut Tracker, mc: &crate::mctrack::McTrack, now: Instant) {
+/// A per-event kind (`multicast-delivered`, `kv-op-visible`) at `now` (or at its
+/// `until`, once that has come): every event whose deadline has come, judged on its own.
+fn per_event_verdict(t: &mut Tracker, metrics: &Metrics, now: Instant) {
     if !t.open() || now < t.after {
         return;
     }
     let at = now.min(t.until);
-    match mc.check(t.after, t.until, t.expect.within, at) {
+    let (since, until, within) = (t.after, t.until, t.expect.within);
+    let verdict = match t.kind() {
+        ExpectKind::KvOpVisible => metrics.kv.check(since, until, within, at),
+        _ => metrics.mc.check(since, until, within, at),
+    };
+    match verdict {
         Ok(0) => t.observe(at, Ok(())),
         Ok(_) => {
             t.saw_subject();
@@ -493,8 +499,8 @@ fn has_subject<T: Target>(
                     .and_then(|n| vips.vips(i, n.protocol()))
                     .is_some_and(|v| !v.is_empty())
         }),
-        // Its subject is a multicast that came due: `multicast_verdict` says.
-        ExpectKind::MulticastDelivered => false,
+        // Its subject is an event that came due: `per_event_verdict` says.
+        ExpectKind::MulticastDelivered | ExpectKind::KvOpVisible => false,
     }
 }
 

@@ -71,6 +71,7 @@ impl Target for Stack {
                 | ExpectKind::Detected
                 | ExpectKind::MembershipAgrees
                 | ExpectKind::MulticastDelivered
+                | ExpectKind::KvOpVisible
                 | ExpectKind::VipBackends
                 | ExpectKind::SubnetsUnique
         )

@@ -1,5 +1,5 @@
-//! The checks that need hawser's full stack — `membership-agrees` and
-//! `multicast-delivered` — passing when the cluster does its job and failing, with the
+//! The checks that need hawser's full stack — `membership-agrees`,
+//! `multicast-delivered` and `kv-op-visible` — passing when the cluster does its job and failing, with the
 //! node named, when it has not yet.
 
 use hawser_scenarios::{Options, Report, file, run_stack};
@@ -175,6 +175,77 @@ within = "1us"
         "{}",
         e[1].detail
     );
+}
+
+/// `kv-op-visible`: each op is owed, by its own deadline, by the nodes that keep
+/// reaching its origin. An op made on one side of a partition is not owed by the other
+/// side, so it does not fail the expectation; an impossible deadline does.
+#[test]
+fn each_kv_op_is_visible_by_its_own_deadline_where_its_origin_is_reachable() {
+    let op = r#"op = '{"update":[{"field":"n","type":"counter","op":{"increment":1}}]}'"#;
+    let report = run(
+        12,
+        "70s",
+        &format!(
+            r#"
+[[step]]
+at = "30s"
+action = "kv-op"
+node = "n4"
+key = "k"
+{op}
+
+[[step]]
+at = "40s"
+action = "partition"
+groups = ["n0..n5", "n6..n11"]
+
+[[step]]
+at = "45s"
+action = "kv-op"
+node = "n1"
+key = "k"
+{op}
+
+[[step]]
+at = "55s"
+action = "heal"
+
+[[step]]
+at = "60s"
+action = "kv-op"
+node = "n9"
+key = "other"
+{op}
+
+[[expect]]
+kind = "kv-op-visible"
+after = "30s"
+within = "2s"
+
+[[expect]]
+kind = "kv-op-visible"
+after = "30s"
+within = "1us"
+
+[[expect]]
+kind = "kv-op-visible"
+after = "40s"
+until = "55s"
+"#
+        ),
+    );
+    let e = &report.expectations;
+    assert!(e[0].passed, "{}", e[0].detail);
+    assert!(!e[1].passed);
+    assert!(
+        e[1].detail.contains("n4's op on \"k\", applied at 30s")
+            && e[1].detail.contains("later than within = 1us"),
+        "{}",
+        e[1].detail
+    );
+    // The op at 45 s is owed by n0..n5 alone, by the end of the partition at 55 s.
+    assert!(e[2].passed, "{}", e[2].detail);
 }
 
 /// An expectation with nothing to check fails rather than passing vacuously.

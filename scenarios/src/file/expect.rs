@@ -51,6 +51,8 @@ pub enum ExpectKind {
     KvConverged,
     /// Each multicast reached every node reachable from its origin, exactly once.
     MulticastDelivered,
+    /// Each `kv-op` became visible on every node reachable from its origin.
+    KvOpVisible,
     /// Every live node's load-balancer desired state (from its own KV) holds, for each
     /// VIP, exactly the backends on nodes it can reach through the network (all of them
     /// when it can reach none: fail open).
@@ -63,12 +65,15 @@ pub enum ExpectKind {
 
 /// Keys every kind takes.
 const COMMON: [&str; 5] = ["kind", "nodes", "after", "within", "until"];
+/// Keys of per-event kinds: no `nodes`, since who owes an event is decided by the
+/// network (the nodes reaching its origin).
+const PER_EVENT: [&str; 4] = ["kind", "after", "within", "until"];
 /// Keys of invariant kinds: no `within`, since they must hold at every instant.
 const INVARIANT: [&str; 4] = ["kind", "nodes", "after", "until"];
 
 /// Every kind with its file name and the keys it takes: the one table behind parsing
 /// and the lists of valid choices in messages.
-const KINDS: [(ExpectKind, &str, &[&str]); 9] = [
+const KINDS: [(ExpectKind, &str, &[&str]); 10] = [
     (ExpectKind::OverlayConnected, "overlay-connected", &COMMON),
     (ExpectKind::MembershipAgrees, "membership-agrees", &COMMON),
     (ExpectKind::ViewsBounded, "views-bounded", &INVARIANT),
@@ -90,16 +95,17 @@ const KINDS: [(ExpectKind, &str, &[&str]); 9] = [
     (
         ExpectKind::MulticastDelivered,
         "multicast-delivered",
-        &COMMON,
+        &PER_EVENT,
     ),
+    (ExpectKind::KvOpVisible, "kv-op-visible", &PER_EVENT),
     (ExpectKind::VipBackends, "vip-backends", &COMMON),
     (ExpectKind::SubnetsUnique, "subnets-unique", &COMMON),
 ];
 
 impl ExpectKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [ExpectKind; 9] = {
-        let mut all = [ExpectKind::OverlayConnected; 9];
+    pub const ALL: [ExpectKind; 10] = {
+        let mut all = [ExpectKind::OverlayConnected; 10];
         let mut i = 0;
         while i < KINDS.len() {
             all[i] = KINDS[i].0;
@@ -130,11 +136,15 @@ impl ExpectKind {
         )
     }
 
-    /// Per-event kinds judge each event (a multicast) on its own: `within` is the
-    /// deadline of each, counted from its own sending, so one checked late never makes
-    /// the next one fail, and any event that misses its deadline fails the expectation.
+    /// Per-event kinds judge each event (a multicast, a kv op) on its own: `within` is
+    /// the deadline of each, counted from its own sending, so one checked late never
+    /// makes the next one fail, and any event that misses its deadline fails the
+    /// expectation.
     pub fn is_per_event(self) -> bool {
-        self == ExpectKind::MulticastDelivered
+        matches!(
+            self,
+            ExpectKind::MulticastDelivered | ExpectKind::KvOpVisible
+        )
     }
 
     /// Invariants and per-event kinds hold from `after` until something breaks them;
@@ -155,6 +165,9 @@ impl ExpectKind {
             ExpectKind::Detected => "a node in scope that was down or frozen",
             ExpectKind::MulticastDelivered => {
                 "a multicast sent at or after \"after\" whose deadline had come by \"until\""
+            }
+            ExpectKind::KvOpVisible => {
+                "a kv-op applied at or after \"after\" whose deadline had come by \"until\""
             }
             ExpectKind::VipBackends => "a running node in scope holding a VIP in its KV",
         }

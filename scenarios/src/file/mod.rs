@@ -59,7 +59,7 @@
 //!
 //! Expectations ([`ExpectKind::ALL`]): `overlay-connected`, `membership-agrees`,
 //! `views-bounded`, `detected`, `no-false-positives`, `kv-converged`,
-//! `multicast-delivered`, `vip-backends`, `subnets-unique` (which needs an
+//! `multicast-delivered`, `kv-op-visible`, `vip-backends`, `subnets-unique` (which needs an
 //! `[[overlay]]`; see [`Overlay`]).
 //!
 //! Every time a step or expectation names (`at`, `after`, `after + within`, `until`)
