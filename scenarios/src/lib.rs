@@ -17,6 +17,7 @@ pub mod pictures;
 mod plan;
 mod report;
 mod runner;
+pub mod shrink;
 mod stack;
 mod target;
 
