@@ -2,6 +2,7 @@
 
 mod dns_cmd;
 mod ops_cmd;
+mod shrink_cmd;
 mod sim_cmd;
 mod wait_cmd;
 

@@ -61,6 +61,22 @@ pub enum SimCommand {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Cut a failing run down to a smaller scenario that fails the same expectation:
+    /// fewer steps, nodes, ops and seconds, narrower selectors (delta debugging; each
+    /// candidate is an ordinary deterministic run).
+    Shrink {
+        /// The scenario file (TOML) that fails.
+        file: PathBuf,
+        /// The failing seed (default: the file's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write the minimal scenario (default: `NAME.SEED.min.toml`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Most candidate runs to make.
+        #[arg(long, default_value_t = crate::shrink_cmd::DEFAULT_BUDGET)]
+        budget: usize,
+    },
 }
 
 /// `--seeds`: `A..B`, `A-B` or `N` (= `1..N`).
@@ -114,6 +130,12 @@ pub fn main(cmd: SimCommand) -> ExitCode {
             out,
             report,
         } => sweep(&file, seeds, jobs, nodes, out.as_deref(), report.as_deref()),
+        SimCommand::Shrink {
+            file,
+            seed,
+            out,
+            budget,
+        } => crate::shrink_cmd::main(&file, seed, out, budget),
     }
 }
 

@@ -60,6 +60,11 @@ impl Tracker {
         self.checked = true;
     }
 
+    /// Some evaluation found something to check.
+    pub(crate) fn checked_anything(&self) -> bool {
+        self.checked
+    }
+
     /// Still being decided (neither passed nor failed).
     pub(crate) fn open(&self) -> bool {
         matches!(self.state, State::Pending(_) | State::Holding(_))

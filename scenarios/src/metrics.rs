@@ -56,6 +56,7 @@ pub(crate) fn report<T: Target>(
     let expectations: Vec<Outcome> = trackers
         .into_iter()
         .map(|t| {
+            let vacuous = !t.checked_anything();
             let (passed, at, detail) = match t.state {
                 State::Passed(at) => (true, Some(at), "held".to_string()),
                 State::Failed(at, why) => (false, Some(at), why),
@@ -67,6 +68,7 @@ pub(crate) fn report<T: Target>(
                 line: t.expect.line,
                 passed,
                 at_ms: at.map(|a| a.as_millis()),
+                vacuous: !passed && vacuous,
                 detail,
             }
         })

@@ -15,6 +15,11 @@ pub struct Outcome {
     /// When it first held (or, on failure, when it was judged failed), in virtual ms.
     pub at_ms: Option<u64>,
     pub detail: String,
+    /// It failed because it never had anything to check (no node in its scope, no
+    /// event due): a different failure from one that checked and found a fault.
+    /// Absent from reports written before it existed.
+    #[serde(default)]
+    pub vacuous: bool,
 }
 
 /// The result of one scenario run (read back by `hawser sim sweep --out`).

@@ -20,17 +20,35 @@ use crate::report::Report;
 /// How a run failed, as the shrinker compares runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
-    /// An expectation failed: its kind (the first failing one in file order) and why.
-    Expectation { kind: String, detail: String },
+    /// An expectation failed: its kind (the first failing one in file order), whether
+    /// it failed for having nothing to check, and why.
+    Expectation {
+        kind: String,
+        vacuous: bool,
+        detail: String,
+    },
     /// The run panicked, with this message.
     Panic(String),
 }
 
 impl Failure {
-    /// The same failure for shrinking: the same expectation kind, or a panic.
+    /// The same failure for shrinking: the same expectation kind failing for the same
+    /// kind of reason (a fault found, or nothing to check: a candidate that removed the
+    /// kill a `detected` was about fails vacuously, which is not the bug), or a panic.
     fn same_as(&self, other: &Failure) -> bool {
         match (self, other) {
-            (Failure::Expectation { kind: a, .. }, Failure::Expectation { kind: b, .. }) => a == b,
+            (
+                Failure::Expectation {
+                    kind: a,
+                    vacuous: va,
+                    ..
+                },
+                Failure::Expectation {
+                    kind: b,
+                    vacuous: vb,
+                    ..
+                },
+            ) => a == b && va == vb,
             (Failure::Panic(_), Failure::Panic(_)) => true,
             _ => false,
         }
@@ -40,7 +58,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Expectation { kind, detail } => write!(f, "{kind} failed: {detail}"),
+            Failure::Expectation { kind, detail, .. } => write!(f, "{kind} failed: {detail}"),
             Failure::Panic(message) => write!(f, "the run panicked: {message}"),
         }
     }
@@ -58,6 +76,7 @@ pub fn outcome(run: impl FnOnce() -> Result<Report, String>) -> Result<Option<Fa
                 .find(|e| !e.passed)
                 .map(|e| Failure::Expectation {
                     kind: e.kind.clone(),
+                    vacuous: e.vacuous,
                     detail: e.detail.clone(),
                 }))
         }
@@ -358,18 +377,20 @@ impl<F: FnMut(&Scenario) -> Result<Option<Failure>, String>> Shrinker<'_, F> {
         }
     }
 
-    /// Each step's node selector, narrowed: one node, then half of a range.
+    /// Each step's and expectation's node selectors, narrowed: one node, then half.
     fn narrower_selectors(&mut self, doc: &mut Table) {
-        for i in 0..array_len(doc, "step") {
-            for key in ["nodes", "node", "from", "to", "keep"] {
-                let Some(selector) = step_field(doc, i, key).and_then(selector_of) else {
-                    continue;
-                };
-                for narrower in narrower(&selector, nodes_of(doc)) {
-                    let mut candidate = doc.clone();
-                    set_step_field(&mut candidate, i, key, selector_value(&narrower));
-                    if self.attempt(doc, candidate) {
-                        break;
+        for table in ["step", "expect"] {
+            for i in 0..array_len(doc, table) {
+                for key in ["nodes", "node", "from", "to", "keep"] {
+                    let Some(selector) = field(doc, table, i, key).and_then(selector_of) else {
+                        continue;
+                    };
+                    for narrower in narrower(&selector, nodes_of(doc)) {
+                        let mut candidate = doc.clone();
+                        set_field(&mut candidate, table, i, key, selector_value(&narrower));
+                        if self.attempt(doc, candidate) {
+                            break;
+                        }
                     }
                 }
             }
@@ -384,7 +405,13 @@ impl<F: FnMut(&Scenario) -> Result<Option<Failure>, String>> Shrinker<'_, F> {
                     break;
                 }
                 let mut candidate = doc.clone();
-                set_step_field(&mut candidate, i, "count", Value::Integer(count / 2));
+                set_field(
+                    &mut candidate,
+                    "step",
+                    i,
+                    "count",
+                    Value::Integer(count / 2),
+                );
                 if !self.attempt(doc, candidate) {
                     break;
                 }
@@ -404,7 +431,7 @@ impl<F: FnMut(&Scenario) -> Result<Option<Failure>, String>> Shrinker<'_, F> {
             if at > prev {
                 let mut candidate = doc.clone();
                 let earlier = Value::String(time_text(prev));
-                set_step_field(&mut candidate, i, "at", earlier);
+                set_field(&mut candidate, "step", i, "at", earlier);
                 self.attempt(doc, candidate);
             }
         }
@@ -426,13 +453,18 @@ fn nodes_of(doc: &Table) -> usize {
         .map_or(0, |n| n as usize)
 }
 
-fn step_field<'a>(doc: &'a Table, i: usize, key: &str) -> Option<&'a Value> {
-    doc.get("step")?.as_array()?.get(i)?.get(key)
+/// `key` of the `i`th entry of the array of tables `table` (`"step"`, `"expect"`).
+fn field<'a>(doc: &'a Table, table: &str, i: usize, key: &str) -> Option<&'a Value> {
+    doc.get(table)?.as_array()?.get(i)?.get(key)
 }
 
-fn set_step_field(doc: &mut Table, i: usize, key: &str, value: Value) {
+fn step_field<'a>(doc: &'a Table, i: usize, key: &str) -> Option<&'a Value> {
+    field(doc, "step", i, key)
+}
+
+fn set_field(doc: &mut Table, table: &str, i: usize, key: &str, value: Value) {
     if let Some(step) = doc
-        .get_mut("step")
+        .get_mut(table)
         .and_then(Value::as_array_mut)
         .and_then(|steps| steps.get_mut(i))
         .and_then(Value::as_table_mut)
@@ -565,6 +597,7 @@ within = "1s"
         });
         Ok((kills && detected).then(|| Failure::Expectation {
             kind: "detected".into(),
+            vacuous: false,
             detail: "n3 not detected".into(),
         }))
     }

@@ -4,56 +4,7 @@
 use hawser_scenarios::shrink::{Failure, outcome, shrink};
 use hawser_scenarios::{Options, file, run_stack};
 
-/// `detected within 1ms` cannot hold (a kill takes a connection reset to notice), so
-/// this fails on every seed; everything but the start, the kill and that expectation
-/// is noise.
-const NOISY: &str = r#"
-name = "noisy"
-nodes = 10
-duration = "30s"
-contacts = "n0..n2"
-
-[[step]]
-at = "0s"
-action = "start"
-
-[[step]]
-at = "3s"
-action = "multicast"
-node = "random:1"
-topic = "t"
-size = 10
-count = 20
-every = "100ms"
-
-[[step]]
-at = "5s"
-action = "kv-op"
-node = "n1"
-key = "k"
-op = '{"update":[{"field":"n","type":"counter","op":{"increment":1}}]}'
-
-[[step]]
-at = "8s"
-action = "kill"
-nodes = "n4..n6"
-
-[[step]]
-at = "9s"
-action = "pause"
-nodes = "n1"
-duration = "500ms"
-
-[[expect]]
-kind = "overlay-connected"
-within = "5s"
-
-[[expect]]
-kind = "detected"
-nodes = "n4..n6"
-after = "8s"
-within = "1ms"
-"#;
+const NOISY: &str = include_str!("fixtures/noisy-detect.toml");
 
 fn run(s: &file::Scenario) -> Result<Option<Failure>, String> {
     outcome(|| run_stack(s, Options::default()))
