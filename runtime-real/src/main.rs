@@ -2,8 +2,10 @@
 
 mod dns_cmd;
 mod ops_cmd;
+mod progress;
 mod shrink_cmd;
 mod sim_cmd;
+mod swarm_cmd;
 mod wait_cmd;
 
 use std::process::ExitCode;

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Subcommand;
 use hawser_scenarios::{Options, Report, file, pictures};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::progress::Progress;
 
 #[derive(Subcommand)]
 pub enum SimCommand {
@@ -77,6 +78,49 @@ pub enum SimCommand {
         #[arg(long, default_value_t = crate::shrink_cmd::DEFAULT_BUDGET)]
         budget: usize,
     },
+    /// Draw random runs — a subset of the fault classes, a schedule of them and a
+    /// workload each, from its own seed — and check what must always hold (see
+    /// scenarios/README.md, "Swarm testing"). Every failing run is written to --out as
+    /// a scenario file that replays it, and shrunk beside it.
+    Swarm {
+        /// Nodes per run, drawn from A..B (both inclusive), or exactly N.
+        #[arg(long, default_value = "5..20", value_parser = parse_node_range)]
+        nodes: (usize, usize),
+        /// Virtual time per run.
+        #[arg(long, default_value = "2m", value_parser = file::parse_duration)]
+        duration: hawser_core::Duration,
+        /// How many runs (default 100 unless --time is given).
+        #[arg(long, conflicts_with = "time")]
+        runs: Option<u64>,
+        /// Keep drawing runs for this much wall time (e.g. `10m`).
+        #[arg(long, value_parser = file::parse_duration)]
+        time: Option<hawser_core::Duration>,
+        /// The first run's seed; run k has seed SEED + k, so any run replays alone.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Parallel runs (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where failing runs' scenario files (and their shrunk versions) go.
+        #[arg(long, default_value = "hawser-swarm")]
+        out: PathBuf,
+        /// Do not shrink the failing runs.
+        #[arg(long)]
+        no_shrink: bool,
+    },
+}
+
+/// `--nodes` of `sim swarm`: `A..B`, `A-B` or `N`.
+fn parse_node_range(s: &str) -> Result<(usize, usize), String> {
+    let number = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{t:?} is not a node count"))
+    };
+    match s.split_once("..").or_else(|| s.split_once('-')) {
+        Some((a, b)) => Ok((number(a)?, number(b)?)),
+        None => number(s).map(|n| (n, n)),
+    }
 }
 
 /// `--seeds`: `A..B`, `A-B` or `N` (= `1..N`).
@@ -136,6 +180,26 @@ pub fn main(cmd: SimCommand) -> ExitCode {
             out,
             budget,
         } => crate::shrink_cmd::main(&file, seed, out, budget),
+        SimCommand::Swarm {
+            nodes,
+            duration,
+            runs,
+            time,
+            seed,
+            jobs,
+            out,
+            no_shrink,
+        } => crate::swarm_cmd::main(crate::swarm_cmd::Args {
+            swarm: hawser_scenarios::swarm::Swarm { nodes, duration },
+            first: seed,
+            runs: runs.or(if time.is_some() { None } else { Some(100) }),
+            time: time.map(|t| std::time::Duration::from_nanos(t.as_nanos())),
+            jobs: jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+            out,
+            shrink: !no_shrink,
+        }),
     }
 }
 
@@ -267,7 +331,7 @@ fn sweep(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let total = b - a + 1;
-    let progress = Progress::new(&base.name, total);
+    let progress = Progress::new(&base.name, Some(total), "seeds");
     let next = AtomicU64::new(a);
     let failures = Mutex::new(Vec::new());
     let figures = Mutex::new(Vec::new());
@@ -311,7 +375,7 @@ fn sweep(
                         Err(e) => errors.lock().expect("no panics hold it").push((seed, e)),
                     }
                     let failed = failures.lock().expect("no panics hold it").len();
-                    progress.seed_done(failed);
+                    progress.done(failed);
                 }
             });
         }
@@ -355,72 +419,6 @@ fn sweep(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// A sweep's progress on stderr: a bar on a terminal; otherwise (a pipe, a CI log) a
-/// line every twentieth of the seeds, which a log keeps and a bar's redraws would not.
-/// Either way it ends on a line of its own, before the summary goes to stdout.
-enum Progress {
-    Bar(ProgressBar),
-    Lines {
-        name: String,
-        total: u64,
-        every: u64,
-        done: AtomicU64,
-        started: std::time::Instant,
-    },
-}
-
-impl Progress {
-    fn new(name: &str, total: u64) -> Progress {
-        use std::io::IsTerminal;
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} [{elapsed}]")
-                    .expect("valid template"),
-            );
-            return Progress::Bar(bar);
-        }
-        Progress::Lines {
-            name: name.to_owned(),
-            total,
-            every: total.div_ceil(20),
-            done: AtomicU64::new(0),
-            started: std::time::Instant::now(),
-        }
-    }
-
-    /// One more seed finished; `failed` have failed so far.
-    fn seed_done(&self, failed: usize) {
-        match self {
-            Progress::Bar(bar) => {
-                bar.set_message(format!("{failed} failed"));
-                bar.inc(1);
-            }
-            Progress::Lines {
-                name,
-                total,
-                every,
-                done,
-                started,
-            } => {
-                let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if done % every == 0 || done == *total {
-                    eprintln!(
-                        "{name}: {done}/{total} seeds, {failed} failed [{}s]",
-                        started.elapsed().as_secs()
-                    );
-                }
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Progress::Bar(bar) = self {
-            bar.finish_and_clear();
-        }
     }
 }
 

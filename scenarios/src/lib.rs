@@ -19,6 +19,7 @@ mod report;
 mod runner;
 pub mod shrink;
 mod stack;
+pub mod swarm;
 mod target;
 
 pub use plan::check;

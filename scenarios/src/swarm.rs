@@ -1,0 +1,550 @@
+//! Swarm testing: scenarios drawn at random, each from its own seed, to find the bugs
+//! nobody wrote a scenario for.
+//!
+//! Each run draws a subset of the fault classes (leaving classes out of a run finds
+//! more than always enabling all: a fault that masks another is absent half the time;
+//! Groce et al., "Swarm Testing", ISSTA 2012), a schedule of those faults inside the
+//! first 60 % of the run, a workload (KV ops on every CRDT type, multicasts), and then
+//! lets the cluster heal and go quiet. What must hold is written as ordinary
+//! expectations, so a drawn run is an ordinary scenario file that `hawser sim run`
+//! replays and `hawser sim shrink` cuts down:
+//!
+//! - `views-bounded` throughout, and no panic (the caller catches them);
+//! - `multicast-delivered`: exactly once, within 15 s, to every node that stayed
+//!   reachable from the origin;
+//! - after the quiet starts: one overlay (`overlay-connected`), `membership-agrees`,
+//!   identical stores (`kv-converged`), and every counter holding the sum of every
+//!   increment made to it (no acknowledged write lost: ops come only from nodes no
+//!   fault kills, wipes, freezes or pauses, so each one was acknowledged by a node that
+//!   kept it);
+//! - `no-false-positives` when no drawn fault explains an eviction of a live node (no
+//!   pause, slow link, one-way cut or broken cookie).
+
+use std::fmt;
+
+use hawser_core::rng::mix_seed;
+use hawser_core::{Duration, NodeRng};
+use toml::{Table, Value};
+
+/// The faults a swarm run may draw, each with the step that ends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultClass {
+    /// `kill`, then `restart` from the node's disk.
+    Kill,
+    /// `kill`, then `wipe`: back with an empty disk.
+    Wipe,
+    /// `freeze` (silent, links blackholed), then `restart`.
+    Freeze,
+    /// `partition` into two groups, then `heal`.
+    Partition,
+    /// `partition-oneway`, then `heal`.
+    Oneway,
+    /// `break-cookie`, then `mend-cookie`.
+    Cookie,
+    /// `slow-link` for a while.
+    SlowLink,
+    /// `pause` (a GC pause, a VM steal) up to 2 s.
+    Pause,
+}
+
+impl FaultClass {
+    pub const ALL: [FaultClass; 8] = [
+        FaultClass::Kill,
+        FaultClass::Wipe,
+        FaultClass::Freeze,
+        FaultClass::Partition,
+        FaultClass::Oneway,
+        FaultClass::Cookie,
+        FaultClass::SlowLink,
+        FaultClass::Pause,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultClass::Kill => "kill",
+            FaultClass::Wipe => "wipe",
+            FaultClass::Freeze => "freeze",
+            FaultClass::Partition => "partition",
+            FaultClass::Oneway => "oneway",
+            FaultClass::Cookie => "cookie",
+            FaultClass::SlowLink => "slow-link",
+            FaultClass::Pause => "pause",
+        }
+    }
+
+    /// Faults after which an eviction of a live, reachable node is expected behaviour
+    /// (it looked dead, or could not prove itself), not a false positive.
+    fn explains_evictions(self) -> bool {
+        matches!(
+            self,
+            FaultClass::Oneway | FaultClass::Cookie | FaultClass::SlowLink | FaultClass::Pause
+        )
+    }
+}
+
+impl fmt::Display for FaultClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The shape of the runs a swarm draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Swarm {
+    /// Nodes per run, drawn from `min..=max`.
+    pub nodes: (usize, usize),
+    /// Virtual time per run.
+    pub duration: Duration,
+}
+
+impl Default for Swarm {
+    fn default() -> Swarm {
+        Swarm {
+            nodes: (5, 20),
+            duration: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why a swarm cannot be drawn.
+#[derive(Debug, PartialEq)]
+pub enum SwarmError {
+    /// Fewer than 5 nodes leave no room for both faulted nodes and stable op origins.
+    TooFewNodes(usize),
+    /// `min > max`.
+    EmptyNodeRange(usize, usize),
+    /// Under 30 s leaves no room for faults, the heal and the quiet.
+    TooShort(Duration),
+}
+
+impl fmt::Display for SwarmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwarmError::TooFewNodes(n) => write!(
+                f,
+                "{n} nodes is too few for a swarm run: at least 5 (faulted nodes and \
+                 stable KV writers)"
+            ),
+            SwarmError::EmptyNodeRange(a, b) => write!(f, "the node range {a}..{b} is empty"),
+            SwarmError::TooShort(d) => write!(
+                f,
+                "a swarm run of {d} is too short: at least 30s (faults, a heal and a quiet \
+                 period)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SwarmError {}
+
+/// One drawn run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drawn {
+    pub seed: u64,
+    /// The fault classes this run drew (the others are left out of it).
+    pub classes: Vec<FaultClass>,
+    /// The scenario file (TOML), seed included.
+    pub text: String,
+}
+
+/// Salt separating the swarm's draws from the run's own seed streams.
+const SALT: u64 = 0x5157_4152_4d00_0001;
+
+impl Swarm {
+    pub fn check(&self) -> Result<(), SwarmError> {
+        let (min, max) = self.nodes;
+        if min > max {
+            return Err(SwarmError::EmptyNodeRange(min, max));
+        }
+        if min < 5 {
+            return Err(SwarmError::TooFewNodes(min));
+        }
+        if self.duration < Duration::from_secs(30) {
+            return Err(SwarmError::TooShort(self.duration));
+        }
+        Ok(())
+    }
+
+    /// Draws run `seed`: the same seed always gives the same file.
+    pub fn draw(&self, seed: u64) -> Result<Drawn, SwarmError> {
+        self.check()?;
+        let mut rng = NodeRng::from_seed(mix_seed(seed, SALT));
+        let mut plan = Plan::new(self, seed, &mut rng);
+        plan.faults(&mut rng);
+        plan.workload(&mut rng);
+        Ok(plan.finish())
+    }
+}
+
+/// A run being drawn: its steps (time in ms, table) and what the expectations need.
+struct Plan {
+    seed: u64,
+    nodes: usize,
+    end_ms: u64,
+    /// Faults happen in `[fault_from, heal_at)`; everything is healed at `heal_at`.
+    fault_from: u64,
+    heal_at: u64,
+    classes: Vec<FaultClass>,
+    /// Nodes faults that stop a process may hit; the others write the KV.
+    victims: Vec<usize>,
+    writers: Vec<usize>,
+    steps: Vec<(u64, Table)>,
+    /// Each counter key and the sum of its increments.
+    counters: Vec<(String, u64)>,
+    multicasts: bool,
+}
+
+impl Plan {
+    fn new(swarm: &Swarm, seed: u64, rng: &mut NodeRng) -> Plan {
+        let (min, max) = swarm.nodes;
+        let nodes = min + rng.index(max - min + 1);
+        // Each class is in with probability 1/2; at least one.
+        let mut classes: Vec<FaultClass> = FaultClass::ALL
+            .into_iter()
+            .filter(|_| rng.chance(0.5))
+            .collect();
+        if classes.is_empty() {
+            classes.push(FaultClass::ALL[rng.index(FaultClass::ALL.len())]);
+        }
+        let mut order: Vec<usize> = (0..nodes).collect();
+        rng.shuffle(&mut order);
+        let writers = order.split_off(nodes - 2);
+        let end_ms = swarm.duration.as_millis();
+        Plan {
+            seed,
+            nodes,
+            end_ms,
+            fault_from: end_ms * 15 / 100,
+            heal_at: end_ms * 60 / 100,
+            classes,
+            victims: order,
+            writers,
+            steps: Vec::new(),
+            counters: Vec::new(),
+            multicasts: false,
+        }
+    }
+
+    fn step(&mut self, at_ms: u64, action: &str, fields: &[(&str, Value)]) {
+        let mut t = Table::new();
+        t.insert("at".into(), time(at_ms));
+        t.insert("action".into(), Value::String(action.into()));
+        for (k, v) in fields {
+            t.insert((*k).into(), v.clone());
+        }
+        self.steps.push((at_ms, t));
+    }
+
+    /// One to six faults of the drawn classes, each ended before the heal.
+    fn faults(&mut self, rng: &mut NodeRng) {
+        let count = 1 + rng.index(6);
+        for _ in 0..count {
+            let class = self.classes[rng.index(self.classes.len())];
+            let at = self.fault_from + rng.below(0, self.heal_at - self.fault_from);
+            // Lasts 1 to 10 s, and ends by the heal.
+            let until = (at + rng.below(1_000, 10_001)).min(self.heal_at);
+            let victim = node(self.victims[rng.index(self.victims.len())]);
+            let anyone = node(rng.index(self.nodes));
+            match class {
+                FaultClass::Kill => {
+                    self.step(at, "kill", &[("nodes", victim.clone())]);
+                    self.step(until, "restart", &[("nodes", victim)]);
+                }
+                FaultClass::Wipe => {
+                    self.step(at, "kill", &[("nodes", victim.clone())]);
+                    self.step(until, "wipe", &[("nodes", victim)]);
+                }
+                FaultClass::Freeze => {
+                    self.step(at, "freeze", &[("nodes", victim.clone())]);
+                    self.step(until, "restart", &[("nodes", victim)]);
+                }
+                FaultClass::Partition => {
+                    let cut = 1 + rng.index(self.nodes - 1);
+                    let groups = vec![range(0, cut - 1), range(cut, self.nodes - 1)];
+                    self.step(at, "partition", &[("groups", Value::Array(groups))]);
+                    self.step(until, "heal", &[]);
+                }
+                FaultClass::Oneway => {
+                    let to = node(rng.index(self.nodes));
+                    self.step(at, "partition-oneway", &[("from", anyone), ("to", to)]);
+                    self.step(until, "heal", &[]);
+                }
+                FaultClass::Cookie => {
+                    self.step(at, "break-cookie", &[("nodes", anyone.clone())]);
+                    self.step(until, "mend-cookie", &[("nodes", anyone)]);
+                }
+                FaultClass::SlowLink => {
+                    let extra = time(rng.below(20, 501));
+                    let lasts = time(until - at);
+                    let fields = [("nodes", anyone), ("extra", extra), ("duration", lasts)];
+                    self.step(at, "slow-link", &fields);
+                }
+                FaultClass::Pause => {
+                    let lasts = time(rng.below(100, 2_001));
+                    self.step(at, "pause", &[("nodes", victim), ("duration", lasts)]);
+                }
+            }
+        }
+        // Every fault ended itself by the heal (a restart after a kill or freeze, a heal
+        // after a cut, a mend after a broken cookie); a pause may run up to 2 s past it.
+    }
+
+    /// KV ops of every CRDT type from the writers, and multicasts from anyone, from
+    /// 5 % of the run to the heal.
+    fn workload(&mut self, rng: &mut NodeRng) {
+        let from = self.end_ms * 5 / 100;
+        for _ in 0..(4 + rng.index(20)) {
+            let at = from + rng.below(0, self.heal_at - from);
+            let writer = node(self.writers[rng.index(self.writers.len())]);
+            let (key, op) = match rng.index(5) {
+                0..=1 => {
+                    let k = rng.index(3);
+                    let amount = 1 + rng.below(0, 100);
+                    let key = format!("counter{k}");
+                    match self.counters.iter_mut().find(|(c, _)| *c == key) {
+                        Some((_, sum)) => *sum += amount,
+                        None => self.counters.push((key.clone(), amount)),
+                    }
+                    (
+                        key,
+                        field_op("n", "counter", &format!(r#"{{"increment":{amount}}}"#)),
+                    )
+                }
+                2 => {
+                    let member = rng.index(10);
+                    let op = if rng.chance(0.7) { "add" } else { "remove" };
+                    let set = format!(r#"{{"{op}":"m{member}"}}"#);
+                    ("set".into(), field_op("members", "set", &set))
+                }
+                3 => {
+                    let value = rng.u64() % 1000;
+                    let assign = format!(r#"{{"assign":"v{value}"}}"#);
+                    ("register".into(), field_op("value", "register", &assign))
+                }
+                _ => {
+                    let flag = if rng.chance(0.5) {
+                        r#""enable""#
+                    } else {
+                        r#""disable""#
+                    };
+                    ("flag".into(), field_op("on", "flag", flag))
+                }
+            };
+            let fields = [
+                ("node", writer),
+                ("key", Value::String(key)),
+                ("op", Value::String(op)),
+            ];
+            self.step(at, "kv-op", &fields);
+        }
+        for _ in 0..rng.index(4) {
+            self.multicasts = true;
+            let at = from + rng.below(0, self.heal_at - from);
+            let fields = [
+                ("node", Value::String("random:1".into())),
+                ("topic", Value::String("swarm".into())),
+                ("size", Value::Integer(1 + rng.below(0, 2_000) as i64)),
+                ("count", Value::Integer(1 + rng.index(10) as i64)),
+                ("every", time(rng.below(50, 1_001))),
+            ];
+            self.step(at, "multicast", &fields);
+        }
+    }
+
+    fn finish(mut self) -> Drawn {
+        self.step(0, "start", &[]);
+        // Stable: steps at one instant keep the order they were drawn in, so a restart
+        // drawn after a kill at the same ms stays after it.
+        self.steps.sort_by_key(|(at, _)| *at);
+        let quiet = time(self.heal_at);
+        let settle = time(self.end_ms - self.heal_at);
+        let mut expects = vec![expect("views-bounded", &[])];
+        for kind in ["overlay-connected", "membership-agrees", "kv-converged"] {
+            expects.push(expect(
+                kind,
+                &[("after", quiet.clone()), ("within", settle.clone())],
+            ));
+        }
+        for (key, sum) in &self.counters {
+            expects.push(expect(
+                "kv-converged",
+                &[
+                    ("after", quiet.clone()),
+                    ("within", settle.clone()),
+                    ("key", Value::String(key.clone())),
+                    ("value", Value::String(format!(r#"{{"n:counter": {sum}}}"#))),
+                ],
+            ));
+        }
+        if self.multicasts {
+            expects.push(expect("multicast-delivered", &[("within", time(15_000))]));
+        }
+        if !self.classes.iter().any(|c| c.explains_evictions()) {
+            expects.push(expect("no-false-positives", &[]));
+        }
+        let names: Vec<&str> = self.classes.iter().map(|c| c.name()).collect();
+        let mut doc = Table::new();
+        doc.insert("name".into(), Value::String(format!("swarm-{}", self.seed)));
+        doc.insert("nodes".into(), Value::Integer(self.nodes as i64));
+        doc.insert("duration".into(), time(self.end_ms));
+        doc.insert("seed".into(), Value::Integer(self.seed as i64));
+        doc.insert("contacts".into(), Value::String("n0..n2".into()));
+        let steps = self.steps.into_iter().map(|(_, t)| Value::Table(t));
+        doc.insert("step".into(), Value::Array(steps.collect()));
+        doc.insert("expect".into(), Value::Array(expects));
+        let text = format!(
+            "# Drawn by `hawser sim swarm` (run seed {}): faults {}.\n{}",
+            self.seed,
+            names.join(", "),
+            toml::to_string(&doc).expect("plain values serialize")
+        );
+        Drawn {
+            seed: self.seed,
+            classes: self.classes,
+            text,
+        }
+    }
+}
+
+fn time(ms: u64) -> Value {
+    Value::String(Duration::from_millis(ms).to_string())
+}
+
+fn node(i: usize) -> Value {
+    Value::String(format!("n{i}"))
+}
+
+fn range(a: usize, b: usize) -> Value {
+    Value::String(if a == b {
+        format!("n{a}")
+    } else {
+        format!("n{a}..n{b}")
+    })
+}
+
+fn field_op(field: &str, kind: &str, op: &str) -> String {
+    format!(r#"{{"update":[{{"field":"{field}","type":"{kind}","op":{op}}}]}}"#)
+}
+
+fn expect(kind: &str, fields: &[(&str, Value)]) -> Value {
+    let mut t = Table::new();
+    t.insert("kind".into(), Value::String(kind.into()));
+    for (k, v) in fields {
+        t.insert((*k).into(), v.clone());
+    }
+    Value::Table(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::{self, Action, ExpectKind, Selector};
+
+    fn drawn(seed: u64) -> (Drawn, file::Scenario) {
+        let d = Swarm::default().draw(seed).unwrap();
+        let s = file::parse(&d.text, "swarm.toml").unwrap_or_else(|e| panic!("{e}\n{}", d.text));
+        (d, s)
+    }
+
+    #[test]
+    fn every_draw_is_a_valid_scenario_and_replays_from_its_seed() {
+        for seed in 0..300 {
+            let (d, s) = drawn(seed);
+            assert_eq!(d, Swarm::default().draw(seed).unwrap(), "seed {seed}");
+            assert_eq!(s.seed, seed);
+            assert!((5..=20).contains(&s.nodes));
+            assert!(!d.classes.is_empty());
+            assert!(matches!(s.steps[0].action, Action::Start { .. }));
+        }
+        assert_ne!(drawn(1).0.text, drawn(2).0.text);
+    }
+
+    #[test]
+    fn classes_vary_between_runs_and_each_is_left_out_of_some() {
+        let runs: Vec<Drawn> = (0..200).map(|s| drawn(s).0).collect();
+        for class in FaultClass::ALL {
+            let with = runs.iter().filter(|d| d.classes.contains(&class)).count();
+            assert!((40..160).contains(&with), "{class} in {with} of 200 runs");
+        }
+    }
+
+    /// What the expectations promise must follow from the plan: KV writers are never
+    /// stopped, each counter's expected value is the sum of its increments, and
+    /// no-false-positives appears only where no drawn fault explains an eviction.
+    #[test]
+    fn the_expectations_follow_from_the_plan() {
+        for seed in 0..300 {
+            let (d, s) = drawn(seed);
+            let mut writers = Vec::new();
+            let mut stopped = Vec::new();
+            let mut sums = std::collections::BTreeMap::<String, u64>::new();
+            for step in &s.steps {
+                match &step.action {
+                    Action::KvOp {
+                        node: Selector::Node(i),
+                        key,
+                        op,
+                    } => {
+                        writers.push(*i);
+                        if let Some(rest) = op.split("\"increment\":").nth(1) {
+                            let n: u64 = rest.trim_end_matches(['}', ']']).parse().unwrap();
+                            *sums.entry(key.clone()).or_default() += n;
+                        }
+                    }
+                    Action::Kill {
+                        nodes: Selector::Node(i),
+                    }
+                    | Action::Freeze {
+                        nodes: Selector::Node(i),
+                    }
+                    | Action::Pause {
+                        nodes: Selector::Node(i),
+                        ..
+                    } => stopped.push(*i),
+                    _ => {}
+                }
+            }
+            assert!(writers.iter().all(|w| !stopped.contains(w)), "seed {seed}");
+            for e in s.expects.iter().filter(|e| e.key.is_some()) {
+                let key = e.key.clone().unwrap();
+                let want = serde_json::json!({ "n:counter": sums[&key] });
+                assert_eq!(e.value.as_ref(), Some(&want), "seed {seed} {key}");
+            }
+            assert_eq!(
+                s.expects.iter().filter(|e| e.key.is_some()).count(),
+                sums.len()
+            );
+            let nfp = s
+                .expects
+                .iter()
+                .any(|e| e.kind == ExpectKind::NoFalsePositives);
+            let explained = d.classes.iter().any(|c| c.explains_evictions());
+            assert_eq!(nfp, !explained, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_swarm_too_small_or_short_is_refused() {
+        let small = Swarm {
+            nodes: (3, 8),
+            ..Swarm::default()
+        };
+        assert_eq!(small.draw(1).unwrap_err(), SwarmError::TooFewNodes(3));
+        let backwards = Swarm {
+            nodes: (9, 8),
+            ..Swarm::default()
+        };
+        assert_eq!(backwards.check(), Err(SwarmError::EmptyNodeRange(9, 8)));
+        let short = Swarm {
+            duration: Duration::from_secs(10),
+            ..Swarm::default()
+        };
+        assert!(
+            short
+                .draw(1)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 30s")
+        );
+    }
+}
