@@ -51,7 +51,9 @@ impl KvTrack {
         net: &Components,
     ) {
         self.last_op = Some(at);
-        let owed = Owed::new(at, origin, net);
+        // Anti-entropy repairs what dissemination missed, so every node of the origin's
+        // component owes the op, known to the origin or not.
+        let owed = Owed::new(at, origin, net, |_| true);
         let live = (0..net.len())
             .filter(|&j| j != origin && net[j].is_some())
             .collect();

@@ -22,13 +22,19 @@ pub(crate) struct Owed {
 }
 
 impl Owed {
-    /// `origin` made it happen at `at`; every other node of its component owes it.
-    pub(crate) fn new(at: Instant, origin: usize, net: &Components) -> Owed {
+    /// `origin` made it happen at `at`; every other node of its component for which
+    /// `owes` says yes owes it.
+    pub(crate) fn new(
+        at: Instant,
+        origin: usize,
+        net: &Components,
+        owes: impl Fn(usize) -> bool,
+    ) -> Owed {
         Owed {
             at,
             origin,
             waiting: (0..net.len())
-                .map(|i| i != origin && together(net, origin, i))
+                .map(|i| i != origin && together(net, origin, i) && owes(i))
                 .collect(),
             slowest: None,
             last_release: None,

@@ -315,7 +315,11 @@ fn apply<T: Target>(
                 .take(size)
                 .collect();
             match sim.command(i, |p, ctx| p.multicast(ctx, &topic, payload)) {
-                Some(Ok((_, seq))) => metrics.mc.sent(now, i, seq, net.current(sim)),
+                Some(Ok((_, seq))) => {
+                    let known = sim.node(i).and_then(|n| n.protocol().reachable_set());
+                    let knows = |j: usize| known.is_none_or(|k| k.contains(&NodeId(j as u64)));
+                    metrics.mc.sent(now, i, seq, net.current(sim), knows)
+                }
                 Some(Err(why)) => metrics
                     .notes
                     .push((now, format!("multicast on n{i} refused: {why}"))),
