@@ -114,6 +114,27 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
                 }
                 format!("{} {}", step.action.name(), summary(&ids))
             }
+            Action::PowerLoss {
+                nodes,
+                down,
+                stagger,
+            } => {
+                let mut ids = each(nodes, &mut pick);
+                ids.iter().for_each(|&i| prims.push((at, Prim::Kill(i))));
+                // Fisher–Yates from the run's stream: the order the nodes come back in.
+                for k in (1..ids.len()).rev() {
+                    ids.swap(k, pick(k + 1));
+                }
+                let back = at + *down;
+                for (k, &i) in ids.iter().enumerate() {
+                    prims.push((back + stagger.saturating_mul(k as u64), Prim::Restart(i)));
+                }
+                format!(
+                    "power-loss {} nodes; back from +{down} in the order {}, {stagger} apart",
+                    ids.len(),
+                    summary(&ids)
+                )
+            }
             Action::BreakCookie { nodes } | Action::MendCookie { nodes } => {
                 let ids = each(nodes, &mut pick);
                 let broken = matches!(step.action, Action::BreakCookie { .. });

@@ -15,8 +15,9 @@
 //! - after the quiet starts: one overlay (`overlay-connected`), `membership-agrees`,
 //!   identical stores (`kv-converged`), and every counter holding the sum of every
 //!   increment made to it (no acknowledged write lost: ops come only from nodes no
-//!   fault kills, wipes, freezes or pauses, so each one was acknowledged by a node that
-//!   kept it);
+//!   fault kills, wipes, freezes or pauses, and never from 1 s before a power loss to
+//!   1 s after its last node is back, so each one was made durable by a node that kept
+//!   it);
 //! - `no-false-positives` when no drawn fault explains an eviction of a live node (no
 //!   pause, slow link, one-way cut or broken cookie).
 
@@ -45,10 +46,12 @@ pub enum FaultClass {
     SlowLink,
     /// `pause` (a GC pause, a VM steal) up to 2 s.
     Pause,
+    /// `power-loss` of every node, back 1 to 5 s later one by one in a random order.
+    PowerLoss,
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 8] = [
+    pub const ALL: [FaultClass; 9] = [
         FaultClass::Kill,
         FaultClass::Wipe,
         FaultClass::Freeze,
@@ -57,6 +60,7 @@ impl FaultClass {
         FaultClass::Cookie,
         FaultClass::SlowLink,
         FaultClass::Pause,
+        FaultClass::PowerLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +73,7 @@ impl FaultClass {
             FaultClass::Cookie => "cookie",
             FaultClass::SlowLink => "slow-link",
             FaultClass::Pause => "pause",
+            FaultClass::PowerLoss => "power-loss",
         }
     }
 
@@ -189,6 +194,9 @@ struct Plan {
     victims: Vec<usize>,
     writers: Vec<usize>,
     steps: Vec<(u64, Table)>,
+    /// Spans (ms) in which every node may be down: no KV op is drawn in them (an op
+    /// applied just before the power goes was never made durable, so it may be lost).
+    blackouts: Vec<(u64, u64)>,
     /// Each counter key and the sum of its increments.
     counters: Vec<(String, u64)>,
     multicasts: bool,
@@ -220,6 +228,7 @@ impl Plan {
             victims: order,
             writers,
             steps: Vec::new(),
+            blackouts: Vec::new(),
             counters: Vec::new(),
             multicasts: false,
         }
@@ -283,10 +292,20 @@ impl Plan {
                     let lasts = time(rng.below(100, 2_001));
                     self.step(at, "pause", &[("nodes", victim), ("duration", lasts)]);
                 }
+                FaultClass::PowerLoss => {
+                    let down = rng.below(1_000, 5_001);
+                    let stagger = rng.below(0, 301);
+                    let back = at + down + stagger * (self.nodes as u64 - 1);
+                    self.blackouts
+                        .push((at.saturating_sub(1_000), back + 1_000));
+                    let fields = [("down", time(down)), ("stagger", time(stagger))];
+                    self.step(at, "power-loss", &fields);
+                }
             }
         }
         // Every fault ended itself by the heal (a restart after a kill or freeze, a heal
-        // after a cut, a mend after a broken cookie); a pause may run up to 2 s past it.
+        // after a cut, a mend after a broken cookie); a pause may run up to 2 s past it,
+        // and the last node back from a power loss up to 11 s.
     }
 
     /// KV ops of every CRDT type from the writers, and multicasts from anyone, from
@@ -295,6 +314,9 @@ impl Plan {
         let from = self.end_ms * 5 / 100;
         for _ in 0..(4 + rng.index(20)) {
             let at = from + rng.below(0, self.heal_at - from);
+            if self.blackouts.iter().any(|&(a, b)| (a..=b).contains(&at)) {
+                continue;
+            }
             let writer = node(self.writers[rng.index(self.writers.len())]);
             let (key, op) = match rng.index(5) {
                 0..=1 => {

@@ -31,6 +31,14 @@ pub enum Action {
     Freeze { nodes: Selector },
     /// Restart with an empty disk.
     Wipe { nodes: Selector },
+    /// Power loss: the nodes (default all) die at once, losing what they had not synced,
+    /// and come back `down` later one by one, `stagger` apart, in an order drawn from the
+    /// run's seed (machines do not boot in rack order).
+    PowerLoss {
+        nodes: Selector,
+        down: Duration,
+        stagger: Duration,
+    },
     /// Nodes in different groups cannot exchange anything; nodes in no group (or named
     /// in `keep`) still reach every group.
     Partition {
@@ -73,12 +81,13 @@ pub enum Action {
 
 /// Every action, as spelled in files, with the parameters it takes (besides `at` and
 /// `action`). The one table behind parsing, unknown-key messages and [`Action::NAMES`].
-const ACTIONS: [(&str, &[&str]); 14] = [
+const ACTIONS: [(&str, &[&str]); 15] = [
     ("start", &["nodes", "stagger"]),
     ("kill", &["nodes"]),
     ("restart", &["nodes"]),
     ("freeze", &["nodes"]),
     ("wipe", &["nodes"]),
+    ("power-loss", &["nodes", "down", "stagger"]),
     ("partition", &["groups", "keep"]),
     ("partition-oneway", &["from", "to"]),
     ("heal", &[]),
@@ -90,6 +99,11 @@ const ACTIONS: [(&str, &[&str]); 14] = [
     ("multicast", &["node", "topic", "size", "count", "every"]),
 ];
 
+/// `power-loss` without `down`: how long the power stays off.
+const DEFAULT_POWER_DOWN: Duration = Duration::from_secs(5);
+/// `power-loss` without `stagger`: time between two nodes coming back.
+const DEFAULT_POWER_STAGGER: Duration = Duration::from_millis(200);
+
 /// Largest multicast payload a scenario may ask for; far above any sane protocol limit,
 /// it only stops a typo from making the runner allocate gigabytes.
 const MAX_MULTICAST_SIZE: usize = 64 << 20;
@@ -98,8 +112,8 @@ const MAX_MULTICAST_COUNT: usize = 100_000;
 
 impl Action {
     /// Every action name, in the order the documentation lists them.
-    pub const NAMES: [&str; 14] = {
-        let mut names = [""; 14];
+    pub const NAMES: [&str; 15] = {
+        let mut names = [""; 15];
         let mut i = 0;
         while i < ACTIONS.len() {
             names[i] = ACTIONS[i].0;
@@ -116,6 +130,7 @@ impl Action {
             Action::Restart { .. } => "restart",
             Action::Freeze { .. } => "freeze",
             Action::Wipe { .. } => "wipe",
+            Action::PowerLoss { .. } => "power-loss",
             Action::Partition { .. } => "partition",
             Action::PartitionOneway { .. } => "partition-oneway",
             Action::Heal => "heal",
@@ -140,7 +155,8 @@ impl Action {
             | Action::BreakCookie { nodes }
             | Action::MendCookie { nodes }
             | Action::SlowLink { nodes, .. }
-            | Action::Pause { nodes, .. } => vec![nodes],
+            | Action::Pause { nodes, .. }
+            | Action::PowerLoss { nodes, .. } => vec![nodes],
             Action::Partition { groups, keep } => groups.iter().chain(keep).collect(),
             Action::PartitionOneway { from, to } => vec![from, to],
             Action::Heal => Vec::new(),
@@ -200,6 +216,35 @@ pub(super) fn read_step(
         "wipe" => Action::Wipe {
             nodes: need_nodes(r)?,
         },
+        "power-loss" => {
+            let nodes = r
+                .optional(table, "nodes", Reader::selector)
+                .unwrap_or(Selector::All);
+            let down = r
+                .optional(table, "down", Reader::time)
+                .unwrap_or(DEFAULT_POWER_DOWN);
+            let stagger = r
+                .optional(table, "stagger", Reader::time)
+                .unwrap_or(DEFAULT_POWER_STAGGER);
+            if let (Some(at), Some(n)) = (&at, r.nodes) {
+                let count = nodes.fixed_members(n).map_or(n, |m| m.len()) as u64;
+                let last = *at + down + stagger.saturating_mul(count.saturating_sub(1));
+                let span = table
+                    .get("down")
+                    .or(table.get("stagger"))
+                    .map_or(span.clone(), |v| v.span());
+                r.check_moment(
+                    span,
+                    "the last node's return (at + down + (nodes - 1) * stagger)",
+                    last,
+                )?;
+            }
+            Action::PowerLoss {
+                nodes,
+                down,
+                stagger,
+            }
+        }
         "break-cookie" => Action::BreakCookie {
             nodes: need_nodes(r)?,
         },

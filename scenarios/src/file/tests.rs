@@ -186,6 +186,10 @@ at = "4s"
 action = "wipe"
 nodes = "n2"
 [[step]]
+at = "4s"
+action = "power-loss"
+down = "1s"
+[[step]]
 at = "5s"
 action = "partition"
 groups = [["n0", "n1"], "n2..n5"]
@@ -252,6 +256,11 @@ every = "1s"
             },
             Action::Wipe {
                 nodes: Selector::Node(2)
+            },
+            Action::PowerLoss {
+                nodes: Selector::All,
+                down: Duration::from_secs(1),
+                stagger: Duration::from_millis(200),
             },
             Action::Partition {
                 groups: vec![Selector::List(vec![0, 1]), Selector::Range(2, 5)],
@@ -422,7 +431,7 @@ fn unknown_actions_list_the_valid_ones() {
         &with_header("[[step]]\nat = \"0s\"\naction = \"restrat\"\n"),
         &[
             "x.toml:6:10: unknown action \"restrat\"; valid actions: start, kill, restart, freeze, \
-             wipe, partition, partition-oneway, heal, break-cookie, mend-cookie, slow-link, pause, \
+             wipe, power-loss, partition, partition-oneway, heal, break-cookie, mend-cookie, slow-link, pause, \
              kv-op, multicast",
         ],
     );
@@ -950,5 +959,18 @@ fn bad_overlays_are_explained_with_the_agents_messages() {
              [[overlay]]\nname = \"a\"\nsubnet = \"9.1.0.0/16\"\n",
         ),
         &["[[overlay]]", "\"a\""],
+    );
+}
+
+#[test]
+fn a_power_loss_whose_last_node_returns_after_the_end_is_refused() {
+    assert_one_error(
+        &with_header(
+            "[[step]]\nat = \"20s\"\naction = \"power-loss\"\ndown = \"5s\"\nstagger = \"1s\"\n",
+        ),
+        &[
+            "x.toml:7:8: \"the last node's return (at + down + (nodes - 1) * stagger)\" is \
+             124s, beyond the scenario's duration of 120s",
+        ],
     );
 }
