@@ -18,6 +18,8 @@ pub(crate) enum Prim {
     Heal,
     Cookie(usize, bool),
     Slow(usize, Duration, Option<Duration>),
+    /// Cut (`true`) or restore every link of this node.
+    Cut(usize, bool),
     Pause(usize, Duration),
     /// Apply this op (JSON text) to this key on this node.
     KvOp(usize, String, String),
@@ -183,6 +185,24 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
                 ids.iter()
                     .for_each(|&i| prims.push((at, Prim::Slow(i, *extra, *duration))));
                 format!("slow-link {} +{extra:?} for {duration:?}", summary(&ids))
+            }
+            Action::Flap {
+                nodes,
+                period,
+                duration,
+            } => {
+                let ids = each(nodes, &mut pick);
+                let end = at + *duration;
+                let mut t = at;
+                let mut cut = true;
+                while t < end {
+                    ids.iter().for_each(|&i| prims.push((t, Prim::Cut(i, cut))));
+                    t += *period;
+                    cut = !cut;
+                }
+                ids.iter()
+                    .for_each(|&i| prims.push((end, Prim::Cut(i, false))));
+                format!("flap {} every {period} for {duration}", summary(&ids))
             }
             Action::Pause { nodes, duration } => {
                 let ids = each(nodes, &mut pick);

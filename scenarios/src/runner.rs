@@ -70,6 +70,9 @@ pub(crate) fn run_recording<T: Target>(
     let mut config = SimConfig::new(scenario.seed);
     let net = &scenario.network;
     config.latency = net.latency;
+    config.latency_tail = net
+        .latency_tail
+        .map(|(ppm, max)| hawser_sim::LatencyTail { ppm, max });
     config.link_timeout = net.link_timeout;
     config.connect_timeout = net.connect_timeout;
     config.sync_latency = net.sync_latency;
@@ -295,6 +298,7 @@ fn apply<T: Target>(
             sim.set_cookie(i, cookie)
         }
         Prim::Slow(i, extra, d) => sim.slow(i, extra, d),
+        Prim::Cut(i, cut) => sim.cut(i, cut),
         Prim::Pause(i, d) => sim.pause(i, d),
         Prim::KvOp(i, key, op) => match sim.command(i, |p, ctx| p.kv_op(ctx, &key, &op)) {
             Some(Ok(ticket)) => metrics.kv.op(now, i, &key, ticket, net.current(sim)),

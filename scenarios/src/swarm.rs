@@ -48,10 +48,14 @@ pub enum FaultClass {
     Pause,
     /// `power-loss` of every node, back 1 to 5 s later one by one in a random order.
     PowerLoss,
+    /// `flap`: a node's links cut and restored every 200 ms to 3 s.
+    Flap,
+    /// A heavy-tailed network for the whole run: 0.1 % to 2 % of frames take up to 1 s.
+    Tail,
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 9] = [
+    pub const ALL: [FaultClass; 11] = [
         FaultClass::Kill,
         FaultClass::Wipe,
         FaultClass::Freeze,
@@ -61,6 +65,8 @@ impl FaultClass {
         FaultClass::SlowLink,
         FaultClass::Pause,
         FaultClass::PowerLoss,
+        FaultClass::Flap,
+        FaultClass::Tail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +80,8 @@ impl FaultClass {
             FaultClass::SlowLink => "slow-link",
             FaultClass::Pause => "pause",
             FaultClass::PowerLoss => "power-loss",
+            FaultClass::Flap => "flap",
+            FaultClass::Tail => "tail",
         }
     }
 
@@ -82,7 +90,12 @@ impl FaultClass {
     fn explains_evictions(self) -> bool {
         matches!(
             self,
-            FaultClass::Oneway | FaultClass::Cookie | FaultClass::SlowLink | FaultClass::Pause
+            FaultClass::Oneway
+                | FaultClass::Cookie
+                | FaultClass::SlowLink
+                | FaultClass::Pause
+                | FaultClass::Flap
+                | FaultClass::Tail
         )
     }
 }
@@ -197,6 +210,8 @@ struct Plan {
     /// Spans (ms) in which every node may be down: no KV op is drawn in them (an op
     /// applied just before the power goes was never made durable, so it may be lost).
     blackouts: Vec<(u64, u64)>,
+    /// With the tail class: the share of frames (per million) on the heavy tail.
+    tail_ppm: Option<u32>,
     /// Each counter key and the sum of its increments.
     counters: Vec<(String, u64)>,
     multicasts: bool,
@@ -229,6 +244,7 @@ impl Plan {
             writers,
             steps: Vec::new(),
             blackouts: Vec::new(),
+            tail_ppm: None,
             counters: Vec::new(),
             multicasts: false,
         }
@@ -246,6 +262,9 @@ impl Plan {
 
     /// One to six faults of the drawn classes, each ended before the heal.
     fn faults(&mut self, rng: &mut NodeRng) {
+        if self.classes.contains(&FaultClass::Tail) {
+            self.tail_ppm = Some(1_000 + rng.below(0, 19_001) as u32);
+        }
         let count = 1 + rng.index(6);
         for _ in 0..count {
             let class = self.classes[rng.index(self.classes.len())];
@@ -292,6 +311,14 @@ impl Plan {
                     let lasts = time(rng.below(100, 2_001));
                     self.step(at, "pause", &[("nodes", victim), ("duration", lasts)]);
                 }
+                FaultClass::Flap => {
+                    let period = time(rng.below(200, 3_001));
+                    let lasts = time(until - at);
+                    let fields = [("nodes", anyone), ("period", period), ("duration", lasts)];
+                    self.step(at, "flap", &fields);
+                }
+                // A property of the whole run's network, not a step (see `finish`).
+                FaultClass::Tail => {}
                 FaultClass::PowerLoss => {
                     let down = rng.below(1_000, 5_001);
                     let stagger = rng.below(0, 301);
@@ -411,6 +438,12 @@ impl Plan {
         doc.insert("duration".into(), time(self.end_ms));
         doc.insert("seed".into(), Value::Integer(self.seed as i64));
         doc.insert("contacts".into(), Value::String("n0..n2".into()));
+        if let Some(ppm) = self.tail_ppm {
+            let mut network = Table::new();
+            network.insert("latency_tail".into(), Value::Float(ppm as f64 / 1e6));
+            network.insert("latency_tail_max".into(), time(1_000));
+            doc.insert("network".into(), Value::Table(network));
+        }
         let steps = self.steps.into_iter().map(|(_, t)| Value::Table(t));
         doc.insert("step".into(), Value::Array(steps.collect()));
         doc.insert("expect".into(), Value::Array(expects));

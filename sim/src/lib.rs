@@ -12,10 +12,12 @@
 //! its backlog late; a simulated disk loses what was not synced.
 
 mod disk;
+mod latency;
 mod queue;
 mod slab;
 mod topology;
 mod trace;
 mod world;
 
+pub use latency::LatencyTail;
 pub use world::{Sim, SimConfig, SimStats, Status, Step};

@@ -14,6 +14,9 @@ pub(crate) struct Topology {
     frozen: Vec<bool>,
     /// Extra latency on every frame to or from a node.
     extra: Vec<Duration>,
+    /// A node whose network is cut (a flapping link, a pulled cable): it runs, but
+    /// nothing reaches it or leaves it until the cut ends.
+    cut: Vec<bool>,
 }
 
 impl Topology {
@@ -23,12 +26,13 @@ impl Topology {
             oneway: Vec::new(),
             frozen: vec![false; n],
             extra: vec![Duration::ZERO; n],
+            cut: vec![false; n],
         }
     }
 
     /// Can a frame leave `from` and reach `to` right now?
     pub(crate) fn open(&self, from: usize, to: usize) -> bool {
-        if self.frozen[from] || self.frozen[to] {
+        if self.frozen[from] || self.frozen[to] || self.cut[from] || self.cut[to] {
             return false;
         }
         if let (Some(a), Some(b)) = (self.group[from], self.group[to])
@@ -79,6 +83,10 @@ impl Topology {
         self.frozen[node] = frozen;
     }
 
+    pub(crate) fn set_cut(&mut self, node: usize, cut: bool) {
+        self.cut[node] = cut;
+    }
+
     pub(crate) fn set_extra(&mut self, node: usize, extra: Duration) {
         self.extra[node] = extra;
     }
@@ -103,5 +111,14 @@ mod tests {
         assert!(!t.open(0, 1) && t.open(1, 0));
         t.set_frozen(2, true);
         assert!(!t.open(2, 3) && !t.open(3, 2));
+        t.set_cut(3, true);
+        assert!(!t.open(3, 0) && !t.open(1, 3), "a cut node reaches nobody");
+        t.heal();
+        assert!(
+            !t.open(3, 0),
+            "a cut is not a partition: a heal does not end it"
+        );
+        t.set_cut(3, false);
+        assert!(t.both_open(3, 0));
     }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use hawser_core::rng::mix_seed;
 
 use crate::disk::Disk;
+use crate::latency::LatencyTail;
 use crate::queue::Queue;
 use crate::slab::Slab;
 use crate::topology::Topology;
@@ -29,6 +30,8 @@ pub struct SimConfig {
     pub link_timeout: Duration,
     /// How long a dial into a blackhole takes to fail.
     pub connect_timeout: Duration,
+    /// A heavy tail on top of `latency`, if any.
+    pub latency_tail: Option<LatencyTail>,
     /// How long a simulated fsync takes.
     pub sync_latency: Duration,
     /// A killed node loses what it wrote but had not synced.
@@ -45,6 +48,7 @@ impl SimConfig {
             latency: (Duration::from_millis(1), Duration::from_millis(5)),
             link_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(1),
+            latency_tail: None,
             sync_latency: Duration::from_millis(1),
             lose_unsynced: true,
             link: LinkConfig::default(),
@@ -371,8 +375,13 @@ impl<P: Protocol> Sim<P> {
 
     fn latency(&mut self, from: usize, to: usize) -> Duration {
         let (lo, hi) = self.config.latency;
-        let base = self.rng.below(lo.as_nanos(), hi.as_nanos() + 1);
-        Duration::from_nanos(base) + self.topo.extra(from, to)
+        let mut base = Duration::from_nanos(self.rng.below(lo.as_nanos(), hi.as_nanos() + 1));
+        if let Some(tail) = self.config.latency_tail
+            && self.rng.below(0, 1_000_000) < u64::from(tail.ppm)
+        {
+            base = tail.draw(hi, &mut self.rng);
+        }
+        base + self.topo.extra(from, to)
     }
 
     /// Is this end's process the one that owns it, and able to take input?
@@ -913,6 +922,16 @@ impl<P: Protocol> Sim<P> {
     /// Frames from `from` to `to` are lost; the reverse direction still flows.
     pub fn partition_oneway(&mut self, from: &[usize], to: &[usize]) {
         self.topo.partition_oneway(from, to);
+    }
+
+    /// Cut (or restore) every link of node `i`: it keeps running, its frames are held
+    /// as on a partition, and a restore lets them out. Partitions and heals do not touch
+    /// it.
+    pub fn cut(&mut self, i: usize, cut: bool) {
+        self.topo.set_cut(i, cut);
+        if !cut {
+            self.release_held();
+        }
     }
 
     /// End every partition; frames held on now-open paths go out.

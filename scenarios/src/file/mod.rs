@@ -100,9 +100,14 @@ const TOP_KEYS: [&str; 11] = [
     "step", "expect",
 ];
 
+/// `latency_tail_max` when not given.
+const DEFAULT_TAIL_MAX: Duration = Duration::from_secs(1);
+
 /// Keys allowed in `[network]`.
-const NETWORK_KEYS: [&str; 5] = [
+const NETWORK_KEYS: [&str; 7] = [
     "latency",
+    "latency_tail",
+    "latency_tail_max",
     "link_timeout",
     "connect_timeout",
     "sync_latency",
@@ -163,6 +168,9 @@ impl StackKind {
 pub struct Network {
     /// Per-message latency, drawn uniformly from `low..=high`.
     pub latency: (Duration, Duration),
+    /// The share of messages, in parts per million, whose latency comes from a heavy
+    /// tail instead (see `hawser_sim::LatencyTail`), and that tail's cap.
+    pub latency_tail: Option<(u32, Duration)>,
     /// How long a blackholed TCP connection takes to break.
     pub link_timeout: Duration,
     /// How long a connection attempt to an unreachable node takes to fail.
@@ -177,6 +185,7 @@ impl Default for Network {
     fn default() -> Self {
         Network {
             latency: (Duration::from_millis(1), Duration::from_millis(5)),
+            latency_tail: None,
             link_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(1),
             sync_latency: Duration::from_millis(1),
@@ -363,6 +372,14 @@ fn read_network(r: &mut Reader<'_>, value: &Value<'_>, key: &str) -> Option<Netw
         latency: r
             .optional(table, "latency", Reader::latency)
             .unwrap_or(default.latency),
+        latency_tail: r
+            .optional(table, "latency_tail", Reader::fraction)
+            .map(|share| {
+                let max = r
+                    .optional(table, "latency_tail_max", positive_time)
+                    .unwrap_or(DEFAULT_TAIL_MAX);
+                ((share * 1e6).round() as u32, max)
+            }),
         link_timeout: r
             .optional(table, "link_timeout", positive_time)
             .unwrap_or(default.link_timeout),

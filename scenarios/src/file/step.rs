@@ -53,6 +53,14 @@ pub enum Action {
     BreakCookie { nodes: Selector },
     /// The nodes get the cluster cookie back.
     MendCookie { nodes: Selector },
+    /// Every link of the nodes is cut and restored, `period` each, for `duration`: a
+    /// flapping link (a bad cable, a NIC resetting). Frames wait out the cuts as on a
+    /// partition, and a cut longer than the link timeout breaks connections.
+    Flap {
+        nodes: Selector,
+        period: Duration,
+        duration: Duration,
+    },
     /// Every link touching the nodes gets `extra` latency, for `duration` or for good.
     SlowLink {
         nodes: Selector,
@@ -81,7 +89,7 @@ pub enum Action {
 
 /// Every action, as spelled in files, with the parameters it takes (besides `at` and
 /// `action`). The one table behind parsing, unknown-key messages and [`Action::NAMES`].
-const ACTIONS: [(&str, &[&str]); 15] = [
+const ACTIONS: [(&str, &[&str]); 16] = [
     ("start", &["nodes", "stagger"]),
     ("kill", &["nodes"]),
     ("restart", &["nodes"]),
@@ -93,12 +101,15 @@ const ACTIONS: [(&str, &[&str]); 15] = [
     ("heal", &[]),
     ("break-cookie", &["nodes"]),
     ("mend-cookie", &["nodes"]),
+    ("flap", &["nodes", "period", "duration"]),
     ("slow-link", &["nodes", "extra", "duration"]),
     ("pause", &["nodes", "duration"]),
     ("kv-op", &["node", "key", "op"]),
     ("multicast", &["node", "topic", "size", "count", "every"]),
 ];
 
+/// `flap` without `period`: how long each cut, and each restored spell, lasts.
+const DEFAULT_FLAP_PERIOD: Duration = Duration::from_millis(300);
 /// `power-loss` without `down`: how long the power stays off.
 const DEFAULT_POWER_DOWN: Duration = Duration::from_secs(5);
 /// `power-loss` without `stagger`: time between two nodes coming back.
@@ -112,8 +123,8 @@ const MAX_MULTICAST_COUNT: usize = 100_000;
 
 impl Action {
     /// Every action name, in the order the documentation lists them.
-    pub const NAMES: [&str; 15] = {
-        let mut names = [""; 15];
+    pub const NAMES: [&str; 16] = {
+        let mut names = [""; 16];
         let mut i = 0;
         while i < ACTIONS.len() {
             names[i] = ACTIONS[i].0;
@@ -136,6 +147,7 @@ impl Action {
             Action::Heal => "heal",
             Action::BreakCookie { .. } => "break-cookie",
             Action::MendCookie { .. } => "mend-cookie",
+            Action::Flap { .. } => "flap",
             Action::SlowLink { .. } => "slow-link",
             Action::Pause { .. } => "pause",
             Action::KvOp { .. } => "kv-op",
@@ -156,6 +168,7 @@ impl Action {
             | Action::MendCookie { nodes }
             | Action::SlowLink { nodes, .. }
             | Action::Pause { nodes, .. }
+            | Action::Flap { nodes, .. }
             | Action::PowerLoss { nodes, .. } => vec![nodes],
             Action::Partition { groups, keep } => groups.iter().chain(keep).collect(),
             Action::PartitionOneway { from, to } => vec![from, to],
@@ -260,6 +273,31 @@ pub(super) fn read_step(
                 nodes: nodes?,
                 extra: extra?,
                 duration,
+            }
+        }
+        "flap" => {
+            let nodes = need_nodes(r);
+            let period = r.optional(table, "period", |r, v, k| {
+                let t = r.time(v, k)?;
+                if t < Duration::from_millis(1) {
+                    r.problems
+                        .at(v.span(), format!("{k:?} must be at least 1ms"));
+                    return None;
+                }
+                Some(t)
+            });
+            let duration = r.required(table, span.clone(), &what, "duration", Reader::time);
+            if let (Some(at), Some(d), Some(value)) = (&at, duration, table.get("duration")) {
+                r.check_moment(
+                    value.span(),
+                    "the end of the flapping (at + duration)",
+                    *at + d,
+                )?;
+            }
+            Action::Flap {
+                nodes: nodes?,
+                period: period.unwrap_or(DEFAULT_FLAP_PERIOD),
+                duration: duration?,
             }
         }
         "pause" => {

@@ -64,7 +64,7 @@ stagger = "20ms"
 [[step]]
 at = "60s"
 action = "kill"             # also: restart, partition, partition-oneway, heal,
-nodes = "random:10%"        #       break-cookie, mend-cookie, slow-link, pause,
+nodes = "random:10%"        #       break-cookie, mend-cookie, flap, slow-link, pause,
                             #       kv-op, multicast
 [[expect]]
 kind = "overlay-connected"  # also: membership-agrees, views-bounded, detected,
@@ -134,6 +134,7 @@ fn a_minimal_file_takes_the_documented_defaults() {
         s.network,
         Network {
             latency: (ms(1), ms(5)),
+            latency_tail: None,
             link_timeout: secs(3),
             connect_timeout: secs(1),
             sync_latency: ms(1),
@@ -147,12 +148,14 @@ fn a_minimal_file_takes_the_documented_defaults() {
 fn every_network_key_is_read() {
     let s = ok(&with_header(
         "[network]\nlatency = \"2ms\"\nlink_timeout = \"5s\"\nconnect_timeout = \"250ms\"\n\
-         sync_latency = \"0s\"\nlose_unsynced = false\n",
+         sync_latency = \"0s\"\nlose_unsynced = false\nlatency_tail = 0.005\n\
+         latency_tail_max = \"2s\"\n",
     ));
     assert_eq!(
         s.network,
         Network {
             latency: (ms(2), ms(2)),
+            latency_tail: Some((5_000, secs(2))),
             link_timeout: secs(5),
             connect_timeout: ms(250),
             sync_latency: Duration::ZERO,
@@ -210,6 +213,11 @@ nodes = "n0"
 at = "9s"
 action = "mend-cookie"
 nodes = "n0"
+[[step]]
+at = "9s"
+action = "flap"
+nodes = "n3"
+duration = "2s"
 [[step]]
 at = "10s"
 action = "slow-link"
@@ -276,6 +284,11 @@ every = "1s"
             },
             Action::MendCookie {
                 nodes: Selector::Node(0)
+            },
+            Action::Flap {
+                nodes: Selector::Node(3),
+                period: Duration::from_millis(300),
+                duration: Duration::from_secs(2),
             },
             Action::SlowLink {
                 nodes: Selector::Node(3),
@@ -431,7 +444,7 @@ fn unknown_actions_list_the_valid_ones() {
         &with_header("[[step]]\nat = \"0s\"\naction = \"restrat\"\n"),
         &[
             "x.toml:6:10: unknown action \"restrat\"; valid actions: start, kill, restart, freeze, \
-             wipe, power-loss, partition, partition-oneway, heal, break-cookie, mend-cookie, slow-link, pause, \
+             wipe, power-loss, partition, partition-oneway, heal, break-cookie, mend-cookie, flap, slow-link, pause, \
              kv-op, multicast",
         ],
     );
@@ -481,8 +494,8 @@ fn unknown_network_keys_list_the_valid_ones() {
     assert_one_error(
         &with_header("[network]\nlatency = \"1ms\"\nlink_timout = \"2s\"\n"),
         &[
-            "x.toml:6:1: unknown key \"link_timout\" in [network]; valid keys: latency, link_timeout, \
-             connect_timeout, sync_latency, lose_unsynced",
+            "x.toml:6:1: unknown key \"link_timout\" in [network]; valid keys: latency, latency_tail, \
+             latency_tail_max, link_timeout, connect_timeout, sync_latency, lose_unsynced",
         ],
     );
 }

@@ -105,7 +105,10 @@ pub(crate) fn step_marks(
                 }
                 Action::BreakCookie { .. } => Some(next(k, &["mend-cookie"])),
                 Action::Freeze { .. } => Some(next(k, &["restart", "wipe", "kill"])),
-                Action::Pause { duration, .. } => Some(ms(step.at + *duration).min(end_ms)),
+                Action::Pause { duration, .. } | Action::Flap { duration, .. } => {
+                    Some(ms(step.at + *duration).min(end_ms))
+                }
+                Action::PowerLoss { down, .. } => Some(ms(step.at + *down).min(end_ms)),
                 Action::SlowLink { duration, .. } => {
                     Some(duration.map_or(end_ms, |d| ms(step.at + d).min(end_ms)))
                 }
