@@ -29,6 +29,8 @@ pub(crate) struct Metrics {
     pub(crate) last_disruption: Instant,
     pub(crate) connected_at: Option<Instant>,
     pub(crate) steady_start: Option<(u64, u64)>,
+    /// When each node last came back from being down or frozen (a restart or a wipe).
+    pub(crate) back_at: std::collections::BTreeMap<usize, Instant>,
     /// `vip-backends`: each node's VIPs, read again only when its KV changed.
     pub(crate) vips: crate::runner::VipCache,
 }

@@ -163,7 +163,14 @@ pub(crate) fn run_recording<T: Target>(
             for (at, i, p) in evictions {
                 metrics.evictions += 1;
                 let alive = p < sim.len() && matches!(sim.status(p), Status::Up | Status::Paused);
-                if alive && sim.path_open(i, p) {
+                // A neighbour may evict a node's previous life (killed or frozen) just
+                // after the node came back: its connection to the dead life takes up
+                // to the link timeout to break. That is detection, not a false positive.
+                let old_life = metrics
+                    .back_at
+                    .get(&p)
+                    .is_some_and(|&back| at < back + scenario.network.link_timeout);
+                if alive && !old_life && sim.path_open(i, p) {
                     let why = format!("n{i} evicted n{p}, which was alive and reachable");
                     for t in trackers
                         .iter_mut()
@@ -288,6 +295,7 @@ fn apply<T: Target>(
             overlays.started(sim, i, now);
             metrics.mc.life_ended(i);
             metrics.detection.back(i);
+            metrics.back_at.insert(i, now);
         }
         Prim::Partition(groups) => sim.partition(&groups),
         Prim::Oneway(from, to) => sim.partition_oneway(&from, &to),
