@@ -49,6 +49,7 @@ pub struct Metrics {
     pub log_lines_suppressed: Counter,
     pub connect_failures: Counter,
     pub queue_drops: Counter,
+    pub write_failures: Counter,
     pub store_records: Counter,
     store_sync: Histogram,
     kv_keys: Gauge,
@@ -106,6 +107,7 @@ impl Metrics {
             log_lines_suppressed: Counter::default(),
             connect_failures: Counter::default(),
             queue_drops: Counter::default(),
+            write_failures: Counter::default(),
             store_records: Counter::default(),
             // 100 us .. ~3.3 s: an fsync on an SSD is well under a millisecond, on a
             // loaded disk it can take seconds.
@@ -234,6 +236,12 @@ impl Metrics {
             "queue_drops",
             "Connections closed because the peer did not drain its send queue",
             m.queue_drops.clone(),
+        );
+        r.register(
+            "write_failures",
+            "Connections closed because a write to the peer failed (it had closed or reset \
+             the connection) or timed out",
+            m.write_failures.clone(),
         );
         r.register(
             "store_records",
