@@ -78,7 +78,6 @@ pub fn main(args: AgentArgs) -> ExitCode {
             }
         }
     };
-    no_huge_pages();
     // One thread: the node is one task, and nothing else the agent runs on the runtime
     // computes for long (store commits and kernel calls go to blocking threads, DNS has
     // threads of its own). A worker per core bought no latency and cost each idle agent
@@ -100,22 +99,6 @@ pub fn main(args: AgentArgs) -> ExitCode {
             error!("{e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Back the agent's memory with ordinary pages only. mimalloc asks for transparent huge
-/// pages on its arenas (`MADV_HUGEPAGE`), so every 2 MiB of address space an idle agent
-/// touched was a whole resident huge page: 8–13 MiB of an agent's 2 MiB of heap, as
-/// measured with 100 agents on loopback. Pages faulted from now on are 4 KiB; the
-/// simulator, whose heap is large and busy, keeps them. A kernel without the call is
-/// not an error: the agent only uses more memory.
-fn no_huge_pages() {
-    // SAFETY: PR_SET_THP_DISABLE sets a flag of this process and reads no memory.
-    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
-        warn!(
-            error = %std::io::Error::last_os_error(),
-            "cannot turn transparent huge pages off (the agent will use more memory)"
-        );
     }
 }
 
