@@ -10,13 +10,13 @@
 //! - an accept task hands it new connections (at most `max_connections` at once, and at
 //!   most `max_pending_per_source` from one IP address still in their handshake; the rest
 //!   are closed on arrival and counted);
-//! - per connection, a reader task cuts the byte stream into frames (the 8-byte header
-//!   is checked against the frame limit before a byte of payload is read — core's
-//!   few-hundred-byte handshake limit for the handshake's frames — and the payload
-//!   buffer grows only as bytes actually arrive) and a writer task writes what the node
-//!   sends. What one drain of the node sends to a connection is handed to its writer as
-//!   one buffer, written with one syscall (one TCP segment, not one per frame). The node
-//!   never waits for a writer: each connection has a byte budget, and a peer that lets
+//! - per connection, a reader task cuts the byte stream into frames, reading through a
+//!   fixed 4 KiB buffer (the 8-byte header is checked against the frame limit before a
+//!   byte of payload is taken from it — core's few-hundred-byte handshake limit for the
+//!   handshake's frames — and the payload buffer grows only as bytes actually arrive)
+//!   and a writer task writes what the node sends. What one drain of the node sends to
+//!   a connection is handed to its writer as one buffer, written with one syscall (one
+//!   TCP segment, not one per frame). The node never waits for a writer: each connection has a byte budget, and a peer that lets
 //!   its queue overflow is disconnected and counted (`queue_drops`). A write that fails
 //!   (the peer closed or reset the connection, or a write outlasted `write_timeout`) is
 //!   another matter: the writer reports it with its error and the connection is closed
@@ -1491,18 +1491,23 @@ async fn accept_loop<T: Transport>(
     }
 }
 
+/// What a reader asks the socket for at once: a frame's header and body, and the frames
+/// behind it, in one read (rather than two or three reads a frame).
+const READ_BUFFER: usize = 4 << 10;
+
 /// Cut the stream into frames. A header that does not decode (wrong magic, oversize
 /// length, ...) is handed to the node as it is: the node's decoder rejects it with the
 /// same error, counts it and closes the connection. The handshake's frames may be no
 /// larger than the handshake needs; an inbound connection's `pending` slot is given back
 /// once they are read.
 async fn read_frames<R: AsyncRead + Unpin, S>(
-    mut read: R,
+    read: R,
     conn: ConnId,
     max_frame: usize,
     mut pending: Option<PendingSlot>,
     inputs: mpsc::Sender<Input<S>>,
 ) {
+    let mut read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
     let mut frames = 0u64;
     loop {
         if frames == HANDSHAKE_FRAMES {

@@ -42,6 +42,9 @@ pub struct Metrics {
     evictions: Counter,
     messages_sent: Family<Labels, Counter>,
     messages_received: Family<Labels, Counter>,
+    /// Each membership message kind's two counters in those families, looked up once:
+    /// `sync_core` runs after every input, and a lookup builds the labels and locks.
+    by_kind: Vec<(Kind, Counter, Counter)>,
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
     pub pending_refused: Counter,
@@ -81,7 +84,7 @@ impl Metrics {
     /// `hawser_` prefix).
     pub fn new_with(extra: impl FnOnce(&mut Registry)) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("hawser");
-        let m = Metrics {
+        let mut m = Metrics {
             active_view: Gauge::default(),
             passive_view: Gauge::default(),
             links: Gauge::default(),
@@ -100,6 +103,7 @@ impl Metrics {
             evictions: Counter::default(),
             messages_sent: Family::default(),
             messages_received: Family::default(),
+            by_kind: Vec::new(),
             connections_accepted: Counter::default(),
             connections_refused: Counter::default(),
             pending_refused: Counter::default(),
@@ -130,6 +134,15 @@ impl Metrics {
             kv_unreplicable: Counter::default(),
             registry: Registry::default(),
         };
+        m.by_kind = Kind::ALL
+            .into_iter()
+            .map(|kind| {
+                let labels = vec![("kind".to_owned(), format!("{kind:?}"))];
+                let sent = m.messages_sent.get_or_create(&labels).clone();
+                let received = m.messages_received.get_or_create(&labels).clone();
+                (kind, sent, received)
+            })
+            .collect();
         let r = &mut registry;
         r.register(
             "active_view",
@@ -333,16 +346,9 @@ impl Metrics {
         set(&self.duplicate_ids, stats.duplicate_ids);
         set(&self.refused_by_peer, stats.refused_by_peer);
         set(&self.evictions, counters.evictions);
-        for kind in Kind::ALL {
-            let labels = vec![("kind".to_owned(), format!("{kind:?}"))];
-            set(
-                &self.messages_sent.get_or_create(&labels),
-                counters.sent(kind),
-            );
-            set(
-                &self.messages_received.get_or_create(&labels),
-                counters.received(kind),
-            );
+        for (kind, sent, received) in &self.by_kind {
+            set(sent, counters.sent(*kind));
+            set(received, counters.received(*kind));
         }
     }
 
