@@ -1,4 +1,4 @@
-//! A cold start: 50 `hawser agent` processes on 127.0.0.1 started at once, all joining the
+//! A cold start: 80 `hawser agent` processes on 127.0.0.1 started at once, all joining the
 //! same three contacts. In that storm peers close connections they no longer want
 //! (HyParView's joins and shuffles, links made from both ends), so writes to a connection
 //! the other end has just closed fail with EPIPE or ECONNRESET. That is a closed
@@ -10,10 +10,10 @@ mod common;
 
 use common::{Agent, wait_for};
 
-const AGENTS: usize = 50;
+const AGENTS: usize = 80;
 
 #[test]
-fn a_cold_start_of_fifty_agents_drops_no_send_queue() {
+fn a_cold_start_of_eighty_agents_drops_no_send_queue() {
     let dir = tempfile::tempdir().unwrap();
     let mut agents: Vec<Agent> = (0..AGENTS)
         .map(|i| Agent::new(dir.path(), &format!("c{i:02}")))
@@ -23,14 +23,14 @@ fn a_cold_start_of_fifty_agents_drops_no_send_queue() {
         a.join = contacts.clone();
         a.spawn();
     }
-    // Debug builds of 50 agents on two loaded cores: minutes, not seconds, at worst.
+    // 80 agents on two loaded cores: minutes, not seconds, at worst.
     wait_for("every agent to serve its admin API", 120, || {
         agents
             .iter()
             .all(|a| common::get(&a.admin, "/v1/self").is_some_and(|(s, _)| s == 200))
             .then_some(())
     });
-    wait_for("every agent to see all 50 members reachable", 180, || {
+    wait_for("every agent to see all 80 members reachable", 180, || {
         agents
             .iter()
             .all(|a| a.metric("hawser_reachable") == AGENTS as f64)
