@@ -16,12 +16,13 @@
 //!   handshake's frames — and the payload buffer grows only as bytes actually arrive)
 //!   and a writer task writes what the node sends. What one drain of the node sends to
 //!   a connection is handed to its writer as one buffer, written with one syscall (one
-//!   TCP segment, not one per frame). The node never waits for a writer: each connection has a byte budget, and a peer that lets
-//!   its queue overflow is disconnected and counted (`queue_drops`). A write that fails
-//!   (the peer closed or reset the connection, or a write outlasted `write_timeout`) is
-//!   another matter: the writer reports it with its error and the connection is closed
-//!   and counted (`write_failures`); bytes the node sends to it meanwhile are dropped,
-//!   since the connection is already gone;
+//!   TCP segment, not one per frame). The node never waits for a writer: each
+//!   connection has a byte budget, and a peer that lets its queue overflow is
+//!   disconnected and counted (`queue_drops`). A write that fails (the peer closed or
+//!   reset the connection, or a write outlasted `write_timeout`) is another matter: the
+//!   writer reports it with its error and the connection is closed and counted
+//!   (`write_failures`); bytes the node sends to it meanwhile are dropped, since the
+//!   connection is already gone;
 //! - dials run in their own tasks, bounded by `connect_timeout`;
 //! - a store commit runs on a blocking thread while the node keeps going; records that
 //!   arrive meanwhile form the next batch (one sync per batch), and the node hears
@@ -899,7 +900,8 @@ impl<T: Transport> Driver<T> {
             Input::WriteFailed(conn, error) => {
                 if let Some(c) = self.conns.remove(&conn) {
                     self.metrics.write_failures.inc();
-                    debug!(?conn, remote = self.remote(conn), %error, "write failed; connection closed");
+                    let remote = self.remote(conn);
+                    debug!(?conn, remote, %error, "write failed; connection closed");
                     abort(&c);
                     self.node.handle_closed(now, conn);
                 }
