@@ -78,7 +78,11 @@ pub fn main(args: AgentArgs) -> ExitCode {
             }
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the node is one task, and nothing else the agent runs on the runtime
+    // computes for long (store commits and kernel calls go to blocking threads, DNS has
+    // threads of its own). A worker per core bought no latency and cost each idle agent
+    // cross-thread wake-ups on every timer and frame, and a heap and a stack per thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -10,12 +10,19 @@
 //! - an accept task hands it new connections (at most `max_connections` at once, and at
 //!   most `max_pending_per_source` from one IP address still in their handshake; the rest
 //!   are closed on arrival and counted);
-//! - per connection, a reader task cuts the byte stream into frames (the 8-byte header
-//!   is checked against the frame limit before a byte of payload is read — core's
-//!   few-hundred-byte handshake limit for the handshake's frames — and the payload
-//!   buffer grows only as bytes actually arrive) and a writer task writes what the node
-//!   sends. The node never waits for a writer: each connection has a byte budget, and a
-//!   peer that lets its queue overflow is disconnected and counted (`queue_drops`);
+//! - per connection, a reader task cuts the byte stream into frames, reading through a
+//!   fixed 4 KiB buffer (the 8-byte header is checked against the frame limit before a
+//!   byte of payload is taken from it — core's few-hundred-byte handshake limit for the
+//!   handshake's frames — and the payload buffer grows only as bytes actually arrive)
+//!   and a writer task writes what the node sends. What one drain of the node sends to
+//!   a connection is handed to its writer as one buffer, written with one syscall (one
+//!   TCP segment, not one per frame). The node never waits for a writer: each
+//!   connection has a byte budget, and a peer that lets its queue overflow is
+//!   disconnected and counted (`queue_drops`). A write that fails (the peer closed or
+//!   reset the connection, or a write outlasted `write_timeout`) is another matter: the
+//!   writer reports it with its error and the connection is closed and counted
+//!   (`write_failures`); bytes the node sends to it meanwhile are dropped, since the
+//!   connection is already gone;
 //! - dials run in their own tasks, bounded by `connect_timeout`;
 //! - a store commit runs on a blocking thread while the node keeps going; records that
 //!   arrive meanwhile form the next batch (one sync per batch), and the node hears
@@ -430,14 +437,19 @@ enum Input<S> {
     ConnectFailed(ConnId, io::Error),
     Frame(ConnId, Vec<u8>),
     Closed(ConnId),
+    /// A write failed or timed out: the connection is unusable.
+    WriteFailed(ConnId, io::Error),
     /// A batch is durable: its last sequence number, how long it took, its size.
     Committed(Result<(PersistSeq, Duration, usize), StoreError>),
 }
 
 /// An open connection's handles, as the node task holds them.
 struct Open {
-    /// Frames to write; dropping it lets the writer flush and close.
+    /// Bytes to write, a drain's worth at a time; dropping it lets the writer flush and
+    /// close.
     writer: mpsc::UnboundedSender<Vec<u8>>,
+    /// Frames the current drain sends, not yet handed to the writer.
+    outgoing: Vec<u8>,
     /// Bytes queued and not yet written (shared with the writer).
     queued: Arc<AtomicUsize>,
     reader: AbortHandle,
@@ -495,14 +507,38 @@ impl Drop for PendingSlot {
     }
 }
 
+impl Open {
+    /// Hand what this drain sent to the writer, as one buffer. `Err` if that would put
+    /// more than `budget` bytes in its queue: the peer does not read what it is sent.
+    /// A writer that has stopped (its write failed, and its `WriteFailed` is on the way
+    /// to the node task) takes nothing: the bytes are dropped with the connection.
+    fn hand_over(&mut self, budget: usize) -> Result<(), Overflow> {
+        if self.outgoing.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.outgoing);
+        let c = cost(&bytes);
+        if self.queued.fetch_add(c, Ordering::Relaxed) + c > budget {
+            return Err(Overflow);
+        }
+        if self.writer.send(bytes).is_err() {
+            self.queued.fetch_sub(c, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// A send queue went over its byte budget.
+struct Overflow;
+
 enum Conn {
     Dialing(AbortHandle),
     Open(Open),
 }
 
-/// Memory a queued frame costs: its bytes plus the queue node and vector header.
-fn cost(frame: &[u8]) -> usize {
-    frame.len() + 64
+/// Memory a queued buffer costs: its bytes plus the queue node and vector header.
+fn cost(bytes: &[u8]) -> usize {
+    bytes.len() + 64
 }
 
 /// Inputs from helper tasks waiting at once before they wait on the node: this is what
@@ -861,6 +897,15 @@ impl<T: Transport> Driver<T> {
                     self.node.handle_closed(now, conn);
                 }
             }
+            Input::WriteFailed(conn, error) => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.metrics.write_failures.inc();
+                    let remote = self.remote(conn);
+                    debug!(?conn, remote, %error, "write failed; connection closed");
+                    abort(&c);
+                    self.node.handle_closed(now, conn);
+                }
+            }
             Input::Committed(result) => {
                 self.committing = false;
                 let (last, took, records) = result.map_err(DriverError::Store)?;
@@ -875,27 +920,39 @@ impl<T: Transport> Driver<T> {
     fn drain(&mut self) -> Result<(), DriverError> {
         loop {
             let mut overflowed = Vec::new();
+            // Connections this drain sends to, in the order they were first sent to.
+            let mut sending = Vec::new();
             while let Some(t) = self.node.poll_transmit() {
                 match t {
                     Transmit::Connect { conn, addr } => self.dial(conn, addr),
                     Transmit::Send { conn, frame } => {
-                        if let Some(Conn::Open(o)) = self.conns.get(&conn) {
-                            let c = cost(&frame);
-                            let queued = o.queued.fetch_add(c, Ordering::Relaxed) + c;
-                            if queued > self.config.send_queue_bytes
-                                || o.writer.send(frame).is_err()
-                            {
-                                overflowed.push(conn);
+                        if let Some(Conn::Open(o)) = self.conns.get_mut(&conn) {
+                            if o.outgoing.is_empty() {
+                                sending.push(conn);
                             }
+                            o.outgoing.extend_from_slice(&frame);
                         }
                     }
                     Transmit::Close { conn } => match self.conns.remove(&conn) {
                         Some(Conn::Dialing(task)) => task.abort(),
                         // Dropping the sender lets the writer flush what is queued and
                         // close; nothing more will be read.
-                        Some(Conn::Open(o)) => o.reader.abort(),
+                        Some(Conn::Open(mut o)) => {
+                            o.reader.abort();
+                            if o.hand_over(self.config.send_queue_bytes).is_err() {
+                                self.too_slow(conn);
+                                o.writer_task.abort();
+                            }
+                        }
                         None => {}
                     },
+                }
+            }
+            for conn in sending {
+                if let Some(Conn::Open(o)) = self.conns.get_mut(&conn)
+                    && o.hand_over(self.config.send_queue_bytes).is_err()
+                {
+                    overflowed.push(conn);
                 }
             }
             while let Some(event) = self.node.poll_event() {
@@ -918,16 +975,22 @@ impl<T: Transport> Driver<T> {
             let now = self.now();
             for conn in overflowed {
                 if let Some(c) = self.conns.remove(&conn) {
-                    self.metrics.queue_drops.inc();
-                    warn!(
-                        ?conn,
-                        "peer does not drain its send queue; closing the connection"
-                    );
+                    self.too_slow(conn);
                     abort(&c);
                     self.node.handle_closed(now, conn);
                 }
             }
         }
+    }
+
+    /// `conn`'s send queue went over `send_queue_bytes`: count it and say so.
+    fn too_slow(&self, conn: ConnId) {
+        self.metrics.queue_drops.inc();
+        warn!(
+            ?conn,
+            remote = self.remote(conn),
+            "peer does not drain its send queue; closing the connection"
+        );
     }
 
     /// Start committing the current batch on a blocking thread.
@@ -1038,6 +1101,7 @@ impl<T: Transport> Driver<T> {
             conn,
             Conn::Open(Open {
                 writer,
+                outgoing: Vec::new(),
                 queued,
                 reader: reader.abort_handle(),
                 writer_task: writer_abort,
@@ -1429,18 +1493,23 @@ async fn accept_loop<T: Transport>(
     }
 }
 
+/// What a reader asks the socket for at once: a frame's header and body, and the frames
+/// behind it, in one read (rather than two or three reads a frame).
+const READ_BUFFER: usize = 4 << 10;
+
 /// Cut the stream into frames. A header that does not decode (wrong magic, oversize
 /// length, ...) is handed to the node as it is: the node's decoder rejects it with the
 /// same error, counts it and closes the connection. The handshake's frames may be no
 /// larger than the handshake needs; an inbound connection's `pending` slot is given back
 /// once they are read.
 async fn read_frames<R: AsyncRead + Unpin, S>(
-    mut read: R,
+    read: R,
     conn: ConnId,
     max_frame: usize,
     mut pending: Option<PendingSlot>,
     inputs: mpsc::Sender<Input<S>>,
 ) {
+    let mut read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
     let mut frames = 0u64;
     loop {
         if frames == HANDSHAKE_FRAMES {
@@ -1478,37 +1547,51 @@ async fn read_frames<R: AsyncRead + Unpin, S>(
     let _ = inputs.send(Input::Closed(conn)).await;
 }
 
+/// Bytes one write of [`write_frames`] gathers at most from buffers waiting together.
+const WRITE_GATHER: usize = 64 << 10;
+
+/// Write what the node task hands over, each buffer (a drain's frames) with one write,
+/// and buffers that wait together gathered into one (up to [`WRITE_GATHER`] bytes):
+/// with `TCP_NODELAY` each write is a segment, so fewer writes are fewer packets (and
+/// fewer syscalls). A write that fails or outlasts `write_timeout` ends the task with a
+/// `WriteFailed` input.
 async fn write_frames<W: AsyncWrite + Unpin, S>(
     mut write: W,
     conn: ConnId,
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut buffers: mpsc::UnboundedReceiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
     inputs: mpsc::Sender<Input<S>>,
     write_timeout: Duration,
 ) {
-    while let Some(frame) = frames.recv().await {
-        // Write what is queued now, then flush once (a stream may buffer writes until
-        // flushed: madsim's simulated TCP does).
-        let mut burst = vec![frame];
-        while burst.len() < 64 {
-            match frames.try_recv() {
-                Ok(f) => burst.push(f),
+    while let Some(mut bytes) = buffers.recv().await {
+        let mut taken = cost(&bytes);
+        while bytes.len() < WRITE_GATHER {
+            match buffers.try_recv() {
+                Ok(more) => {
+                    taken += cost(&more);
+                    bytes.extend_from_slice(&more);
+                }
                 Err(_) => break,
             }
         }
+        // Flushed once per write: a stream may buffer writes until flushed (madsim's
+        // simulated TCP does, and so does TLS).
         let written = tokio::time::timeout(write_timeout, async {
-            for f in &burst {
-                write.write_all(f).await?;
-            }
+            write.write_all(&bytes).await?;
             write.flush().await
         })
         .await;
-        let cost: usize = burst.iter().map(|f| cost(f)).sum();
-        queued.fetch_sub(cost, Ordering::Relaxed);
-        if !matches!(written, Ok(Ok(()))) {
-            let _ = inputs.send(Input::Closed(conn)).await;
-            return;
-        }
+        queued.fetch_sub(taken, Ordering::Relaxed);
+        let error = match written {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(_) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("a write took over {write_timeout:?}"),
+            ),
+        };
+        let _ = inputs.send(Input::WriteFailed(conn, error)).await;
+        return;
     }
     // The node closed the connection: everything queued is written; say goodbye.
     let _ = tokio::time::timeout(write_timeout, write.shutdown()).await;

@@ -42,6 +42,9 @@ pub struct Metrics {
     evictions: Counter,
     messages_sent: Family<Labels, Counter>,
     messages_received: Family<Labels, Counter>,
+    /// Each membership message kind's two counters in those families, looked up once:
+    /// `sync_core` runs after every input, and a lookup builds the labels and locks.
+    by_kind: Vec<(Kind, Counter, Counter)>,
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
     pub pending_refused: Counter,
@@ -49,6 +52,7 @@ pub struct Metrics {
     pub log_lines_suppressed: Counter,
     pub connect_failures: Counter,
     pub queue_drops: Counter,
+    pub write_failures: Counter,
     pub store_records: Counter,
     store_sync: Histogram,
     kv_keys: Gauge,
@@ -80,7 +84,7 @@ impl Metrics {
     /// `hawser_` prefix).
     pub fn new_with(extra: impl FnOnce(&mut Registry)) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("hawser");
-        let m = Metrics {
+        let mut m = Metrics {
             active_view: Gauge::default(),
             passive_view: Gauge::default(),
             links: Gauge::default(),
@@ -99,6 +103,7 @@ impl Metrics {
             evictions: Counter::default(),
             messages_sent: Family::default(),
             messages_received: Family::default(),
+            by_kind: Vec::new(),
             connections_accepted: Counter::default(),
             connections_refused: Counter::default(),
             pending_refused: Counter::default(),
@@ -106,6 +111,7 @@ impl Metrics {
             log_lines_suppressed: Counter::default(),
             connect_failures: Counter::default(),
             queue_drops: Counter::default(),
+            write_failures: Counter::default(),
             store_records: Counter::default(),
             // 100 us .. ~3.3 s: an fsync on an SSD is well under a millisecond, on a
             // loaded disk it can take seconds.
@@ -128,6 +134,15 @@ impl Metrics {
             kv_unreplicable: Counter::default(),
             registry: Registry::default(),
         };
+        m.by_kind = Kind::ALL
+            .into_iter()
+            .map(|kind| {
+                let labels = vec![("kind".to_owned(), format!("{kind:?}"))];
+                let sent = m.messages_sent.get_or_create(&labels).clone();
+                let received = m.messages_received.get_or_create(&labels).clone();
+                (kind, sent, received)
+            })
+            .collect();
         let r = &mut registry;
         r.register(
             "active_view",
@@ -236,6 +251,12 @@ impl Metrics {
             m.queue_drops.clone(),
         );
         r.register(
+            "write_failures",
+            "Connections closed because a write to the peer failed (it had closed or reset \
+             the connection) or timed out",
+            m.write_failures.clone(),
+        );
+        r.register(
             "store_records",
             "Persistence records committed to the store",
             m.store_records.clone(),
@@ -325,16 +346,9 @@ impl Metrics {
         set(&self.duplicate_ids, stats.duplicate_ids);
         set(&self.refused_by_peer, stats.refused_by_peer);
         set(&self.evictions, counters.evictions);
-        for kind in Kind::ALL {
-            let labels = vec![("kind".to_owned(), format!("{kind:?}"))];
-            set(
-                &self.messages_sent.get_or_create(&labels),
-                counters.sent(kind),
-            );
-            set(
-                &self.messages_received.get_or_create(&labels),
-                counters.received(kind),
-            );
+        for (kind, sent, received) in &self.by_kind {
+            set(sent, counters.sent(*kind));
+            set(received, counters.received(*kind));
         }
     }
 
