@@ -183,7 +183,14 @@ pub(crate) fn run_recording<T: Target>(
                 metrics.disrupted(now);
                 net.changed();
             }
-            apply(&mut sim, p, &mut metrics, &mut net, &mut overlays, &mut views);
+            apply(
+                &mut sim,
+                p,
+                &mut metrics,
+                &mut net,
+                &mut overlays,
+                &mut views,
+            );
         }
         overlays.poll(&mut sim);
         if now >= next_check {
