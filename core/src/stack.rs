@@ -77,6 +77,8 @@ impl StackConfig {
 
 pub struct Stack {
     membership: Membership,
+    /// How many times membership has run (see [`Stack::membership_runs`]).
+    membership_runs: u64,
     kv: Kv,
     gm: GlobalMembership,
     multicast: Multicast,
@@ -95,6 +97,7 @@ impl Stack {
         let contacts_for_gm = contacts.clone();
         Ok(Stack {
             membership: Membership::new(config.membership, contacts, recovered)?,
+            membership_runs: 0,
             kv: Kv::new(config.kv, recovered).map_err(ConfigError)?,
             gm: GlobalMembership::new(config.gm, contacts_for_gm, recovered)
                 .map_err(ConfigError)?,
@@ -104,6 +107,13 @@ impl Stack {
 
     pub fn membership(&self) -> &Membership {
         &self.membership
+    }
+
+    /// How many times membership has run since this stack was built. Its state changes
+    /// only then, so an observer that re-reads membership after every event (the
+    /// scenario runner's `views-bounded` check) re-reads it only when this moved.
+    pub fn membership_runs(&self) -> u64 {
+        self.membership_runs
     }
 
     pub fn kv(&self) -> &Kv {
@@ -200,6 +210,7 @@ impl Stack {
             StackTimer::Membership(t) => Some(t),
             _ => None,
         };
+        self.membership_runs += 1;
         let (r, events) = ctx.scope(MEMBERSHIP, StackTimer::Membership, unwrap, |c| {
             f(&mut self.membership, c)
         });

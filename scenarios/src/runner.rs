@@ -18,6 +18,7 @@ use crate::pictures::Recorder;
 use crate::plan::{Prim, check, disruptive, expand};
 use crate::report::Report;
 use crate::target::Target;
+use crate::viewcache::ViewCache;
 
 /// Knobs that do not change what the run does (they are not part of the scenario).
 pub struct Options {
@@ -109,6 +110,7 @@ pub(crate) fn run_recording<T: Target>(
     }
     let watch_overlay = T::supports(ExpectKind::OverlayConnected);
     let mut overlays = Overlays::new(&scenario.overlays, scenario.nodes);
+    let mut views = ViewCache::new(scenario.nodes);
 
     let mut metrics = Metrics::default();
     let mut net = Network::default();
@@ -128,10 +130,7 @@ pub(crate) fn run_recording<T: Target>(
             .min(overlays.next_poll().unwrap_or(end));
         while let Some(step) = sim.step(deadline) {
             if let Some(i) = step.node {
-                per_node_checks(&sim, i, step.at, &mut trackers, &scope);
-                if let Some(node) = sim.node(i) {
-                    metrics.mc.copies(i, node.protocol().multicast_copies());
-                }
+                per_node_checks(&sim, i, step.at, &mut trackers, &scope, &mut views);
             }
             let mut evictions = Vec::new();
             let mut changes = Vec::new();
@@ -194,7 +193,14 @@ pub(crate) fn run_recording<T: Target>(
                 metrics.disrupted(now);
                 net.changed();
             }
-            apply(&mut sim, p, &mut metrics, &mut net, &mut overlays);
+            apply(
+                &mut sim,
+                p,
+                &mut metrics,
+                &mut net,
+                &mut overlays,
+                &mut views,
+            );
         }
         overlays.poll(&mut sim);
         if now >= next_check {
@@ -207,6 +213,7 @@ pub(crate) fn run_recording<T: Target>(
                 &mut metrics,
                 &mut net,
                 &overlays,
+                &mut views,
             );
             if let Some(r) = recorder.as_deref_mut() {
                 r.sample(&sim, now, &metrics, &trackers);
@@ -230,6 +237,9 @@ pub(crate) fn run_recording<T: Target>(
             per_event_verdict(t, &metrics, end);
         }
         t.settle(end);
+    }
+    for i in 0..sim.len() {
+        read_copies(&sim, i, &mut metrics.mc);
     }
     if (0..sim.len()).all(|i| sim.status(i) == Status::Idle) {
         return Err(format!(
@@ -264,19 +274,25 @@ fn apply<T: Target>(
     metrics: &mut Metrics,
     net: &mut Network,
     overlays: &mut Overlays,
+    views: &mut ViewCache,
 ) {
     let now = sim.now();
     match p {
         Prim::Start(i) => {
             if sim.node(i).is_none() {
+                views.forget(i);
                 sim.start(i);
                 overlays.started(sim, i, now);
             }
         }
         Prim::Kill(i) | Prim::Freeze(i) => {
             let was_live = live(sim, i);
+            read_copies(sim, i, &mut metrics.mc);
             match p {
-                Prim::Kill(_) => sim.kill(i),
+                Prim::Kill(_) => {
+                    views.forget(i);
+                    sim.kill(i)
+                }
                 _ => sim.freeze(i),
             }
             overlays.stopped(i);
@@ -288,6 +304,8 @@ fn apply<T: Target>(
             }
         }
         Prim::Restart(i) | Prim::Wipe(i) => {
+            read_copies(sim, i, &mut metrics.mc);
+            views.forget(i);
             match p {
                 Prim::Restart(_) => sim.start(i),
                 _ => sim.wipe(i),
@@ -348,6 +366,15 @@ pub(crate) fn live<T: Target>(sim: &Sim<T>, i: usize) -> bool {
     matches!(sim.status(i), Status::Up | Status::Paused)
 }
 
+/// Read node `i`'s multicast copies, if it is live: before its life ends and at the end
+/// of the run (the counter only grows, so the last reading of a life is all it sent; a
+/// frozen node's was read when it froze).
+fn read_copies<T: Target>(sim: &Sim<T>, i: usize, mc: &mut crate::mctrack::McTrack) {
+    if let Some(node) = sim.node(i).filter(|_| live(sim, i)) {
+        mc.copies(i, node.protocol().multicast_copies());
+    }
+}
+
 fn in_scope(scope: &Option<Vec<bool>>, i: usize) -> bool {
     scope.as_ref().is_none_or(|m| m[i])
 }
@@ -359,13 +386,14 @@ fn per_node_checks<T: Target>(
     at: Instant,
     trackers: &mut [Tracker],
     scope: &[Option<Vec<bool>>],
+    views: &mut ViewCache,
 ) {
     let Some(node) = sim.node(i) else { return };
     for (t, s) in trackers.iter_mut().zip(scope) {
         if t.kind() == ExpectKind::ViewsBounded
             && t.active(at)
             && in_scope(s, i)
-            && let Err(why) = node.protocol().check_views(Sim::<T>::id(i))
+            && let Err(why) = views.verdict(i, node.protocol())
         {
             t.observe(at, Err(format!("n{i}: {why}")));
         }
@@ -383,20 +411,10 @@ fn whole_cluster_checks<T: Target>(
     metrics: &mut Metrics,
     net: &mut Network,
     overlays: &Overlays,
+    view_cache: &mut ViewCache,
 ) {
     let views = graph::Views(if watch_overlay {
-        (0..sim.len())
-            .map(|i| {
-                let node = sim.node(i).filter(|_| live(sim, i))?;
-                Some(
-                    node.protocol()
-                        .active_view()
-                        .iter()
-                        .map(|p| p.0 as usize)
-                        .collect(),
-                )
-            })
-            .collect()
+        view_cache.active_views(sim)
     } else {
         Vec::new()
     });

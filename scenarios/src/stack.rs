@@ -85,6 +85,10 @@ impl Target for Stack {
         self.membership().check_views(me)
     }
 
+    fn views_generation(&self) -> Option<u64> {
+        Some(self.membership_runs())
+    }
+
     fn kv_apply(
         &mut self,
         ctx: &mut Ctx<'_, StackTimer, StackEvent>,

@@ -30,6 +30,13 @@ pub trait Target: Protocol + Sized + 'static {
     /// `Err(why)` if the views of node `me` break their bounds or invariants.
     fn check_views(&self, me: NodeId) -> Result<(), String>;
 
+    /// A number that moves whenever the membership views may have changed (`None`: no
+    /// such number, the views are read again after every event). With it, the runner
+    /// reads a node's views again only when it moved (see `viewcache`).
+    fn views_generation(&self) -> Option<u64> {
+        None
+    }
+
     /// The peer an event says this node evicted for silence, if it is such an event.
     fn evicted(event: &Self::Event) -> Option<NodeId>;
 
