@@ -810,7 +810,10 @@ mod tests {
             .membership
         };
         let fast = load(None);
-        assert_eq!(fast.ping_interval_ms, Profile::Fast.config().ping_interval_ms);
+        assert_eq!(
+            fast.ping_interval_ms,
+            Profile::Fast.config().ping_interval_ms
+        );
         assert_eq!(fast.active_view, 5, "the file's fields sit on the profile");
         let lan = load(Some(Profile::Lan));
         assert_eq!(lan.ping_interval_ms, Profile::Lan.config().ping_interval_ms);

@@ -41,9 +41,7 @@ impl Probe {
         match self {
             Probe::Idle { timer, .. }
             | Probe::Direct { timer, .. }
-            | Probe::Indirect { timer, .. } => {
-                *timer
-            }
+            | Probe::Indirect { timer, .. } => *timer,
         }
     }
 }

@@ -122,13 +122,20 @@ mod tests {
             assert_eq!(p.as_str().parse::<Profile>(), Ok(p));
         }
         assert_eq!(Profile::default().config(), MembershipConfig::default());
-        assert!("wan".parse::<Profile>().unwrap_err().to_string().contains("lan or fast"));
+        assert!(
+            "wan"
+                .parse::<Profile>()
+                .unwrap_err()
+                .to_string()
+                .contains("lan or fast")
+        );
     }
 
     #[test]
     fn overrides_sit_on_the_named_profile() {
-        let c = MembershipConfig::from_overrides(None, json!({"profile": "fast", "active_view": 5}))
-            .unwrap();
+        let c =
+            MembershipConfig::from_overrides(None, json!({"profile": "fast", "active_view": 5}))
+                .unwrap();
         assert_eq!(c.ping_interval_ms, 400);
         assert_eq!(c.active_view, 5);
         let c = MembershipConfig::from_overrides(Some(Profile::Lan), json!({"profile": "fast"}))

@@ -394,7 +394,11 @@ fn pings_per_link_per_s(net: &mut Net, window: Duration) -> f64 {
     };
     let before = pings(net);
     net.run_fair(window);
-    let links: usize = net.live().iter().map(|&i| net.m(i).active_view().len()).sum();
+    let links: usize = net
+        .live()
+        .iter()
+        .map(|&i| net.m(i).active_view().len())
+        .sum();
     (pings(net) - before) as f64 / (links as f64 / 2.0) / (window.as_millis() as f64 / 1e3)
 }
 
@@ -403,14 +407,21 @@ fn lan_pings_an_idle_link_from_one_end_fast_from_both() {
     let mut lan = cluster(20, 3);
     lan.run_fair(S(20));
     let lan_rate = pings_per_link_per_s(&mut lan, S(30));
-    let spared: u64 = lan.live().iter().map(|&i| lan.m(i).counters().pings_spared).sum();
+    let spared: u64 = lan
+        .live()
+        .iter()
+        .map(|&i| lan.m(i).counters().pings_spared)
+        .sum();
     let mut fast = Net::new(20, &[0, 1, 2], crate::membership::Profile::Fast.config(), 3);
     (0..20).for_each(|i| fast.start(i));
     fast.run_fair(S(20));
     let fast_rate = pings_per_link_per_s(&mut fast, S(30));
     // lan: pings every 1.5–2.25 s, and one end's ping spares the other's.
     assert!(spared > 0);
-    assert!((0.4..0.75).contains(&lan_rate), "lan: {lan_rate:.2} pings per link per s");
+    assert!(
+        (0.4..0.75).contains(&lan_rate),
+        "lan: {lan_rate:.2} pings per link per s"
+    );
     // fast: both ends, every 400–600 ms.
     assert!(fast_rate > 3.0, "fast: {fast_rate:.2} pings per link per s");
     assert_eq!(lan.evictions() + fast.evictions(), 0);
@@ -439,7 +450,11 @@ fn a_two_second_pause_is_suspected_and_cleared_under_lan_but_evicted_under_fast(
             for host in &net.hosts {
                 let count = |e: MembershipEvent| host.events.iter().filter(|x| **x == e).count();
                 let s = count(MembershipEvent::Suspected(id(paused)));
-                assert_eq!(s, count(MembershipEvent::Cleared(id(paused))), "seed {seed}");
+                assert_eq!(
+                    s,
+                    count(MembershipEvent::Cleared(id(paused))),
+                    "seed {seed}"
+                );
                 suspected += s;
             }
             assert!(suspected > 0, "seed {seed}: nobody noticed the pause");
