@@ -265,6 +265,9 @@ impl Stack {
         for e in events {
             match e {
                 GmEvent::Forgotten(id) => self.multicast.forget(id),
+                GmEvent::Suspected { member, by } if member == ctx.id() => {
+                    self.membership_scope(ctx, |m, c| m.refute(by, c));
+                }
                 GmEvent::Suspected { member, .. } => {
                     self.membership_scope(ctx, |m, c| m.check_now(member, c));
                 }
@@ -361,6 +364,11 @@ impl Protocol for Stack {
         body: &[u8],
         ctx: &mut Cx<'_, '_>,
     ) -> Result<(), WireError> {
+        // Whatever it carries, a message is news that its sender is alive (membership
+        // notes its own).
+        if body.first() != Some(&MEMBERSHIP) {
+            self.membership.heard(from, ctx.now());
+        }
         match body.split_first() {
             Some((&MEMBERSHIP, rest)) => {
                 self.membership_scope(ctx, |m, c| m.message(from, rest, c))

@@ -8,9 +8,7 @@ use crate::file::ExpectKind;
 use crate::target::Target;
 
 fn config(table: &toml::Table) -> Result<MembershipConfig, String> {
-    let cfg: MembershipConfig = toml::Value::Table(table.clone())
-        .try_into()
-        .map_err(|e| e.to_string())?;
+    let cfg = MembershipConfig::from_overrides(None, toml::Value::Table(table.clone()))?;
     cfg.validate()?;
     Ok(cfg)
 }

@@ -15,16 +15,15 @@ use crate::file::ExpectKind;
 use crate::target::Target;
 
 /// `[config]` overrides as the stack's config: membership fields at the top level (the
-/// format's first settings), each other protocol's in its own table (`[config.kv]`,
+/// format's first settings, on top of the detector profile `profile = "lan" | "fast"`
+/// names, `lan` by default), each other protocol's in its own table (`[config.kv]`,
 /// `[config.gm]`, `[config.multicast]`). Unknown names are refused, every part validated.
 fn stack_config(config: &toml::Table) -> Result<StackConfig, String> {
     let mut rest = config.clone();
     let kv: KvConfig = section(&mut rest, "kv")?;
     let gm = section(&mut rest, "gm")?;
     let multicast = section(&mut rest, "multicast")?;
-    let membership: MembershipConfig = toml::Value::Table(rest)
-        .try_into()
-        .map_err(|e| e.to_string())?;
+    let membership = MembershipConfig::from_overrides(None, toml::Value::Table(rest))?;
     membership.validate()?;
     kv.validate()?;
     let config = StackConfig {

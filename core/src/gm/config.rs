@@ -16,6 +16,13 @@ pub struct GmConfig {
     /// A burst of edge removals is settled by one reachability search this long after
     /// the first of them. Additions need no search and are never delayed. Default 10 ms.
     pub recompute_delay_ms: u64,
+    /// A node that loses its last neighbour holds its view of the others this long
+    /// before it settles reachability, and settles at once if it gets a neighbour back
+    /// meanwhile. Alone it cannot tell who failed: a node that resumes from a freeze its
+    /// neighbours took for a crash finds every link closed, and without this would show
+    /// all the others unreachable until it rejoined (a few ms to a second later). A node
+    /// really cut off from everyone shows them unreachable this much later. Default 2 s.
+    pub isolation_grace_ms: u64,
     /// Most members a table holds; entries for more are refused (and counted), so a
     /// hostile peer cannot grow the table without bound. Default 65,536.
     pub max_members: usize,
@@ -44,6 +51,7 @@ impl Default for GmConfig {
         GmConfig {
             forget_after_ms: 3_600_000,
             recompute_delay_ms: 10,
+            isolation_grace_ms: 2_000,
             max_members: 65_536,
             probe_interval_ms: 1_000,
             probe_backoff_max_ms: 60_000,
@@ -65,6 +73,7 @@ impl GmConfig {
         };
         between("forget_after_ms", self.forget_after_ms, 1, MAX_MS)?;
         between("recompute_delay_ms", self.recompute_delay_ms, 0, 60_000)?;
+        between("isolation_grace_ms", self.isolation_grace_ms, 0, 60_000)?;
         between(
             "max_members",
             self.max_members as u64,

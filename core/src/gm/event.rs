@@ -20,7 +20,8 @@ pub enum GmEvent {
     /// A member unreachable for `forget_after_ms` was dropped from the table.
     Forgotten(NodeId),
     /// `by` published that its failure detector suspects `member`, one of our own
-    /// neighbours (reported for each new version of `by`'s entry that says so).
+    /// neighbours or this node itself (reported for each new version of `by`'s entry
+    /// that says so; about itself, a node refutes it).
     Suspected { member: NodeId, by: NodeId },
 }
 

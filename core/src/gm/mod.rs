@@ -96,7 +96,11 @@ pub struct GlobalMembership {
     neighbors: BTreeSet<NodeId>,
     /// The neighbours our failure detector suspects (published in our entry).
     suspects: BTreeSet<NodeId>,
-    recompute: Option<TimerId>,
+    /// The pending reachability search, and when it is due.
+    recompute: Option<(TimerId, Instant)>,
+    /// Since when this node has had no neighbour, having had some (see
+    /// `GmConfig::isolation_grace_ms`).
+    isolated_since: Option<Instant>,
     prober: Prober,
     /// A probe chosen by the last tick, for the stack to hand to membership.
     probe: Option<(NodeId, Addr)>,
@@ -136,6 +140,7 @@ impl GlobalMembership {
             neighbors: BTreeSet::new(),
             suspects: BTreeSet::new(),
             recompute: None,
+            isolated_since: None,
             prober: Prober::default(),
             probe: None,
             outbox: Outbox::default(),
@@ -206,6 +211,7 @@ impl GlobalMembership {
     /// Membership made `peer` a neighbour: publish the new adjacency, and swap digests.
     pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx) {
         if self.table.is_some() && self.neighbors.insert(peer) {
+            self.isolated_since = None;
             self.publish(ctx);
             self.send_digest(peer, ctx);
             self.settle(ctx);
@@ -216,6 +222,9 @@ impl GlobalMembership {
     /// what was asked of it.
     pub fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Cx) {
         if self.table.is_some() && self.neighbors.remove(&peer) {
+            if self.neighbors.is_empty() {
+                self.isolated_since = Some(ctx.now());
+            }
             self.suspects.remove(&peer);
             self.outbox.remove(peer);
             let asks = self.pulls.reassign(Some(peer), None, ctx.now());
@@ -512,7 +521,8 @@ impl GlobalMembership {
             };
             let applied = t.apply(&e, ctx.now(), self.cfg.max_members);
             if matches!(applied, Applied::Added | Applied::Newer { .. }) {
-                for &s in e.suspects.0.iter().filter(|s| self.neighbors.contains(s)) {
+                let concerned = |s: &&NodeId| **s == me || self.neighbors.contains(s);
+                for &s in e.suspects.0.iter().filter(concerned) {
                     ctx.emit(GmEvent::Suspected {
                         member: s,
                         by: e.id,
@@ -598,10 +608,29 @@ impl GlobalMembership {
                 ctx.emit(GmEvent::Unreachable(id));
             }
         }
-        if t.routing().is_stale() && self.recompute.is_none() {
-            let after = Duration::from_millis(self.cfg.recompute_delay_ms);
-            self.recompute = Some(ctx.set_timer(after, GmTimer::Recompute));
+        if !t.routing().is_stale() {
+            return;
         }
+        // Alone, hold the view a while (see `isolation_grace_ms`); a neighbour back
+        // brings a search held that way forward.
+        let soon = now + Duration::from_millis(self.cfg.recompute_delay_ms);
+        let due = self.grace_end().map_or(soon, |end| end.max(soon));
+        match self.recompute {
+            Some((_, at)) if at <= due => {}
+            pending => {
+                if let Some((timer, _)) = pending {
+                    ctx.cancel_timer(timer);
+                }
+                let timer = ctx.set_timer(due - now, GmTimer::Recompute);
+                self.recompute = Some((timer, due));
+            }
+        }
+    }
+
+    /// When a node that lost its last neighbour stops holding its view of the others.
+    fn grace_end(&self) -> Option<Instant> {
+        self.isolated_since
+            .map(|since| since + Duration::from_millis(self.cfg.isolation_grace_ms))
     }
 
     fn on_tick(&mut self, ctx: &mut Cx) {
@@ -712,6 +741,11 @@ impl Protocol for GlobalMembership {
         match timer {
             GmTimer::Recompute => {
                 self.recompute = None;
+                if self.grace_end().is_some_and(|end| ctx.now() < end) {
+                    // Armed before the last neighbour went: `settle` re-arms it for the
+                    // end of the grace.
+                    return self.settle(ctx);
+                }
                 if let Some(t) = self.table.as_mut() {
                     t.routing_mut().recompute();
                     self.counters.recomputes += 1;

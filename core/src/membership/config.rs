@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::message::MAX_SAMPLE;
 use crate::time::Duration;
@@ -18,7 +18,9 @@ pub const MAX_ACTIVE_VIEW: usize = 64;
 /// Largest passive view (also the bound on the persisted view we accept back).
 pub const MAX_PASSIVE_VIEW: usize = 1024;
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// The defaults are the `lan` profile's (see [`super::Profile`]): where `fast` differs,
+/// a field's doc gives both.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MembershipConfig {
     /// Live, symmetric links kept (HyParView's fanout + 1). Default 7.
@@ -82,14 +84,26 @@ pub struct MembershipConfig {
     /// detection: with 1 s, a node with 4 or 5 neighbours went unpinged for 600+ ms after
     /// freezing in ~7 % of seeds, which put it past Lashup's 1.5 s goal; with 700 ms, 2 of
     /// 100 detect-1000 seeds still were. The silence window cannot give the time back
-    /// (see `indirect_timeout_factor`). Default 400 ms.
+    /// (see `indirect_timeout_factor`). It is also nearly all an idle cluster sends: at
+    /// 400 ms, 7 neighbours pinged both ways cost ~4 kB/s per agent on loopback.
+    /// `lan` 1.5 s (with `traffic_is_liveness`, one exchange per link per ~1.7 s),
+    /// `fast` 400 ms.
     pub ping_interval_ms: u64,
+    /// A message heard from a neighbour (on any protocol) counts as its answer: the next
+    /// ping to it waits a ping interval from the last message heard, so of the two ends
+    /// of a link the one whose timer fires first pings and the other stays quiet; and a
+    /// ping from a neighbour we suspect clears the suspicion (the suspect refutes it: a
+    /// node that learns it is suspected pings its accuser). `lan` true, `fast` false.
+    pub traffic_is_liveness: bool,
     /// Ping timeout before any round trip has been measured (Lashup: 1 s). Default 1 s.
     pub ping_timeout_initial_ms: u64,
     /// Shortest ping timeout, however fast the link has been. Short, because a missed
     /// pong only starts the indirect phase (and publishes a suspicion, which has the
     /// suspect's other neighbours check it at once): what tolerates a slow peer is the
-    /// whole silence window, this times `1 + indirect_timeout_factor`. Default 100 ms.
+    /// whole silence window, this times `1 + indirect_timeout_factor`. A timeout makes
+    /// the neighbour `suspect` cluster-wide (a flood of one entry version), so the floor
+    /// also bounds how often a busy machine's scheduling delays are published as
+    /// suspicions. `lan` 250 ms, `fast` 100 ms.
     pub ping_timeout_floor_ms: u64,
     /// Longest ping timeout, however slow the link has been. Default 5 s.
     pub ping_timeout_ceiling_ms: u64,
@@ -103,6 +117,16 @@ pub struct MembershipConfig {
     /// evicts live nodes), and a silent failure is still known cluster-wide within about
     /// 1.2 s (Lashup's goal: 1.5 s). Default 8.
     pub indirect_timeout_factor: u64,
+    /// Lifeguard's suspicion phase: a neighbour that missed a ping is evicted no sooner
+    /// than this after that ping was sent, however short its timeout (the indirect
+    /// phase is stretched to fill it). While it lasts the neighbour is `suspect`
+    /// everywhere and every one of its neighbours probes it; an answer, or a ping from
+    /// it, clears it. A node that froze for less than this is never marked failed, so
+    /// it is what separates a pause from a crash: 2.5 s lets a 2 s pause (and the
+    /// backlog the paused process works through when it resumes) be only suspected.
+    /// 0 = the indirect phase alone decides. `lan` 2.5 s, `fast` 0 (evicted after
+    /// 900 ms of silence on a fast link).
+    pub suspicion_timeout_ms: u64,
     /// Consecutive rounds a neighbour may be reached only indirectly before the direct
     /// link is judged broken and replaced. Default 3.
     pub max_indirect_rescues: u32,
@@ -118,6 +142,7 @@ pub struct MembershipConfig {
 }
 
 impl Default for MembershipConfig {
+    /// The `lan` profile.
     fn default() -> Self {
         MembershipConfig {
             active_view: 7,
@@ -138,13 +163,15 @@ impl Default for MembershipConfig {
             join_retry_max_ms: 8_000,
             join_burst: 4,
             join_refill_ms: 250,
-            ping_interval_ms: 400,
+            ping_interval_ms: 1_500,
+            traffic_is_liveness: true,
             ping_timeout_initial_ms: 1_000,
-            ping_timeout_floor_ms: 100,
+            ping_timeout_floor_ms: 250,
             ping_timeout_ceiling_ms: 5_000,
             rtt_deviations: 4,
             indirect_probes: 3,
             indirect_timeout_factor: 8,
+            suspicion_timeout_ms: 2_500,
             max_indirect_rescues: 3,
             max_relays: 32,
             late_timer_ms: 100,
@@ -258,6 +285,7 @@ impl MembershipConfig {
         )?;
         between("max_relays", self.max_relays as u64, 0, 4_096)?;
         between("local_health_max", self.local_health_max.into(), 0, 64)?;
+        between("suspicion_timeout_ms", self.suspicion_timeout_ms, 0, MAX_MS)?;
         Ok(())
     }
 

@@ -7,6 +7,13 @@
 //! timeouts are the link's RTT-derived timeout stretched by the local health score, and a
 //! timeout that fires late (this node stalled) is re-armed instead of acted on: the
 //! silence it would report is our own.
+//!
+//! Two knobs make it cheap and patient (the `lan` profile, see `profile.rs`): with
+//! `traffic_is_liveness` a ping that falls due is skipped if the neighbour was heard from
+//! since it was scheduled — so a link's two ends do not both ping it, and a busy link is
+//! not pinged at all — and a ping *from* a suspect clears it; with
+//! `suspicion_timeout_ms` the indirect phase (the neighbour is `suspect` meanwhile) lasts
+//! until that long after the missed ping, so a pause shorter than it is never a failure.
 
 use super::health::{NeighborHealth, Probe};
 use super::message::{Message, PeerAddr};
@@ -28,8 +35,10 @@ impl Membership {
             rtt: Default::default(),
             probe: Probe::Idle {
                 timer: self.arm(ctx, Duration::ZERO, TimerKind::Ping(peer)),
+                since: ctx.now(),
             },
             rescues: 0,
+            heard: ctx.now(),
         }
     }
 
@@ -52,13 +61,45 @@ impl Membership {
 
     fn schedule_ping(&mut self, ctx: &mut Cx, peer: NodeId) {
         let after = self.cfg.jittered(ctx.rng(), self.cfg.ping_interval_ms);
+        self.arm_ping(ctx, peer, after);
+    }
+
+    fn arm_ping(&mut self, ctx: &mut Cx, peer: NodeId, after: Duration) {
         let timer = self.arm(ctx, after, TimerKind::Ping(peer));
         if let Some(n) = self.active.get_mut(&peer) {
-            n.health.probe = Probe::Idle { timer };
+            n.health.probe = Probe::Idle {
+                timer,
+                since: ctx.now(),
+            };
         }
     }
 
+    /// A ping falls due: send it, unless (with `traffic_is_liveness`) the neighbour was
+    /// heard from since it was scheduled; then the next one is due a jittered interval
+    /// after what we heard. Never before this end has measured a round trip: a link
+    /// whose pings the other end always sends would otherwise keep the long initial
+    /// timeout here, and with it a 9 s silence window (measured: a 30 s freeze known
+    /// everywhere only after 10 s, through the one link that had never pinged).
     pub(super) fn on_ping_tick(&mut self, peer: NodeId, ctx: &mut Cx) {
+        let Some(n) = self.active.get(&peer) else {
+            return;
+        };
+        let Probe::Idle { since, .. } = n.health.probe else {
+            return;
+        };
+        let heard = n.health.heard;
+        let measured = n.health.rtt.smoothed().is_some();
+        if self.cfg.traffic_is_liveness && measured && heard > since {
+            self.counters.pings_spared += 1;
+            let interval = self.cfg.jittered(ctx.rng(), self.cfg.ping_interval_ms);
+            let after = interval.saturating_sub(ctx.now().saturating_since(heard));
+            return self.arm_ping(ctx, peer, after);
+        }
+        self.ping(peer, ctx);
+    }
+
+    /// Ping an idle neighbour now and wait for the pong.
+    pub(super) fn ping(&mut self, peer: NodeId, ctx: &mut Cx) {
         if !matches!(self.active.get(&peer), Some(n) if matches!(n.health.probe, Probe::Idle { .. }))
         {
             return;
@@ -83,6 +124,36 @@ impl Membership {
         if !self.active.contains_key(&from) && !asking {
             self.send(ctx, from, &Message::Disconnect);
         }
+        self.refuted_by(from, ctx);
+    }
+
+    /// With `traffic_is_liveness`, a ping from a neighbour we suspect is its answer:
+    /// it was running when it sent it (its refutation, or its own round of probing).
+    fn refuted_by(&mut self, from: NodeId, ctx: &mut Cx) {
+        if !self.cfg.traffic_is_liveness {
+            return;
+        }
+        let Some(n) = self.active.get_mut(&from) else {
+            return;
+        };
+        if let Probe::Indirect { timer, .. } = n.health.probe {
+            ctx.cancel_timer(timer);
+            self.counters.refuted += 1;
+            n.health.rescues = 0;
+            ctx.emit(MembershipEvent::Cleared(from));
+            self.schedule_ping(ctx, from);
+        }
+    }
+
+    /// How long the indirect phase of a probe sent at `sent` lasts: `timeout` times the
+    /// indirect factor, stretched to end no sooner than `suspicion_timeout_ms` after
+    /// `sent`.
+    fn indirect_window(&self, timeout: Duration, sent: crate::time::Instant, ctx: &Cx) -> Duration {
+        let suspicion = Duration::from_millis(self.cfg.suspicion_timeout_ms)
+            .saturating_sub(ctx.now().saturating_since(sent));
+        timeout
+            .saturating_mul(self.cfg.indirect_timeout_factor)
+            .max(suspicion)
     }
 
     pub(super) fn on_pong(&mut self, from: NodeId, seq: u64, ctx: &mut Cx) {
@@ -153,7 +224,7 @@ impl Membership {
         }
         let helpers: Vec<NodeId> = self.active.keys().copied().filter(|h| *h != peer).collect();
         let helpers = sample(ctx.rng(), helpers, self.cfg.indirect_probes);
-        let window = timeout.saturating_mul(self.cfg.indirect_timeout_factor);
+        let window = self.indirect_window(timeout, sent, ctx);
         let within_ms = u32::try_from(window.as_millis()).unwrap_or(u32::MAX);
         let target = PeerAddr { id: peer, addr };
         let again = self.next_seq();

@@ -63,6 +63,13 @@ pub struct Counters {
     pub relays_refused: u64,
     /// Neighbours pinged ahead of schedule because another node suspected them.
     pub early_pings: u64,
+    /// Pings skipped because the neighbour had been heard from within a ping interval
+    /// (`traffic_is_liveness`).
+    pub pings_spared: u64,
+    /// Pings sent to a neighbour that published it suspects this node (refutations).
+    pub refutations: u64,
+    /// Suspicions cleared by a ping from the suspect (its refutation, or its own probe).
+    pub refuted: u64,
     /// The persisted passive view did not decode and was ignored (0 or 1).
     pub passive_restore_failed: u64,
     sent: [u64; Kind::ALL.len()],

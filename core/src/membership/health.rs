@@ -13,8 +13,8 @@ use crate::time::{Duration, Instant};
 /// Where a neighbour is in its probing round.
 #[derive(Debug)]
 pub enum Probe {
-    /// Waiting for `timer` to send the next ping.
-    Idle { timer: TimerId },
+    /// Waiting for `timer`, armed at `since`, to send the next ping.
+    Idle { timer: TimerId, since: Instant },
     /// Ping `seq` sent at `sent`; `timer` ends the wait.
     Direct {
         seq: u64,
@@ -39,9 +39,9 @@ pub enum Probe {
 impl Probe {
     pub fn timer(&self) -> TimerId {
         match self {
-            Probe::Idle { timer } | Probe::Direct { timer, .. } | Probe::Indirect { timer, .. } => {
-                *timer
-            }
+            Probe::Idle { timer, .. }
+            | Probe::Direct { timer, .. }
+            | Probe::Indirect { timer, .. } => *timer,
         }
     }
 }
@@ -54,6 +54,8 @@ pub struct NeighborHealth {
     /// Consecutive rounds in which the neighbour answered only through a helper: it is
     /// alive, but the link between us is not healthy.
     pub rescues: u32,
+    /// When we last heard anything from it (see `MembershipConfig::traffic_is_liveness`).
+    pub heard: Instant,
 }
 
 /// Lifeguard's local health multiplier. A node that sees its own timers fire late, or

@@ -20,8 +20,14 @@
 //!   moment it joins; the ping timeout follows each link's RTT history; a silent
 //!   neighbour is probed through others before it is evicted; and a node that sees its
 //!   own timers fire late does not blame its neighbours (Lifeguard's local health).
+//! - A neighbour that misses a ping is only *suspected* for a while (Lifeguard's
+//!   suspicion, `suspicion_timeout_ms`), which it refutes by answering or by pinging its
+//!   accuser; and any message heard from a neighbour spares it a ping, so an idle link
+//!   carries one exchange per ping interval, not one per end (`traffic_is_liveness`).
+//!   Both are the `lan` profile's; `fast` is the detector without them (see `profile`).
 //!
-//! Files: `config` (knobs), `message` (wire), `views` (passive view, sampling), `rtt`
+//! Files: `config` (knobs), `profile` (named sets of them), `message` (wire), `views`
+//! (passive view, sampling), `rtt`
 //! and `health` (detector state), `links` (which links we hold and why), `join`
 //! (contacts), `overlay` (the rest of HyParView), `detector` (probing), `event` (what
 //! is reported).
@@ -34,6 +40,7 @@ mod join;
 mod links;
 mod message;
 mod overlay;
+mod profile;
 mod rtt;
 mod views;
 
@@ -45,6 +52,7 @@ use std::collections::BTreeMap;
 pub use config::{ConfigError, MAX_ACTIVE_VIEW, MAX_PASSIVE_VIEW, MembershipConfig};
 pub use event::{Counters, DownCause, MembershipEvent};
 pub use message::{Kind, MAX_SAMPLE, Message, PeerAddr, Sample};
+pub use profile::{Profile, UnknownProfile};
 pub use views::PASSIVE_KEY;
 
 use health::{LocalHealth, NeighborHealth, Probe};
@@ -241,10 +249,32 @@ impl Membership {
         let Some(n) = self.active.get(&peer) else {
             return;
         };
-        if let Probe::Idle { timer } = n.health.probe {
+        if let Probe::Idle { timer, .. } = n.health.probe {
             ctx.cancel_timer(timer);
             self.counters.early_pings += 1;
-            self.on_ping_tick(peer, ctx);
+            self.ping(peer, ctx);
+        }
+    }
+
+    /// A message from `peer` arrived (membership's own, or any other protocol's: the
+    /// stack reports those): with
+    /// `traffic_is_liveness`, it counts as an answer, and the neighbour's next ping
+    /// waits a ping interval from now (see `on_ping_tick`).
+    pub fn heard(&mut self, peer: NodeId, now: Instant) {
+        if let Some(n) = self.active.get_mut(&peer) {
+            n.health.heard = now;
+        }
+    }
+
+    /// Neighbour `accuser` publishes that it suspects us (global membership carries
+    /// suspicions): refute it at once with a ping, which (with `traffic_is_liveness`)
+    /// clears the suspicion on its side — it need not wait for its own probe to come
+    /// back, nor for a helper's. Lifeguard's refutation, without a message of its own.
+    pub fn refute(&mut self, accuser: NodeId, ctx: &mut Cx) {
+        if self.cfg.traffic_is_liveness && self.active.contains_key(&accuser) {
+            self.counters.refutations += 1;
+            let seq = self.next_seq();
+            self.send(ctx, accuser, &Message::Ping { seq });
         }
     }
 
@@ -322,6 +352,7 @@ impl Protocol for Membership {
     fn message(&mut self, from: NodeId, body: &[u8], ctx: &mut Cx) -> Result<(), WireError> {
         let msg = Message::decode(body)?;
         self.counters.count_received(msg.kind());
+        self.heard(from, ctx.now());
         let Some(from_addr) = self.links.get(&from).map(|l| l.addr.clone()) else {
             // Messages only arrive on links we were told about; nothing to answer on.
             return Ok(());
