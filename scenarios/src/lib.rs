@@ -18,6 +18,7 @@ mod report;
 mod runner;
 mod stack;
 mod target;
+mod tracelog;
 
 pub use plan::check;
 pub use report::{Outcome, Report};

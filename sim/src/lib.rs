@@ -16,6 +16,8 @@ mod queue;
 mod slab;
 mod topology;
 mod trace;
+pub mod tracefile;
 mod world;
 
-pub use world::{Sim, SimConfig, SimStats, Status, Step};
+pub use trace::TraceField;
+pub use world::{DescribeEvent, Sim, SimConfig, SimStats, Status, Step};
