@@ -441,7 +441,12 @@ impl<P: Protocol> Sim<P> {
                 }
                 Transmit::Close { conn } => {
                     if let Some((id, side)) = self.nodes[i].conns.remove(&conn) {
-                        self.conns.get_mut(&id).expect("mapped").ends[side].open = false;
+                        let c = self.conns.get_mut(&id).expect("mapped");
+                        c.ends[side].open = false;
+                        let peer = c.ends[1 - side].node;
+                        if let Some(line) = self.trace.line(self.now, "hang-up") {
+                            line.node("node", i).node("peer", peer).num("conn", id);
+                        }
                         self.send(id, side, Payload::Control(Packet::Fin));
                         self.forget_if_closed(id);
                     }
