@@ -226,7 +226,11 @@ fn sim_trace_filters_a_trace_file_by_node_kind_and_time() {
         "--trace",
         trace.to_str().unwrap(),
     ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let all = json_lines(&std::fs::read_to_string(&trace).unwrap());
     // n3's ping traffic between 25 s and 30 s (both included), as the filter should pick it.
     let (from, to) = (25_000_000_000u64, 30_000_000_000u64);
@@ -253,12 +257,22 @@ fn sim_trace_filters_a_trace_file_by_node_kind_and_time() {
         "--to",
         "30s",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let kept = json_lines(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(kept.iter().collect::<Vec<_>>(), expected);
     // Pings and pongs both ways, and probes if any: every kind kept matches the pattern.
-    assert!(kept.iter().any(|l| l["kind"] == "membership.ping" && l["from"] == "n3"));
-    assert!(kept.iter().any(|l| l["kind"] == "membership.pong" && l["to"] == "n3"));
+    assert!(
+        kept.iter()
+            .any(|l| l["kind"] == "membership.ping" && l["from"] == "n3")
+    );
+    assert!(
+        kept.iter()
+            .any(|l| l["kind"] == "membership.pong" && l["to"] == "n3")
+    );
 
     // The partition at 20 s is about the whole network: kept under --node.
     let out = hawser(&[

@@ -107,7 +107,10 @@ fn the_log_names_everything_and_changes_nothing() {
         ..Options::default()
     };
     let traced = run_stack(&scenario, options).expect("runs");
-    assert_eq!(plain.trace_hash, traced.trace_hash, "the log changes the run");
+    assert_eq!(
+        plain.trace_hash, traced.trace_hash,
+        "the log changes the run"
+    );
     assert_eq!(plain.events, traced.events);
     assert!(traced.passed, "{}", traced.human());
 
@@ -118,10 +121,14 @@ fn the_log_names_everything_and_changes_nothing() {
         .collect();
     assert!(log.len() > 1000, "{} lines", log.len());
     assert!(
-        log.windows(2).all(|w| w[0]["t_ns"].as_u64() <= w[1]["t_ns"].as_u64()),
+        log.windows(2)
+            .all(|w| w[0]["t_ns"].as_u64() <= w[1]["t_ns"].as_u64()),
         "lines in time order"
     );
-    assert!(log.iter().all(|l| l["t_ns"].is_u64() && l["event"].is_string()));
+    assert!(
+        log.iter()
+            .all(|l| l["t_ns"].is_u64() && l["event"].is_string())
+    );
 
     // Every node starts at 0 s.
     let starts: Vec<&str> = events(&log, "start")
@@ -167,7 +174,11 @@ fn the_log_names_everything_and_changes_nothing() {
     for event in ["connect", "accept", "connected"] {
         let lines = events(&log, event);
         assert!(!lines.is_empty(), "no {event}");
-        assert!(lines.iter().all(|l| l["peer"].is_string() && l["conn"].is_u64()));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["peer"].is_string() && l["conn"].is_u64())
+        );
     }
     let closes = events(&log, "close");
     // The kill of n5 at 20 s: its peers' connections are reset.
@@ -177,11 +188,13 @@ fn the_log_names_everything_and_changes_nothing() {
 
     // Timer wakes name their node and the timers that fired.
     let wakes = events(&log, "wake");
-    assert!(wakes.iter().any(|w| w["timers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t.as_str().unwrap().contains("kind: Ping"))));
+    assert!(wakes.iter().any(|w| {
+        w["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().contains("kind: Ping"))
+    }));
 
     // The steps, at their instants.
     let at = |event: &str, t: u64| -> Vec<&Value> {
@@ -228,9 +241,7 @@ fn the_log_names_everything_and_changes_nothing() {
     let seq = &send[0]["seq"];
     let delivered: std::collections::BTreeSet<&str> = events(&log, "multicast.deliver")
         .iter()
-        .filter(|d| {
-            d["origin"] == "n4" && &d["seq"] == seq && d["t_ns"].as_u64().unwrap() < 13 * S
-        })
+        .filter(|d| d["origin"] == "n4" && &d["seq"] == seq && d["t_ns"].as_u64().unwrap() < 13 * S)
         .map(|d| d["node"].as_str().unwrap())
         .collect();
     assert_eq!(delivered, ["n3", "n5"].into(), "n4's side of the partition");
