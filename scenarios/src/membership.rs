@@ -3,7 +3,7 @@
 
 use hawser_core::membership::{Membership, MembershipConfig, MembershipEvent};
 use hawser_core::{Addr, NodeId, Snapshot};
-use hawser_sim::TraceField;
+use hawser_sim::{TraceField, TraceNote};
 
 use crate::file::ExpectKind;
 use crate::target::Target;
@@ -41,9 +41,7 @@ impl Target for Membership {
         Membership::check_views(self, me)
     }
 
-    fn trace_event(
-        event: &MembershipEvent,
-    ) -> Option<(&'static str, Vec<(&'static str, TraceField)>)> {
+    fn trace_event(event: &MembershipEvent) -> Option<TraceNote> {
         Some(trace_event(event))
     }
 
@@ -56,9 +54,7 @@ impl Target for Membership {
 }
 
 /// A membership event as the trace log names it (for both targets that run membership).
-pub(crate) fn trace_event(
-    event: &MembershipEvent,
-) -> (&'static str, Vec<(&'static str, TraceField)>) {
+pub(crate) fn trace_event(event: &MembershipEvent) -> TraceNote {
     let peer = |p: &NodeId| ("peer", TraceField::Node(p.0 as usize));
     match event {
         MembershipEvent::NeighborUp(p) => ("membership.neighbor_up", vec![peer(p)]),

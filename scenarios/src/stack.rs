@@ -10,7 +10,7 @@ use hawser_core::membership::{MembershipConfig, MembershipEvent};
 use hawser_core::routing::Routing;
 use hawser_core::stack::{Stack, StackConfig, StackEvent, StackTimer};
 use hawser_core::{Addr, Ctx, NodeId, Snapshot};
-use hawser_sim::TraceField;
+use hawser_sim::{TraceField, TraceNote};
 
 use crate::file::ExpectKind;
 use crate::target::Target;
@@ -130,7 +130,7 @@ impl Target for Stack {
     /// KV acknowledgements, multicast deliveries, membership's neighbour changes and
     /// global membership's reachability changes. (Not every table change: a join storm
     /// of 1,000 nodes makes millions.)
-    fn trace_event(event: &StackEvent) -> Option<(&'static str, Vec<(&'static str, TraceField)>)> {
+    fn trace_event(event: &StackEvent) -> Option<TraceNote> {
         let node = |id: &NodeId| TraceField::Node(id.0 as usize);
         Some(match event {
             StackEvent::Membership(e) => crate::membership::trace_event(e),

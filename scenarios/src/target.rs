@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use hawser_core::crdt::{Map, MapOp};
 use hawser_core::kv::Ticket;
 use hawser_core::{Addr, Ctx, NodeId, Protocol, Snapshot};
-use hawser_sim::TraceField;
+use hawser_sim::TraceNote;
 
 use crate::file::ExpectKind;
 
@@ -143,9 +143,7 @@ pub trait Target: Protocol + Sized + 'static {
 
     /// How the trace log (`--trace`) names this event, with its fields; `None` leaves it
     /// out. Only called while a log is written.
-    fn trace_event(
-        _event: &Self::Event,
-    ) -> Option<(&'static str, Vec<(&'static str, TraceField)>)> {
+    fn trace_event(_event: &Self::Event) -> Option<TraceNote> {
         None
     }
 

@@ -23,4 +23,4 @@ pub mod tracefile;
 mod world;
 
 pub use trace::TraceField;
-pub use world::{DescribeEvent, Sim, SimConfig, SimStats, Status, Step};
+pub use world::{DescribeEvent, Sim, SimConfig, SimStats, Status, Step, TraceNote};

@@ -187,9 +187,12 @@ struct SimNode<P: Protocol> {
 
 type Factory<P> = Box<dyn FnMut(usize, &Snapshot) -> P>;
 
-/// How a driver names a node's event for the trace log: the event's name and fields, or
-/// `None` to leave it out (see [`Sim::set_trace_log`]).
-pub type DescribeEvent<E> = fn(&E) -> Option<(&'static str, Vec<(&'static str, TraceField)>)>;
+/// A line a driver adds to the trace log: its `event` name and its fields.
+pub type TraceNote = (&'static str, Vec<(&'static str, TraceField)>);
+
+/// How a driver names a node's event for the trace log, or `None` to leave it out (see
+/// [`Sim::set_trace_log`]).
+pub type DescribeEvent<E> = fn(&E) -> Option<TraceNote>;
 
 /// A seeded discrete-event simulation of `n` nodes running protocol `P`.
 pub struct Sim<P: Protocol> {
