@@ -32,7 +32,7 @@ pub use id::{Addr, Name, NodeId};
 pub use link::{
     ConnId, ConnectError, Cookie, DownReason, LinkConfig, LinkEvent, SendError, Transmit,
 };
-pub use node::{Event, Identity, Node};
+pub use node::{Event, Identity, Node, Observed};
 pub use persist::{PersistSeq, Record, Snapshot};
 pub use protocol::{Ctx, Protocol, TimerId};
 pub use rng::{NodeRng, RngSeed};

@@ -33,6 +33,19 @@ pub enum Event<E> {
     App(E),
 }
 
+/// What a node handled, named for a driver's debugging log (the simulator's
+/// `--trace`). Recorded only once [`Node::observe`] was called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// A message from a linked peer; `kind` as [`Protocol::message_kind`] names it.
+    Message {
+        from: NodeId,
+        kind: Option<&'static str>,
+    },
+    /// A timer the protocol set fired: its `Debug` form.
+    Timer(String),
+}
+
 /// A protocol `P` running over authenticated links.
 pub struct Node<P: Protocol> {
     protocol: P,
@@ -44,6 +57,8 @@ pub struct Node<P: Protocol> {
     next_persist: u64,
     rng: NodeRng,
     stats: Stats,
+    /// `Some` while observed: what [`Node::poll_observed`] has not handed out yet.
+    observed: Option<VecDeque<Observed>>,
 }
 
 /// Build a [`Ctx`] over the node's parts, leaving `protocol` free to borrow mutably.
@@ -90,6 +105,7 @@ impl<P: Protocol> Node<P> {
             next_persist: 0,
             rng: NodeRng::from_seed(seed),
             stats: Stats::default(),
+            observed: None,
         })
     }
 
@@ -111,6 +127,13 @@ impl<P: Protocol> Node<P> {
     /// Timers the protocol has pending (a bound the simulator checks).
     pub fn pending_timers(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Record, from now on, the messages and timers this node handles, named, for
+    /// [`Node::poll_observed`]. Naming a message decodes it a second time; a node that is
+    /// not observed pays nothing for it. Observing changes nothing the node does.
+    pub fn observe(&mut self) {
+        self.observed.get_or_insert_with(VecDeque::new);
     }
 
     /// Start the protocol. Call once, before any other input.
@@ -171,6 +194,9 @@ impl<P: Protocol> Node<P> {
         self.links.expire(now, &mut self.stats);
         self.dispatch(now);
         while let Some(timer) = self.timers.pop_due(now) {
+            if let Some(observed) = &mut self.observed {
+                observed.push_back(Observed::Timer(format!("{timer:?}")));
+            }
             self.protocol.timer(timer, ctx!(self, now));
             self.dispatch(now);
         }
@@ -194,6 +220,10 @@ impl<P: Protocol> Node<P> {
         while let Some(event) = self.links.poll_event() {
             match event {
                 LinkEvent::Message { from, body } => {
+                    if let Some(observed) = &mut self.observed {
+                        let kind = P::message_kind(&body);
+                        observed.push_back(Observed::Message { from, kind });
+                    }
                     if let Err(error) = self.protocol.message(from, &body, ctx!(self, now)) {
                         self.stats.decode_errors += 1;
                         self.links.disconnect(from);
@@ -242,5 +272,10 @@ impl<P: Protocol> Node<P> {
     }
     pub fn poll_persist(&mut self) -> Option<Record> {
         self.persist.pop_front()
+    }
+    /// What the node handled since the last call, if it is observed (see
+    /// [`Node::observe`]).
+    pub fn poll_observed(&mut self) -> Option<Observed> {
+        self.observed.as_mut()?.pop_front()
     }
 }

@@ -77,6 +77,15 @@ pub trait Protocol {
 
     /// Every record up to `seq` is durable.
     fn persisted(&mut self, _seq: PersistSeq, _ctx: &mut Ctx<'_, Self::Timer, Self::Event>) {}
+
+    /// The kind of the message `body` (as [`Protocol::message`] would get it), named for
+    /// a debugging log: `"membership.ping"`, `"kv.delta"`... `None` when the protocol
+    /// names none or the bytes do not decode. Only a node that observes (see
+    /// [`Node::observe`](crate::Node::observe)) calls it, so decoding a message twice
+    /// costs only a driver that writes such a log.
+    fn message_kind(_body: &[u8]) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A scheduled timer; also the handle to cancel it.

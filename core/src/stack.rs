@@ -27,7 +27,7 @@ use crate::membership::{
 use crate::multicast::{Delivery, Multicast, MulticastConfig, MulticastError, NoTimer};
 use crate::persist::{PersistSeq, Snapshot};
 use crate::protocol::{Ctx, Protocol};
-use crate::wire::WireError;
+use crate::wire::{self, WireError};
 
 /// Channel of membership messages.
 const MEMBERSHIP: u8 = 0;
@@ -380,6 +380,28 @@ impl Protocol for Stack {
                 "unknown protocol channel {other}"
             ))),
             None => Err(WireError::Payload("empty message".into())),
+        }
+    }
+
+    /// A message is named by its channel's protocol. A multicast packet carrying a KV
+    /// delta (topic [`KV_TOPIC`]) is named by what it carries, `kv.delta`.
+    fn message_kind(body: &[u8]) -> Option<&'static str> {
+        use crate::{gm::GmMessage, kv::KvMessage, membership::Message, multicast::Packet};
+        let (&channel, rest) = body.split_first()?;
+        match channel {
+            MEMBERSHIP => Message::decode(rest).ok().map(|m| m.kind_name()),
+            KV => wire::decode::<KvMessage>(rest).ok().map(|m| m.kind_name()),
+            GM => GmMessage::decode(rest).ok().map(|m| m.kind_name()),
+            MULTICAST => {
+                let packet = Packet::decode(rest).ok()?;
+                Some(if packet.topic == KV_TOPIC {
+                    wire::decode::<KvMessage>(&packet.payload.0)
+                        .map_or("multicast.data", |m| m.kind_name())
+                } else {
+                    "multicast.data"
+                })
+            }
+            _ => None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! `hawser sim run` and `hawser sim sweep`.
+//! `hawser sim run`, `hawser sim sweep` and `hawser sim trace`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,6 +11,7 @@ use clap::Subcommand;
 use hawser_scenarios::{Options, Report, file, pictures};
 
 use crate::progress::Progress;
+use hawser_sim::tracefile;
 
 #[derive(Subcommand)]
 pub enum SimCommand {
@@ -27,7 +28,10 @@ pub enum SimCommand {
         /// Print one JSON object instead of the human report.
         #[arg(long)]
         json: bool,
-        /// Write every delivered event to this file as JSON lines.
+        /// Write the run's event log to this file, one JSON line per event: every
+        /// frame (its message kind decoded), connection event, timer wake and fault, the
+        /// scenario's steps, KV ops and their acknowledgements, multicasts (format:
+        /// scenarios/README.md; filter it with `hawser sim trace`).
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Write a self-contained HTML report (timeline, curves, overlay graphs,
@@ -61,6 +65,31 @@ pub enum SimCommand {
         /// in `FILE.d/` (minus the extension) as `NAME.SEED.html`.
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// Print the lines of a trace log (from `sim run --trace`) that match every filter
+    /// given, as they are. Reads the file line by line, so a log of any size will do.
+    Trace {
+        /// The trace file (JSON lines).
+        file: PathBuf,
+        /// Only lines about this node (it is the sender, receiver, peer or node), by name
+        /// (`n3`) or id (16 hex digits). Lines about the whole network (partition,
+        /// oneway, heal) are kept.
+        #[arg(long)]
+        node: Option<String>,
+        /// Only lines whose `kind` (a frame's message kind, e.g. `membership.ping`)
+        /// matches this pattern, or that have no kind and whose `event` does (`kv.op`,
+        /// `kv.ack`...). `*` stands for any characters: `--kind 'kv.*'`.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only lines whose `event` matches this pattern (`frame`, `close`, `wake`...).
+        #[arg(long)]
+        event: Option<String>,
+        /// Only lines at or after this virtual time (e.g. `10s`, `1500ms`).
+        #[arg(long, value_parser = file::parse_duration)]
+        from: Option<hawser_core::Duration>,
+        /// Only lines at or before this virtual time.
+        #[arg(long, value_parser = file::parse_duration)]
+        to: Option<hawser_core::Duration>,
     },
     /// Cut a failing run down to a smaller scenario that fails the same expectation:
     /// fewer steps, nodes, ops and seconds, narrower selectors (delta debugging; each
@@ -200,6 +229,49 @@ pub fn main(cmd: SimCommand) -> ExitCode {
             out,
             shrink: !no_shrink,
         }),
+        SimCommand::Trace {
+            file,
+            node,
+            kind,
+            event,
+            from,
+            to,
+        } => {
+            let filter = tracefile::Filter {
+                node,
+                kind: kind.as_deref().map(tracefile::Glob::new),
+                event: event.as_deref().map(tracefile::Glob::new),
+                from_ns: from.map(|d| d.as_nanos()),
+                to_ns: to.map(|d| d.as_nanos()),
+            };
+            trace(&file, &filter)
+        }
+    }
+}
+
+/// `hawser sim trace`: the kept lines to stdout. A reader that stops early (`| head`)
+/// is not an error.
+fn trace(path: &Path, filter: &tracefile::Filter) -> ExitCode {
+    let input = match std::fs::File::open(path) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = tracefile::filter(input, &mut out, filter)
+        .and_then(|_| out.flush().map_err(tracefile::TraceFileError::Write));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(tracefile::TraceFileError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            ExitCode::from(2)
+        }
     }
 }
 

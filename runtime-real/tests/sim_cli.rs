@@ -205,3 +205,108 @@ fn a_sweep_with_out_keeps_each_report_and_reads_kept_ones_back() {
     assert_eq!(second.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lines of `text`, parsed.
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn sim_trace_filters_a_trace_file_by_node_kind_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let run = hawser(&[
+        "sim",
+        "run",
+        "scenarios/lashup-partition.toml",
+        "--seed",
+        "42",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let all = json_lines(&std::fs::read_to_string(&trace).unwrap());
+    // n3's ping traffic between 25 s and 30 s (both included), as the filter should pick it.
+    let (from, to) = (25_000_000_000u64, 30_000_000_000u64);
+    let expected: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|l| {
+            let t = l["t_ns"].as_u64().unwrap();
+            let about_n3 = ["node", "peer", "from", "to"].iter().any(|k| l[*k] == "n3");
+            let kind = l["kind"].as_str().or(l["event"].as_str()).unwrap();
+            (from..=to).contains(&t) && about_n3 && kind.starts_with("membership.p")
+        })
+        .collect();
+    assert!(expected.len() > 10, "{} lines", expected.len());
+    let out = hawser(&[
+        "sim",
+        "trace",
+        trace.to_str().unwrap(),
+        "--node",
+        "n3",
+        "--kind",
+        "membership.p*",
+        "--from",
+        "25s",
+        "--to",
+        "30s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(kept.iter().collect::<Vec<_>>(), expected);
+    // Pings and pongs both ways, and probes if any: every kind kept matches the pattern.
+    assert!(
+        kept.iter()
+            .any(|l| l["kind"] == "membership.ping" && l["from"] == "n3")
+    );
+    assert!(
+        kept.iter()
+            .any(|l| l["kind"] == "membership.pong" && l["to"] == "n3")
+    );
+
+    // The partition at 20 s is about the whole network: kept under --node.
+    let out = hawser(&[
+        "sim",
+        "trace",
+        trace.to_str().unwrap(),
+        "--node",
+        "0000000000000007",
+        "--event",
+        "partition",
+    ]);
+    let kept = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["t_ns"], 20_000_000_000u64);
+}
+
+#[test]
+fn sim_trace_names_the_bad_line_of_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.jsonl");
+    std::fs::write(
+        &file,
+        "{\"t_ns\":1,\"event\":\"start\",\"node\":\"n0\"}\n{\"t_ns\":2,\"ev\n",
+    )
+    .unwrap();
+    let out = hawser(&["sim", "trace", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.jsonl: line 2: not a trace line"),
+        "{stderr}"
+    );
+    let missing = dir.path().join("missing.jsonl");
+    let out = hawser(&["sim", "trace", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}

@@ -21,6 +21,7 @@ pub mod shrink;
 mod stack;
 pub mod swarm;
 mod target;
+mod tracelog;
 mod viewcache;
 
 pub use plan::check;

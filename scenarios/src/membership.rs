@@ -3,6 +3,7 @@
 
 use hawser_core::membership::{Membership, MembershipConfig, MembershipEvent};
 use hawser_core::{Addr, NodeId, Snapshot};
+use hawser_sim::{TraceField, TraceNote};
 
 use crate::file::ExpectKind;
 use crate::target::Target;
@@ -38,10 +39,28 @@ impl Target for Membership {
         Membership::check_views(self, me)
     }
 
+    fn trace_event(event: &MembershipEvent) -> Option<TraceNote> {
+        Some(trace_event(event))
+    }
+
     fn evicted(event: &MembershipEvent) -> Option<NodeId> {
         match event {
             MembershipEvent::NeighborDown { peer, reason } if reason.is_eviction() => Some(*peer),
             _ => None,
         }
+    }
+}
+
+/// A membership event as the trace log names it (for both targets that run membership).
+pub(crate) fn trace_event(event: &MembershipEvent) -> TraceNote {
+    let peer = |p: &NodeId| ("peer", TraceField::Node(p.0 as usize));
+    match event {
+        MembershipEvent::NeighborUp(p) => ("membership.neighbor_up", vec![peer(p)]),
+        MembershipEvent::NeighborDown { peer: p, reason } => (
+            "membership.neighbor_down",
+            vec![peer(p), ("reason", TraceField::Str(format!("{reason:?}")))],
+        ),
+        MembershipEvent::Suspected(p) => ("membership.suspected", vec![peer(p)]),
+        MembershipEvent::Cleared(p) => ("membership.cleared", vec![peer(p)]),
     }
 }

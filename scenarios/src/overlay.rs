@@ -30,6 +30,7 @@ use hawser_sim::{Sim, Status};
 use crate::file::Overlay;
 use crate::runner::live;
 use crate::target::Target;
+use crate::tracelog;
 
 /// How soon a node whose overlay keys changed is polled.
 pub(crate) const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -229,7 +230,10 @@ impl Overlays {
             }
             for w in writes {
                 self.writes += 1;
-                if let Some(Err(why)) = sim.command(i, |p, ctx| p.kv_apply(ctx, &w.key, &w.op)) {
+                let op = || w.op.to_json();
+                let written =
+                    tracelog::kv_op(sim, i, &w.key, op, |p, ctx| p.kv_apply(ctx, &w.key, &w.op));
+                if let Some(Err(why)) = written {
                     self.refused
                         .push((now, format!("overlay write on n{i} refused: {why}")));
                 }

@@ -18,6 +18,7 @@ use crate::pictures::Recorder;
 use crate::plan::{Prim, check, disruptive, expand};
 use crate::report::Report;
 use crate::target::Target;
+use crate::tracelog;
 use crate::viewcache::ViewCache;
 
 /// Knobs that do not change what the run does (they are not part of the scenario).
@@ -83,7 +84,7 @@ pub(crate) fn run_recording<T: Target>(
         T::build(i, &overrides, &contacts, snapshot)
     })?;
     if let Some(log) = options.trace {
-        sim.set_trace_log(log);
+        sim.set_trace_log(log, Some(T::trace_event));
     }
 
     let end = Instant::ZERO + scenario.duration;
@@ -326,7 +327,13 @@ fn apply<T: Target>(
         Prim::Slow(i, extra, d) => sim.slow(i, extra, d),
         Prim::Cut(i, cut) => sim.cut(i, cut),
         Prim::Pause(i, d) => sim.pause(i, d),
-        Prim::KvOp(i, key, op) => match sim.command(i, |p, ctx| p.kv_op(ctx, &key, &op)) {
+        Prim::KvOp(i, key, op) => match tracelog::kv_op(
+            sim,
+            i,
+            &key,
+            || tracelog::op_json(&op),
+            |p, ctx| p.kv_op(ctx, &key, &op),
+        ) {
             Some(Ok(ticket)) => metrics.kv.op(now, i, &key, ticket, net.current(sim)),
             Some(Err(why)) => metrics
                 .notes
@@ -344,7 +351,9 @@ fn apply<T: Target>(
                 .cycle()
                 .take(size)
                 .collect();
-            match sim.command(i, |p, ctx| p.multicast(ctx, &topic, payload)) {
+            match tracelog::multicast(sim, i, &topic, size, |p, ctx| {
+                p.multicast(ctx, &topic, payload)
+            }) {
                 Some(Ok((_, seq))) => {
                     let known = sim.node(i).and_then(|n| n.protocol().reachable_set());
                     let knows = |j: usize| known.is_none_or(|k| k.contains(&NodeId(j as u64)));

@@ -10,6 +10,7 @@ use hawser_core::membership::{MembershipConfig, MembershipEvent};
 use hawser_core::routing::Routing;
 use hawser_core::stack::{Stack, StackConfig, StackEvent, StackTimer};
 use hawser_core::{Addr, Ctx, NodeId, Snapshot};
+use hawser_sim::{TraceField, TraceNote};
 
 use crate::file::ExpectKind;
 use crate::target::Target;
@@ -128,6 +129,36 @@ impl Target for Stack {
             StackEvent::Kv(KvEvent::Changed { key, .. }) => Some(key),
             _ => None,
         }
+    }
+
+    /// KV acknowledgements, multicast deliveries, membership's neighbour changes and
+    /// global membership's reachability changes. (Not every table change: a join storm
+    /// of 1,000 nodes makes millions.)
+    fn trace_event(event: &StackEvent) -> Option<TraceNote> {
+        let node = |id: &NodeId| TraceField::Node(id.0 as usize);
+        Some(match event {
+            StackEvent::Membership(e) => crate::membership::trace_event(e),
+            StackEvent::Kv(KvEvent::Committed { ticket, key, .. }) => (
+                "kv.ack",
+                vec![
+                    ("key", TraceField::Str(key.clone())),
+                    ("ticket", TraceField::Str(format!("{:?}", ticket.0))),
+                ],
+            ),
+            StackEvent::Multicast(d) => (
+                "multicast.deliver",
+                vec![
+                    ("origin", node(&d.origin)),
+                    ("seq", TraceField::Num(d.seq)),
+                    ("topic", TraceField::Str(d.topic.clone())),
+                    ("size", TraceField::Num(d.payload.len() as u64)),
+                ],
+            ),
+            StackEvent::Gm(GmEvent::Reachable(p)) => ("gm.reachable", vec![("peer", node(p))]),
+            StackEvent::Gm(GmEvent::Unreachable(p)) => ("gm.unreachable", vec![("peer", node(p))]),
+            StackEvent::Gm(GmEvent::Forgotten(p)) => ("gm.forgotten", vec![("peer", node(p))]),
+            _ => return None,
+        })
     }
 
     fn considers_unreachable(&self, peer: NodeId) -> bool {

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use hawser_core::crdt::{Map, MapOp};
 use hawser_core::kv::Ticket;
 use hawser_core::{Addr, Ctx, NodeId, Protocol, Snapshot};
+use hawser_sim::TraceNote;
 
 use crate::file::ExpectKind;
 
@@ -145,6 +146,12 @@ pub trait Target: Protocol + Sized + 'static {
     /// Multicast copies this node has sent since it started (as origin or forwarder).
     fn multicast_copies(&self) -> u64 {
         0
+    }
+
+    /// How the trace log (`--trace`) names this event, with its fields; `None` leaves it
+    /// out. Only called while a log is written.
+    fn trace_event(_event: &Self::Event) -> Option<TraceNote> {
+        None
     }
 
     /// The load balancer's VIPs and backends as this node's KV holds them (read as the

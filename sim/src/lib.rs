@@ -3,7 +3,10 @@
 //! One RNG (seeded from the run's seed) draws every latency; every node's RNG is derived
 //! from the same seed; a `(time, sequence)` queue orders events; no wall clock is read.
 //! So a run is a pure function of `(scenario, seed)`, and its **trace hash** — a BLAKE3
-//! hash over every delivered frame, connection event, timer wake and fault — proves it.
+//! hash over every delivered frame, connection event, timer wake, fsync, start, kill,
+//! freeze and pause — proves it. [`Sim::set_trace_log`] writes the same events (and the
+//! faults and commands behind them) as JSON lines for a human; [`tracefile`] reads
+//! such a log back.
 //!
 //! The network models what protocols meet in production: connections behave like TCP
 //! (ordered, reliable while the path is up, latency drawn per frame); a partition
@@ -17,7 +20,9 @@ mod queue;
 mod slab;
 mod topology;
 mod trace;
+pub mod tracefile;
 mod world;
 
 pub use latency::LatencyTail;
-pub use world::{Sim, SimConfig, SimStats, Status, Step};
+pub use trace::TraceField;
+pub use world::{DescribeEvent, Sim, SimConfig, SimStats, Status, Step, TraceNote};

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 
+use hawser_core::wire::{FrameKind, decode_header};
 use hawser_core::{
     Addr, ConnId, Cookie, Duration, Event, Identity, Instant, LinkConfig, Name, Node, NodeId,
-    NodeRng, PersistSeq, Protocol, Snapshot, Transmit,
+    NodeRng, Observed, PersistSeq, Protocol, Snapshot, Transmit,
 };
-use serde_json::json;
 
 use hawser_core::rng::mix_seed;
 
@@ -16,7 +16,7 @@ use crate::latency::LatencyTail;
 use crate::queue::Queue;
 use crate::slab::Slab;
 use crate::topology::Topology;
-use crate::trace::Trace;
+use crate::trace::{Trace, TraceField};
 
 /// How the simulated world behaves.
 #[derive(Clone, Debug)]
@@ -191,6 +191,13 @@ struct SimNode<P: Protocol> {
 
 type Factory<P> = Box<dyn FnMut(usize, &Snapshot) -> P>;
 
+/// A line a driver adds to the trace log: its `event` name and its fields.
+pub type TraceNote = (&'static str, Vec<(&'static str, TraceField)>);
+
+/// How a driver names a node's event for the trace log, or `None` to leave it out (see
+/// [`Sim::set_trace_log`]).
+pub type DescribeEvent<E> = fn(&E) -> Option<TraceNote>;
+
 /// A seeded discrete-event simulation of `n` nodes running protocol `P`.
 pub struct Sim<P: Protocol> {
     config: SimConfig,
@@ -204,6 +211,8 @@ pub struct Sim<P: Protocol> {
     blocked: BTreeSet<(u64, usize)>,
     topo: Topology,
     trace: Trace,
+    /// Names the nodes' events in the trace log (set with the log).
+    describe: Option<DescribeEvent<P::Event>>,
     factory: Factory<P>,
     events: Vec<(Instant, usize, Event<P::Event>)>,
     stats: SimStats,
@@ -248,6 +257,7 @@ impl<P: Protocol> Sim<P> {
             blocked: BTreeSet::new(),
             topo: Topology::new(n),
             trace: Trace::new(),
+            describe: None,
             factory: Box::new(factory),
             events: Vec::new(),
             stats: SimStats::default(),
@@ -307,9 +317,37 @@ impl<P: Protocol> Sim<P> {
     pub fn trace_hash(&self) -> String {
         self.trace.hash()
     }
-    /// Write every delivered event as a JSON line to `log`.
-    pub fn set_trace_log(&mut self, log: Box<dyn Write>) {
+    /// Write, from now on, a JSON line to `log` for everything the trace hash covers —
+    /// every delivered frame (its message named by [`Protocol::message_kind`]),
+    /// connection event, timer wake (with the timers that fired), sync, start, kill,
+    /// freeze and pause — and for every other fault (partition, heal, cookie, slow link),
+    /// every node's link events, and the node events `describe` names. The run and its
+    /// hash are the same with or without a log. Give `log` a buffered writer.
+    pub fn set_trace_log(
+        &mut self,
+        log: Box<dyn Write>,
+        describe: Option<DescribeEvent<P::Event>>,
+    ) {
         self.trace.set_log(log);
+        self.describe = describe;
+        for node in self.nodes.iter_mut().filter_map(|n| n.node.as_mut()) {
+            node.observe();
+        }
+    }
+    /// Is a trace log being written? (Build a [`Sim::trace_note`] only then.)
+    pub fn trace_logging(&self) -> bool {
+        self.trace.logging()
+    }
+    /// Add a line to the trace log (never to the hash): `event` on node `node`, with
+    /// `fields` after `t_ns`, `event` and `node` — what the simulator's driver did that the
+    /// simulator cannot name itself (a KV op, a multicast send).
+    pub fn trace_note(&mut self, node: usize, event: &str, fields: &[(&str, TraceField)]) {
+        if let Some(mut line) = self.trace.line(self.now, event) {
+            line = line.node("node", node);
+            for (key, value) in fields {
+                line = line.field(key, value);
+            }
+        }
     }
     /// Node events since the last call, in the order they happened.
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, (Instant, usize, Event<P::Event>)> {
@@ -367,6 +405,9 @@ impl<P: Protocol> Sim<P> {
             Ev::ClearExtra { node, generation } => {
                 if self.nodes[node].extra_gen == generation {
                     self.topo.set_extra(node, Duration::ZERO);
+                    if let Some(line) = self.trace.line(self.now, "slow-end") {
+                        line.node("node", node);
+                    }
                 }
                 None
             }
@@ -412,7 +453,12 @@ impl<P: Protocol> Sim<P> {
                 }
                 Transmit::Close { conn } => {
                     if let Some((id, side)) = self.nodes[i].conns.remove(&conn) {
-                        self.conns.get_mut(&id).expect("mapped").ends[side].open = false;
+                        let c = self.conns.get_mut(&id).expect("mapped");
+                        c.ends[side].open = false;
+                        let peer = c.ends[1 - side].node;
+                        if let Some(line) = self.trace.line(self.now, "hang-up") {
+                            line.node("node", i).node("peer", peer).num("conn", id);
+                        }
                         self.send(id, side, Payload::Control(Packet::Fin));
                         self.forget_if_closed(id);
                     }
@@ -441,6 +487,9 @@ impl<P: Protocol> Sim<P> {
         let n = &mut self.nodes[i];
         let node = n.node.as_mut().expect("checked above");
         while let Some(event) = node.poll_event() {
+            if self.trace.logging() {
+                log_event(&mut self.trace, self.describe, self.now, i, &event);
+            }
             self.events.push((self.now, i, event));
         }
         if let Some(t) = node.poll_timeout()
@@ -476,6 +525,13 @@ impl<P: Protocol> Sim<P> {
         });
         self.nodes[i].conns.insert(conn, (id, 0));
         self.trace.record(self.now, i, 3, &(k as u64).to_le_bytes());
+        if let Some(line) = self.trace.line(self.now, "connect") {
+            let line = line.node("node", i).num("conn", id);
+            match target {
+                Some(k) => line.node("peer", k),
+                None => line.str("addr", addr.as_str()),
+            };
+        }
         match target {
             Some(k) if self.topo.open(i, k) => {
                 let at = self.now + self.latency(i, k);
@@ -602,10 +658,23 @@ impl<P: Protocol> Sim<P> {
         let end = &mut c.ends[side];
         end.open = false;
         let (i, conn) = (end.node, end.conn.expect("live ends have ids"));
+        let peer = c.ends[1 - side].node;
         c.dirs[side].held.clear();
         c.dirs[side].blocked_since = None;
         self.nodes[i].conns.remove(&conn);
         self.trace.record(self.now, i, tag, &conn.0.to_le_bytes());
+        if let Some(line) = self.trace.line(self.now, "close") {
+            let reason = match tag {
+                CLOSE_CONNECT_FAILED => "connect-failed",
+                CLOSE_FIN => "fin",
+                CLOSE_RESET => "reset",
+                _ => "timeout",
+            };
+            line.node("node", i)
+                .node("peer", peer)
+                .num("conn", id)
+                .str("reason", reason);
+        }
         self.forget_if_closed(id);
         let now = self.now;
         self.nodes[i]
@@ -625,7 +694,19 @@ impl<P: Protocol> Sim<P> {
         n.wake = None;
         let now = self.now;
         self.trace.record(now, i, 4, &[]);
-        n.node.as_mut().expect("up").handle_timeout(now);
+        let node = n.node.as_mut().expect("up");
+        node.handle_timeout(now);
+        if self.trace.logging() {
+            let mut timers = Vec::new();
+            while let Some(observed) = node.poll_observed() {
+                if let Observed::Timer(t) = observed {
+                    timers.push(t);
+                }
+            }
+            if let Some(line) = self.trace.line(now, "wake") {
+                line.node("node", i).strs("timers", &timers);
+            }
+        }
         self.flush(i);
         Some(i)
     }
@@ -669,6 +750,9 @@ impl<P: Protocol> Sim<P> {
         self.nodes[k].conns.insert(conn, (id, 1));
         self.queue.push(at, Ev::Established { conn: id });
         self.trace.record(now, k, 5, &conn.0.to_le_bytes());
+        if let Some(line) = self.trace.line(now, "accept") {
+            line.node("node", k).node("peer", i).num("conn", id);
+        }
         self.flush(k);
         Some(k)
     }
@@ -679,8 +763,12 @@ impl<P: Protocol> Sim<P> {
         }
         let c = &self.conns[&id];
         let (i, conn) = (c.ends[0].node, c.ends[0].conn.expect("dialled"));
+        let peer = c.ends[1].node;
         let now = self.now;
         self.trace.record(now, i, 6, &conn.0.to_le_bytes());
+        if let Some(line) = self.trace.line(now, "connected") {
+            line.node("node", i).node("peer", peer).num("conn", id);
+        }
         self.nodes[i]
             .node
             .as_mut()
@@ -695,7 +783,7 @@ impl<P: Protocol> Sim<P> {
         if established {
             return None;
         }
-        self.close_end(id, 0, 7)
+        self.close_end(id, 0, CLOSE_CONNECT_FAILED)
     }
 
     fn on_arrive(&mut self, id: u64, to: usize, payload: Payload) -> Option<usize> {
@@ -725,22 +813,31 @@ impl<P: Protocol> Sim<P> {
         match payload {
             Payload::Frame(bytes) => {
                 let conn = c.ends[to].conn.expect("live");
+                let from = c.ends[1 - to].node;
                 self.stats.frames += 1;
                 self.stats.bytes += bytes.len() as u64;
                 let now = self.now;
                 self.trace.record(now, i, 1, &bytes);
-                if self.trace.logging() {
-                    self.trace.log(&json!({"t_ns": now.as_nanos(), "node": i, "event": "frame", "conn": conn.0, "len": bytes.len()}));
+                let node = self.nodes[i].node.as_mut().expect("live");
+                node.handle_frame(now, conn, &bytes);
+                if let Some(line) = self.trace.line(now, "frame") {
+                    line.node("from", from)
+                        .node("to", i)
+                        .num("conn", id)
+                        .str("kind", frame_kind(&bytes, node))
+                        .num("len", bytes.len() as u64);
                 }
-                self.nodes[i]
-                    .node
-                    .as_mut()
-                    .expect("live")
-                    .handle_frame(now, conn, &bytes);
                 self.flush(i);
                 Some(i)
             }
-            Payload::Control(p) => self.close_end(id, to, if p == Packet::Fin { 8 } else { 9 }),
+            Payload::Control(p) => {
+                let tag = if p == Packet::Fin {
+                    CLOSE_FIN
+                } else {
+                    CLOSE_RESET
+                };
+                self.close_end(id, to, tag)
+            }
         }
     }
 
@@ -750,7 +847,7 @@ impl<P: Protocol> Sim<P> {
         if self.now < since + self.config.link_timeout || dir.held.is_empty() {
             return None;
         }
-        self.close_end(id, from, 10)
+        self.close_end(id, from, CLOSE_TIMEOUT)
     }
 
     fn on_sync(&mut self, i: usize, epoch: u64, upto: PersistSeq) -> Option<usize> {
@@ -762,6 +859,9 @@ impl<P: Protocol> Sim<P> {
         n.disk.syncing = None;
         let now = self.now;
         self.trace.record(now, i, 11, &upto.0.to_le_bytes());
+        if let Some(line) = self.trace.line(now, "sync") {
+            line.node("node", i).num("upto", upto.0);
+        }
         n.node.as_mut().expect("up").handle_persisted(now, upto);
         self.flush(i);
         Some(i)
@@ -797,6 +897,9 @@ impl<P: Protocol> Sim<P> {
             self.wake_at(i, t);
         }
         self.trace.record(self.now, i, 12, &[]);
+        if let Some(line) = self.trace.line(self.now, "resume") {
+            line.node("node", i);
+        }
         Some(i)
     }
 
@@ -821,11 +924,17 @@ impl<P: Protocol> Sim<P> {
             cookie: n.cookie.clone(),
         };
         let seed = mix_seed(self.config.seed, ((i as u64) << 24) ^ n.epoch);
-        let node = Node::new(self.config.link.clone(), identity, seed, protocol)
+        let mut node = Node::new(self.config.link.clone(), identity, seed, protocol)
             .expect("link config validated in Sim::new");
+        if self.trace.logging() {
+            node.observe();
+        }
         n.node = Some(node);
         let now = self.now;
         self.trace.record(now, i, 13, &n.epoch.to_le_bytes());
+        if let Some(line) = self.trace.line(now, "start") {
+            line.node("node", i).num("epoch", n.epoch);
+        }
         n.node.as_mut().expect("just set").handle_start(now);
         self.flush(i);
     }
@@ -862,6 +971,9 @@ impl<P: Protocol> Sim<P> {
         n.wake = None;
         n.disk.crash(self.config.lose_unsynced);
         self.trace.record(self.now, i, 14, &[]);
+        if let Some(line) = self.trace.line(self.now, "kill") {
+            line.node("node", i);
+        }
     }
 
     /// A reset travels like a frame but ignores the dead end's liveness.
@@ -883,6 +995,9 @@ impl<P: Protocol> Sim<P> {
     pub fn wipe(&mut self, i: usize) {
         self.kill(i);
         self.nodes[i].disk.wipe();
+        if let Some(line) = self.trace.line(self.now, "wipe") {
+            line.node("node", i);
+        }
         self.start(i);
     }
 
@@ -896,6 +1011,9 @@ impl<P: Protocol> Sim<P> {
             self.nodes[i].status = Status::Frozen;
             self.topo.set_frozen(i, true);
             self.trace.record(self.now, i, 15, &[]);
+            if let Some(line) = self.trace.line(self.now, "freeze") {
+                line.node("node", i);
+            }
         }
     }
 
@@ -909,18 +1027,31 @@ impl<P: Protocol> Sim<P> {
             self.queue.push(self.now + d, Ev::Resume { node: i, epoch });
             self.trace
                 .record(self.now, i, 16, &d.as_nanos().to_le_bytes());
+            if let Some(line) = self.trace.line(self.now, "pause") {
+                line.node("node", i).num("for_ns", d.as_nanos());
+            }
         }
     }
 
     /// Split the network: nodes in different groups cannot exchange anything; a node in
     /// no group reaches everyone.
     pub fn partition(&mut self, groups: &[Vec<usize>]) {
+        if let Some(line) = self.trace.line(self.now, "partition") {
+            let names: Vec<Vec<String>> = groups
+                .iter()
+                .map(|g| g.iter().map(|i| format!("n{i}")).collect())
+                .collect();
+            line.field("groups", &TraceField::Json(names.into()));
+        }
         self.topo.partition(groups);
         self.release_held();
     }
 
     /// Frames from `from` to `to` are lost; the reverse direction still flows.
     pub fn partition_oneway(&mut self, from: &[usize], to: &[usize]) {
+        if let Some(line) = self.trace.line(self.now, "oneway") {
+            line.nodes("senders", from).nodes("receivers", to);
+        }
         self.topo.partition_oneway(from, to);
     }
 
@@ -928,6 +1059,9 @@ impl<P: Protocol> Sim<P> {
     /// as on a partition, and a restore lets them out. Partitions and heals do not touch
     /// it.
     pub fn cut(&mut self, i: usize, cut: bool) {
+        if let Some(line) = self.trace.line(self.now, if cut { "cut" } else { "uncut" }) {
+            line.node("node", i);
+        }
         self.topo.set_cut(i, cut);
         if !cut {
             self.release_held();
@@ -936,6 +1070,8 @@ impl<P: Protocol> Sim<P> {
 
     /// End every partition; frames held on now-open paths go out.
     pub fn heal(&mut self) {
+        // A line is written when it is dropped: this one has no fields.
+        drop(self.trace.line(self.now, "heal"));
         self.topo.heal();
         self.release_held();
     }
@@ -943,6 +1079,10 @@ impl<P: Protocol> Sim<P> {
     /// Change node `i`'s cookie (it keeps it across restarts). `None` restores the
     /// cluster's cookie.
     pub fn set_cookie(&mut self, i: usize, cookie: Option<Cookie>) {
+        if let Some(line) = self.trace.line(self.now, "cookie") {
+            let which = if cookie.is_some() { "own" } else { "cluster" };
+            line.node("node", i).str("cookie", which);
+        }
         let cookie = cookie.unwrap_or_else(|| self.config.cookie.clone());
         self.nodes[i].cookie = cookie.clone();
         let now = self.now;
@@ -956,6 +1096,12 @@ impl<P: Protocol> Sim<P> {
 
     /// Add `extra` latency to every frame to or from node `i`, for `d` if given.
     pub fn slow(&mut self, i: usize, extra: Duration, d: Option<Duration>) {
+        if let Some(line) = self.trace.line(self.now, "slow") {
+            let line = line.node("node", i).num("extra_ns", extra.as_nanos());
+            if let Some(d) = d {
+                line.num("for_ns", d.as_nanos());
+            }
+        }
         self.topo.set_extra(i, extra);
         self.nodes[i].extra_gen += 1;
         if let Some(d) = d {
@@ -983,5 +1129,65 @@ impl<P: Protocol> Sim<P> {
         let r = self.nodes[i].node.as_mut()?.command(now, f);
         self.flush(i);
         Some(r)
+    }
+}
+
+/// What the hash records for a closed connection end, by cause.
+const CLOSE_CONNECT_FAILED: u8 = 7;
+const CLOSE_FIN: u8 = 8;
+const CLOSE_RESET: u8 = 9;
+const CLOSE_TIMEOUT: u8 = 10;
+
+/// A delivered frame's kind for the log: the link layer's own frames by their header; a
+/// data frame by the message the node took out of it (named by the protocol), or
+/// `link.data` when none came out (not an established link, or it did not open).
+fn frame_kind<P: Protocol>(bytes: &[u8], node: &mut Node<P>) -> &'static str {
+    let mut message = None;
+    while let Some(observed) = node.poll_observed() {
+        if let Observed::Message { kind, .. } = observed {
+            message = Some(kind.unwrap_or("message"));
+        }
+    }
+    match decode_header(bytes, usize::MAX) {
+        Ok((FrameKind::Hello, _)) => "link.hello",
+        Ok((FrameKind::Proof, _)) => "link.proof",
+        Ok((FrameKind::Refuse, _)) => "link.refuse",
+        Ok((FrameKind::Data, _)) => message.unwrap_or("link.data"),
+        Err(_) => "invalid",
+    }
+}
+
+/// Log what node `i` reported: link events and bad messages as the core names them, and
+/// the protocol's events that `describe` names.
+fn log_event<E>(
+    trace: &mut Trace,
+    describe: Option<DescribeEvent<E>>,
+    now: Instant,
+    i: usize,
+    event: &Event<E>,
+) {
+    match event {
+        Event::Link(e) => {
+            if let Some(line) = trace.line(now, "link") {
+                line.node("node", i).str("what", &format!("{e:?}"));
+            }
+        }
+        Event::BadMessage { from, error } => {
+            if let Some(line) = trace.line(now, "bad-message") {
+                line.node("node", i)
+                    .node("peer", from.0 as usize)
+                    .str("error", &error.to_string());
+            }
+        }
+        Event::App(e) => {
+            if let Some((name, fields)) = describe.and_then(|d| d(e))
+                && let Some(mut line) = trace.line(now, name)
+            {
+                line = line.node("node", i);
+                for (key, value) in &fields {
+                    line = line.field(key, value);
+                }
+            }
+        }
     }
 }

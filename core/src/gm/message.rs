@@ -60,6 +60,16 @@ pub enum GmMessage {
 }
 
 impl GmMessage {
+    /// The message's kind as logs name it (`gm.have`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            GmMessage::Entries(_) => "gm.entries",
+            GmMessage::Digest { .. } => "gm.digest",
+            GmMessage::Have(_) => "gm.have",
+            GmMessage::Want(_) => "gm.want",
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         wire::encode(self)
     }

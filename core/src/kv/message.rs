@@ -36,6 +36,18 @@ pub enum KvMessage {
 }
 
 impl KvMessage {
+    /// The message's kind as logs name it (`kv.delta`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            KvMessage::Delta { .. } => "kv.delta",
+            KvMessage::Digest { .. } => "kv.digest",
+            KvMessage::Summaries { .. } => "kv.summaries",
+            KvMessage::Entries { .. } => "kv.entries",
+            KvMessage::Want { .. } => "kv.want",
+            KvMessage::Piece { .. } => "kv.piece",
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         wire::encode(self)
     }

@@ -136,6 +136,24 @@ impl Message {
         }
     }
 
+    /// The message's kind as logs name it (`membership.ping`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind() {
+            Kind::Join => "membership.join",
+            Kind::ForwardJoin => "membership.forward_join",
+            Kind::Neighbor => "membership.neighbor",
+            Kind::NeighborReply => "membership.neighbor_reply",
+            Kind::Disconnect => "membership.disconnect",
+            Kind::Shuffle => "membership.shuffle",
+            Kind::ShuffleReply => "membership.shuffle_reply",
+            Kind::Ping => "membership.ping",
+            Kind::Pong => "membership.pong",
+            Kind::ProbeRequest => "membership.probe_request",
+            Kind::ProbeReply => "membership.probe_reply",
+            Kind::Leave => "membership.leave",
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         wire::encode(self)
     }

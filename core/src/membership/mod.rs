@@ -349,6 +349,10 @@ impl Protocol for Membership {
         self.on_connect_failed(addr, expected, ctx);
     }
 
+    fn message_kind(body: &[u8]) -> Option<&'static str> {
+        Message::decode(body).ok().map(|m| m.kind_name())
+    }
+
     fn message(&mut self, from: NodeId, body: &[u8], ctx: &mut Cx) -> Result<(), WireError> {
         let msg = Message::decode(body)?;
         self.counters.count_received(msg.kind());
