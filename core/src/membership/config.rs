@@ -105,7 +105,10 @@ pub struct MembershipConfig {
     /// also bounds how often a busy machine's scheduling delays are published as
     /// suspicions. `lan` 250 ms, `fast` 100 ms.
     pub ping_timeout_floor_ms: u64,
-    /// Longest ping timeout, however slow the link has been. Default 5 s.
+    /// Longest ping timeout, however slow the link has been. `lan` 1 s: with the
+    /// suspicion phase a slow link needs no longer timeout (a missed ping only makes it
+    /// suspect, and its answer clears that), and a longer one delays the suspicion of a
+    /// silent node. `fast` 5 s.
     pub ping_timeout_ceiling_ms: u64,
     /// The timeout is the smoothed RTT plus this many mean deviations. Default 4.
     pub rtt_deviations: u64,
@@ -167,7 +170,7 @@ impl Default for MembershipConfig {
             traffic_is_liveness: true,
             ping_timeout_initial_ms: 1_000,
             ping_timeout_floor_ms: 250,
-            ping_timeout_ceiling_ms: 5_000,
+            ping_timeout_ceiling_ms: 1_000,
             rtt_deviations: 4,
             indirect_probes: 3,
             indirect_timeout_factor: 8,

@@ -145,15 +145,20 @@ impl Membership {
         }
     }
 
-    /// How long the indirect phase of a probe sent at `sent` lasts: `timeout` times the
-    /// indirect factor, stretched to end no sooner than `suspicion_timeout_ms` after
-    /// `sent`.
+    /// How long the indirect phase of a probe sent at `sent` lasts. Without a suspicion
+    /// phase: `timeout` times the indirect factor. With one, the rest of the suspicion
+    /// (ending `suspicion_timeout_ms` after `sent`), and at least one more `timeout` for
+    /// the second ping to be answered: the suspicion already gives a pause its time,
+    /// and stretching it to eight timeouts as well — timeouts that may come from a
+    /// round trip measured during a loaded start and rarely measured since — made a
+    /// freeze take up to 21 s to be known everywhere.
     fn indirect_window(&self, timeout: Duration, sent: crate::time::Instant, ctx: &Cx) -> Duration {
-        let suspicion = Duration::from_millis(self.cfg.suspicion_timeout_ms)
-            .saturating_sub(ctx.now().saturating_since(sent));
-        timeout
-            .saturating_mul(self.cfg.indirect_timeout_factor)
-            .max(suspicion)
+        if self.cfg.suspicion_timeout_ms == 0 {
+            return timeout.saturating_mul(self.cfg.indirect_timeout_factor);
+        }
+        Duration::from_millis(self.cfg.suspicion_timeout_ms)
+            .saturating_sub(ctx.now().saturating_since(sent))
+            .max(timeout)
     }
 
     pub(super) fn on_pong(&mut self, from: NodeId, seq: u64, ctx: &mut Cx) {
@@ -268,9 +273,8 @@ impl Membership {
             return;
         }
         if late {
-            let window = self
-                .probe_timeout(peer)
-                .saturating_mul(self.cfg.indirect_timeout_factor);
+            // We stalled through the window: give the neighbour a whole one from now.
+            let window = self.indirect_window(self.probe_timeout(peer), ctx.now(), ctx);
             let timer = self.arm(ctx, window, TimerKind::IndirectTimeout(peer, seq));
             if let Some(Probe::Indirect { timer: t, .. }) =
                 self.active.get_mut(&peer).map(|n| &mut n.health.probe)

@@ -49,6 +49,7 @@ impl Profile {
                 ping_interval_ms: 400,
                 traffic_is_liveness: false,
                 ping_timeout_floor_ms: 100,
+                ping_timeout_ceiling_ms: 5_000,
                 suspicion_timeout_ms: 0,
                 ..lan
             },
