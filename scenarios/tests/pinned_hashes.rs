@@ -14,16 +14,16 @@ use std::path::Path;
 
 /// (file under `scenarios/`, seed, `--nodes` override, trace hash, events).
 const PINS: &[(&str, u64, Option<usize>, &str, u64)] = &[
-    ("lashup-bootstrap.toml", 1, None, "350f7bcacefe7ce0", 17079),
-    ("lashup-bootstrap.toml", 2, None, "da8ec76669d52e6e", 16396),
-    ("lashup-partition.toml", 1, None, "94c5aa0ee65f4215", 42950),
-    ("lashup-kv.toml", 1, None, "d445e5d5db61381d", 21126),
-    ("asymmetric.toml", 3, None, "b7ebf8b7abce433a", 19831),
-    ("cookie-break.toml", 2, None, "fe583e6cbb50f224", 37661),
-    ("restart-durable.toml", 1, None, "1e287aa0f0f5f618", 9611),
-    ("seed-demo.toml", 1, None, "cb65b8a98a5ddd54", 1848),
+    ("lashup-bootstrap.toml", 1, None, "2972482adf4db6bf", 6588),
+    ("lashup-bootstrap.toml", 2, None, "76e8e53e5c31c233", 6781),
+    ("lashup-partition.toml", 1, None, "f1b1ee57bf3c3599", 16143),
+    ("lashup-kv.toml", 1, None, "d222c25c6a5b5d58", 7787),
+    ("asymmetric.toml", 3, None, "a37e320407daa151", 6565),
+    ("cookie-break.toml", 2, None, "34fec7452df185fe", 14634),
+    ("restart-durable.toml", 1, None, "716dd975323d7f8b", 3508),
+    ("seed-demo.toml", 1, None, "5f3ed5b547e05ab0", 942),
     // The membership-only stack, scaled down so a debug build runs it in a second.
-    ("join-1000.toml", 1, Some(20), "01a961033bafb55e", 57244),
+    ("join-1000.toml", 1, Some(20), "be54f8a55418cbb0", 15871),
 ];
 
 #[test]
