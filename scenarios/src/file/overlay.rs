@@ -31,15 +31,7 @@ pub(super) fn read_overlay(
     span: Range<usize>,
 ) -> Option<Overlay> {
     let line = r.problems.line_of(span.start);
-    let forget_after = r.optional(table, "forget_after", |r, v, k| {
-        let t = r.time(v, k)?;
-        if t < Duration::from_millis(1) {
-            r.problems
-                .at(v.span(), format!("{k:?} must be at least 1ms"));
-            return None;
-        }
-        Some(t)
-    });
+    let forget_after = r.optional(table, "forget_after", Reader::time_at_least_1ms);
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (key, value) in table.iter() {
         let key = key.get_ref().as_ref();

@@ -130,6 +130,18 @@ impl<'t> Reader<'t> {
             .ok()
     }
 
+    /// A time of at least 1 ms: a period or a timeout, where zero would mean "never" or
+    /// "always" rather than anything a scenario can mean.
+    pub(super) fn time_at_least_1ms(&mut self, value: &Value<'_>, key: &str) -> Option<Duration> {
+        let t = self.time(value, key)?;
+        if t < Duration::from_millis(1) {
+            self.problems
+                .at(value.span(), format!("{key:?} must be at least 1ms"));
+            return None;
+        }
+        Some(t)
+    }
+
     /// A moment of the run (a step's `at`, an expectation's `after`): a time that must
     /// not lie beyond the scenario's `duration`.
     pub(super) fn moment(&mut self, value: &Value<'_>, key: &str) -> Option<Duration> {

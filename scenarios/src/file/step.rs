@@ -277,15 +277,7 @@ pub(super) fn read_step(
         }
         "flap" => {
             let nodes = need_nodes(r);
-            let period = r.optional(table, "period", |r, v, k| {
-                let t = r.time(v, k)?;
-                if t < Duration::from_millis(1) {
-                    r.problems
-                        .at(v.span(), format!("{k:?} must be at least 1ms"));
-                    return None;
-                }
-                Some(t)
-            });
+            let period = r.optional(table, "period", Reader::time_at_least_1ms);
             let duration = r.required(table, span.clone(), &what, "duration", Reader::time);
             if let (Some(at), Some(d), Some(value)) = (&at, duration, table.get("duration")) {
                 r.check_moment(
