@@ -136,6 +136,10 @@ pub enum SimCommand {
         /// Do not shrink the failing runs.
         #[arg(long)]
         no_shrink: bool,
+        /// Fault classes no run draws, e.g. `--without flap,tail` (kill, wipe, freeze,
+        /// partition, oneway, cookie, slow-link, pause, power-loss, flap, tail).
+        #[arg(long, value_delimiter = ',')]
+        without: Vec<hawser_scenarios::swarm::FaultClass>,
     },
 }
 
@@ -218,8 +222,13 @@ pub fn main(cmd: SimCommand) -> ExitCode {
             jobs,
             out,
             no_shrink,
+            without,
         } => crate::swarm_cmd::main(crate::swarm_cmd::Args {
-            swarm: hawser_scenarios::swarm::Swarm { nodes, duration },
+            swarm: hawser_scenarios::swarm::Swarm {
+                nodes,
+                duration,
+                without,
+            },
             first: seed,
             runs: runs.or(if time.is_some() { None } else { Some(100) }),
             time: time.map(|t| std::time::Duration::from_nanos(t.as_nanos())),

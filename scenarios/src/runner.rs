@@ -511,7 +511,11 @@ fn per_event_verdict(t: &mut Tracker, metrics: &Metrics, now: Instant) {
             t.saw_subject();
             t.observe(at, Ok(()))
         }
-        Err(why) => t.observe(at, Err(why)),
+        Err(why) => {
+            // A miss is something checked: the failure is not "nothing to check".
+            t.saw_subject();
+            t.observe(at, Err(why))
+        }
     }
 }
 

@@ -100,6 +100,19 @@ impl FaultClass {
     }
 }
 
+impl std::str::FromStr for FaultClass {
+    type Err = String;
+    fn from_str(s: &str) -> Result<FaultClass, String> {
+        FaultClass::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultClass::ALL.iter().map(|c| c.name()).collect();
+                format!("unknown fault class {s:?}: use {}", names.join(", "))
+            })
+    }
+}
+
 impl fmt::Display for FaultClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -113,6 +126,8 @@ pub struct Swarm {
     pub nodes: (usize, usize),
     /// Virtual time per run.
     pub duration: Duration,
+    /// Fault classes no run draws (`--without`).
+    pub without: Vec<FaultClass>,
 }
 
 impl Default for Swarm {
@@ -120,6 +135,7 @@ impl Default for Swarm {
         Swarm {
             nodes: (5, 20),
             duration: Duration::from_secs(120),
+            without: Vec::new(),
         }
     }
 }
@@ -133,6 +149,8 @@ pub enum SwarmError {
     EmptyNodeRange(usize, usize),
     /// Under 30 s leaves no room for faults, the heal and the quiet.
     TooShort(Duration),
+    /// `--without` left no fault class to draw.
+    NoClassLeft,
 }
 
 impl fmt::Display for SwarmError {
@@ -144,6 +162,9 @@ impl fmt::Display for SwarmError {
                  stable KV writers)"
             ),
             SwarmError::EmptyNodeRange(a, b) => write!(f, "the node range {a}..{b} is empty"),
+            SwarmError::NoClassLeft => {
+                write!(f, "--without leaves no fault class to draw")
+            }
             SwarmError::TooShort(d) => write!(
                 f,
                 "a swarm run of {d} is too short: at least 30s (faults, a heal and a quiet \
@@ -180,6 +201,9 @@ impl Swarm {
         if self.duration < Duration::from_secs(30) {
             return Err(SwarmError::TooShort(self.duration));
         }
+        if FaultClass::ALL.iter().all(|c| self.without.contains(c)) {
+            return Err(SwarmError::NoClassLeft);
+        }
         Ok(())
     }
 
@@ -188,6 +212,14 @@ impl Swarm {
         self.check()?;
         let mut rng = NodeRng::from_seed(mix_seed(seed, SALT));
         let mut plan = Plan::new(self, seed, &mut rng);
+        plan.classes.retain(|c| !self.without.contains(c));
+        if plan.classes.is_empty() {
+            let left: Vec<FaultClass> = FaultClass::ALL
+                .into_iter()
+                .filter(|c| !self.without.contains(c))
+                .collect();
+            plan.classes.push(left[rng.index(left.len())]);
+        }
         plan.faults(&mut rng);
         plan.workload(&mut rng);
         Ok(plan.finish())
