@@ -6,15 +6,26 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hawser_core::crdt::MapOp;
 use hawser_core::membership::MembershipEvent;
+use hawser_core::membership::Profile;
 use hawser_core::multicast::MulticastError;
 use hawser_core::stack::{Stack, StackConfig, StackEvent};
 use hawser_core::{Duration, Event, Instant, NodeId};
 use hawser_sim::{Sim, SimConfig, Status};
 
 fn cluster(n: usize, seed: u64) -> Sim<Stack> {
+    cluster_on(n, seed, Profile::default())
+}
+
+/// A cluster whose detector runs `profile` (the timing tests below are about `fast`'s
+/// sub-second detection and its 150 ms timeout floor; `lan` trades both for pauses).
+fn cluster_on(n: usize, seed: u64, profile: Profile) -> Sim<Stack> {
     let contacts: Vec<_> = (0..3).map(Sim::<Stack>::addr).collect();
+    let config = StackConfig {
+        membership: profile.config(),
+        ..StackConfig::default()
+    };
     let mut sim = Sim::new(n, SimConfig::new(seed), move |_, disk| {
-        Stack::new(StackConfig::default(), contacts.clone(), disk).unwrap()
+        Stack::new(config.clone(), contacts.clone(), disk).unwrap()
     })
     .unwrap();
     (0..n).for_each(|i| sim.start(i));
@@ -132,7 +143,7 @@ fn everyone_learns_the_graph_and_a_killed_node_is_unreachable_everywhere() {
 
 #[test]
 fn a_silent_failure_is_checked_by_all_its_neighbours_at_once_and_known_everywhere_fast() {
-    let mut sim = cluster(50, 3);
+    let mut sim = cluster_on(50, 3, Profile::Fast);
     sim.run_until(at(20_000));
     let victim = 21;
     let frozen_at = sim.now();
@@ -172,7 +183,7 @@ fn a_silent_failure_is_checked_by_all_its_neighbours_at_once_and_known_everywher
 
 #[test]
 fn a_link_that_turns_slow_is_learned_and_not_evicted_even_through_a_stall() {
-    let mut sim = cluster(30, 5);
+    let mut sim = cluster_on(30, 5, Profile::Fast);
     sim.run_until(at(15_000));
     let slow = 11;
     let neighbours = sim
