@@ -59,13 +59,11 @@ fn shrink_file(
         })
     })
     .map_err(|e| e.to_string())?;
-    let header = format!(
-        "# Shrunk by `hawser sim shrink {name} --seed {seed}` from {}.\n# {}\n",
-        shrunk.before,
-        one_line(&shrunk.failure)
-    );
-    std::fs::write(&out, header + &shrunk.text)
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    write_shrunk(
+        &out,
+        &format!("`hawser sim shrink {name} --seed {seed}`"),
+        &shrunk,
+    )?;
     Ok((shrunk, out))
 }
 
@@ -84,7 +82,14 @@ pub fn quietly<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// A failure on one line, for a file's comment header.
-fn one_line(f: &Failure) -> String {
-    f.to_string().replace('\n', " ")
+/// Writes the minimal scenario to `out` under a comment header saying what it was shrunk
+/// by (`by`), from what size, and how it fails (on one line).
+pub fn write_shrunk(out: &Path, by: &str, shrunk: &Shrunk) -> Result<(), String> {
+    let header = format!(
+        "# Shrunk by {by} from {}.\n# {}\n",
+        shrunk.before,
+        shrunk.failure.to_string().replace('\n', " ")
+    );
+    std::fs::write(out, header + &shrunk.text)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }

@@ -12,7 +12,7 @@ use hawser_scenarios::shrink::{self, Failure};
 use hawser_scenarios::swarm::{Drawn, FaultClass, Swarm};
 
 use crate::progress::Progress;
-use crate::shrink_cmd::{DEFAULT_BUDGET, quietly, run_quiet};
+use crate::shrink_cmd::{DEFAULT_BUDGET, quietly, run_quiet, write_shrunk};
 
 /// What `hawser sim swarm` was asked for.
 pub struct Args {
@@ -141,13 +141,7 @@ fn shrink_one(f: &Found, out: &Path) -> Result<(PathBuf, String), String> {
     let shrunk = shrink::shrink(&f.drawn.text, &name, seed, DEFAULT_BUDGET, run_quiet)
         .map_err(|e| e.to_string())?;
     let file = out.join(format!("swarm-{seed}.min.toml"));
-    let header = format!(
-        "# Shrunk from {name} ({}): {}\n",
-        shrunk.before,
-        shrunk.failure.to_string().replace('\n', " ")
-    );
-    std::fs::write(&file, header + &shrunk.text)
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    write_shrunk(&file, &format!("`hawser sim swarm` from {name}"), &shrunk)?;
     let spent = if shrunk.budget_spent {
         " (budget spent)"
     } else {
