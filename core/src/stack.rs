@@ -101,7 +101,9 @@ impl Stack {
             kv: Kv::new(config.kv, recovered).map_err(ConfigError)?,
             gm: GlobalMembership::new(config.gm, contacts_for_gm, recovered)
                 .map_err(ConfigError)?,
-            multicast: Multicast::new(config.multicast).map_err(ConfigError)?,
+            multicast: Multicast::new(config.multicast)
+                .map_err(ConfigError)?
+                .self_repairing(KV_TOPIC),
         })
     }
 
@@ -151,10 +153,18 @@ impl Stack {
         topic: &str,
         payload: Vec<u8>,
     ) -> Result<(NodeId, u64), MulticastError> {
+        self.multicast_scope(ctx, |mc, gm, c| mc.send(gm, topic, payload, c))
+    }
+
+    /// Run `f` on multicast in its own scope, with global membership's graph to read;
+    /// then hand on what it delivered.
+    fn multicast_scope<R>(
+        &mut self,
+        ctx: &mut Cx<'_, '_>,
+        f: impl FnOnce(&mut Multicast, &GlobalMembership, &mut Ctx<'_, NoTimer, Delivery>) -> R,
+    ) -> R {
         let (mc, gm) = (&mut self.multicast, &self.gm);
-        let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| {
-            mc.send(gm, topic, payload, c)
-        });
+        let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| f(mc, gm, c));
         self.after_multicast(ctx, events);
         r
     }
@@ -227,10 +237,13 @@ impl Stack {
                 MembershipEvent::NeighborUp(peer) => {
                     self.kv_scope(ctx, |kv, c| kv.neighbor_up(peer, c));
                     self.gm_scope(ctx, |g, c| g.neighbor_up(peer, c));
+                    self.multicast_scope(ctx, |mc, gm, c| mc.link_up(gm, peer, c));
                 }
+                // Global membership first: multicast's repair floods to its neighbours.
                 MembershipEvent::NeighborDown { peer, .. } => {
                     self.kv.neighbor_down(peer);
                     self.gm_scope(ctx, |g, c| g.neighbor_down(peer, c));
+                    self.multicast_scope(ctx, |mc, gm, c| mc.link_lost(gm, peer, c));
                 }
                 MembershipEvent::Suspected(peer) => {
                     self.gm_scope(ctx, |g, c| g.suspect(peer, true, c));
@@ -286,12 +299,7 @@ impl Stack {
         body: &[u8],
         ctx: &mut Cx<'_, '_>,
     ) -> Result<(), WireError> {
-        let (mc, gm) = (&mut self.multicast, &self.gm);
-        let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| {
-            mc.message(gm, from, body, c)
-        });
-        self.after_multicast(ctx, events);
-        r
+        self.multicast_scope(ctx, |mc, gm, c| mc.message(gm, from, body, c))
     }
 
     /// Run `f` on the KV in its own scope; multicast what it disseminates, and pass its
@@ -334,6 +342,7 @@ impl Protocol for Stack {
     type Event = StackEvent;
 
     fn start(&mut self, ctx: &mut Cx<'_, '_>) {
+        self.multicast.start(ctx.now());
         self.kv_scope(ctx, |kv, c| kv.start(c));
         // Before membership, whose first neighbours global membership must hear of.
         self.gm_scope(ctx, |g, c| g.start(c));

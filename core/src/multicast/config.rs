@@ -17,6 +17,13 @@ pub struct MulticastConfig {
     /// Messages per origin whose duplicates are recognised. A copy older than the
     /// window is dropped, never delivered twice. Default 1,024.
     pub dedup_window: usize,
+    /// How long (ms) this node keeps a message it sent or passed on, to flood it again
+    /// if the link it went on goes down (see `repair`). Must outlast the detector's time
+    /// to give up on a link. Default 10,000.
+    pub repair_window_ms: u64,
+    /// Most messages kept for repair; the oldest goes first. Worst-case memory is this
+    /// times `max_payload`. 0 turns repair off. Default 128.
+    pub repair_buffer: usize,
 }
 
 impl Default for MulticastConfig {
@@ -25,6 +32,8 @@ impl Default for MulticastConfig {
             trees: 2,
             max_payload: 64 << 10,
             dedup_window: 1_024,
+            repair_window_ms: 10_000,
+            repair_buffer: 128,
         }
     }
 }
@@ -47,6 +56,8 @@ impl MulticastConfig {
             0,
             MAX_PAYLOAD as u64,
         )?;
-        between("dedup_window", self.dedup_window as u64, 1, 65_536)
+        between("dedup_window", self.dedup_window as u64, 1, 65_536)?;
+        between("repair_window_ms", self.repair_window_ms, 0, 600_000)?;
+        between("repair_buffer", self.repair_buffer as u64, 0, 4_096)
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gm::Bounded;
 use crate::id::NodeId;
+use crate::time::Duration;
 use crate::wire::{self, WireError};
 
 /// Most redundant trees (a copy's trees are a bitmask of this many bits).
@@ -20,12 +21,19 @@ pub struct Packet {
     pub origin: NodeId,
     /// Unique per origin across restarts: the origin's incarnation in the high 32 bits.
     pub seq: u64,
-    /// The trees (bit `i` = tree `i`) this copy travels; ignored when `flood`.
+    /// The trees (bit `i` = tree `i`) this copy travels; ignored when `flood`. None
+    /// (zero, and not `flood`): an offer to a new neighbour (see `repair`), which floods
+    /// it on only if it is new there.
     pub trees: u8,
     /// Forwarded to every neighbour instead of along trees (graphs disagreed).
     pub flood: bool,
     /// The sender's table fingerprint (`GlobalMembership::view`).
     pub view: u64,
+    /// How long the message waited at nodes that sent it again after losing a link
+    /// (see `repair`); zero on its first way out. A lower bound of its age (link latency
+    /// is not counted), by which a node that started since then knows the message
+    /// predates it.
+    pub age: Duration,
     pub topic: String,
     pub payload: Bounded<u8, MAX_PAYLOAD>,
 }
@@ -60,6 +68,7 @@ mod tests {
             trees: 0b11,
             flood: false,
             view: 99,
+            age: Duration::from_millis(5),
             topic: "kv".into(),
             payload: Bounded(vec![1, 2, 3]),
         };

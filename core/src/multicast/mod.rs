@@ -16,12 +16,18 @@
 //! - **Exactly once.** Each receiver delivers a `(origin, seq)` the first time it sees it
 //!   (see `dedup`); the origin does not deliver its own messages. Sequence numbers carry
 //!   the origin's incarnation, so a restarted origin's messages are new.
+//! - **Repair.** A copy on a link that goes down is lost with its whole subtree: the
+//!   node that sent it floods the message again. A node that sent while cut off reached
+//!   nobody: each end of a new link offers the other what it has that the link never
+//!   carried. Both within a window of the message's age (see `repair`).
 //!
-//! Files: `config`, `message` (the packet), `dedup` (bounded exactly-once state).
+//! Files: `config`, `message` (the packet), `dedup` (bounded exactly-once state),
+//! `repair` (recent sends, by link).
 
 mod config;
 mod dedup;
 mod message;
+mod repair;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,11 +36,13 @@ pub use config::MulticastConfig;
 pub use message::{MAX_PAYLOAD, MAX_TOPIC, MAX_TREES, Packet};
 
 use dedup::Seen;
+use repair::Recent;
 
 use crate::gm::{Bounded, GlobalMembership};
 use crate::id::NodeId;
 use crate::protocol::Ctx;
 use crate::routing::{Bfs, Packed};
+use crate::time::{Duration, Instant};
 use crate::wire::WireError;
 
 /// A message delivered to this node.
@@ -100,6 +108,14 @@ pub struct MulticastCounters {
     pub floods: u64,
     /// Copies dropped because their message was below the dedup floor.
     pub expired: u64,
+    /// Messages flooded again because a link that carried them went down.
+    pub repairs: u64,
+    /// Messages offered to a new neighbour.
+    pub offers: u64,
+    /// Messages not delivered because they are older than this node's life: repair
+    /// copies reaching a node that restarted since the message was sent (its previous
+    /// life may have delivered it).
+    pub before_start: u64,
 }
 
 /// Multicast has no timers of its own.
@@ -128,6 +144,11 @@ pub struct Multicast {
     next: u32,
     cache: TreeCache,
     counters: MulticastCounters,
+    recent: Recent,
+    /// When the node started: a message older than its life is not delivered.
+    started: Instant,
+    /// Topics whose user repairs what a lost copy missed itself (not kept for repair).
+    self_repairing: Vec<String>,
 }
 
 impl Multicast {
@@ -135,11 +156,29 @@ impl Multicast {
         config.validate()?;
         Ok(Multicast {
             seen: Seen::new(config.dedup_window),
+            recent: Recent::new(
+                Duration::from_millis(config.repair_window_ms),
+                config.repair_buffer,
+            ),
             cfg: config,
             next: 0,
             cache: TreeCache::default(),
             counters: MulticastCounters::default(),
+            started: Instant::ZERO,
+            self_repairing: Vec::new(),
         })
+    }
+
+    /// Messages under `topic` are not kept for repair: their user has its own (the KV's
+    /// anti-entropy), and keeping them would only cost memory and floods.
+    pub fn self_repairing(mut self, topic: &str) -> Multicast {
+        self.self_repairing.push(topic.to_owned());
+        self
+    }
+
+    /// The node (re)started at `now`.
+    pub fn start(&mut self, now: Instant) {
+        self.started = now;
     }
 
     pub fn config(&self) -> &MulticastConfig {
@@ -191,10 +230,12 @@ impl Multicast {
             trees: all_trees(self.cfg.trees),
             flood: false,
             view: gm.view(),
+            age: Duration::ZERO,
             topic: topic.to_owned(),
             payload: Bounded(payload),
         };
         self.counters.sent += 1;
+        self.keep_for_repair(&packet, None, ctx);
         self.along_trees(gm, &packet, packet.trees, None, ctx);
         Ok((origin, seq))
     }
@@ -217,7 +258,11 @@ impl Multicast {
         };
         let first = !state.delivered;
         state.delivered = true;
-        let flood = if p.flood {
+        let before_start = p.age > ctx.now() - self.started;
+        let offer = !p.flood && p.trees == 0;
+        let flood = if offer {
+            first && !std::mem::replace(&mut state.flooded, true)
+        } else if p.flood {
             !std::mem::replace(&mut state.flooded, true)
         } else {
             let new = p.trees & !state.forwarded & all_trees(MAX_TREES);
@@ -238,6 +283,11 @@ impl Multicast {
             self.flood(gm, &mut p, Some(from), ctx);
         }
         if first {
+            self.keep_for_repair(&p, None, ctx);
+        }
+        if first && before_start {
+            self.counters.before_start += 1;
+        } else if first {
             self.counters.delivered += 1;
             ctx.emit(Delivery {
                 origin: p.origin,
@@ -249,6 +299,38 @@ impl Multicast {
             self.counters.duplicates += 1;
         }
         Ok(())
+    }
+
+    /// A link to `peer` came up: offer it what this node holds for repair and never
+    /// sent it (see `repair`).
+    pub fn link_up(&mut self, gm: &GlobalMembership, peer: NodeId, ctx: &mut Cx) {
+        for p in self.recent.offer_to(peer, ctx.now()) {
+            let offer = Packet {
+                trees: 0,
+                flood: false,
+                view: gm.view(),
+                ..p
+            };
+            if ctx.send(peer, &offer.encode()).is_ok() {
+                self.counters.offers += 1;
+                self.counters.copies_sent += 1;
+            }
+        }
+    }
+
+    /// The link to `peer` went down: flood again what went on it within the repair
+    /// window, since those copies, and the subtrees they were for, may be lost.
+    /// Call it after global membership has dropped `peer` from its neighbours.
+    pub fn link_lost(&mut self, gm: &GlobalMembership, peer: NodeId, ctx: &mut Cx) {
+        for mut p in self.recent.lost_with(peer, ctx.now()) {
+            self.counters.repairs += 1;
+            if p.origin != ctx.id()
+                && let Some(s) = self.seen.get(p.origin, p.seq)
+            {
+                s.flooded = true;
+            }
+            self.flood(gm, &mut p, None, ctx);
+        }
     }
 
     /// Global membership forgot `origin`: its dedup state can go.
@@ -292,6 +374,7 @@ impl Multicast {
             };
             if ctx.send(child, &copy.encode()).is_ok() {
                 self.counters.copies_sent += 1;
+                self.keep_for_repair(&copy, Some(child), ctx);
             }
         }
     }
@@ -322,7 +405,16 @@ impl Multicast {
         for &n in gm.neighbors() {
             if Some(n) != from && n != p.origin && ctx.send(n, &bytes).is_ok() {
                 self.counters.copies_sent += 1;
+                self.keep_for_repair(p, Some(n), ctx);
             }
+        }
+    }
+
+    /// Hold `p` for repair (unless its topic repairs itself), noting the neighbour a
+    /// copy went to.
+    fn keep_for_repair(&mut self, p: &Packet, to: Option<NodeId>, ctx: &Cx) {
+        if !self.self_repairing.contains(&p.topic) {
+            self.recent.record(p, to, ctx.now());
         }
     }
 
