@@ -18,10 +18,10 @@ const PINS: &[(&str, u64, Option<usize>, &str, u64)] = &[
     ("lashup-bootstrap.toml", 2, None, "76e8e53e5c31c233", 6781),
     ("lashup-partition.toml", 1, None, "f1b1ee57bf3c3599", 16143),
     ("lashup-kv.toml", 1, None, "d222c25c6a5b5d58", 7787),
-    ("asymmetric.toml", 3, None, "a37e320407daa151", 6565),
+    ("asymmetric.toml", 3, None, "561b812b9a88cd01", 6565),
     ("cookie-break.toml", 2, None, "34fec7452df185fe", 14634),
-    ("restart-durable.toml", 1, None, "716dd975323d7f8b", 3508),
-    ("seed-demo.toml", 1, None, "5f3ed5b547e05ab0", 942),
+    ("restart-durable.toml", 1, None, "e74a490f7c48fd9d", 3508),
+    ("seed-demo.toml", 1, None, "7c6b9eee530181b3", 942),
     // The membership-only stack, scaled down so a debug build runs it in a second.
     ("join-1000.toml", 1, Some(20), "be54f8a55418cbb0", 15871),
 ];
