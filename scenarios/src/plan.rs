@@ -21,6 +21,7 @@ pub(crate) enum Prim {
     /// Cut (`true`) or restore every link of this node.
     Cut(usize, bool),
     Pause(usize, Duration),
+    Clock(usize, i64, Duration),
     /// Apply this op (JSON text) to this key on this node.
     KvOp(usize, String, String),
     /// Multicast this many bytes on this topic from this node.
@@ -210,6 +211,16 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
                     .for_each(|&i| prims.push((at, Prim::Pause(i, *duration))));
                 format!("pause {} for {duration:?}", summary(&ids))
             }
+            Action::Clock {
+                nodes,
+                drift_ppm,
+                step,
+            } => {
+                let ids = each(nodes, &mut pick);
+                ids.iter()
+                    .for_each(|&i| prims.push((at, Prim::Clock(i, *drift_ppm, *step))));
+                format!("clock {} {drift_ppm:+} ppm, step {step}", summary(&ids))
+            }
             Action::KvOp { node, key, op } => {
                 let ids = each(node, &mut pick);
                 ids.iter()
@@ -276,6 +287,6 @@ fn summarize(ids: &[usize]) -> String {
 pub(crate) fn disruptive(p: &Prim) -> bool {
     !matches!(
         p,
-        Prim::Slow(..) | Prim::Pause(..) | Prim::KvOp(..) | Prim::Multicast(..)
+        Prim::Slow(..) | Prim::Pause(..) | Prim::Clock(..) | Prim::KvOp(..) | Prim::Multicast(..)
     )
 }

@@ -327,6 +327,7 @@ fn apply<T: Target>(
         Prim::Slow(i, extra, d) => sim.slow(i, extra, d),
         Prim::Cut(i, cut) => sim.cut(i, cut),
         Prim::Pause(i, d) => sim.pause(i, d),
+        Prim::Clock(i, ppm, step) => sim.set_clock(i, ppm, step),
         Prim::KvOp(i, key, op) => match tracelog::kv_op(
             sim,
             i,

@@ -14,6 +14,7 @@
 //! killed process's peers see resets; a frozen host is silent; a paused node processes
 //! its backlog late; a simulated disk loses what was not synced.
 
+mod clock;
 mod disk;
 mod latency;
 mod queue;
@@ -23,6 +24,7 @@ mod trace;
 pub mod tracefile;
 mod world;
 
+pub use clock::MAX_DRIFT_PPM;
 pub use latency::LatencyTail;
 pub use trace::TraceField;
 pub use world::{DescribeEvent, Sim, SimConfig, SimStats, Status, Step, TraceNote};

@@ -11,6 +11,7 @@ use hawser_core::{
 
 use hawser_core::rng::mix_seed;
 
+use crate::clock::Clock;
 use crate::disk::Disk;
 use crate::latency::LatencyTail;
 use crate::queue::Queue;
@@ -187,6 +188,8 @@ struct SimNode<P: Protocol> {
     disk: Disk,
     cookie: Cookie,
     deferred: Vec<Ev>,
+    /// The host's clock, which every `now` the node gets is read from (see `clock`).
+    clock: Clock,
 }
 
 type Factory<P> = Box<dyn FnMut(usize, &Snapshot) -> P>;
@@ -244,6 +247,7 @@ impl<P: Protocol> Sim<P> {
                 disk: Disk::default(),
                 cookie: config.cookie.clone(),
                 deferred: Vec::new(),
+                clock: Clock::default(),
             })
             .collect();
         Ok(Sim {
@@ -281,6 +285,10 @@ impl<P: Protocol> Sim<P> {
 
     pub fn now(&self) -> Instant {
         self.now
+    }
+    /// What node `i`'s clock reads now (see `clock`).
+    pub fn local(&self, i: usize) -> Instant {
+        self.nodes[i].clock.read(self.now)
     }
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -676,7 +684,7 @@ impl<P: Protocol> Sim<P> {
                 .str("reason", reason);
         }
         self.forget_if_closed(id);
-        let now = self.now;
+        let now = self.local(i);
         self.nodes[i]
             .node
             .as_mut()
@@ -695,7 +703,7 @@ impl<P: Protocol> Sim<P> {
         let now = self.now;
         self.trace.record(now, i, 4, &[]);
         let node = n.node.as_mut().expect("up");
-        node.handle_timeout(now);
+        node.handle_timeout(n.clock.read(now));
         if self.trace.logging() {
             let mut timers = Vec::new();
             while let Some(observed) = node.poll_observed() {
@@ -736,7 +744,12 @@ impl<P: Protocol> Sim<P> {
             return None;
         }
         let now = self.now;
-        let conn = self.nodes[k].node.as_mut().expect("up").handle_accept(now);
+        let local = self.local(k);
+        let conn = self.nodes[k]
+            .node
+            .as_mut()
+            .expect("up")
+            .handle_accept(local);
         let at = now + self.latency(k, i);
         let epoch = self.nodes[k].epoch;
         let c = self.conns.get_mut(&id).expect("exists");
@@ -769,11 +782,12 @@ impl<P: Protocol> Sim<P> {
         if let Some(line) = self.trace.line(now, "connected") {
             line.node("node", i).node("peer", peer).num("conn", id);
         }
+        let local = self.local(i);
         self.nodes[i]
             .node
             .as_mut()
             .expect("live")
-            .handle_connected(now, conn);
+            .handle_connected(local, conn);
         self.flush(i);
         Some(i)
     }
@@ -818,8 +832,9 @@ impl<P: Protocol> Sim<P> {
                 self.stats.bytes += bytes.len() as u64;
                 let now = self.now;
                 self.trace.record(now, i, 1, &bytes);
+                let local = self.local(i);
                 let node = self.nodes[i].node.as_mut().expect("live");
-                node.handle_frame(now, conn, &bytes);
+                node.handle_frame(local, conn, &bytes);
                 if let Some(line) = self.trace.line(now, "frame") {
                     line.node("from", from)
                         .node("to", i)
@@ -862,19 +877,21 @@ impl<P: Protocol> Sim<P> {
         if let Some(line) = self.trace.line(now, "sync") {
             line.node("node", i).num("upto", upto.0);
         }
-        n.node.as_mut().expect("up").handle_persisted(now, upto);
+        let local = n.clock.read(now);
+        n.node.as_mut().expect("up").handle_persisted(local, upto);
         self.flush(i);
         Some(i)
     }
 
-    /// Wake node `i` at `t` (not before now); an earlier pending wake-up is superseded.
+    /// Wake node `i` when its clock reads `t` (not before now); an earlier pending
+    /// wake-up is superseded.
     fn wake_at(&mut self, i: usize, t: Instant) {
         let n = &mut self.nodes[i];
         n.wake = Some(t);
         n.wake_gen += 1;
         let generation = n.wake_gen;
         self.queue.push(
-            t.max(self.now),
+            n.clock.when(t).max(self.now),
             Ev::Wake {
                 node: i,
                 generation,
@@ -935,7 +952,8 @@ impl<P: Protocol> Sim<P> {
         if let Some(line) = self.trace.line(now, "start") {
             line.node("node", i).num("epoch", n.epoch);
         }
-        n.node.as_mut().expect("just set").handle_start(now);
+        let local = n.clock.read(now);
+        n.node.as_mut().expect("just set").handle_start(local);
         self.flush(i);
     }
 
@@ -1076,6 +1094,29 @@ impl<P: Protocol> Sim<P> {
         self.release_held();
     }
 
+    /// From now on node `i`'s clock runs `ppm` parts per million fast (negative: slow)
+    /// and reads `step` ahead of where it was (see `clock`). The host's clock: it keeps
+    /// it across restarts.
+    pub fn set_clock(&mut self, i: usize, ppm: i64, step: Duration) {
+        if let Some(line) = self.trace.line(self.now, "clock") {
+            line.node("node", i)
+                .num("drift_ppm", ppm.unsigned_abs())
+                .str("drift", if ppm < 0 { "slow" } else { "fast" })
+                .num("step_ns", step.as_nanos());
+        }
+        let now = self.now;
+        let mut data = ppm.to_le_bytes().to_vec();
+        data.extend(step.as_nanos().to_le_bytes());
+        self.trace.record(now, i, 17, &data);
+        self.nodes[i].clock.change(now, ppm, step);
+        // A pending wake-up was set by the old clock's rate: set it again.
+        if let Some(t) = self.nodes[i].wake
+            && self.nodes[i].status == Status::Up
+        {
+            self.wake_at(i, t);
+        }
+    }
+
     /// Change node `i`'s cookie (it keeps it across restarts). `None` restores the
     /// cluster's cookie.
     pub fn set_cookie(&mut self, i: usize, cookie: Option<Cookie>) {
@@ -1085,7 +1126,7 @@ impl<P: Protocol> Sim<P> {
         }
         let cookie = cookie.unwrap_or_else(|| self.config.cookie.clone());
         self.nodes[i].cookie = cookie.clone();
-        let now = self.now;
+        let now = self.local(i);
         if self.nodes[i].status != Status::Down
             && let Some(node) = self.nodes[i].node.as_mut()
         {
@@ -1125,7 +1166,7 @@ impl<P: Protocol> Sim<P> {
         if self.nodes[i].status != Status::Up {
             return None;
         }
-        let now = self.now;
+        let now = self.local(i);
         let r = self.nodes[i].node.as_mut()?.command(now, f);
         self.flush(i);
         Some(r)

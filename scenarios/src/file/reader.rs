@@ -191,13 +191,30 @@ impl<'t> Reader<'t> {
         min: u64,
         max: u64,
     ) -> Option<u64> {
+        self.whole(value, key, min.into(), max.into())
+            .map(|n| n as u64)
+    }
+
+    /// A whole number in `min..=max` that may be negative.
+    pub(super) fn signed(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
+        self.whole(value, key, min.into(), max.into())
+            .map(|n| n as i64)
+    }
+
+    fn whole(&mut self, value: &Value<'_>, key: &str, min: i128, max: i128) -> Option<i128> {
         let expected = format!("a whole number from {min} to {max}");
         let Some(int) = value.get_ref().as_integer() else {
             self.wrong_type(value, key, &expected);
             return None;
         };
         match i128::from_str_radix(int.as_str(), int.radix()) {
-            Ok(n) if (i128::from(min)..=i128::from(max)).contains(&n) => Some(n as u64),
+            Ok(n) if (min..=max).contains(&n) => Some(n),
             _ => {
                 self.problems.at(
                     value.span(),

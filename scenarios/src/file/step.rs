@@ -69,6 +69,14 @@ pub enum Action {
     },
     /// The nodes process nothing for `duration`, then resume with their timers late.
     Pause { nodes: Selector, duration: Duration },
+    /// From now on the nodes' clocks run `drift_ppm` parts per million fast (negative:
+    /// slow), after jumping `step` ahead: every `now` the node is handed, and so every
+    /// timeout and rate it keeps, comes from its own clock.
+    Clock {
+        nodes: Selector,
+        drift_ppm: i64,
+        step: Duration,
+    },
     /// Apply a KV op on one node. `op` is the op's JSON text, already checked by the
     /// KV's own op parser when the file loaded (so a typo fails the load, not the run).
     KvOp {
@@ -89,7 +97,7 @@ pub enum Action {
 
 /// Every action, as spelled in files, with the parameters it takes (besides `at` and
 /// `action`). The one table behind parsing, unknown-key messages and [`Action::NAMES`].
-const ACTIONS: [(&str, &[&str]); 16] = [
+const ACTIONS: [(&str, &[&str]); 17] = [
     ("start", &["nodes", "stagger"]),
     ("kill", &["nodes"]),
     ("restart", &["nodes"]),
@@ -104,6 +112,7 @@ const ACTIONS: [(&str, &[&str]); 16] = [
     ("flap", &["nodes", "period", "duration"]),
     ("slow-link", &["nodes", "extra", "duration"]),
     ("pause", &["nodes", "duration"]),
+    ("clock", &["nodes", "drift_ppm", "step"]),
     ("kv-op", &["node", "key", "op"]),
     ("multicast", &["node", "topic", "size", "count", "every"]),
 ];
@@ -123,8 +132,8 @@ const MAX_MULTICAST_COUNT: usize = 100_000;
 
 impl Action {
     /// Every action name, in the order the documentation lists them.
-    pub const NAMES: [&str; 16] = {
-        let mut names = [""; 16];
+    pub const NAMES: [&str; 17] = {
+        let mut names = [""; 17];
         let mut i = 0;
         while i < ACTIONS.len() {
             names[i] = ACTIONS[i].0;
@@ -150,6 +159,7 @@ impl Action {
             Action::Flap { .. } => "flap",
             Action::SlowLink { .. } => "slow-link",
             Action::Pause { .. } => "pause",
+            Action::Clock { .. } => "clock",
             Action::KvOp { .. } => "kv-op",
             Action::Multicast { .. } => "multicast",
         }
@@ -168,6 +178,7 @@ impl Action {
             | Action::MendCookie { nodes }
             | Action::SlowLink { nodes, .. }
             | Action::Pause { nodes, .. }
+            | Action::Clock { nodes, .. }
             | Action::Flap { nodes, .. }
             | Action::PowerLoss { nodes, .. } => vec![nodes],
             Action::Partition { groups, keep } => groups.iter().chain(keep).collect(),
@@ -298,6 +309,23 @@ pub(super) fn read_step(
             Action::Pause {
                 nodes: nodes?,
                 duration: duration?,
+            }
+        }
+        "clock" => {
+            let nodes = need_nodes(r);
+            let max = hawser_sim::MAX_DRIFT_PPM;
+            let drift = r.optional(table, "drift_ppm", |r, v, k| r.signed(v, k, -max, max));
+            let step = r.optional(table, "step", Reader::time);
+            if table.get("drift_ppm").is_none() && table.get("step").is_none() {
+                r.problems.at(
+                    span.clone(),
+                    format!("{what} needs \"drift_ppm\" or \"step\" (or both)"),
+                );
+            }
+            Action::Clock {
+                nodes: nodes?,
+                drift_ppm: drift.unwrap_or(0),
+                step: step.unwrap_or(Duration::ZERO),
             }
         }
         "partition" => read_partition(r, table, span.clone())?,

@@ -231,6 +231,11 @@ nodes = "random:1%"
 duration = "300ms"
 [[step]]
 at = "12s"
+action = "clock"
+nodes = "n2"
+drift_ppm = 200
+[[step]]
+at = "12s"
 action = "kv-op"
 node = "n1"
 key = "erlang_users"
@@ -298,6 +303,11 @@ every = "1s"
             Action::Pause {
                 nodes: Selector::RandomPercent(1),
                 duration: ms(300)
+            },
+            Action::Clock {
+                nodes: Selector::Node(2),
+                drift_ppm: 200,
+                step: Duration::ZERO,
             },
             Action::KvOp {
                 node: Selector::Node(1),
@@ -445,7 +455,7 @@ fn unknown_actions_list_the_valid_ones() {
         &[
             "x.toml:6:10: unknown action \"restrat\"; valid actions: start, kill, restart, freeze, \
              wipe, power-loss, partition, partition-oneway, heal, break-cookie, mend-cookie, flap, slow-link, pause, \
-             kv-op, multicast",
+             clock, kv-op, multicast",
         ],
     );
 }
@@ -985,5 +995,33 @@ fn a_power_loss_whose_last_node_returns_after_the_end_is_refused() {
             "x.toml:7:8: \"the last node's return (at + down + (nodes - 1) * stagger)\" is \
              124s, beyond the scenario's duration of 120s",
         ],
+    );
+}
+
+#[test]
+fn clock_steps_take_a_signed_drift_and_a_forward_step() {
+    let s = ok(&with_header(
+        "[[step]]\nat = \"5s\"\naction = \"clock\"\nnodes = \"n1\"\ndrift_ppm = -200\nstep = \"3s\"\n",
+    ));
+    assert_eq!(
+        s.steps[0].action,
+        Action::Clock {
+            nodes: Selector::Node(1),
+            drift_ppm: -200,
+            step: secs(3),
+        }
+    );
+    assert_one_error(
+        &with_header(
+            "[[step]]\nat = \"5s\"\naction = \"clock\"\nnodes = \"n1\"\ndrift_ppm = 100001\n",
+        ),
+        &[
+            "x.toml:8:13",
+            "\"drift_ppm\" must be a whole number from -100000 to 100000, not 100001",
+        ],
+    );
+    assert_one_error(
+        &with_header("[[step]]\nat = \"5s\"\naction = \"clock\"\nnodes = \"n1\"\n"),
+        &["needs \"drift_ppm\" or \"step\""],
     );
 }
