@@ -75,6 +75,7 @@ pub(crate) fn run_recording<T: Target>(
     config.latency_tail = net
         .latency_tail
         .map(|(ppm, max)| hawser_sim::LatencyTail { ppm, max });
+    config.handshake_reset_ppm = net.handshake_reset;
     config.link_timeout = net.link_timeout;
     config.connect_timeout = net.connect_timeout;
     config.sync_latency = net.sync_latency;

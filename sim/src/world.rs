@@ -33,6 +33,10 @@ pub struct SimConfig {
     pub connect_timeout: Duration,
     /// A heavy tail on top of `latency`, if any.
     pub latency_tail: Option<LatencyTail>,
+    /// Millionths of new connections that the network resets in the middle of the link
+    /// handshake, at its first or second frame (a middlebox or NAT dropping state, a
+    /// peer's kernel under SYN pressure). 0: none, and no randomness is drawn for it.
+    pub handshake_reset_ppm: u32,
     /// How long a simulated fsync takes.
     pub sync_latency: Duration,
     /// A killed node loses what it wrote but had not synced.
@@ -50,6 +54,7 @@ impl SimConfig {
             link_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(1),
             latency_tail: None,
+            handshake_reset_ppm: 0,
             sync_latency: Duration::from_millis(1),
             lose_unsynced: true,
             link: LinkConfig::default(),
@@ -174,6 +179,10 @@ struct SimConn {
     ends: [End; 2],
     dirs: [Dir; 2],
     connect_deadline: Instant,
+    /// The frame (counting both ways, from 1) at which the network resets the
+    /// connection; 0: never (see `SimConfig::handshake_reset_ppm`).
+    reset_at_frame: u8,
+    frames: u8,
 }
 
 struct SimNode<P: Protocol> {
@@ -433,6 +442,15 @@ impl<P: Protocol> Sim<P> {
         base + self.topo.extra(from, to)
     }
 
+    /// Whether a new connection is to be reset mid-handshake, and at which frame.
+    fn draw_handshake_reset(&mut self) -> u8 {
+        let ppm = self.config.handshake_reset_ppm;
+        if ppm == 0 || self.rng.below(0, 1_000_000) >= u64::from(ppm) {
+            return 0;
+        }
+        1 + self.rng.below(0, 2) as u8
+    }
+
     /// Is this end's process the one that owns it, and able to take input?
     fn end_live(&self, conn: u64, side: usize) -> bool {
         let Some(c) = self.conns.get(&conn) else {
@@ -513,6 +531,7 @@ impl<P: Protocol> Sim<P> {
         let target = Self::index_of(addr).filter(|&k| k < self.nodes.len());
         let deadline = self.now + self.config.connect_timeout;
         let k = target.unwrap_or(i);
+        let reset_at_frame = self.draw_handshake_reset();
         let id = self.conns.insert(SimConn {
             ends: [
                 End {
@@ -530,6 +549,8 @@ impl<P: Protocol> Sim<P> {
             ],
             dirs: [Dir::default(), Dir::default()],
             connect_deadline: deadline,
+            reset_at_frame,
+            frames: 0,
         });
         self.nodes[i].conns.insert(conn, (id, 0));
         self.trace.record(self.now, i, 3, &(k as u64).to_le_bytes());
@@ -824,10 +845,29 @@ impl<P: Protocol> Sim<P> {
             }
             return None;
         }
+        let from = c.ends[1 - to].node;
+        if matches!(payload, Payload::Frame(_)) && c.reset_at_frame > 0 {
+            let c = self.conns.get_mut(&id).expect("exists");
+            c.frames = c.frames.saturating_add(1);
+            if c.frames == c.reset_at_frame {
+                // The frame is lost; the receiver's end is reset, and so, a trip later,
+                // is the sender's.
+                let back = self.now + self.latency(i, from);
+                self.queue.push(
+                    back,
+                    Ev::Arrive {
+                        conn: id,
+                        to: 1 - to,
+                        payload: Payload::Control(Packet::Rst),
+                    },
+                );
+                return self.close_end(id, to, CLOSE_RESET);
+            }
+        }
+        let c = &self.conns[&id];
         match payload {
             Payload::Frame(bytes) => {
                 let conn = c.ends[to].conn.expect("live");
-                let from = c.ends[1 - to].node;
                 self.stats.frames += 1;
                 self.stats.bytes += bytes.len() as u64;
                 let now = self.now;

@@ -104,10 +104,11 @@ const TOP_KEYS: [&str; 11] = [
 const DEFAULT_TAIL_MAX: Duration = Duration::from_secs(1);
 
 /// Keys allowed in `[network]`.
-const NETWORK_KEYS: [&str; 7] = [
+const NETWORK_KEYS: [&str; 8] = [
     "latency",
     "latency_tail",
     "latency_tail_max",
+    "handshake_reset",
     "link_timeout",
     "connect_timeout",
     "sync_latency",
@@ -171,6 +172,9 @@ pub struct Network {
     /// The share of messages, in parts per million, whose latency comes from a heavy
     /// tail instead (see `hawser_sim::LatencyTail`), and that tail's cap.
     pub latency_tail: Option<(u32, Duration)>,
+    /// The share of new connections, in parts per million, that the network resets in
+    /// the middle of the link handshake (0: none).
+    pub handshake_reset: u32,
     /// How long a blackholed TCP connection takes to break.
     pub link_timeout: Duration,
     /// How long a connection attempt to an unreachable node takes to fail.
@@ -186,6 +190,7 @@ impl Default for Network {
         Network {
             latency: (Duration::from_millis(1), Duration::from_millis(5)),
             latency_tail: None,
+            handshake_reset: 0,
             link_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(1),
             sync_latency: Duration::from_millis(1),
@@ -380,6 +385,9 @@ fn read_network(r: &mut Reader<'_>, value: &Value<'_>, key: &str) -> Option<Netw
                     .unwrap_or(DEFAULT_TAIL_MAX);
                 ((share * 1e6).round() as u32, max)
             }),
+        handshake_reset: r
+            .optional(table, "handshake_reset", Reader::fraction)
+            .map_or(0, |share| (share * 1e6).round() as u32),
         link_timeout: r
             .optional(table, "link_timeout", positive_time)
             .unwrap_or(default.link_timeout),

@@ -135,6 +135,7 @@ fn a_minimal_file_takes_the_documented_defaults() {
         Network {
             latency: (ms(1), ms(5)),
             latency_tail: None,
+            handshake_reset: 0,
             link_timeout: secs(3),
             connect_timeout: secs(1),
             sync_latency: ms(1),
@@ -149,13 +150,14 @@ fn every_network_key_is_read() {
     let s = ok(&with_header(
         "[network]\nlatency = \"2ms\"\nlink_timeout = \"5s\"\nconnect_timeout = \"250ms\"\n\
          sync_latency = \"0s\"\nlose_unsynced = false\nlatency_tail = 0.005\n\
-         latency_tail_max = \"2s\"\n",
+         latency_tail_max = \"2s\"\nhandshake_reset = 0.25\n",
     ));
     assert_eq!(
         s.network,
         Network {
             latency: (ms(2), ms(2)),
             latency_tail: Some((5_000, secs(2))),
+            handshake_reset: 250_000,
             link_timeout: secs(5),
             connect_timeout: ms(250),
             sync_latency: Duration::ZERO,
@@ -505,7 +507,7 @@ fn unknown_network_keys_list_the_valid_ones() {
         &with_header("[network]\nlatency = \"1ms\"\nlink_timout = \"2s\"\n"),
         &[
             "x.toml:6:1: unknown key \"link_timout\" in [network]; valid keys: latency, latency_tail, \
-             latency_tail_max, link_timeout, connect_timeout, sync_latency, lose_unsynced",
+             latency_tail_max, handshake_reset, link_timeout, connect_timeout, sync_latency, lose_unsynced",
         ],
     );
 }
