@@ -29,9 +29,10 @@ struct Case {
     /// The expectation it breaks, and what the failure's detail says.
     kind: &'static str,
     detail: &'static str,
-    /// Shrinker budget (candidate runs).
-    budget: usize,
 }
+
+/// Candidate runs the shrinker may make (each bug takes 64 to 83).
+const BUDGET: usize = 300;
 
 impl Case {
     fn is_its_failure(&self, f: &Failure) -> bool {
@@ -70,14 +71,12 @@ fn hunt(case: &Case) -> Outcome {
     // with it off. The shrinker compares expectation kinds only, and dropping the
     // `kv-op` steps a counter's expected sum counts makes that `kv-converged` fail on
     // the real stack too: without the second run it slides to such a scenario.
-    let shrunk = shrink::shrink(&text, "swarm.toml", seed, case.budget, |s| match run_with(
-        Some(case.bug),
-        s,
-    )? {
+    let the_bugs = |s: &file::Scenario| match run_with(Some(case.bug), s)? {
         Some(f) if case.is_its_failure(&f) && run_with(None, s)?.is_none() => Ok(Some(f)),
         _ => Ok(None),
-    })
-    .expect("the found run fails");
+    };
+    let shrunk =
+        shrink::shrink(&text, "swarm.toml", seed, BUDGET, the_bugs).expect("the found run fails");
     let minimal = file::parse(&shrunk.text, "min.toml").expect("the shrunk file parses");
     let again = run_with(Some(case.bug), &minimal);
     assert!(
@@ -160,7 +159,6 @@ fn a_kv_that_forgets_its_disk_loses_acknowledged_writes_at_a_power_loss() {
         kind: "kv-converged",
         // A counter short of the sum of the increments its writers were answered for.
         detail: r#"expected {"n:counter""#,
-        budget: 300,
     };
     let o = hunt(&case);
     // A start, a write, the power loss, a write after it (measured: 4 steps, 5 nodes).
@@ -175,7 +173,6 @@ fn anti_entropy_that_only_fills_missing_keys_leaves_stores_apart_after_a_heal() 
         max_runs: 30,
         kind: "kv-converged",
         detail: "the stores of",
-        budget: 300,
     };
     let o = hunt(&case);
     // A start, the cut, a write on one side, the heal, a write on the other (measured:
@@ -196,7 +193,6 @@ fn a_hasty_detector_evicts_live_neighbours() {
         max_runs: 30,
         kind: "no-false-positives",
         detail: "which was alive and reachable",
-        budget: 300,
     };
     let o = hunt(&case);
     // Two nodes started (by `restart`) are enough (measured: 2 steps; 6 nodes, the
