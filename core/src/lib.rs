@@ -20,6 +20,7 @@ pub mod membership;
 pub mod multicast;
 mod node;
 pub mod persist;
+pub mod planted;
 mod protocol;
 pub mod rng;
 pub mod routing;

@@ -36,6 +36,7 @@ pub use store::{BUCKETS, Entry, StoreError, bucket_of};
 use crate::crdt::{Actor, Dot, Error as CrdtError, Map, MapOp};
 use crate::id::NodeId;
 use crate::persist::{PersistSeq, Snapshot};
+use crate::planted::{self, Bug};
 use crate::protocol::{Ctx, TimerId};
 use crate::time::Duration;
 use crate::wire::{self, WireError};
@@ -242,6 +243,7 @@ impl Kv {
             .0
             .range(VALUE_PREFIX.to_vec()..)
             .take_while(|(k, _)| k.starts_with(VALUE_PREFIX))
+            .filter(|_| !planted::on(Bug::KvForgetsDisk))
         {
             match (
                 std::str::from_utf8(&k[VALUE_PREFIX.len()..]),
@@ -689,6 +691,9 @@ impl Kv {
             KvMessage::Entries { entries } => {
                 let mut repaired = false;
                 for (key, map) in entries {
+                    if planted::on(Bug::AeFillsOnlyMissing) && self.store.get(&key).is_some() {
+                        continue;
+                    }
                     if self.merge(ctx, &key, &map) {
                         self.counters.repaired_keys += 1;
                         repaired = true;

@@ -227,6 +227,9 @@ impl Membership {
             }
             return;
         }
+        if crate::planted::on(crate::planted::Bug::HastyDetector) {
+            return self.evict(ctx, peer, DownCause::Evicted);
+        }
         let helpers: Vec<NodeId> = self.active.keys().copied().filter(|h| *h != peer).collect();
         let helpers = sample(ctx.rng(), helpers, self.cfg.indirect_probes);
         let window = self.indirect_window(timeout, sent, ctx);

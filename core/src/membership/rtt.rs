@@ -42,6 +42,9 @@ impl RttEstimator {
     ) -> Duration {
         match self.smoothed {
             None => initial,
+            Some((srtt, _)) if crate::planted::on(crate::planted::Bug::HastyDetector) => {
+                Duration::from_nanos(srtt)
+            }
             Some((srtt, dev)) => Duration::from_nanos(srtt.saturating_add(dev.saturating_mul(k)))
                 .max(floor)
                 .min(ceiling),
