@@ -2,6 +2,9 @@
 //! store, metrics — and, outside madsim builds, the agent, its admin API and the CLI
 //! client that talks to it.
 //!
+//! The driver runs any [`hawser_core::Protocol`], not only hawser's stack: [`run`] (or
+//! [`start`]) runs your own protocol for real in a few lines — see [`runner`].
+//!
 //! Built with `--cfg madsim`, `tokio` is madsim's simulation, so the driver, transport
 //! and store run unchanged in a deterministic simulated network. The admin API (axum)
 //! needs the real tokio and the agent reads real signals, so they are left out of such
@@ -11,9 +14,14 @@ pub mod driver;
 pub mod isolation;
 pub mod lograte;
 pub mod metrics;
+pub mod runner;
 pub mod store;
 pub mod tls;
 pub mod transport;
+
+#[cfg(not(madsim))]
+pub use runner::run;
+pub use runner::{EventHost, RunConfig, RunError, RunnableProtocol, Running, start};
 
 #[cfg(not(madsim))]
 pub mod admin;
