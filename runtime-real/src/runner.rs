@@ -51,8 +51,8 @@ use hawser_core::{Addr, Cookie, LinkConfig, Protocol, Snapshot};
 use tokio::task::JoinHandle;
 
 use crate::driver::{
-    Driver, DriverConfig, DriverError, DriverHandle, Host, HostCx, NodeError, SeedError,
-    build_node, os_seed,
+    Driver, DriverConfig, DriverError, DriverHandle, Host, HostCx, NodeError, RunnableProtocol,
+    SeedError, build_node, os_seed,
 };
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -143,12 +143,6 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// A protocol the driver can run: the node lives in the driver's task, so the protocol,
-/// its timers and its events must be `Send`. Every such [`Protocol`] is one.
-pub trait RunnableProtocol: Protocol<Timer: Send, Event: Send> + Send + 'static {}
-
-impl<P: Protocol<Timer: Send, Event: Send> + Send + 'static> RunnableProtocol for P {}
-
 /// The plainest [`Host`]: every event the protocol emits goes to a callback.
 pub struct EventHost<P: Protocol> {
     on_event: Box<dyn FnMut(P::Event) + Send>,
@@ -202,7 +196,6 @@ impl<P: RunnableProtocol> Running<P> {
 
     /// Run until SIGINT or SIGTERM, then shut down gracefully; return early, with the
     /// error, if the store fails.
-    #[cfg(not(madsim))]
     pub async fn until_signal(mut self) -> Result<(), RunError> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
@@ -281,7 +274,6 @@ pub async fn start<P: RunnableProtocol>(
 
 /// [`start`] the node, run it until SIGINT or SIGTERM, then shut it down gracefully.
 /// Returns early, with the error, if the store fails.
-#[cfg(not(madsim))]
 pub async fn run<P: RunnableProtocol>(
     config: RunConfig,
     build: impl FnOnce(&Snapshot) -> P,

@@ -48,6 +48,8 @@ struct Cluster<'a> {
     sender: mpsc::Sender<Line>,
     /// Every line seen, for the failure message.
     seen: Vec<String>,
+    /// Lines seen that no expectation has matched yet.
+    unmatched: Vec<(usize, String)>,
 }
 
 fn name(i: usize) -> String {
@@ -78,6 +80,7 @@ impl<'a> Cluster<'a> {
             lines,
             sender,
             seen: Vec::new(),
+            unmatched: Vec::new(),
         };
         for i in 0..N {
             cluster.spawn(i);
@@ -119,39 +122,34 @@ impl<'a> Cluster<'a> {
         self.children[i] = Some(child);
     }
 
-    /// Wait up to `limit` for a line of node `i` that `want` accepts; panic (with every
-    /// line and log seen) if none comes.
-    fn expect(&mut self, what: &str, limit: Duration, want: impl Fn(usize, &str) -> bool) {
+    /// Wait up to `limit` until every one of `wanted` (node, line) was printed, in any
+    /// order; panic (with every line and log seen) if not. Lines printed earlier and not
+    /// yet matched count too: nodes race ahead of the phase the test is in.
+    fn expect_all(&mut self, what: &str, limit: Duration, mut wanted: Vec<(usize, String)>) {
+        self.unmatched
+            .retain(|seen| match wanted.iter().position(|w| w == seen) {
+                Some(k) => {
+                    wanted.remove(k);
+                    false
+                }
+                None => true,
+            });
         let deadline = Instant::now() + limit;
-        loop {
+        while !wanted.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok((i, Some(line))) => {
                     self.seen.push(format!("n{i}: {line}"));
-                    if want(i, &line) {
-                        return;
+                    let seen = (i, line);
+                    match wanted.iter().position(|w| *w == seen) {
+                        Some(k) => drop(wanted.remove(k)),
+                        None => self.unmatched.push(seen),
                     }
                 }
                 Ok((i, None)) => self.seen.push(format!("n{i}: <end of output>")),
-                Err(_) => self.fail(&format!("{what}: not within {limit:?}")),
-            }
-        }
-    }
-
-    /// Wait until every one of `wanted` (node, line) pairs was printed, in any order.
-    fn expect_all(&mut self, what: &str, limit: Duration, mut wanted: Vec<(usize, String)>) {
-        let start = Instant::now();
-        while !wanted.is_empty() {
-            let left = limit.saturating_sub(start.elapsed());
-            let missing = format!("{what} (still missing {wanted:?})");
-            let found = std::cell::Cell::new(None);
-            self.expect(&missing, left, |i, line| {
-                let hit = wanted.iter().position(|(j, l)| *j == i && line == l);
-                found.set(hit);
-                hit.is_some()
-            });
-            if let Some(k) = found.get() {
-                wanted.remove(k);
+                Err(_) => self.fail(&format!(
+                    "{what}: not within {limit:?} (missing {wanted:?})"
+                )),
             }
         }
     }

@@ -1,6 +1,9 @@
 //! The heartbeat node program, shared by the example's `main.rs` and by the test that
 //! starts it as three processes (`tests/heartbeat_processes.rs`), so both run one code.
 
+// The simulator's protocol file, unchanged; some of its accessors serve the simulator's
+// example only.
+#[allow(dead_code)]
 #[path = "../../../sim/examples/heartbeat/protocol.rs"]
 mod protocol;
 

@@ -93,12 +93,17 @@ pub(super) fn who<P: Protocol>(
     }
 }
 
+/// A protocol the driver can run: the node lives in the driver's task, so the protocol,
+/// its timers and its events must be `Send`. Every such [`Protocol`] is one.
+pub trait RunnableProtocol: Protocol<Timer: Send, Event: Send> + Send + 'static {}
+
+impl<P: Protocol<Timer: Send, Event: Send> + Send + 'static> RunnableProtocol for P {}
+
 /// The protocol-specific layer of a driver; see the module docs. Only [`Host::event`]
 /// and [`Host::request`] are required.
 pub trait Host: Send + 'static {
-    /// The protocol the node runs. Its node lives in the driver's task, so it and what
-    /// its timers and events carry must be `Send`.
-    type Protocol: Protocol<Timer: Send, Event: Send> + Send + 'static;
+    /// The protocol the node runs.
+    type Protocol: RunnableProtocol;
     /// What [`DriverHandle::request`](super::DriverHandle::request) carries to this
     /// host (use [`std::convert::Infallible`] for none).
     type Request: Send + 'static;

@@ -49,7 +49,7 @@ pub mod stack;
 
 pub use config::DriverConfig;
 pub use handle::{DriverError, DriverHandle, DriverStopped};
-pub use host::{Host, HostCx, View};
+pub use host::{Host, HostCx, RunnableProtocol, View};
 pub use identity::{NodeError, build_node};
 pub use node_task::Driver;
 pub use seed::{SeedError, os_seed};
