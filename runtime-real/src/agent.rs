@@ -156,8 +156,8 @@ async fn run(
         None => None,
     };
     // The only entropy the node ever reads.
-    let seed = os_seed()?;
-    let node = spec.build(&snapshot, seed)?;
+    let seed = os_seed().map_err(|e| e.to_string())?;
+    let node = spec.build(&snapshot, seed).map_err(|e| e.to_string())?;
     info!(
         name = %spec.name,
         id = %id_hex(NodeId::from_name(&spec.name)),

@@ -65,7 +65,8 @@ pub fn parse_duration(setting: &str, s: &str) -> Result<Duration, ConfigError> {
 
 /// A new cluster cookie: 256 bits from the OS as 64 hex digits (`hawser keygen`).
 pub fn keygen() -> Result<String, String> {
-    Ok(crate::driver::os_seed()?
+    Ok(crate::driver::os_seed()
+        .map_err(|e| e.to_string())?
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())

@@ -254,8 +254,8 @@ async fn run(timeout: Duration) -> Result<(), String> {
             reap_after: crate::config::DEFAULT_REAP_AFTER,
             max_frame: DriverConfig::default().max_frame,
         };
-        let seed = os_seed()?;
-        let node = spec.build(&snapshot, seed)?;
+        let seed = os_seed().map_err(|e| e.to_string())?;
+        let node = spec.build(&snapshot, seed).map_err(|e| e.to_string())?;
         let (mut driver, handle) = Driver::<Tcp>::new(
             node,
             Arc::new(store),

@@ -2,6 +2,10 @@
 //! store, metrics — and, outside madsim builds, the agent, its admin API and the CLI
 //! client that talks to it.
 //!
+//! The driver runs any [`hawser_core::Protocol`], not only hawser's stack: [`run`] (or
+//! [`start`]) runs your own protocol for real in a few lines — see `runner`
+//! (left out of madsim builds, like the agent: it waits on real signals).
+//!
 //! Built with `--cfg madsim`, `tokio` is madsim's simulation, so the driver, transport
 //! and store run unchanged in a deterministic simulated network. The admin API (axum)
 //! needs the real tokio and the agent reads real signals, so they are left out of such
@@ -11,9 +15,14 @@ pub mod driver;
 pub mod isolation;
 pub mod lograte;
 pub mod metrics;
+#[cfg(not(madsim))]
+pub mod runner;
 pub mod store;
 pub mod tls;
 pub mod transport;
+
+#[cfg(not(madsim))]
+pub use runner::{EventHost, RunConfig, RunError, Running, run, start};
 
 #[cfg(not(madsim))]
 pub mod admin;
