@@ -240,8 +240,11 @@ impl std::error::Error for NameError {}
 /// A run's custom invariants, each with its first violation (then it is not called
 /// again).
 pub(crate) struct Watch<T: Target> {
-    checks: Vec<(Box<dyn Invariant<T>>, Option<(u64, Violation)>)>,
+    checks: Vec<Check<T>>,
 }
+
+/// An invariant and its first violation (virtual ms, why), if any.
+type Check<T> = (Box<dyn Invariant<T>>, Option<(u64, Violation)>);
 
 impl<T: Target> Watch<T> {
     pub(crate) fn new(invariants: &Invariants<T>) -> Result<Watch<T>, NameError> {

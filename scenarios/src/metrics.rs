@@ -46,6 +46,7 @@ impl Metrics {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn report<T: Target>(
     scenario: &Scenario,
     sim: &Sim<T>,
