@@ -69,7 +69,7 @@ fn shrink_file(
 
 /// One run to its failure, if any (a panic counts; see [`shrink::outcome`]).
 pub fn run_quiet(s: &file::Scenario) -> Result<Option<Failure>, String> {
-    shrink::outcome(|| run_stack(s, Options::default()))
+    shrink::outcome(|| run_stack(s, Options::default())).map_err(String::from)
 }
 
 /// Runs `f` with panics caught silently: a panicking candidate is an outcome the

@@ -228,6 +228,7 @@ pub fn main(cmd: SimCommand) -> ExitCode {
                 nodes,
                 duration,
                 without,
+                ..Default::default()
             },
             first: seed,
             runs: runs.or(if time.is_some() { None } else { Some(100) }),
@@ -298,7 +299,7 @@ fn replay_command(path: &Path, seed: u64, nodes: Option<usize>) -> String {
 }
 
 fn run_one(scenario: &file::Scenario, trace: Option<&Path>) -> Result<Report, String> {
-    hawser_scenarios::run_stack(scenario, options(trace)?)
+    Ok(hawser_scenarios::run_stack(scenario, options(trace)?)?)
 }
 
 fn options(trace: Option<&Path>) -> Result<Options, String> {

@@ -6,6 +6,7 @@ pub mod file;
 mod detect;
 mod expectations;
 mod graph;
+pub mod invariant;
 mod kvtrack;
 mod mctrack;
 mod membership;
@@ -24,7 +25,8 @@ mod target;
 mod tracelog;
 mod viewcache;
 
+pub use invariant::{Invariant, Invariants, Verdict, Violation};
 pub use plan::check;
 pub use report::{Outcome, Report};
-pub use runner::{Options, run, run_stack};
+pub use runner::{Options, RunError, run, run_stack, run_with};
 pub use target::Target;

@@ -46,10 +46,12 @@ impl Metrics {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn report<T: Target>(
     scenario: &Scenario,
     sim: &Sim<T>,
     trackers: Vec<Tracker>,
+    custom: Vec<Outcome>,
     metrics: Metrics,
     overlay: Vec<(&'static str, f64)>,
     timeline: Vec<(Instant, String)>,
@@ -74,6 +76,7 @@ pub(crate) fn report<T: Target>(
                 detail,
             }
         })
+        .chain(custom)
         .collect();
     let stats = sim.stats();
     let mut m = BTreeMap::new();

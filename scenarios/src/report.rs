@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 /// One expectation's outcome.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Outcome {
+    /// The expectation kind, or a custom invariant's name.
     pub kind: String,
+    /// The line of its `[[expect]]`; 0 for a custom invariant (see [`crate::Invariant`]).
     pub line: usize,
     pub passed: bool,
     /// When it first held (or, on failure, when it was judged failed), in virtual ms.
@@ -68,10 +70,14 @@ impl Report {
                 .at_ms
                 .map_or("-".to_string(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
             let verdict = if e.passed { "passed" } else { "FAILED" };
+            let line = match e.line {
+                0 => "invariant".to_string(),
+                n => format!("line {n:<4}"),
+            };
             let _ = writeln!(
                 out,
-                "  {verdict:<7} {:<20} line {:<4} at {when:<9} {}",
-                e.kind, e.line, e.detail
+                "  {verdict:<7} {:<20} {line:<9} at {when:<9} {}",
+                e.kind, e.detail
             );
         }
         let _ = writeln!(out, "\nmetrics:");

@@ -1,6 +1,7 @@
 //! Runs a scenario in the simulator: expands its steps, applies them at their virtual
 //! times, checks every expectation, and gathers the figures.
 
+use std::fmt;
 use std::io::Write;
 
 use hawser_core::rng::mix_seed;
@@ -11,6 +12,7 @@ use hawser_sim::{Sim, SimConfig, Status};
 use crate::expectations::Tracker;
 use crate::file::{Expect, ExpectKind, Scenario, StackKind};
 use crate::graph;
+use crate::invariant::{Invariants, NameError, Watch};
 use crate::metrics::{Metrics, report};
 use crate::network::{Components, Network, together};
 use crate::overlay::{Overlays, subnets_unique};
@@ -38,9 +40,48 @@ impl Default for Options {
     }
 }
 
+/// Why a scenario cannot run (a failed expectation is not an error: it is in the
+/// [`Report`]).
+#[derive(Debug)]
+pub enum RunError {
+    /// The scenario asks for what this target cannot do (an action, an expectation, a
+    /// `[config]` field): one line per problem.
+    Unsupported(String),
+    /// The simulator refused the settings.
+    Sim(String),
+    /// No node ever started, so nothing ran and nothing was checked.
+    NothingRan { file: String },
+    /// A custom invariant's name cannot be told apart from another's.
+    Invariant(NameError),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Unsupported(problems) => f.write_str(problems),
+            RunError::Sim(why) => write!(f, "the simulator refused the settings: {why}"),
+            RunError::NothingRan { file } => write!(
+                f,
+                "{file}: no node ever started, so nothing ran and no expectation had anything \
+                 to check (add a step with action = \"start\")"
+            ),
+            RunError::Invariant(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// For callers that report errors as text (the CLI).
+impl From<RunError> for String {
+    fn from(e: RunError) -> String {
+        e.to_string()
+    }
+}
+
 /// Run `scenario` on the stack it names (`stack = ...`): what `hawser sim` and the
 /// catalogue tests do.
-pub fn run_stack(scenario: &Scenario, options: Options) -> Result<Report, String> {
+pub fn run_stack(scenario: &Scenario, options: Options) -> Result<Report, RunError> {
     match scenario.stack {
         StackKind::Full => run::<hawser_core::stack::Stack>(scenario, options),
         StackKind::Membership => run::<hawser_core::membership::Membership>(scenario, options),
@@ -48,17 +89,29 @@ pub fn run_stack(scenario: &Scenario, options: Options) -> Result<Report, String
 }
 
 /// Run `scenario` with target `T`. `Err` only for a scenario this build cannot run.
-pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, String> {
-    run_recording::<T>(scenario, options, None)
+pub fn run<T: Target>(scenario: &Scenario, options: Options) -> Result<Report, RunError> {
+    run_with::<T>(scenario, options, &Invariants::new())
 }
 
-/// [`run`], with the pictures' recording hook when `recorder` is given (`--report`).
+/// [`run`], also checking the protocol's own `invariants` (each in the report under its
+/// name, after the file's expectations).
+pub fn run_with<T: Target>(
+    scenario: &Scenario,
+    options: Options,
+    invariants: &Invariants<T>,
+) -> Result<Report, RunError> {
+    run_recording::<T>(scenario, options, invariants, None)
+}
+
+/// [`run_with`], with the pictures' recording hook when `recorder` is given (`--report`).
 pub(crate) fn run_recording<T: Target>(
     scenario: &Scenario,
     options: Options,
+    invariants: &Invariants<T>,
     mut recorder: Option<&mut Recorder>,
-) -> Result<Report, String> {
-    check::<T>(scenario)?;
+) -> Result<Report, RunError> {
+    check::<T>(scenario).map_err(RunError::Unsupported)?;
+    let mut watch = Watch::new(invariants).map_err(RunError::Invariant)?;
     let wall = std::time::Instant::now();
     let mut rng = NodeRng::from_seed(mix_seed(scenario.seed, 0x5CE7A210));
     let contacts: Vec<Addr> = scenario
@@ -83,7 +136,8 @@ pub(crate) fn run_recording<T: Target>(
     let overrides = scenario.config.clone();
     let mut sim = Sim::new(scenario.nodes, config, move |i, snapshot| {
         T::build(i, &overrides, &contacts, snapshot)
-    })?;
+    })
+    .map_err(RunError::Sim)?;
     if let Some(log) = options.trace {
         sim.set_trace_log(log, Some(T::trace_event));
     }
@@ -118,6 +172,9 @@ pub(crate) fn run_recording<T: Target>(
     let mut net = Network::default();
     let mut next_check = Instant::ZERO;
     let mut prims = prims.into_iter().peekable();
+    // The step's events, moved out of the simulator so the invariants can read it while
+    // they look at each (reused: no allocation per step).
+    let mut drained = Vec::new();
     loop {
         let next_prim = prims.peek().map(|(t, _)| *t).unwrap_or(end);
         let steady_at = if metrics.steady_start.is_none() {
@@ -133,11 +190,14 @@ pub(crate) fn run_recording<T: Target>(
         while let Some(step) = sim.step(deadline) {
             if let Some(i) = step.node {
                 per_node_checks(&sim, i, step.at, &mut trackers, &scope, &mut views);
+                watch.after_step(&sim, i);
             }
             let mut evictions = Vec::new();
             let mut changes = Vec::new();
-            for (at, i, event) in sim.drain_events() {
+            drained.extend(sim.drain_events());
+            for (at, i, event) in drained.drain(..) {
                 let Event::App(e) = event else { continue };
+                watch.event(&sim, i, &e);
                 if let Some(peer) = T::evicted(&e) {
                     evictions.push((at, i, peer.0 as usize));
                 }
@@ -202,6 +262,7 @@ pub(crate) fn run_recording<T: Target>(
                 &mut net,
                 &mut overlays,
                 &mut views,
+                &mut watch,
             );
         }
         overlays.poll(&mut sim);
@@ -244,12 +305,11 @@ pub(crate) fn run_recording<T: Target>(
         read_copies(&sim, i, &mut metrics.mc);
     }
     if (0..sim.len()).all(|i| sim.status(i) == Status::Idle) {
-        return Err(format!(
-            "{}: no node ever started, so nothing ran and no expectation had anything to \
-             check (add a step with action = \"start\")",
-            scenario.file
-        ));
+        return Err(RunError::NothingRan {
+            file: scenario.file.clone(),
+        });
     }
+    watch.end(&sim);
     if let Some(r) = recorder {
         r.finish(&sim, &trackers);
     }
@@ -263,6 +323,7 @@ pub(crate) fn run_recording<T: Target>(
         scenario,
         &sim,
         trackers,
+        watch.outcomes(),
         metrics,
         overlay_figures,
         timeline,
@@ -277,6 +338,7 @@ fn apply<T: Target>(
     net: &mut Network,
     overlays: &mut Overlays,
     views: &mut ViewCache,
+    watch: &mut Watch<T>,
 ) {
     let now = sim.now();
     match p {
@@ -285,6 +347,7 @@ fn apply<T: Target>(
                 views.forget(i);
                 sim.start(i);
                 overlays.started(sim, i, now);
+                watch.started(sim, i, false);
             }
         }
         Prim::Kill(i) | Prim::Freeze(i) => {
@@ -308,11 +371,14 @@ fn apply<T: Target>(
         Prim::Restart(i) | Prim::Wipe(i) => {
             read_copies(sim, i, &mut metrics.mc);
             views.forget(i);
-            match p {
-                Prim::Restart(_) => sim.start(i),
-                _ => sim.wipe(i),
+            let wiped = matches!(p, Prim::Wipe(_));
+            if wiped {
+                sim.wipe(i)
+            } else {
+                sim.start(i)
             }
             overlays.started(sim, i, now);
+            watch.started(sim, i, wiped);
             metrics.mc.life_ended(i);
             metrics.detection.back(i);
             metrics.back_at.insert(i, now);

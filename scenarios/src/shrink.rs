@@ -15,7 +15,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use toml::{Table, Value};
 
 use crate::file::{self, Scenario, Selector};
+use crate::invariant::Invariants;
 use crate::report::Report;
+use crate::runner::{Options, run_with};
+use crate::target::Target;
 
 /// How a run failed, as the shrinker compares runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,7 +70,7 @@ impl fmt::Display for Failure {
 /// How a run ended: `Ok(None)` passed, `Ok(Some(_))` failed, `Err` the runner refused
 /// the scenario (no node ever started, a config the stack rejects...). A panic in the
 /// run is caught and reported as [`Failure::Panic`].
-pub fn outcome(run: impl FnOnce() -> Result<Report, String>) -> Result<Option<Failure>, String> {
+pub fn outcome<E>(run: impl FnOnce() -> Result<Report, E>) -> Result<Option<Failure>, E> {
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(report)) => {
             Ok(report
@@ -231,6 +234,20 @@ pub fn shrink(
         budget_spent: s.spent(),
         runs: s.runs,
         failure: s.last,
+    })
+}
+
+/// [`shrink`] with every candidate run on target `T`, its custom `invariants` checked:
+/// what a test of a user's own protocol calls.
+pub fn shrink_target<T: Target>(
+    text: &str,
+    file_name: &str,
+    seed: u64,
+    budget: usize,
+    invariants: &Invariants<T>,
+) -> Result<Shrunk, ShrinkError> {
+    shrink(text, file_name, seed, budget, |s| {
+        outcome(|| run_with::<T>(s, Options::default(), invariants)).map_err(String::from)
     })
 }
 
@@ -655,9 +672,9 @@ within = "1s"
 
     #[test]
     fn a_panic_is_a_failure_and_keeps_its_message() {
-        let failure = outcome(|| panic!("views overflowed")).unwrap();
+        let failure = outcome::<String>(|| panic!("views overflowed")).unwrap();
         assert_eq!(failure, Some(Failure::Panic("views overflowed".into())));
-        let formatted = outcome(|| panic!("n{} broke", 3)).unwrap();
+        let formatted = outcome::<String>(|| panic!("n{} broke", 3)).unwrap();
         assert_eq!(formatted, Some(Failure::Panic("n3 broke".into())));
     }
 }

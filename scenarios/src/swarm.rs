@@ -20,12 +20,28 @@
 //!   it);
 //! - `no-false-positives` when no drawn fault explains an eviction of a live node (no
 //!   pause, slow link, one-way cut or broken cookie).
+//!
+//! That is the swarm over hawser's stack ([`Swarm::draw`], `hawser sim swarm`). Over
+//! another [`Target`] ([`Swarm::draw_for`], [`Swarm::run`]) a run draws only what the
+//! target can be asked: KV ops and the counters' expectations if it supports
+//! `kv-converged`, multicasts if it supports `multicast-delivered`, and of the
+//! expectations above only the kinds it supports; the target's own invariants
+//! ([`Invariants`]) are checked in every run. The fault classes are the simulator's
+//! and apply to any protocol (leave some out with [`Swarm::without`]).
 
 use std::fmt;
+use std::ops::Range;
 
 use hawser_core::rng::mix_seed;
+use hawser_core::stack::Stack;
 use hawser_core::{Duration, NodeRng};
 use toml::{Table, Value};
+
+use crate::file::{self, ExpectKind, ScenarioError};
+use crate::invariant::Invariants;
+use crate::runner::RunError;
+use crate::shrink::{self, Failure, ShrinkError, Shrunk};
+use crate::target::Target;
 
 /// The faults a swarm run may draw, each with the step that ends it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -128,6 +144,8 @@ pub struct Swarm {
     pub duration: Duration,
     /// Fault classes no run draws (`--without`).
     pub without: Vec<FaultClass>,
+    /// The protocol's `[config]` in every drawn file (none by default).
+    pub config: Table,
 }
 
 impl Default for Swarm {
@@ -136,31 +154,97 @@ impl Default for Swarm {
             nodes: (5, 20),
             duration: Duration::from_secs(120),
             without: Vec::new(),
+            config: Table::new(),
         }
     }
 }
 
-/// Why a swarm cannot be drawn.
-#[derive(Debug, PartialEq)]
+impl Swarm {
+    /// Nodes per run, drawn from `min..=max`.
+    pub fn nodes(mut self, min: usize, max: usize) -> Swarm {
+        self.nodes = (min, max);
+        self
+    }
+
+    /// Virtual time per run.
+    pub fn duration(mut self, duration: Duration) -> Swarm {
+        self.duration = duration;
+        self
+    }
+
+    /// Fault classes no run draws.
+    pub fn without(mut self, classes: &[FaultClass]) -> Swarm {
+        self.without.extend_from_slice(classes);
+        self
+    }
+
+    /// The `[config]` every drawn file carries (the target's settings).
+    pub fn config(mut self, config: Table) -> Swarm {
+        self.config = config;
+        self
+    }
+}
+
+/// What a drawn run may ask of its target, from [`Target::supports`].
+#[derive(Clone, Copy)]
+struct Asks {
+    kv: bool,
+    multicast: bool,
+    supports: fn(ExpectKind) -> bool,
+}
+
+impl Asks {
+    fn of<T: Target>() -> Asks {
+        Asks {
+            kv: T::supports(ExpectKind::KvConverged),
+            multicast: T::supports(ExpectKind::MulticastDelivered),
+            supports: T::supports,
+        }
+    }
+
+    /// The fewest nodes a run needs: with a KV, two writers no fault stops and at
+    /// least three nodes to fault; without, two (a partition needs two sides).
+    fn least_nodes(self) -> usize {
+        if self.kv { 5 } else { 2 }
+    }
+}
+
+/// Why a swarm cannot be drawn or run.
+#[derive(Debug)]
 pub enum SwarmError {
-    /// Fewer than 5 nodes leave no room for both faulted nodes and stable op origins.
-    TooFewNodes(usize),
+    /// Fewer nodes than `least` leave no room for faulted nodes and stable op origins
+    /// (5 with a KV, 2 without).
+    TooFewNodes { nodes: usize, least: usize },
     /// `min > max`.
     EmptyNodeRange(usize, usize),
     /// Under 30 s leaves no room for faults, the heal and the quiet.
     TooShort(Duration),
     /// `--without` left no fault class to draw.
     NoClassLeft,
+    /// A drawn file the parser refused: a bug in the drawing.
+    Invalid { seed: u64, error: ScenarioError },
+    /// A drawn run the runner refused (the target refused the swarm's `[config]`, or
+    /// an invariant's name).
+    Refused { seed: u64, error: RunError },
 }
 
 impl fmt::Display for SwarmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SwarmError::TooFewNodes(n) => write!(
+            SwarmError::TooFewNodes { nodes, least: 5 } => write!(
                 f,
-                "{n} nodes is too few for a swarm run: at least 5 (faulted nodes and \
+                "{nodes} nodes is too few for a swarm run: at least 5 (faulted nodes and \
                  stable KV writers)"
             ),
+            SwarmError::TooFewNodes { nodes, least } => write!(
+                f,
+                "{nodes} nodes is too few for a swarm run: at least {least} (a partition \
+                 has two sides)"
+            ),
+            SwarmError::Invalid { seed, error } => {
+                write!(f, "run {seed} drew a file the parser refused: {error}")
+            }
+            SwarmError::Refused { seed, error } => write!(f, "run {seed} cannot run: {error}"),
             SwarmError::EmptyNodeRange(a, b) => write!(f, "the node range {a}..{b} is empty"),
             SwarmError::NoClassLeft => {
                 write!(f, "--without leaves no fault class to draw")
@@ -190,13 +274,26 @@ pub struct Drawn {
 const SALT: u64 = 0x5157_4152_4d00_0001;
 
 impl Swarm {
+    /// Can runs over hawser's stack be drawn?
     pub fn check(&self) -> Result<(), SwarmError> {
+        self.check_asks(Asks::of::<Stack>())
+    }
+
+    /// Can runs over target `T` be drawn?
+    pub fn check_for<T: Target>(&self) -> Result<(), SwarmError> {
+        self.check_asks(Asks::of::<T>())
+    }
+
+    fn check_asks(&self, asks: Asks) -> Result<(), SwarmError> {
         let (min, max) = self.nodes;
         if min > max {
             return Err(SwarmError::EmptyNodeRange(min, max));
         }
-        if min < 5 {
-            return Err(SwarmError::TooFewNodes(min));
+        if min < asks.least_nodes() {
+            return Err(SwarmError::TooFewNodes {
+                nodes: min,
+                least: asks.least_nodes(),
+            });
         }
         if self.duration < Duration::from_secs(30) {
             return Err(SwarmError::TooShort(self.duration));
@@ -207,11 +304,75 @@ impl Swarm {
         Ok(())
     }
 
-    /// Draws run `seed`: the same seed always gives the same file.
+    /// Draws run `seed` over hawser's stack: the same seed always gives the same file.
     pub fn draw(&self, seed: u64) -> Result<Drawn, SwarmError> {
-        self.check()?;
+        self.draw_asks(seed, Asks::of::<Stack>())
+    }
+
+    /// Draws run `seed` over target `T` (see the module's documentation).
+    pub fn draw_for<T: Target>(&self, seed: u64) -> Result<Drawn, SwarmError> {
+        self.draw_asks(seed, Asks::of::<T>())
+    }
+
+    /// Draws and runs `seed` on target `T`, checking `invariants` too: the failure, if
+    /// it fails (a panic is one; see [`shrink::outcome`]).
+    pub fn run_seed<T: Target>(
+        &self,
+        seed: u64,
+        invariants: &Invariants<T>,
+    ) -> Result<Option<Found>, SwarmError> {
+        let drawn = self.draw_for::<T>(seed)?;
+        let scenario = file::parse(&drawn.text, &drawn.file_name())
+            .map_err(|error| SwarmError::Invalid { seed, error })?;
+        let failure =
+            shrink::outcome(|| crate::run_with::<T>(&scenario, Default::default(), invariants))
+                .map_err(|error| SwarmError::Refused { seed, error })?;
+        Ok(failure.map(|failure| Found { drawn, failure }))
+    }
+
+    /// Runs every seed of `seeds` on target `T`, one after another.
+    pub fn run<T: Target>(
+        &self,
+        seeds: Range<u64>,
+        invariants: &Invariants<T>,
+    ) -> Result<SwarmRun, SwarmError> {
+        self.run_seeds(seeds, invariants, false)
+    }
+
+    /// Runs the seeds of `seeds` on target `T` until one fails: how many runs a bug
+    /// takes to find.
+    pub fn find<T: Target>(
+        &self,
+        seeds: Range<u64>,
+        invariants: &Invariants<T>,
+    ) -> Result<SwarmRun, SwarmError> {
+        self.run_seeds(seeds, invariants, true)
+    }
+
+    fn run_seeds<T: Target>(
+        &self,
+        seeds: Range<u64>,
+        invariants: &Invariants<T>,
+        first_only: bool,
+    ) -> Result<SwarmRun, SwarmError> {
+        self.check_for::<T>()?;
+        let mut done = SwarmRun::default();
+        for seed in seeds {
+            done.runs += 1;
+            if let Some(found) = self.run_seed(seed, invariants)? {
+                done.failures.push(found);
+                if first_only {
+                    break;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn draw_asks(&self, seed: u64, asks: Asks) -> Result<Drawn, SwarmError> {
+        self.check_asks(asks)?;
         let mut rng = NodeRng::from_seed(mix_seed(seed, SALT));
-        let mut plan = Plan::new(self, seed, &mut rng);
+        let mut plan = Plan::new(self, seed, asks, &mut rng);
         plan.classes.retain(|c| !self.without.contains(c));
         if plan.classes.is_empty() {
             let left: Vec<FaultClass> = FaultClass::ALL
@@ -226,9 +387,47 @@ impl Swarm {
     }
 }
 
+/// What [`Swarm::run`] found.
+#[derive(Debug, Default)]
+pub struct SwarmRun {
+    /// Runs made.
+    pub runs: u64,
+    /// The runs that failed, in seed order.
+    pub failures: Vec<Found>,
+}
+
+/// A failed run.
+#[derive(Debug)]
+pub struct Found {
+    pub drawn: Drawn,
+    pub failure: Failure,
+}
+
+impl Found {
+    /// Shrinks the run on target `T` (making at most `budget` candidate runs) to a
+    /// smaller scenario that fails the same way.
+    pub fn shrink<T: Target>(
+        &self,
+        budget: usize,
+        invariants: &Invariants<T>,
+    ) -> Result<Shrunk, ShrinkError> {
+        let name = self.drawn.file_name();
+        shrink::shrink_target::<T>(&self.drawn.text, &name, self.drawn.seed, budget, invariants)
+    }
+}
+
+impl Drawn {
+    /// The name the swarm gives its file: `swarm-SEED.toml`.
+    pub fn file_name(&self) -> String {
+        format!("swarm-{}.toml", self.seed)
+    }
+}
+
 /// A run being drawn: its steps (time in ms, table) and what the expectations need.
 struct Plan {
     seed: u64,
+    asks: Asks,
+    config: Table,
     nodes: usize,
     end_ms: u64,
     /// Faults happen in `[fault_from, heal_at)`; everything is healed at `heal_at`.
@@ -250,7 +449,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(swarm: &Swarm, seed: u64, rng: &mut NodeRng) -> Plan {
+    fn new(swarm: &Swarm, seed: u64, asks: Asks, rng: &mut NodeRng) -> Plan {
         let (min, max) = swarm.nodes;
         let nodes = min + rng.index(max - min + 1);
         // Each class is in with probability 1/2; at least one.
@@ -263,10 +462,17 @@ impl Plan {
         }
         let mut order: Vec<usize> = (0..nodes).collect();
         rng.shuffle(&mut order);
-        let writers = order.split_off(nodes - 2);
+        // Without a KV there are no writers to keep safe: any node may be faulted.
+        let writers = if asks.kv {
+            order.split_off(nodes - 2)
+        } else {
+            Vec::new()
+        };
         let end_ms = swarm.duration.as_millis();
         Plan {
             seed,
+            asks,
+            config: swarm.config.clone(),
             nodes,
             end_ms,
             fault_from: end_ms * 15 / 100,
@@ -371,6 +577,15 @@ impl Plan {
     /// 5 % of the run to the heal.
     fn workload(&mut self, rng: &mut NodeRng) {
         let from = self.end_ms * 5 / 100;
+        if self.asks.kv {
+            self.kv_ops(from, rng);
+        }
+        if self.asks.multicast {
+            self.multicasts(from, rng);
+        }
+    }
+
+    fn kv_ops(&mut self, from: u64, rng: &mut NodeRng) {
         for _ in 0..(4 + rng.index(20)) {
             let at = from + rng.below(0, self.heal_at - from);
             if self.blackouts.iter().any(|&(a, b)| (a..=b).contains(&at)) {
@@ -418,6 +633,9 @@ impl Plan {
             ];
             self.step(at, "kv-op", &fields);
         }
+    }
+
+    fn multicasts(&mut self, from: u64, rng: &mut NodeRng) {
         for _ in 0..rng.index(4) {
             self.multicasts = true;
             let at = from + rng.below(0, self.heal_at - from);
@@ -439,12 +657,22 @@ impl Plan {
         self.steps.sort_by_key(|(at, _)| *at);
         let quiet = time(self.heal_at);
         let settle = time(self.end_ms - self.heal_at);
-        let mut expects = vec![expect("views-bounded", &[])];
-        for kind in ["overlay-connected", "membership-agrees", "kv-converged"] {
-            expects.push(expect(
-                kind,
-                &[("after", quiet.clone()), ("within", settle.clone())],
-            ));
+        let supports = self.asks.supports;
+        let mut expects = Vec::new();
+        if supports(ExpectKind::ViewsBounded) {
+            expects.push(expect("views-bounded", &[]));
+        }
+        for kind in [
+            ExpectKind::OverlayConnected,
+            ExpectKind::MembershipAgrees,
+            ExpectKind::KvConverged,
+        ] {
+            if supports(kind) {
+                expects.push(expect(
+                    kind.name(),
+                    &[("after", quiet.clone()), ("within", settle.clone())],
+                ));
+            }
         }
         for (key, sum) in &self.counters {
             expects.push(expect(
@@ -460,7 +688,9 @@ impl Plan {
         if self.multicasts {
             expects.push(expect("multicast-delivered", &[("within", time(15_000))]));
         }
-        if !self.classes.iter().any(|c| c.explains_evictions()) {
+        if supports(ExpectKind::NoFalsePositives)
+            && !self.classes.iter().any(|c| c.explains_evictions())
+        {
             expects.push(expect("no-false-positives", &[]));
         }
         let names: Vec<&str> = self.classes.iter().map(|c| c.name()).collect();
@@ -470,6 +700,9 @@ impl Plan {
         doc.insert("duration".into(), time(self.end_ms));
         doc.insert("seed".into(), Value::Integer(self.seed as i64));
         doc.insert("contacts".into(), Value::String("n0..n2".into()));
+        if !self.config.is_empty() {
+            doc.insert("config".into(), Value::Table(self.config));
+        }
         if let Some(ppm) = self.tail_ppm {
             let mut network = Table::new();
             network.insert("latency_tail".into(), Value::Float(ppm as f64 / 1e6));
@@ -478,9 +711,11 @@ impl Plan {
         }
         let steps = self.steps.into_iter().map(|(_, t)| Value::Table(t));
         doc.insert("step".into(), Value::Array(steps.collect()));
-        doc.insert("expect".into(), Value::Array(expects));
+        if !expects.is_empty() {
+            doc.insert("expect".into(), Value::Array(expects));
+        }
         let text = format!(
-            "# Drawn by `hawser sim swarm` (run seed {}): faults {}.\n{}",
+            "# Drawn by the swarm (run seed {}): faults {}.\n{}",
             self.seed,
             names.join(", "),
             toml::to_string(&doc).expect("plain values serialize")
@@ -616,12 +851,18 @@ mod tests {
             nodes: (3, 8),
             ..Swarm::default()
         };
-        assert_eq!(small.draw(1).unwrap_err(), SwarmError::TooFewNodes(3));
+        assert!(matches!(
+            small.draw(1),
+            Err(SwarmError::TooFewNodes { nodes: 3, least: 5 })
+        ));
         let backwards = Swarm {
             nodes: (9, 8),
             ..Swarm::default()
         };
-        assert_eq!(backwards.check(), Err(SwarmError::EmptyNodeRange(9, 8)));
+        assert!(matches!(
+            backwards.check(),
+            Err(SwarmError::EmptyNodeRange(9, 8))
+        ));
         let short = Swarm {
             duration: Duration::from_secs(10),
             ..Swarm::default()

@@ -52,11 +52,14 @@ fn a_scenario_that_cannot_run_overlays_is_refused() {
         &scenario(true, "stack = \"membership\""),
         Default::default(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("[[overlay]] is not supported"), "{err}");
     let mut no_network = scenario(true, "");
     no_network.overlays.clear();
-    let err = run_stack(&no_network, Default::default()).unwrap_err();
+    let err = run_stack(&no_network, Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("\"subnets-unique\" needs an [[overlay]]"),
         "{err}"

@@ -5,55 +5,12 @@
 #[path = "../../sim/examples/heartbeat/protocol.rs"]
 #[allow(dead_code)] // the example's accessors are for its own main and tests
 mod protocol;
+#[path = "heartbeat/target.rs"]
+mod target;
 
-use hawser_core::{Addr, NodeId, Snapshot};
-use hawser_scenarios::file::{self, ExpectKind};
-use hawser_scenarios::{Report, Target};
-use protocol::{Heartbeat, HeartbeatEvent};
-
-/// Every node heartbeats the contacts: a star whose "overlay" is who hears whom.
-impl Target for Heartbeat {
-    fn check_config(config: &toml::Table) -> Result<(), String> {
-        match config.keys().next() {
-            Some(k) => Err(format!(
-                "unknown field {k:?}: the heartbeat has no settings"
-            )),
-            None => Ok(()),
-        }
-    }
-    fn build(i: usize, _: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
-        let me = format!("n{i}");
-        Heartbeat::new(
-            contacts
-                .iter()
-                .filter(|a| a.as_str() != me)
-                .cloned()
-                .collect(),
-            snapshot,
-        )
-    }
-    fn supports(kind: ExpectKind) -> bool {
-        matches!(
-            kind,
-            ExpectKind::OverlayConnected | ExpectKind::ViewsBounded | ExpectKind::NoFalsePositives
-        )
-    }
-    fn active_view(&self) -> Vec<NodeId> {
-        self.alive().iter().copied().collect()
-    }
-    fn check_views(&self, me: NodeId) -> Result<(), String> {
-        match self.alive().contains(&me) {
-            true => Err("hears itself".into()),
-            false => Ok(()),
-        }
-    }
-    fn evicted(event: &HeartbeatEvent) -> Option<NodeId> {
-        match event {
-            HeartbeatEvent::Silent { peer } => Some(*peer),
-            _ => None,
-        }
-    }
-}
+use hawser_scenarios::Report;
+use hawser_scenarios::file;
+use protocol::Heartbeat;
 
 const PARTITION: &str = r#"
 name = "star-partition"
@@ -203,7 +160,9 @@ op = '{"update":[{"field":"f","type":"flag","op":"enable"}]}'
 kind = "kv-converged"
 "#;
     let scenario = file::parse(text, "kv.toml").unwrap();
-    let err = hawser_scenarios::run::<Heartbeat>(&scenario, Default::default()).unwrap_err();
+    let err = hawser_scenarios::run::<Heartbeat>(&scenario, Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("\"kv-op\" is not supported yet"), "{err}");
     assert!(
         err.contains("\"kv-converged\" is not supported yet"),

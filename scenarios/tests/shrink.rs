@@ -7,7 +7,7 @@ use hawser_scenarios::{Options, file, run_stack};
 const NOISY: &str = include_str!("fixtures/noisy-detect.toml");
 
 fn run(s: &file::Scenario) -> Result<Option<Failure>, String> {
-    outcome(|| run_stack(s, Options::default()))
+    outcome(|| run_stack(s, Options::default())).map_err(String::from)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `multicast-delivered` and `kv-op-visible` — passing when the cluster does its job and failing, with the
 //! node named, when it has not yet.
 
-use hawser_scenarios::{Options, Report, file, run_stack};
+use hawser_scenarios::{Options, Report, RunError, file, run_stack};
 
 /// Run `nodes` nodes for `duration`, all started at 0 s through contacts n0..n2, with
 /// the steps and expectations of `rest`.
@@ -288,5 +288,9 @@ fn a_run_without_a_started_node_is_an_error() {
          [[expect]]\nkind = \"kv-converged\"\nwithin = \"5s\"\n";
     let scenario = file::parse(text, "empty.toml").expect("a file without steps still parses");
     let err = run_stack(&scenario, Options::default()).expect_err("nothing ran");
-    assert!(err.contains("empty.toml: no node ever started"), "{err}");
+    assert!(
+        matches!(&err, RunError::NothingRan { file } if file == "empty.toml"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("empty.toml: no node ever started"));
 }

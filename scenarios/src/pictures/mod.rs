@@ -19,9 +19,10 @@ use hawser_sim::Sim;
 
 use crate::expectations::Tracker;
 use crate::file::{Scenario, StackKind};
+use crate::invariant::Invariants;
 use crate::metrics::Metrics;
 use crate::report::Report;
-use crate::runner::{Options, run_recording};
+use crate::runner::{Options, RunError, run_recording};
 use crate::target::Target;
 
 pub use graph_snapshot::{Edge, GraphSnapshot, NodeStatus};
@@ -49,15 +50,19 @@ pub fn run_stack_recorded(
     scenario: &Scenario,
     options: Options,
     at: &[Duration],
-) -> Result<(Report, Recording), String> {
+) -> Result<(Report, Recording), RunError> {
     let mut recorder = Recorder::new(scenario, at);
     let report = match scenario.stack {
-        StackKind::Full => {
-            run_recording::<hawser_core::stack::Stack>(scenario, options, Some(&mut recorder))
-        }
+        StackKind::Full => run_recording::<hawser_core::stack::Stack>(
+            scenario,
+            options,
+            &Invariants::new(),
+            Some(&mut recorder),
+        ),
         StackKind::Membership => run_recording::<hawser_core::membership::Membership>(
             scenario,
             options,
+            &Invariants::new(),
             Some(&mut recorder),
         ),
     }?;

@@ -5,7 +5,9 @@
 //! `period`, and reports a peer silent when it has heard nothing for `silence` — then
 //! drops the link and dials again with backoff. Each node also persists an incarnation
 //! number that grows on every restart, carried in its heartbeats, so peers can tell a
-//! restarted node from one that never went away.
+//! restarted node from one that never went away. A node announces an incarnation only
+//! once it is on disk: one announced and then lost in a crash would come back as the
+//! next life's, and peers could not tell the two lives apart.
 //!
 //! Everything the protocol does goes through `ctx`: that is the whole sans-IO contract.
 //! The same code runs in the simulator (see `main.rs` and the tests) and under a real
@@ -14,7 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hawser_core::{
-    Addr, ConnectError, Ctx, DownReason, Duration, Instant, NodeId, Protocol, Snapshot, wire,
+    Addr, ConnectError, Ctx, DownReason, Duration, Instant, NodeId, PersistSeq, Protocol, Snapshot,
+    wire,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,11 +48,41 @@ pub enum HeartbeatEvent {
     Silent { peer: NodeId },
 }
 
+/// How often a node beats and how long a silence means a peer is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub period: Duration,
+    pub silence: Duration,
+    /// A deliberately broken variant (for tests that show the swarm finds it); `None`
+    /// in any real use.
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            period: Duration::from_millis(500),
+            silence: Duration::from_millis(2000),
+            planted_bug: None,
+        }
+    }
+}
+
+/// The bugs a test may plant, to show that the swarm finds and shrinks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// A restart keeps the incarnation its disk holds instead of bumping it, so peers
+    /// that heard the previous life take the new one for it.
+    IncarnationNotBumped,
+}
+
 pub struct Heartbeat {
-    period: Duration,
-    silence: Duration,
+    settings: Settings,
     peers: Vec<Addr>,
     incarnation: u64,
+    /// The write of this life's incarnation, until it is durable: nothing is announced
+    /// before.
+    unsynced: Option<PersistSeq>,
     last_heard: BTreeMap<NodeId, Instant>,
     incarnations: BTreeMap<NodeId, u64>,
     alive: BTreeSet<NodeId>,
@@ -61,16 +94,21 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// `recovered` is what the node's disk held; the incarnation continues from it.
     pub fn new(peers: Vec<Addr>, recovered: &Snapshot) -> Heartbeat {
+        Heartbeat::with_settings(Settings::default(), peers, recovered)
+    }
+
+    /// [`Heartbeat::new`] with other settings.
+    pub fn with_settings(settings: Settings, peers: Vec<Addr>, recovered: &Snapshot) -> Heartbeat {
         let incarnation = recovered
             .get(INCARNATION_KEY)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0);
         Heartbeat {
-            period: Duration::from_millis(500),
-            silence: Duration::from_millis(2000),
+            settings,
             peers,
             incarnation,
+            unsynced: None,
             last_heard: BTreeMap::new(),
             incarnations: BTreeMap::new(),
             alive: BTreeSet::new(),
@@ -90,6 +128,9 @@ impl Heartbeat {
     }
 
     fn beat(&self, peer: NodeId, ctx: &mut Ctx<'_, Timer, HeartbeatEvent>) {
+        if self.unsynced.is_some() {
+            return;
+        }
         let body = wire::encode(&Message::Beat {
             incarnation: self.incarnation,
         });
@@ -137,15 +178,32 @@ impl Protocol for Heartbeat {
     type Event = HeartbeatEvent;
 
     fn start(&mut self, ctx: &mut Ctx<'_, Timer, HeartbeatEvent>) {
-        self.incarnation += 1;
-        ctx.persist(
+        let planted = self.settings.planted_bug == Some(PlantedBug::IncarnationNotBumped);
+        if !planted || self.incarnation == 0 {
+            self.incarnation += 1;
+        }
+        let write = ctx.persist(
             INCARNATION_KEY.to_vec(),
             Some(self.incarnation.to_be_bytes().to_vec()),
         );
+        self.unsynced = Some(write);
+    }
+
+    /// The incarnation is durable: now the node may announce it.
+    fn persisted(&mut self, seq: PersistSeq, ctx: &mut Ctx<'_, Timer, HeartbeatEvent>) {
+        if self.unsynced.is_none_or(|write| seq < write) {
+            return;
+        }
+        self.unsynced = None;
         for addr in self.peers.clone() {
             ctx.connect(addr, None);
         }
-        let first = ctx.rng().jitter(Duration::ZERO, self.period);
+        // Peers that dialled us meanwhile hear us now.
+        let linked: Vec<NodeId> = ctx.linked_peers().collect();
+        for peer in linked {
+            self.beat(peer, ctx);
+        }
+        let first = ctx.rng().jitter(Duration::ZERO, self.settings.period);
         ctx.set_timer(first, Timer::Beat);
     }
 
@@ -207,7 +265,7 @@ impl Protocol for Heartbeat {
                 let peers: Vec<NodeId> = ctx.linked_peers().collect();
                 for peer in peers {
                     let heard = self.last_heard.get(&peer).copied().unwrap_or(now);
-                    if now - heard > self.silence {
+                    if now - heard > self.settings.silence {
                         ctx.disconnect(peer);
                         self.silent(peer, ctx);
                         self.redial_peer(peer, ctx);
@@ -215,7 +273,8 @@ impl Protocol for Heartbeat {
                         self.beat(peer, ctx);
                     }
                 }
-                let next = ctx.rng().jitter(self.period, self.period / 10);
+                let period = self.settings.period;
+                let next = ctx.rng().jitter(period, period / 10);
                 ctx.set_timer(next, Timer::Beat);
             }
             Timer::Redial(addr) => {
