@@ -17,7 +17,7 @@ use hawser_scenarios::{Options, file, run_stack};
 /// One run of `s` on this thread, with `bug` on (or every bug off).
 fn run_with(bug: Option<Bug>, s: &file::Scenario) -> Result<Option<Failure>, String> {
     planted::set(bug);
-    shrink::outcome(|| run_stack(s, Options::default()))
+    shrink::outcome(|| run_stack(s, Options::default())).map_err(String::from)
 }
 
 /// A planted bug, the swarm that hunts it, and how its failure looks.
@@ -143,11 +143,10 @@ fn assert_small(case: &Case, o: &Outcome, max_steps: usize, max_nodes: usize) {
 /// Swarm runs on 5 to 10 nodes for a minute: the bugs need no more, and a debug test
 /// stays quick.
 fn small_swarm(without: &[FaultClass]) -> Swarm {
-    Swarm {
-        nodes: (5, 10),
-        duration: hawser_core::Duration::from_secs(60),
-        without: without.to_vec(),
-    }
+    Swarm::default()
+        .nodes(5, 10)
+        .duration(hawser_core::Duration::from_secs(60))
+        .without(without)
 }
 
 #[test]
