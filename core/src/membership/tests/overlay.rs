@@ -403,29 +403,34 @@ fn pings_per_link_per_s(net: &mut Net, window: Duration) -> f64 {
 }
 
 #[test]
-fn lan_pings_an_idle_link_from_one_end_fast_from_both() {
+fn lan_pings_one_neighbour_per_tick_fast_every_link_from_both_ends() {
     let mut lan = cluster(20, 3);
     lan.run_fair(S(20));
-    let lan_rate = pings_per_link_per_s(&mut lan, S(30));
-    let spared: u64 = lan
+    let links: usize = lan
         .live()
         .iter()
-        .map(|&i| lan.m(i).counters().pings_spared)
+        .map(|&i| lan.m(i).active_view().len())
         .sum();
+    let lan_rate = pings_per_link_per_s(&mut lan, S(30));
     let mut fast = Net::new(20, &[0, 1, 2], crate::membership::Profile::Fast.config(), 3);
     (0..20).for_each(|i| fast.start(i));
     fast.run_fair(S(20));
     let fast_rate = pings_per_link_per_s(&mut fast, S(30));
-    // lan: pings every 1.5–2.25 s, and one end's ping spares the other's; but each end
-    // has measured its link (else its timeout would be the long initial one).
-    assert!(spared > 0);
+    // lan: one ping per node per tick (1–1.5 s), to its stalest neighbour; so each
+    // link about once per (view size / 2) ticks. And every end has measured its link
+    // (else its timeout would be the long initial one).
     for i in lan.live() {
         for p in lan.m(i).active_view() {
             assert!(lan.m(i).rtt(p).is_some(), "n{i} never measured {p}");
         }
     }
+    let per_node = lan_rate * (links as f64 / 2.0) / 20.0;
     assert!(
-        (0.4..0.75).contains(&lan_rate),
+        (0.6..=1.0).contains(&per_node),
+        "lan: {per_node:.2} pings per node per s"
+    );
+    assert!(
+        (0.1..0.4).contains(&lan_rate),
         "lan: {lan_rate:.2} pings per link per s"
     );
     // fast: both ends, every 400–600 ms.
