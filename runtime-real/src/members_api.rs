@@ -63,7 +63,8 @@ pub async fn members(State(s): State<Admin>, Query(q): Query<StatusQuery>) -> Re
         .inspect(move |v| {
             let gm = v.node.protocol().gm();
             let me = v.node.id();
-            let distance = |id| gm.routing().and_then(|r| r.distance(me, id));
+            // One search for every member's distance, not one per member.
+            let distances = gm.routing().map(|r| r.distances(me)).unwrap_or_default();
             let mut rows: Vec<(String, NodeId, Value)> = gm
                 .members()
                 .filter(|(_, m)| keep.contains(&m.status))
@@ -80,7 +81,7 @@ pub async fn members(State(s): State<Admin>, Query(q): Query<StatusQuery>) -> Re
                         "status": m.status.as_str(),
                         "since_secs": secs_since(v.now, m.status_since),
                         "reachable": id == me || gm.is_reachable(id),
-                        "distance": if id == me { Some(0) } else { distance(id) },
+                        "distance": if id == me { Some(0) } else { distances.get(&id).copied() },
                     });
                     (m.name.to_string(), id, row)
                 })

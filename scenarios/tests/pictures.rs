@@ -115,7 +115,9 @@ fn series_follow_the_partition() {
         .iter()
         .sum();
     assert!(noticed >= 8.0 * 4.0, "{noticed} unreachable events");
-    let msgs = value_at(&rec, "messages", 9_900);
+    // An idle lan node sends ~3 frames a second, so a single 100 ms sample may hold
+    // none: the curve as a whole must show the traffic.
+    let msgs: f64 = rec.series.curve("messages").unwrap().values.iter().sum();
     assert!(msgs > 0.0, "traffic is counted");
 }
 

@@ -8,7 +8,9 @@
 //! timeout that fires late (this node stalled) is re-armed instead of acted on: the
 //! silence it would report is our own.
 //!
-//! Two knobs make it cheap and patient (the `lan` profile, see `profile.rs`): with
+//! Three knobs make it cheap and patient (the `lan` profile, see `profile.rs`): with
+//! `rotate_pings` a node has one ping schedule instead of one per link, and each tick
+//! pings the neighbour it heard from longest ago (SWIM's probe schedule); with
 //! `traffic_is_liveness` a ping that falls due is skipped if the neighbour was heard from
 //! since it was scheduled — so a link's two ends do not both ping it, and a busy link is
 //! not pinged at all — and a ping *from* a suspect clears it; with
@@ -34,7 +36,7 @@ impl Membership {
         NeighborHealth {
             rtt: Default::default(),
             probe: Probe::Idle {
-                timer: self.arm(ctx, Duration::ZERO, TimerKind::Ping(peer)),
+                timer: Some(self.arm(ctx, Duration::ZERO, TimerKind::Ping(peer))),
                 since: ctx.now(),
             },
             rescues: 0,
@@ -59,7 +61,18 @@ impl Membership {
         self.local.scale(base)
     }
 
+    /// A round with `peer` ended well: wait for the next one — its own timer, or with
+    /// `rotate_pings` the node's rotation.
     fn schedule_ping(&mut self, ctx: &mut Cx, peer: NodeId) {
+        if self.cfg.rotate_pings {
+            if let Some(n) = self.active.get_mut(&peer) {
+                n.health.probe = Probe::Idle {
+                    timer: None,
+                    since: ctx.now(),
+                };
+            }
+            return;
+        }
         let after = self.cfg.jittered(ctx.rng(), self.cfg.ping_interval_ms);
         self.arm_ping(ctx, peer, after);
     }
@@ -68,10 +81,34 @@ impl Membership {
         let timer = self.arm(ctx, after, TimerKind::Ping(peer));
         if let Some(n) = self.active.get_mut(&peer) {
             n.health.probe = Probe::Idle {
-                timer,
+                timer: Some(timer),
                 since: ctx.now(),
             };
         }
+    }
+
+    /// With `rotate_pings`, once per (jittered) ping interval: ping the neighbour
+    /// between rounds that was heard from longest ago (the lowest id among equals), if
+    /// even it was heard from a whole interval ago; otherwise every link carried
+    /// traffic lately and nothing needs asking. Over a few ticks every quiet
+    /// neighbour takes its turn, since each answer makes it the freshest.
+    pub(super) fn on_rotate_tick(&mut self, ctx: &mut Cx) {
+        let interval = Duration::from_millis(self.cfg.ping_interval_ms);
+        let stalest = self
+            .active
+            .iter()
+            .filter(|(_, n)| matches!(n.health.probe, Probe::Idle { timer: None, .. }))
+            .min_by_key(|(_, n)| n.health.heard)
+            .map(|(id, n)| (*id, n.health.heard));
+        match stalest {
+            Some((peer, heard)) if ctx.now().saturating_since(heard) >= interval => {
+                self.ping(peer, ctx);
+            }
+            Some(_) => self.counters.pings_spared += 1,
+            None => {}
+        }
+        let tick = self.cfg.jittered(ctx.rng(), self.cfg.ping_interval_ms);
+        self.arm(ctx, tick, TimerKind::Rotate);
     }
 
     /// A ping falls due: send it, unless (with `traffic_is_liveness`) the neighbour was

@@ -13,8 +13,12 @@ use crate::time::{Duration, Instant};
 /// Where a neighbour is in its probing round.
 #[derive(Debug)]
 pub enum Probe {
-    /// Waiting for `timer`, armed at `since`, to send the next ping.
-    Idle { timer: TimerId, since: Instant },
+    /// Between rounds since `since`: waiting for `timer` to send the next ping, or
+    /// (with `rotate_pings`, no timer of its own) for the node's rotation to pick it.
+    Idle {
+        timer: Option<TimerId>,
+        since: Instant,
+    },
     /// Ping `seq` sent at `sent`; `timer` ends the wait.
     Direct {
         seq: u64,
@@ -37,11 +41,10 @@ pub enum Probe {
 }
 
 impl Probe {
-    pub fn timer(&self) -> TimerId {
+    pub fn timer(&self) -> Option<TimerId> {
         match self {
-            Probe::Idle { timer, .. }
-            | Probe::Direct { timer, .. }
-            | Probe::Indirect { timer, .. } => *timer,
+            Probe::Idle { timer, .. } => *timer,
+            Probe::Direct { timer, .. } | Probe::Indirect { timer, .. } => Some(*timer),
         }
     }
 }

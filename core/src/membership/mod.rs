@@ -23,8 +23,10 @@
 //! - A neighbour that misses a ping is only *suspected* for a while (Lifeguard's
 //!   suspicion, `suspicion_timeout_ms`), which it refutes by answering or by pinging its
 //!   accuser; and any message heard from a neighbour spares it a ping, so an idle link
-//!   carries one exchange per ping interval, not one per end (`traffic_is_liveness`).
-//!   Both are the `lan` profile's; `fast` is the detector without them (see `profile`).
+//!   carries one exchange per ping interval, not one per end (`traffic_is_liveness`);
+//!   and a node pings one neighbour per interval, the stalest, rather than each of them
+//!   (`rotate_pings`). These are the `lan` profile's; `fast` is the detector without
+//!   them (see `profile`).
 //!
 //! Files: `config` (knobs), `profile` (named sets of them), `message` (wire), `views`
 //! (passive view, sampling), `rtt`
@@ -84,6 +86,8 @@ enum TimerKind {
     Shuffle,
     /// Send the next ping to a neighbour.
     Ping(NodeId),
+    /// With `rotate_pings`: ping the neighbour heard from longest ago.
+    Rotate,
     /// The direct wait for ping `seq` is over.
     PingTimeout(NodeId, u64),
     /// The indirect window for ping `seq` is over.
@@ -250,7 +254,9 @@ impl Membership {
             return;
         };
         if let Probe::Idle { timer, .. } = n.health.probe {
-            ctx.cancel_timer(timer);
+            if let Some(timer) = timer {
+                ctx.cancel_timer(timer);
+            }
             self.counters.early_pings += 1;
             self.ping(peer, ctx);
         }
@@ -328,6 +334,10 @@ impl Protocol for Membership {
             self.cfg.jittered(ctx.rng(), self.cfg.join_retry_ms)
         };
         self.join.timer = Some(self.arm(ctx, join, TimerKind::Join));
+        if self.cfg.rotate_pings {
+            let tick = self.cfg.jittered(ctx.rng(), self.cfg.ping_interval_ms);
+            self.arm(ctx, tick, TimerKind::Rotate);
+        }
         self.repair(ctx);
     }
 
@@ -404,6 +414,7 @@ impl Protocol for Membership {
             TimerKind::Join => self.on_join_tick(ctx),
             TimerKind::Shuffle => self.on_shuffle_tick(ctx),
             TimerKind::Ping(peer) => self.on_ping_tick(peer, ctx),
+            TimerKind::Rotate => self.on_rotate_tick(ctx),
             TimerKind::PingTimeout(peer, seq) => self.on_ping_timeout(peer, seq, late, ctx),
             TimerKind::IndirectTimeout(peer, seq) => self.on_indirect_timeout(peer, seq, late, ctx),
             TimerKind::RequestTimeout(peer) => self.on_request_timeout(peer, ctx),

@@ -59,7 +59,9 @@ impl Membership {
         let Some(n) = self.active.remove(&peer) else {
             return false;
         };
-        ctx.cancel_timer(n.health.probe.timer());
+        if let Some(timer) = n.health.probe.timer() {
+            ctx.cancel_timer(timer);
+        }
         self.passive.insert(ctx.rng(), peer, n.addr, &[]);
         ctx.emit(MembershipEvent::NeighborDown { peer, reason });
         if reason != DownCause::Replaced {

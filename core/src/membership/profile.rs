@@ -1,17 +1,19 @@
 //! Named detector profiles: one choice of how much an idle cluster may send against how
 //! soon, and how surely, a silent failure is told from a pause.
 //!
-//! - `lan` (the default): each link exchanges about one ping per 1.7 s, whichever end's
-//!   timer fires first (a message from a neighbour counts as its answer), and a
-//!   neighbour that misses a ping is `suspect` for 2.5 s before it is evicted. A pause
-//!   of up to 2 s is at most suspected; a silent failure is suspected within about a
-//!   second and marked failed about 2.5–3.5 s after it. A crash whose connections reset
-//!   (a kill, a reboot) is known at once either way.
+//! - `lan` (the default): each node pings one neighbour per second or so — the one it
+//!   heard from longest ago, and none if it heard from all of them within the second
+//!   (any message from a neighbour counts as its answer) — so an idle node sends one
+//!   ping a second whatever its view size, about one exchange per link per 4 s; a
+//!   neighbour that misses a ping is `suspect` for 2.5 s before it is evicted; shuffles
+//!   every 30 s. A pause of up to 2 s is at most suspected; a silent failure is
+//!   suspected within a second or two and marked failed 2.5 s after that. A crash
+//!   whose connections reset (a kill, a reboot) is known at once either way.
 //! - `fast`: the detector as it was before profiles (byte for byte: the same messages
 //!   and the same random draws): every neighbour pinged from both ends every 400 ms,
 //!   evicted after ~900 ms of silence. A silent failure is known everywhere within
 //!   about 1.2 s, but a pause of a second or two is marked failed, and an idle agent
-//!   sends ~8× the bytes.
+//!   sends ~8× the frames.
 //!
 //! `docs/benchmarks.md` ("Detector profiles") has the measured trade-off.
 
@@ -48,6 +50,8 @@ impl Profile {
             Profile::Fast => MembershipConfig {
                 ping_interval_ms: 400,
                 traffic_is_liveness: false,
+                rotate_pings: false,
+                shuffle_period_ms: 10_000,
                 ping_timeout_floor_ms: 100,
                 ping_timeout_ceiling_ms: 5_000,
                 suspicion_timeout_ms: 0,

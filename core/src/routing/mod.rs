@@ -31,7 +31,7 @@ mod tree;
 #[cfg(test)]
 mod props;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap;
 
@@ -298,6 +298,21 @@ impl Routing {
             .enumerate()
             .filter(|(_, hit)| **hit)
             .map(|(s, _)| self.graph.id_of(s as u32))
+            .collect()
+    }
+
+    /// Hops from `from` to every node reachable from it (itself at 0): one search,
+    /// where asking [`Routing::distance`] of each node searches once per node (an
+    /// agent listing 100 members took ~5 ms per `GET /v1/members` that way).
+    pub fn distances(&self, from: NodeId) -> BTreeMap<NodeId, u32> {
+        let Some(root) = self.graph.slot(from) else {
+            return BTreeMap::new();
+        };
+        let mut bfs = Bfs::default();
+        bfs.run(&self.packed(), root, None);
+        bfs.order
+            .iter()
+            .map(|&s| (self.graph.id_of(s), bfs.dist[s as usize]))
             .collect()
     }
 

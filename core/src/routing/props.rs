@@ -127,6 +127,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let truth = g.contains_node(a).then(|| dijkstra(&g, a, None, |_| 1u32));
                 let d = truth.as_ref().and_then(|t| t.get(&b).copied());
                 prop_assert_eq!(r.distance(NodeId(a), NodeId(b)), d);
+                prop_assert_eq!(r.distances(NodeId(a)).get(&NodeId(b)).copied(), d);
                 match r.path(NodeId(a), NodeId(b)) {
                     None => prop_assert!(d.is_none()),
                     Some(p) => {

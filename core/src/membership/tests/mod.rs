@@ -11,7 +11,12 @@ impl Membership {
     /// neighbour, one per open request and relayed probe. More would be a leak.
     pub(in crate::membership) fn expected_timers(&self) -> usize {
         2 + usize::from(self.join.timer.is_some())
-            + self.active.len()
+            + usize::from(self.cfg.rotate_pings)
+            + self
+                .active
+                .values()
+                .filter(|n| n.health.probe.timer().is_some())
+                .count()
             + self
                 .pending
                 .values()
