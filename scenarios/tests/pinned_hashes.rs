@@ -18,10 +18,10 @@ const PINS: &[(&str, u64, Option<usize>, &str, u64)] = &[
     ("lashup-bootstrap.toml", 2, None, "250fbe1a560e75fd", 4976),
     ("lashup-partition.toml", 1, None, "658591eca290e498", 12310),
     ("lashup-kv.toml", 1, None, "9a9c042d91ddf5ff", 5423),
-    ("asymmetric.toml", 3, None, "6b50611fba996989", 4540),
+    ("asymmetric.toml", 3, None, "65a1bc5884e5fca8", 4556),
     ("cookie-break.toml", 2, None, "b9a3416e8def891e", 10952),
-    ("restart-durable.toml", 1, None, "ab3d7ee099c1c29e", 2867),
-    ("seed-demo.toml", 1, None, "320f052e2158a343", 946),
+    ("restart-durable.toml", 1, None, "f76a0048d3f9c98e", 2867),
+    ("seed-demo.toml", 1, None, "b59cec54ef456baa", 946),
     // The membership-only stack, scaled down so a debug build runs it in a second.
     ("join-1000.toml", 1, Some(20), "df90d9d4b94299a8", 9156),
 ];
