@@ -1,4 +1,4 @@
-//! The heartbeat example (`examples/heartbeat`, the simulator's protocol file) as three
+//! The heartbeat example (`examples/heartbeat_real`, the simulator's protocol file) as three
 //! real processes on loopback: heartbeats flow; one is killed with SIGKILL and the
 //! others report it silent; it is restarted on the same data directory and comes back
 //! with a higher incarnation (read back from its store); SIGTERM stops all three
@@ -6,10 +6,10 @@
 //!
 //! The processes are this test binary itself, started again in node mode (the
 //! `HEARTBEAT_NODE` variable set): it compiles in the example's node program
-//! (`examples/heartbeat/node.rs`), so what runs is the example's code, always built
+//! (`examples/heartbeat_real/node.rs`), so what runs is the example's code, always built
 //! fresh with the test — no stale example binary. Hence `harness = false`.
 
-#[path = "../examples/heartbeat/node.rs"]
+#[path = "../examples/heartbeat_real/node.rs"]
 mod node;
 
 use std::io::{BufRead, BufReader};

@@ -325,7 +325,7 @@ fn monitor_streams_log_lines_that_name_peers_by_name_and_id() {
         assert!(sent.status.success(), "{}", stderr(&sent));
     });
     assert!(
-        line.starts_with(" INFO hawser_runtime::driver: multicast delivered")
+        line.starts_with(" INFO hawser_runtime::driver::stack: multicast delivered")
             && line.contains(&format!("origin=n1 ({b_id})")),
         "{line}"
     );

@@ -31,6 +31,8 @@ pub(crate) struct Metrics {
     pub(crate) steady_start: Option<(u64, u64)>,
     /// When each node last came back from being down or frozen (a restart or a wipe).
     pub(crate) back_at: std::collections::BTreeMap<usize, Instant>,
+    /// When a cut (a partition, a one-way partition, a flapping link) last ended.
+    pub(crate) healed_at: Option<Instant>,
     /// `vip-backends`: each node's VIPs, read again only when its KV changed.
     pub(crate) vips: crate::runner::VipCache,
 }

@@ -3,7 +3,7 @@
 //! `--data-dir` that keeps the incarnation across restarts.
 //!
 //! ```text
-//! cargo run --release -p hawser-runtime --example heartbeat -- \
+//! cargo run --release -p hawser-runtime --example heartbeat_real -- \
 //!     --listen 127.0.0.1:7101 --peer 127.0.0.1:7102 --peer 127.0.0.1:7103 --data-dir /tmp/hb1
 //! ```
 //!
