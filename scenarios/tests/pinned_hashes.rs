@@ -14,16 +14,16 @@ use std::path::Path;
 
 /// (file under `scenarios/`, seed, `--nodes` override, trace hash, events).
 const PINS: &[(&str, u64, Option<usize>, &str, u64)] = &[
-    ("lashup-bootstrap.toml", 1, None, "8babf34cf01d3f22", 4831),
-    ("lashup-bootstrap.toml", 2, None, "250fbe1a560e75fd", 4976),
-    ("lashup-partition.toml", 1, None, "658591eca290e498", 12310),
-    ("lashup-kv.toml", 1, None, "9a9c042d91ddf5ff", 5423),
-    ("asymmetric.toml", 3, None, "65a1bc5884e5fca8", 4556),
-    ("cookie-break.toml", 2, None, "b9a3416e8def891e", 10952),
-    ("restart-durable.toml", 1, None, "f76a0048d3f9c98e", 2867),
-    ("seed-demo.toml", 1, None, "b59cec54ef456baa", 946),
+    ("lashup-bootstrap.toml", 1, None, "2972482adf4db6bf", 6588),
+    ("lashup-bootstrap.toml", 2, None, "76e8e53e5c31c233", 6781),
+    ("lashup-partition.toml", 1, None, "f1b1ee57bf3c3599", 16143),
+    ("lashup-kv.toml", 1, None, "d222c25c6a5b5d58", 7787),
+    ("asymmetric.toml", 3, None, "561b812b9a88cd01", 6565),
+    ("cookie-break.toml", 2, None, "34fec7452df185fe", 14634),
+    ("restart-durable.toml", 1, None, "e74a490f7c48fd9d", 3508),
+    ("seed-demo.toml", 1, None, "7c6b9eee530181b3", 942),
     // The membership-only stack, scaled down so a debug build runs it in a second.
-    ("join-1000.toml", 1, Some(20), "df90d9d4b94299a8", 9156),
+    ("join-1000.toml", 1, Some(20), "be54f8a55418cbb0", 15871),
 ];
 
 #[test]

@@ -451,6 +451,18 @@ impl<P: Protocol> Sim<P> {
         1 + self.rng.below(0, 2) as u8
     }
 
+    /// A reset from the other end of connection `id` reaches `side` at `at`.
+    fn reset_at(&mut self, id: u64, side: usize, at: Instant) {
+        self.queue.push(
+            at,
+            Ev::Arrive {
+                conn: id,
+                to: side,
+                payload: Payload::Control(Packet::Rst),
+            },
+        );
+    }
+
     /// Is this end's process the one that owns it, and able to take input?
     fn end_live(&self, conn: u64, side: usize) -> bool {
         let Some(c) = self.conns.get(&conn) else {
@@ -595,14 +607,7 @@ impl<P: Protocol> Sim<P> {
                 } else {
                     self.now + self.config.link_timeout
                 };
-                self.queue.push(
-                    back,
-                    Ev::Arrive {
-                        conn: id,
-                        to: side,
-                        payload: Payload::Control(Packet::Rst),
-                    },
-                );
+                self.reset_at(id, side, back);
             }
             return;
         }
@@ -834,14 +839,7 @@ impl<P: Protocol> Sim<P> {
                 } else {
                     self.now + self.config.link_timeout
                 };
-                self.queue.push(
-                    back,
-                    Ev::Arrive {
-                        conn: id,
-                        to: 1 - to,
-                        payload: Payload::Control(Packet::Rst),
-                    },
-                );
+                self.reset_at(id, 1 - to, back);
             }
             return None;
         }
@@ -853,14 +851,7 @@ impl<P: Protocol> Sim<P> {
                 // The frame is lost; the receiver's end is reset, and so, a trip later,
                 // is the sender's.
                 let back = self.now + self.latency(i, from);
-                self.queue.push(
-                    back,
-                    Ev::Arrive {
-                        conn: id,
-                        to: 1 - to,
-                        payload: Payload::Control(Packet::Rst),
-                    },
-                );
+                self.reset_at(id, 1 - to, back);
                 return self.close_end(id, to, CLOSE_RESET);
             }
         }
