@@ -12,7 +12,8 @@
 //! (ordered, reliable while the path is up, latency drawn per frame); a partition
 //! blackholes frames until the connection breaks at the sender after `link_timeout`; a
 //! killed process's peers see resets; a frozen host is silent; a paused node processes
-//! its backlog late; a simulated disk loses what was not synced.
+//! its backlog late; a simulated disk loses what was not synced, and can be slow, fail a
+//! sync, or be torn by a crash in the middle of one (caught by a checksum at restart).
 
 mod clock;
 mod disk;
@@ -25,6 +26,7 @@ pub mod tracefile;
 mod world;
 
 pub use clock::MAX_DRIFT_PPM;
+pub use disk::DiskFault;
 pub use latency::LatencyTail;
 pub use trace::TraceField;
 pub use world::{DescribeEvent, Sim, SimConfig, SimStats, Status, Step, TraceNote};

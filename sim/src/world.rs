@@ -12,7 +12,7 @@ use hawser_core::{
 use hawser_core::rng::mix_seed;
 
 use crate::clock::Clock;
-use crate::disk::Disk;
+use crate::disk::{Disk, DiskFault, Recovered};
 use crate::latency::LatencyTail;
 use crate::queue::Queue;
 use crate::slab::Slab;
@@ -92,6 +92,13 @@ pub struct SimStats {
     pub frames: u64,
     pub bytes: u64,
     pub connects: u64,
+    /// Syncs that failed (`disk-fail`), each stopping its node.
+    pub sync_failures: u64,
+    /// Syncs a crash tore (`tear`)...
+    pub torn_syncs: u64,
+    /// ...and, of those, the batches a restart found damaged by their checksum and
+    /// dropped (the rest had reached the disk whole and were loaded).
+    pub torn_dropped: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +234,9 @@ pub struct Sim<P: Protocol> {
     describe: Option<DescribeEvent<P::Event>>,
     factory: Factory<P>,
     events: Vec<(Instant, usize, Event<P::Event>)>,
+    /// Nodes a disk fault stopped, for the driver's bookkeeping (see
+    /// [`Sim::drain_disk_faults`]).
+    disk_faults: Vec<(usize, DiskFault)>,
     stats: SimStats,
 }
 
@@ -273,6 +283,7 @@ impl<P: Protocol> Sim<P> {
             describe: None,
             factory: Box::new(factory),
             events: Vec::new(),
+            disk_faults: Vec::new(),
             stats: SimStats::default(),
         })
     }
@@ -514,7 +525,7 @@ impl<P: Protocol> Sim<P> {
             n.disk.syncing = Some(upto);
             let epoch = n.epoch;
             self.queue.push(
-                self.now + self.config.sync_latency,
+                self.now + n.disk.latency.unwrap_or(self.config.sync_latency),
                 Ev::Sync {
                     node: i,
                     epoch,
@@ -901,6 +912,11 @@ impl<P: Protocol> Sim<P> {
         if n.epoch != epoch || n.status != Status::Up {
             return None;
         }
+        if let Some(fault) = n.disk.fault.take() {
+            self.disk_fault(i, upto, fault);
+            return Some(i);
+        }
+        let n = &mut self.nodes[i];
         n.disk.sync(upto);
         n.disk.syncing = None;
         let now = self.now;
@@ -912,6 +928,34 @@ impl<P: Protocol> Sim<P> {
         n.node.as_mut().expect("up").handle_persisted(local, upto);
         self.flush(i);
         Some(i)
+    }
+
+    /// Node `i`'s sync up to `upto` meets `fault`, and the node stops: a failed sync
+    /// makes the driver stop it (the real one says "store failure, stopping"), a torn
+    /// one is a crash in the middle of the write. Either way it never hears of the sync,
+    /// so it acknowledged nothing the sync covered.
+    fn disk_fault(&mut self, i: usize, upto: PersistSeq, fault: DiskFault) {
+        let (tag, name) = match fault {
+            DiskFault::Fail => {
+                self.nodes[i].disk.fail(upto);
+                self.stats.sync_failures += 1;
+                (18, "sync-failed")
+            }
+            DiskFault::Tear => {
+                let of = self.nodes[i].disk.batch_len(upto);
+                let reached = self.rng.below(0, of as u64 + 1) as usize;
+                let damaged = self.rng.below(0, 2) == 1;
+                self.nodes[i].disk.tear(upto, reached, damaged);
+                self.stats.torn_syncs += 1;
+                (19, "sync-torn")
+            }
+        };
+        self.trace.record(self.now, i, tag, &upto.0.to_le_bytes());
+        if let Some(line) = self.trace.line(self.now, name) {
+            line.node("node", i).num("upto", upto.0);
+        }
+        self.disk_faults.push((i, fault));
+        self.kill(i);
     }
 
     /// Wake node `i` when its clock reads `t` (not before now); an earlier pending
@@ -964,6 +1008,23 @@ impl<P: Protocol> Sim<P> {
         n.status = Status::Up;
         n.deferred.clear();
         n.wake = None;
+        if let Some(recovered) = n.disk.recover() {
+            let (tag, what) = match recovered {
+                Recovered::Whole { records } => (20, format!("{records} records loaded")),
+                Recovered::Dropped { written, of } => {
+                    self.stats.torn_dropped += 1;
+                    (
+                        21,
+                        format!("{written} of {of} records, checksum failed: dropped"),
+                    )
+                }
+            };
+            self.trace.record(self.now, i, tag, &[]);
+            if let Some(line) = self.trace.line(self.now, "torn-batch") {
+                line.node("node", i).str("what", &what);
+            }
+        }
+        let n = &mut self.nodes[i];
         let protocol = (self.factory)(i, n.disk.snapshot());
         let identity = Identity {
             id: Self::id(i),
@@ -1186,6 +1247,35 @@ impl<P: Protocol> Sim<P> {
                 },
             );
         }
+    }
+
+    /// From now on node `i`'s syncs take `latency` (`None`: the simulation's
+    /// `sync_latency` again): a slow or overloaded disk. The sync in flight keeps its
+    /// time.
+    pub fn slow_disk(&mut self, i: usize, latency: Option<Duration>) {
+        if let Some(line) = self.trace.line(self.now, "disk-slow") {
+            let ns = latency.unwrap_or(self.config.sync_latency).as_nanos();
+            line.node("node", i).num("sync_ns", ns);
+        }
+        self.nodes[i].disk.latency = latency;
+    }
+
+    /// Node `i`'s next sync meets `fault` (see [`DiskFault`]): the node stops there, and
+    /// is listed by [`Sim::drain_disk_faults`]. A kill or restart before that sync
+    /// clears it.
+    pub fn break_disk(&mut self, i: usize, fault: DiskFault) {
+        if let Some(line) = self.trace.line(self.now, "disk-armed") {
+            line.node("node", i).str("fault", &format!("{fault:?}"));
+        }
+        if self.nodes[i].node.is_some() {
+            self.nodes[i].disk.fault = Some(fault);
+        }
+    }
+
+    /// Nodes a disk fault stopped since the last call, in order: the simulator killed
+    /// them (`Sim::status` is `Down`); a driver does its own bookkeeping of a kill.
+    pub fn drain_disk_faults(&mut self) -> std::vec::Drain<'_, (usize, DiskFault)> {
+        self.disk_faults.drain(..)
     }
 
     /// Run a user command on node `i`'s protocol (a kv op, a multicast, ...).
