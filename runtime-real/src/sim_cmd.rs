@@ -137,7 +137,8 @@ pub enum SimCommand {
         #[arg(long)]
         no_shrink: bool,
         /// Fault classes no run draws, e.g. `--without flap,tail` (kill, wipe, freeze,
-        /// partition, oneway, cookie, slow-link, pause, power-loss, flap, tail).
+        /// partition, oneway, cookie, slow-link, pause, power-loss, flap, tail, clock, reset,
+        /// disk-slow, disk-fail, disk-tear, bandwidth).
         #[arg(long, value_delimiter = ',')]
         without: Vec<hawser_scenarios::swarm::FaultClass>,
     },

@@ -96,6 +96,16 @@ pub(crate) fn report<T: Target>(
     );
     m.insert("evictions".into(), metrics.evictions as f64);
     m.insert("connects".into(), stats.connects as f64);
+    // Disk faults, only in runs that had any (older reports stay as they were).
+    for (name, n) in [
+        ("sync_failures", stats.sync_failures),
+        ("torn_syncs", stats.torn_syncs),
+        ("torn_dropped", stats.torn_dropped),
+    ] {
+        if n > 0 {
+            m.insert(name.into(), n as f64);
+        }
+    }
     let live_nodes: Vec<usize> = (0..sim.len()).filter(|&i| live(sim, i)).collect();
     let (mut auth, mut decode) = (0, 0);
     for &i in &live_nodes {

@@ -1,6 +1,7 @@
 //! From scenario steps to primitive actions at instants: the run's plan.
 
 use hawser_core::{Duration, Instant, NodeRng};
+use hawser_sim::DiskFault;
 
 use crate::file::{Action, ExpectKind, Scenario, Selector};
 use crate::target::Target;
@@ -22,6 +23,12 @@ pub(crate) enum Prim {
     Cut(usize, bool),
     Pause(usize, Duration),
     Clock(usize, i64, Duration),
+    /// This node's interface carries this many bytes a second (`None`: no limit).
+    Bandwidth(usize, Option<u64>),
+    /// This node's syncs take this long (`None`: the run's `sync_latency` again).
+    DiskSlow(usize, Option<Duration>),
+    /// This node's next sync meets this fault.
+    DiskFault(usize, DiskFault),
     /// Apply this op (JSON text) to this key on this node.
     KvOp(usize, String, String),
     /// Multicast this many bytes on this topic from this node.
@@ -221,6 +228,46 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
                     .for_each(|&i| prims.push((at, Prim::Clock(i, *drift_ppm, *step))));
                 format!("clock {} {drift_ppm:+} ppm, step {step}", summary(&ids))
             }
+            Action::Bandwidth {
+                nodes,
+                bytes_per_sec,
+                duration,
+            } => {
+                let ids = each(nodes, &mut pick);
+                for &i in &ids {
+                    prims.push((at, Prim::Bandwidth(i, Some(*bytes_per_sec))));
+                    if let Some(d) = duration {
+                        prims.push((at + *d, Prim::Bandwidth(i, None)));
+                    }
+                }
+                let until = duration.map_or(String::new(), |d| format!(" for {d}"));
+                format!("bandwidth {}: {bytes_per_sec} B/s{until}", summary(&ids))
+            }
+            Action::DiskSlow {
+                nodes,
+                latency,
+                duration,
+            } => {
+                let ids = each(nodes, &mut pick);
+                for &i in &ids {
+                    prims.push((at, Prim::DiskSlow(i, Some(*latency))));
+                    if let Some(d) = duration {
+                        prims.push((at + *d, Prim::DiskSlow(i, None)));
+                    }
+                }
+                let until = duration.map_or(String::new(), |d| format!(" for {d}"));
+                format!("disk-slow {}: syncs take {latency}{until}", summary(&ids))
+            }
+            Action::DiskFail { nodes } | Action::DiskTear { nodes } => {
+                let ids = each(nodes, &mut pick);
+                let fault = match step.action {
+                    Action::DiskFail { .. } => DiskFault::Fail,
+                    _ => DiskFault::Tear,
+                };
+                ids.iter()
+                    .for_each(|&i| prims.push((at, Prim::DiskFault(i, fault))));
+                format!("{} {} (at its next sync)", step.action.name(), summary(&ids))
+            }
             Action::KvOp { node, key, op } => {
                 let ids = each(node, &mut pick);
                 ids.iter()
@@ -287,6 +334,14 @@ fn summarize(ids: &[usize]) -> String {
 pub(crate) fn disruptive(p: &Prim) -> bool {
     !matches!(
         p,
-        Prim::Slow(..) | Prim::Pause(..) | Prim::Clock(..) | Prim::KvOp(..) | Prim::Multicast(..)
+        Prim::Slow(..)
+            | Prim::Pause(..)
+            | Prim::Clock(..)
+            | Prim::DiskSlow(..)
+            | Prim::Bandwidth(..)
+            // The stop it causes, at the sync, is the disruption (see the runner).
+            | Prim::DiskFault(..)
+            | Prim::KvOp(..)
+            | Prim::Multicast(..)
     )
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use hawser_core::rng::mix_seed;
 use hawser_core::routing::digest_of;
 use hawser_core::{Addr, Cookie, Duration, Event, Instant, NodeId, NodeRng};
-use hawser_sim::{Sim, SimConfig, Status};
+use hawser_sim::{DiskFault, Sim, SimConfig, Status};
 
 use crate::expectations::Tracker;
 use crate::file::{Expect, ExpectKind, Scenario, StackKind};
@@ -189,8 +189,11 @@ pub(crate) fn run_recording<T: Target>(
             .min(overlays.next_poll().unwrap_or(end));
         while let Some(step) = sim.step(deadline) {
             if let Some(i) = step.node {
-                per_node_checks(&sim, i, step.at, &mut trackers, &scope, &mut views);
-                watch.after_step(&sim, i);
+                disk_stops(&mut sim, &mut metrics, &mut net, &mut overlays, &mut views);
+                if sim.node(i).is_some() {
+                    per_node_checks(&sim, i, step.at, &mut trackers, &scope, &mut views);
+                    watch.after_step(&sim, i);
+                }
             }
             let mut evictions = Vec::new();
             let mut changes = Vec::new();
@@ -366,13 +369,7 @@ fn apply<T: Target>(
                 }
                 _ => sim.freeze(i),
             }
-            overlays.stopped(i);
-            metrics.kv.gone(now, i);
-            metrics.mc.life_ended(i);
-            if was_live {
-                let observers = (0..sim.len()).filter(|&j| live(sim, j)).count();
-                metrics.detection.failed(now, i, observers);
-            }
+            life_ended(sim, i, now, was_live, metrics, overlays);
         }
         Prim::Restart(i) | Prim::Wipe(i) => {
             read_copies(sim, i, &mut metrics.mc);
@@ -409,6 +406,9 @@ fn apply<T: Target>(
         }
         Prim::Pause(i, d) => sim.pause(i, d),
         Prim::Clock(i, ppm, step) => sim.set_clock(i, ppm, step),
+        Prim::Bandwidth(i, rate) => sim.limit_bandwidth(i, rate),
+        Prim::DiskSlow(i, latency) => sim.slow_disk(i, latency),
+        Prim::DiskFault(i, fault) => sim.break_disk(i, fault),
         Prim::KvOp(i, key, op) => match tracelog::kv_op(
             sim,
             i,
@@ -450,6 +450,50 @@ fn apply<T: Target>(
                 )),
             }
         }
+    }
+}
+
+/// Node `i` stopped at `now` (killed, frozen, or stopped by a disk fault): nobody waits
+/// for it any more, and if it was live, its failure is one to detect.
+fn life_ended<T: Target>(
+    sim: &Sim<T>,
+    i: usize,
+    now: Instant,
+    was_live: bool,
+    metrics: &mut Metrics,
+    overlays: &mut Overlays,
+) {
+    overlays.stopped(i);
+    metrics.kv.gone(now, i);
+    metrics.mc.life_ended(i);
+    if was_live {
+        let observers = (0..sim.len()).filter(|&j| live(sim, j)).count();
+        metrics.detection.failed(now, i, observers);
+    }
+}
+
+/// The simulator stopped nodes whose disk failed or tore a sync (`disk-fail`,
+/// `disk-tear`): the bookkeeping of a kill, at the sync. (Their multicast copies of
+/// that life are not counted: the node was gone before the runner could read them.)
+fn disk_stops<T: Target>(
+    sim: &mut Sim<T>,
+    metrics: &mut Metrics,
+    net: &mut Network,
+    overlays: &mut Overlays,
+    views: &mut ViewCache,
+) {
+    let now = sim.now();
+    let stopped: Vec<_> = sim.drain_disk_faults().collect();
+    for (i, fault) in stopped {
+        metrics.disrupted(now);
+        net.changed();
+        views.forget(i);
+        life_ended(sim, i, now, true, metrics, overlays);
+        let why = match fault {
+            DiskFault::Fail => "its sync failed; the node stopped",
+            DiskFault::Tear => "it crashed in the middle of a sync",
+        };
+        metrics.notes.push((now, format!("n{i} down: {why}")));
     }
 }
 

@@ -68,10 +68,24 @@ pub enum FaultClass {
     Flap,
     /// A heavy-tailed network for the whole run: 0.1 % to 2 % of frames take up to 1 s.
     Tail,
+    /// A node's `clock` runs 200 ppm to 5 % fast or slow (and, one time in three, jumps
+    /// 1 to 5 s ahead) until the drift ends.
+    Clock,
+    /// A network that resets 1 % to 10 % of new connections in the middle of the link
+    /// handshake, for the whole run.
+    Reset,
+    /// `disk-slow`: a node's syncs take 50 ms to 2 s for a while.
+    DiskSlow,
+    /// `disk-fail`, then `restart`.
+    DiskFail,
+    /// `disk-tear`, then `restart`.
+    DiskTear,
+    /// `bandwidth`: a node's interface carries 5 to 100 kB/s for a while.
+    Bandwidth,
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 11] = [
+    pub const ALL: [FaultClass; 17] = [
         FaultClass::Kill,
         FaultClass::Wipe,
         FaultClass::Freeze,
@@ -83,7 +97,23 @@ impl FaultClass {
         FaultClass::PowerLoss,
         FaultClass::Flap,
         FaultClass::Tail,
+        FaultClass::Clock,
+        FaultClass::Reset,
+        FaultClass::DiskSlow,
+        FaultClass::DiskFail,
+        FaultClass::DiskTear,
+        FaultClass::Bandwidth,
     ];
+
+    /// The classes the swarm started with. The later ones are drawn from a stream of
+    /// their own and their faults added after the rest, so adding them left every
+    /// earlier draw's steps as they were (the catalogue's swarm regressions, the
+    /// planted bugs' runs-to-find).
+    const FIRST: usize = 11;
+
+    fn is_later(self) -> bool {
+        FaultClass::ALL[FaultClass::FIRST..].contains(&self)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -98,6 +128,12 @@ impl FaultClass {
             FaultClass::PowerLoss => "power-loss",
             FaultClass::Flap => "flap",
             FaultClass::Tail => "tail",
+            FaultClass::Clock => "clock",
+            FaultClass::Reset => "reset",
+            FaultClass::DiskSlow => "disk-slow",
+            FaultClass::DiskFail => "disk-fail",
+            FaultClass::DiskTear => "disk-tear",
+            FaultClass::Bandwidth => "bandwidth",
         }
     }
 
@@ -112,6 +148,7 @@ impl FaultClass {
                 | FaultClass::Pause
                 | FaultClass::Flap
                 | FaultClass::Tail
+                | FaultClass::Bandwidth
         )
     }
 }
@@ -272,6 +309,9 @@ pub struct Drawn {
 
 /// Salt separating the swarm's draws from the run's own seed streams.
 const SALT: u64 = 0x5157_4152_4d00_0001;
+/// The later classes' streams (see `FaultClass::FIRST`): which are in, and their faults.
+const SALT_LATER: u64 = 0x5157_4152_4d00_0002;
+const SALT_LATER_FAULTS: u64 = 0x5157_4152_4d00_0003;
 
 impl Swarm {
     /// Can runs over hawser's stack be drawn?
@@ -383,6 +423,7 @@ impl Swarm {
         }
         plan.faults(&mut rng);
         plan.workload(&mut rng);
+        plan.later_faults(&mut NodeRng::from_seed(mix_seed(seed, SALT_LATER_FAULTS)));
         Ok(plan.finish())
     }
 }
@@ -443,6 +484,9 @@ struct Plan {
     blackouts: Vec<(u64, u64)>,
     /// With the tail class: the share of frames (per million) on the heavy tail.
     tail_ppm: Option<u32>,
+    /// With the reset class: the share of connections (per million) reset in the
+    /// handshake.
+    reset_ppm: Option<u32>,
     /// Each counter key and the sum of its increments.
     counters: Vec<(String, u64)>,
     multicasts: bool,
@@ -453,13 +497,18 @@ impl Plan {
         let (min, max) = swarm.nodes;
         let nodes = min + rng.index(max - min + 1);
         // Each class is in with probability 1/2; at least one.
-        let mut classes: Vec<FaultClass> = FaultClass::ALL
-            .into_iter()
-            .filter(|_| rng.chance(0.5))
-            .collect();
+        let first = &FaultClass::ALL[..FaultClass::FIRST];
+        let mut classes: Vec<FaultClass> =
+            first.iter().copied().filter(|_| rng.chance(0.5)).collect();
         if classes.is_empty() {
-            classes.push(FaultClass::ALL[rng.index(FaultClass::ALL.len())]);
+            classes.push(first[rng.index(first.len())]);
         }
+        let mut later = NodeRng::from_seed(mix_seed(seed, SALT_LATER));
+        classes.extend(
+            FaultClass::ALL[FaultClass::FIRST..]
+                .iter()
+                .filter(|_| later.chance(0.5)),
+        );
         let mut order: Vec<usize> = (0..nodes).collect();
         rng.shuffle(&mut order);
         // Without a KV there are no writers to keep safe: any node may be faulted.
@@ -483,6 +532,7 @@ impl Plan {
             steps: Vec::new(),
             blackouts: Vec::new(),
             tail_ppm: None,
+            reset_ppm: None,
             counters: Vec::new(),
             multicasts: false,
         }
@@ -503,9 +553,18 @@ impl Plan {
         if self.classes.contains(&FaultClass::Tail) {
             self.tail_ppm = Some(1_000 + rng.below(0, 19_001) as u32);
         }
+        let first: Vec<FaultClass> = self
+            .classes
+            .iter()
+            .copied()
+            .filter(|c| !c.is_later())
+            .collect();
+        if first.is_empty() {
+            return;
+        }
         let count = 1 + rng.index(6);
         for _ in 0..count {
-            let class = self.classes[rng.index(self.classes.len())];
+            let class = first[rng.index(first.len())];
             let at = self.fault_from + rng.below(0, self.heal_at - self.fault_from);
             // Lasts 1 to 10 s, and ends by the heal.
             let until = (at + rng.below(1_000, 10_001)).min(self.heal_at);
@@ -557,6 +616,7 @@ impl Plan {
                 }
                 // A property of the whole run's network, not a step (see `finish`).
                 FaultClass::Tail => {}
+                later => unreachable!("{later} is drawn by later_faults"),
                 FaultClass::PowerLoss => {
                     let down = rng.below(1_000, 5_001);
                     let stagger = rng.below(0, 301);
@@ -571,6 +631,69 @@ impl Plan {
         // Every fault ended itself by the heal (a restart after a kill or freeze, a heal
         // after a cut, a mend after a broken cookie); a pause may run up to 2 s past it,
         // and the last node back from a power loss up to 11 s.
+    }
+
+    /// One to three faults of the later classes drawn, from their own stream (see
+    /// `FaultClass::FIRST`), each ended by the heal. Disk failures and tears stop a
+    /// process, so they hit only victims, never a KV writer; a slow disk may be
+    /// anyone's (a writer's ops are then acknowledged late, and kept).
+    fn later_faults(&mut self, rng: &mut NodeRng) {
+        let later: Vec<FaultClass> = self
+            .classes
+            .iter()
+            .copied()
+            .filter(|c| c.is_later())
+            .collect();
+        if later.contains(&FaultClass::Reset) {
+            self.reset_ppm = Some(10_000 + rng.below(0, 90_001) as u32);
+        }
+        if later.is_empty() {
+            return;
+        }
+        for _ in 0..1 + rng.index(3) {
+            let class = later[rng.index(later.len())];
+            let at = self.fault_from + rng.below(0, self.heal_at - self.fault_from);
+            let until = (at + rng.below(1_000, 10_001)).min(self.heal_at);
+            let victim = node(self.victims[rng.index(self.victims.len())]);
+            let anyone = node(rng.index(self.nodes));
+            match class {
+                FaultClass::Clock => {
+                    let ppm = rng.below(200, 50_001) as i64;
+                    let ppm = if rng.chance(0.5) { ppm } else { -ppm };
+                    let mut fields = vec![("nodes", anyone.clone()), ("drift_ppm", ppm.into())];
+                    if rng.index(3) == 0 {
+                        fields.push(("step", time(rng.below(1_000, 5_001))));
+                    }
+                    self.step(at, "clock", &fields);
+                    let end = [("nodes", anyone), ("drift_ppm", Value::Integer(0))];
+                    self.step(until, "clock", &end);
+                }
+                FaultClass::DiskSlow => {
+                    let latency = time(rng.below(50, 2_001));
+                    let lasts = time(until - at);
+                    let fields = [("nodes", anyone), ("latency", latency), ("duration", lasts)];
+                    self.step(at, "disk-slow", &fields);
+                }
+                FaultClass::DiskFail | FaultClass::DiskTear => {
+                    let action = if class == FaultClass::DiskFail {
+                        "disk-fail"
+                    } else {
+                        "disk-tear"
+                    };
+                    self.step(at, action, &[("nodes", victim.clone())]);
+                    self.step(until, "restart", &[("nodes", victim)]);
+                }
+                FaultClass::Bandwidth => {
+                    let rate = Value::Integer(rng.below(5_000, 100_001) as i64);
+                    let lasts = time(until - at);
+                    let fields = [("nodes", anyone), ("bytes_per_sec", rate), ("duration", lasts)];
+                    self.step(at, "bandwidth", &fields);
+                }
+                // A property of the whole run's network, not a step (see `finish`).
+                FaultClass::Reset => {}
+                first => unreachable!("{first} is drawn by faults"),
+            }
+        }
     }
 
     /// KV ops of every CRDT type from the writers, and multicasts from anyone, from
@@ -703,10 +826,15 @@ impl Plan {
         if !self.config.is_empty() {
             doc.insert("config".into(), Value::Table(self.config));
         }
+        let mut network = Table::new();
         if let Some(ppm) = self.tail_ppm {
-            let mut network = Table::new();
             network.insert("latency_tail".into(), Value::Float(ppm as f64 / 1e6));
             network.insert("latency_tail_max".into(), time(1_000));
+        }
+        if let Some(ppm) = self.reset_ppm {
+            network.insert("handshake_reset".into(), Value::Float(ppm as f64 / 1e6));
+        }
+        if !network.is_empty() {
             doc.insert("network".into(), Value::Table(network));
         }
         let steps = self.steps.into_iter().map(|(_, t)| Value::Table(t));
@@ -822,6 +950,12 @@ mod tests {
                     | Action::Pause {
                         nodes: Selector::Node(i),
                         ..
+                    }
+                    | Action::DiskFail {
+                        nodes: Selector::Node(i),
+                    }
+                    | Action::DiskTear {
+                        nodes: Selector::Node(i),
                     } => stopped.push(*i),
                     _ => {}
                 }

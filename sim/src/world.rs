@@ -206,6 +206,29 @@ struct SimNode<P: Protocol> {
     deferred: Vec<Ev>,
     /// The host's clock, which every `now` the node gets is read from (see `clock`).
     clock: Clock,
+    /// A bandwidth limit on the host's network interface, if any.
+    nic: Option<Nic>,
+}
+
+/// A host's network interface with a bandwidth limit: frames leave it, and arrive
+/// through it, one after another at `bytes_per_sec`, so a burst queues up (in the
+/// simulator's queues, which have no bound: the real driver's cap on a connection's
+/// send queue is not modelled).
+#[derive(Clone, Copy)]
+struct Nic {
+    bytes_per_sec: u64,
+    /// When the last frame queued to go out has left.
+    out_free: Instant,
+    /// When the last frame queued to come in has been taken in.
+    in_free: Instant,
+}
+
+impl Nic {
+    /// How long `len` bytes take on the wire.
+    fn time(&self, len: u64) -> Duration {
+        let ns = (u128::from(len) * 1_000_000_000).div_ceil(u128::from(self.bytes_per_sec));
+        Duration::from_nanos(ns.min(u128::from(u64::MAX)) as u64)
+    }
 }
 
 type Factory<P> = Box<dyn FnMut(usize, &Snapshot) -> P>;
@@ -267,6 +290,7 @@ impl<P: Protocol> Sim<P> {
                 cookie: config.cookie.clone(),
                 deferred: Vec::new(),
                 clock: Clock::default(),
+                nic: None,
             })
             .collect();
         Ok(Sim {
@@ -646,8 +670,22 @@ impl<P: Protocol> Sim<P> {
     /// before what was sent on this direction earlier (the transport is ordered).
     fn schedule_arrival(&mut self, id: u64, side: usize, from: usize, to: usize, payload: Payload) {
         let lat = self.latency(from, to);
+        let len = match &payload {
+            Payload::Frame(bytes) => bytes.len() as u64,
+            Payload::Control(_) => 0,
+        };
+        let mut at = self.now;
+        if let Some(nic) = &mut self.nodes[from].nic {
+            at = at.max(nic.out_free) + nic.time(len);
+            nic.out_free = at;
+        }
+        at += lat;
+        if let Some(nic) = &mut self.nodes[to].nic {
+            at = at.max(nic.in_free) + nic.time(len);
+            nic.in_free = at;
+        }
         let dir = &mut self.conns.get_mut(&id).expect("exists").dirs[side];
-        let at = (self.now + lat).max(dir.last);
+        let at = at.max(dir.last);
         dir.last = at;
         self.queue.push(
             at,
@@ -1247,6 +1285,26 @@ impl<P: Protocol> Sim<P> {
                 },
             );
         }
+    }
+
+    /// From now on node `i`'s network interface carries `bytes_per_sec` each way
+    /// (`None`: no limit again): frames queue behind each other to leave and to come
+    /// in, so a burst (a join storm, an anti-entropy exchange) arrives late.
+    pub fn limit_bandwidth(&mut self, i: usize, bytes_per_sec: Option<u64>) {
+        if let Some(line) = self.trace.line(self.now, "bandwidth") {
+            line.node("node", i).num("bytes_per_sec", bytes_per_sec.unwrap_or(0));
+        }
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        n.nic = bytes_per_sec.filter(|&b| b > 0).map(|bytes_per_sec| {
+            // What is queued keeps its times; a new limit applies to what comes next.
+            let (out_free, in_free) = n.nic.map_or((now, now), |x| (x.out_free, x.in_free));
+            Nic {
+                bytes_per_sec,
+                out_free,
+                in_free,
+            }
+        });
     }
 
     /// From now on node `i`'s syncs take `latency` (`None`: the simulation's

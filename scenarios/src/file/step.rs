@@ -77,6 +77,30 @@ pub enum Action {
         drift_ppm: i64,
         step: Duration,
     },
+    /// The nodes' network interfaces carry `bytes_per_sec` each way, for `duration` or
+    /// for good: frames queue behind each other, so bursts arrive late (a saturated
+    /// or throttled link, a slow receiver).
+    Bandwidth {
+        nodes: Selector,
+        bytes_per_sec: u64,
+        duration: Option<Duration>,
+    },
+    /// The nodes' syncs take `latency` (a slow or overloaded disk), for `duration` or
+    /// for good: whatever waits on durability (a KV op's acknowledgement) waits longer.
+    DiskSlow {
+        nodes: Selector,
+        latency: Duration,
+        duration: Option<Duration>,
+    },
+    /// Each node's next sync fails, and the node stops, as the real driver does on a
+    /// store error: what the sync covered was never acknowledged. A `restart` step
+    /// brings it back.
+    DiskFail { nodes: Selector },
+    /// Each node crashes in the middle of its next sync: part of the batch (or all of
+    /// it) reaches the disk, perhaps damaged. At restart the batch's checksum decides:
+    /// a damaged batch is dropped whole, a whole one is loaded. A `restart` step brings
+    /// it back.
+    DiskTear { nodes: Selector },
     /// Apply a KV op on one node. `op` is the op's JSON text, already checked by the
     /// KV's own op parser when the file loaded (so a typo fails the load, not the run).
     KvOp {
@@ -97,7 +121,7 @@ pub enum Action {
 
 /// Every action, as spelled in files, with the parameters it takes (besides `at` and
 /// `action`). The one table behind parsing, unknown-key messages and [`Action::NAMES`].
-const ACTIONS: [(&str, &[&str]); 17] = [
+const ACTIONS: [(&str, &[&str]); 21] = [
     ("start", &["nodes", "stagger"]),
     ("kill", &["nodes"]),
     ("restart", &["nodes"]),
@@ -113,6 +137,10 @@ const ACTIONS: [(&str, &[&str]); 17] = [
     ("slow-link", &["nodes", "extra", "duration"]),
     ("pause", &["nodes", "duration"]),
     ("clock", &["nodes", "drift_ppm", "step"]),
+    ("bandwidth", &["nodes", "bytes_per_sec", "duration"]),
+    ("disk-slow", &["nodes", "latency", "duration"]),
+    ("disk-fail", &["nodes"]),
+    ("disk-tear", &["nodes"]),
     ("kv-op", &["node", "key", "op"]),
     ("multicast", &["node", "topic", "size", "count", "every"]),
 ];
@@ -124,6 +152,11 @@ const DEFAULT_POWER_DOWN: Duration = Duration::from_secs(5);
 /// `power-loss` without `stagger`: time between two nodes coming back.
 const DEFAULT_POWER_STAGGER: Duration = Duration::from_millis(200);
 
+/// `bandwidth`'s range, in bytes per second: from a link barely able to carry the
+/// handshakes (1 kB/s) to 100 GB/s.
+const MIN_BANDWIDTH: usize = 1_000;
+const MAX_BANDWIDTH: usize = 100_000_000_000;
+
 /// Largest multicast payload a scenario may ask for; far above any sane protocol limit,
 /// it only stops a typo from making the runner allocate gigabytes.
 const MAX_MULTICAST_SIZE: usize = 64 << 20;
@@ -132,8 +165,8 @@ const MAX_MULTICAST_COUNT: usize = 100_000;
 
 impl Action {
     /// Every action name, in the order the documentation lists them.
-    pub const NAMES: [&str; 17] = {
-        let mut names = [""; 17];
+    pub const NAMES: [&str; 21] = {
+        let mut names = [""; 21];
         let mut i = 0;
         while i < ACTIONS.len() {
             names[i] = ACTIONS[i].0;
@@ -160,6 +193,10 @@ impl Action {
             Action::SlowLink { .. } => "slow-link",
             Action::Pause { .. } => "pause",
             Action::Clock { .. } => "clock",
+            Action::Bandwidth { .. } => "bandwidth",
+            Action::DiskSlow { .. } => "disk-slow",
+            Action::DiskFail { .. } => "disk-fail",
+            Action::DiskTear { .. } => "disk-tear",
             Action::KvOp { .. } => "kv-op",
             Action::Multicast { .. } => "multicast",
         }
@@ -179,6 +216,10 @@ impl Action {
             | Action::SlowLink { nodes, .. }
             | Action::Pause { nodes, .. }
             | Action::Clock { nodes, .. }
+            | Action::Bandwidth { nodes, .. }
+            | Action::DiskSlow { nodes, .. }
+            | Action::DiskFail { nodes }
+            | Action::DiskTear { nodes }
             | Action::Flap { nodes, .. }
             | Action::PowerLoss { nodes, .. } => vec![nodes],
             Action::Partition { groups, keep } => groups.iter().chain(keep).collect(),
@@ -328,6 +369,34 @@ pub(super) fn read_step(
                 step: step.unwrap_or(Duration::ZERO),
             }
         }
+        "bandwidth" => {
+            let nodes = need_nodes(r);
+            let rate = r.required(table, span.clone(), &what, "bytes_per_sec", |r, v, k| {
+                r.count(v, k, MIN_BANDWIDTH, MAX_BANDWIDTH)
+            });
+            let duration = r.optional(table, "duration", Reader::time);
+            Action::Bandwidth {
+                nodes: nodes?,
+                bytes_per_sec: rate? as u64,
+                duration,
+            }
+        }
+        "disk-slow" => {
+            let nodes = need_nodes(r);
+            let latency = r.required(table, span.clone(), &what, "latency", Reader::time);
+            let duration = r.optional(table, "duration", Reader::time);
+            Action::DiskSlow {
+                nodes: nodes?,
+                latency: latency?,
+                duration,
+            }
+        }
+        "disk-fail" => Action::DiskFail {
+            nodes: need_nodes(r)?,
+        },
+        "disk-tear" => Action::DiskTear {
+            nodes: need_nodes(r)?,
+        },
         "partition" => read_partition(r, table, span.clone())?,
         "partition-oneway" => {
             let from = r.required(table, span.clone(), &what, "from", Reader::selector);

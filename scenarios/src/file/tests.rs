@@ -238,6 +238,25 @@ nodes = "n2"
 drift_ppm = 200
 [[step]]
 at = "12s"
+action = "bandwidth"
+nodes = "n3"
+bytes_per_sec = 20000
+duration = "5s"
+[[step]]
+at = "12s"
+action = "disk-slow"
+nodes = "n3"
+latency = "800ms"
+[[step]]
+at = "12s"
+action = "disk-fail"
+nodes = "n4"
+[[step]]
+at = "12s"
+action = "disk-tear"
+nodes = "n5"
+[[step]]
+at = "12s"
 action = "kv-op"
 node = "n1"
 key = "erlang_users"
@@ -310,6 +329,22 @@ every = "1s"
                 nodes: Selector::Node(2),
                 drift_ppm: 200,
                 step: Duration::ZERO,
+            },
+            Action::Bandwidth {
+                nodes: Selector::Node(3),
+                bytes_per_sec: 20_000,
+                duration: Some(secs(5)),
+            },
+            Action::DiskSlow {
+                nodes: Selector::Node(3),
+                latency: ms(800),
+                duration: None,
+            },
+            Action::DiskFail {
+                nodes: Selector::Node(4)
+            },
+            Action::DiskTear {
+                nodes: Selector::Node(5)
             },
             Action::KvOp {
                 node: Selector::Node(1),
@@ -457,7 +492,7 @@ fn unknown_actions_list_the_valid_ones() {
         &[
             "x.toml:6:10: unknown action \"restrat\"; valid actions: start, kill, restart, freeze, \
              wipe, power-loss, partition, partition-oneway, heal, break-cookie, mend-cookie, flap, slow-link, pause, \
-             clock, kv-op, multicast",
+             clock, bandwidth, disk-slow, disk-fail, disk-tear, kv-op, multicast",
         ],
     );
 }
@@ -997,6 +1032,24 @@ fn a_power_loss_whose_last_node_returns_after_the_end_is_refused() {
             "x.toml:7:8: \"the last node's return (at + down + (nodes - 1) * stagger)\" is \
              124s, beyond the scenario's duration of 120s",
         ],
+    );
+}
+
+#[test]
+fn disk_and_bandwidth_steps_say_what_they_lack() {
+    assert_one_error(
+        &with_header("[[step]]\nat = \"5s\"\naction = \"disk-slow\"\nnodes = \"n1\"\n"),
+        &["step \"disk-slow\" is missing the required key \"latency\""],
+    );
+    assert_one_error(
+        &with_header("[[step]]\nat = \"5s\"\naction = \"disk-fail\"\n"),
+        &["step \"disk-fail\" is missing the required key \"nodes\""],
+    );
+    assert_one_error(
+        &with_header(
+            "[[step]]\nat = \"5s\"\naction = \"bandwidth\"\nnodes = \"n1\"\nbytes_per_sec = 10\n",
+        ),
+        &["\"bytes_per_sec\"", "10"],
     );
 }
 
