@@ -616,7 +616,6 @@ impl Plan {
                 }
                 // A property of the whole run's network, not a step (see `finish`).
                 FaultClass::Tail => {}
-                later => unreachable!("{later} is drawn by later_faults"),
                 FaultClass::PowerLoss => {
                     let down = rng.below(1_000, 5_001);
                     let stagger = rng.below(0, 301);
@@ -626,6 +625,7 @@ impl Plan {
                     let fields = [("down", time(down)), ("stagger", time(stagger))];
                     self.step(at, "power-loss", &fields);
                 }
+                later => unreachable!("{later} is drawn by later_faults"),
             }
         }
         // Every fault ended itself by the heal (a restart after a kill or freeze, a heal
