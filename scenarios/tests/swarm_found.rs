@@ -1,13 +1,13 @@
 //! Runs the swarm found failing, replayed whole over the stack: each must pass now.
 //!
 //! The 10,000-run swarm from seed 200001 failed runs (from 200932 on; the draw test
-//! lists them) on `multicast-delivered` having nothing to check: every multicast the run drew found
-//! its origin down (a power loss, or a killed and a frozen node picked by `random:1`),
-//! so none was sent. The draw, not the stack, was at fault; since it keeps bursts out
-//! of power losses and sends the first from a node no fault stops, these runs draw a
-//! multicast that is sent and must be delivered. Two of them, one of each kind, are
-//! replayed here; the draw test `a_drawn_multicast_expectation_always_has_a_multicast_to_judge`
-//! covers them all.
+//! lists them) on `multicast-delivered` having nothing to check: every multicast the
+//! run drew found its origin down (a power loss, or a killed and a frozen node picked
+//! by `random:1`), so none was sent. The draw, not the stack, was at fault; since it
+//! keeps bursts out of power losses and sends the first from a node no fault stops,
+//! these runs draw a multicast that is sent and must be delivered. Two of them, one of
+//! each kind, are replayed here; the draw test
+//! `a_drawn_multicast_expectation_always_has_a_multicast_to_judge` covers them all.
 
 use hawser_core::stack::Stack;
 use hawser_scenarios::invariant::Invariants;
