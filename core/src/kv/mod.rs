@@ -20,8 +20,18 @@
 //! - Bad input is refused whole with a typed error: invalid key, value too large,
 //!   CRDT precondition or malformed op, and `Busy` when too many ops await durability.
 //!
-//! `Kv` is a component of the stack rather than a protocol of its own: it needs the
-//! membership's neighbours and a way to reach every node, which the stack provides.
+//! `Kv` has the shape of every protocol in the stack: a [`Protocol`] (`start`,
+//! `message`, `timer`, `persisted`, with its own [`KvTimer`] and [`KvEvent`]) that is
+//! [`Layered`] on membership's neighbours (`neighbor_up`, `neighbor_down`). Two things
+//! are its own, both with the context last like the rest:
+//! - [`Kv::op`], a local write. It answers at once with a [`Ticket`] (or a [`KvError`]:
+//!   nothing applied), and later with [`KvEvent::Committed`] naming that ticket, once
+//!   durable: the caller needs the synchronous refusal, and cannot have the answer
+//!   before the disk does.
+//! - Reaching every node. The KV does not multicast itself: it asks its parent to, with
+//!   [`KvEvent::Disseminate`], and is handed what arrived with [`Kv::deliver`]. So it
+//!   needs nothing from global membership, and works over any way of reaching every
+//!   node (the stack's multicast; a test's send to every peer).
 
 mod message;
 mod store;
@@ -37,7 +47,7 @@ use crate::crdt::{Actor, Dot, Error as CrdtError, Map, MapOp};
 use crate::id::NodeId;
 use crate::persist::{PersistSeq, Snapshot};
 use crate::planted::{self, Bug};
-use crate::protocol::{Ctx, TimerId};
+use crate::protocol::{Ctx, Layered, Protocol, TimerId};
 use crate::time::Duration;
 use crate::wire::{self, WireError};
 use store::Store;
@@ -300,22 +310,6 @@ impl Kv {
         self.pending.len()
     }
 
-    /// Start: a new incarnation, persisted before any op can be answered (records are
-    /// durable in order), and the anti-entropy clock.
-    pub fn start(&mut self, ctx: &mut Cx<'_, '_>) {
-        self.incarnation = match self.incarnation {
-            // Fresh or wiped disk: a random base in the lower half of u64, so it can grow.
-            0 => ctx.rng().u64() >> 1 | 1,
-            i => i + 1,
-        };
-        ctx.persist(
-            INCARNATION_KEY.to_vec(),
-            Some(self.incarnation.to_be_bytes().to_vec()),
-        );
-        self.actor = Some(Actor::new(ctx.id(), self.incarnation));
-        self.arm_round(ctx);
-    }
-
     fn arm_round(&mut self, ctx: &mut Cx<'_, '_>) {
         let period = Duration::from_millis(self.cfg.ae_period_ms);
         let delay = ctx.rng().jitter(period, period / 5);
@@ -337,7 +331,7 @@ impl Kv {
     }
 
     /// Apply `op` to `key` locally. The answer comes as `Committed` once durable.
-    pub fn op(&mut self, ctx: &mut Cx<'_, '_>, key: &str, op: &MapOp) -> Result<Ticket, KvError> {
+    pub fn op(&mut self, key: &str, op: &MapOp, ctx: &mut Cx<'_, '_>) -> Result<Ticket, KvError> {
         let refused = |kv: &mut Kv, e: KvError| {
             kv.counters.ops_refused += 1;
             Err(e)
@@ -389,22 +383,6 @@ impl Kv {
         ctx.persist(k, Some(wire::encode(value)))
     }
 
-    /// Records up to `seq` are durable: answer the ops they carried, then disseminate.
-    pub fn persisted(&mut self, seq: PersistSeq, ctx: &mut Cx<'_, '_>) {
-        let later = self.pending.split_off(&PersistSeq(seq.0 + 1));
-        for (_, (ticket, key, delta)) in std::mem::replace(&mut self.pending, later) {
-            let value = self.get(&key).cloned().unwrap_or_default();
-            ctx.emit(KvEvent::Committed {
-                ticket,
-                key: key.clone(),
-                value,
-            });
-            ctx.emit(KvEvent::Disseminate(
-                KvMessage::Delta { key, delta }.encode(),
-            ));
-        }
-    }
-
     fn merge(&mut self, ctx: &mut Cx<'_, '_>, key: &str, remote: &Map) -> bool {
         let Some(value) = self.store.merge(key, remote).cloned() else {
             return false;
@@ -420,7 +398,7 @@ impl Kv {
     /// A disseminated delta arrived (the multicast that carried it may have come
     /// through any node, so one that does not decode is counted, not blamed on the
     /// link it came over).
-    pub fn deliver(&mut self, ctx: &mut Cx<'_, '_>, payload: &[u8]) {
+    pub fn deliver(&mut self, payload: &[u8], ctx: &mut Cx<'_, '_>) {
         match KvMessage::decode(payload, self.cfg.max_key) {
             Ok(KvMessage::Delta { key, delta }) => {
                 self.counters.deltas_merged += 1;
@@ -433,13 +411,6 @@ impl Kv {
     /// The stack could not disseminate a local delta; see `KvCounters::undisseminated`.
     pub fn undisseminated(&mut self) {
         self.counters.undisseminated += 1;
-    }
-
-    pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx<'_, '_>) {
-        if self.neighbors.insert(peer) {
-            let delay = self.soon(ctx);
-            ctx.set_timer(delay, KvTimer::Greet(peer));
-        }
     }
 
     /// The delay of a round started by an event rather than the clock: `ae_first_ms`
@@ -466,11 +437,6 @@ impl Kv {
         }
     }
 
-    pub fn neighbor_down(&mut self, peer: NodeId) {
-        self.neighbors.remove(&peer);
-        self.assembling.remove(&peer);
-    }
-
     fn send(&self, ctx: &mut Cx<'_, '_>, peer: NodeId, msg: &KvMessage) {
         // A neighbour that just went away misses this round; the next one repairs it.
         let _ = ctx.send(peer, &msg.encode());
@@ -480,28 +446,6 @@ impl Kv {
         self.counters.ae_rounds += 1;
         let buckets = self.store.buckets().to_vec();
         self.send(ctx, peer, &KvMessage::Digest { buckets });
-    }
-
-    pub fn timer(&mut self, timer: KvTimer, ctx: &mut Cx<'_, '_>) {
-        match timer {
-            KvTimer::AntiEntropy => {
-                let peers: Vec<NodeId> = self.neighbors.iter().copied().collect();
-                if !peers.is_empty() {
-                    let peer = peers[ctx.rng().index(peers.len())];
-                    self.start_round(ctx, peer);
-                }
-                self.arm_round(ctx);
-            }
-            KvTimer::Greet(peer) if self.neighbors.contains(&peer) => self.start_round(ctx, peer),
-            KvTimer::Greet(_) => {}
-            KvTimer::Push(peer) => {
-                self.pushing.remove(&peer);
-                if self.neighbors.contains(&peer) {
-                    self.counters.push_rounds += 1;
-                    self.start_round(ctx, peer);
-                }
-            }
-        }
     }
 
     /// Send `entries` in batches no bigger than a frame allows; a value larger than that
@@ -615,9 +559,75 @@ impl Kv {
         self.counters.pieced_received += 1;
         Ok(self.merge(ctx, &key, &map))
     }
+}
+
+/// The KV is a protocol of its own, on its own channel (anti-entropy). What the stack
+/// adds is dissemination, which the KV asks for with [`KvEvent::Disseminate`] and whose
+/// deliveries come back through [`Kv::deliver`].
+impl Protocol for Kv {
+    type Timer = KvTimer;
+    type Event = KvEvent;
+
+    /// Start: a new incarnation, persisted before any op can be answered (records are
+    /// durable in order), and the anti-entropy clock.
+    fn start(&mut self, ctx: &mut Cx<'_, '_>) {
+        self.incarnation = match self.incarnation {
+            // Fresh or wiped disk: a random base in the lower half of u64, so it can grow.
+            0 => ctx.rng().u64() >> 1 | 1,
+            i => i + 1,
+        };
+        ctx.persist(
+            INCARNATION_KEY.to_vec(),
+            Some(self.incarnation.to_be_bytes().to_vec()),
+        );
+        self.actor = Some(Actor::new(ctx.id(), self.incarnation));
+        self.arm_round(ctx);
+    }
+
+    fn timer(&mut self, timer: KvTimer, ctx: &mut Cx<'_, '_>) {
+        match timer {
+            KvTimer::AntiEntropy => {
+                let peers: Vec<NodeId> = self.neighbors.iter().copied().collect();
+                if !peers.is_empty() {
+                    let peer = peers[ctx.rng().index(peers.len())];
+                    self.start_round(ctx, peer);
+                }
+                self.arm_round(ctx);
+            }
+            KvTimer::Greet(peer) if self.neighbors.contains(&peer) => self.start_round(ctx, peer),
+            KvTimer::Greet(_) => {}
+            KvTimer::Push(peer) => {
+                self.pushing.remove(&peer);
+                if self.neighbors.contains(&peer) {
+                    self.counters.push_rounds += 1;
+                    self.start_round(ctx, peer);
+                }
+            }
+        }
+    }
+
+    /// Records up to `seq` are durable: answer the ops they carried, then disseminate.
+    fn persisted(&mut self, seq: PersistSeq, ctx: &mut Cx<'_, '_>) {
+        let later = self.pending.split_off(&PersistSeq(seq.0 + 1));
+        for (_, (ticket, key, delta)) in std::mem::replace(&mut self.pending, later) {
+            let value = self.get(&key).cloned().unwrap_or_default();
+            ctx.emit(KvEvent::Committed {
+                ticket,
+                key: key.clone(),
+                value,
+            });
+            ctx.emit(KvEvent::Disseminate(
+                KvMessage::Delta { key, delta }.encode(),
+            ));
+        }
+    }
+
+    fn message_kind(body: &[u8]) -> Option<&'static str> {
+        wire::decode::<KvMessage>(body).ok().map(|m| m.kind_name())
+    }
 
     /// An anti-entropy message from a neighbour.
-    pub fn message(
+    fn message(
         &mut self,
         from: NodeId,
         body: &[u8],
@@ -721,5 +731,20 @@ impl Kv {
                 Ok(())
             }
         }
+    }
+}
+
+/// Anti-entropy runs with membership's neighbours.
+impl Layered for Kv {
+    fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx<'_, '_>) {
+        if self.neighbors.insert(peer) {
+            let delay = self.soon(ctx);
+            ctx.set_timer(delay, KvTimer::Greet(peer));
+        }
+    }
+
+    fn neighbor_down(&mut self, peer: NodeId, _ctx: &mut Cx<'_, '_>) {
+        self.neighbors.remove(&peer);
+        self.assembling.remove(&peer);
     }
 }
