@@ -80,7 +80,7 @@ impl StackConfig {
     /// `gm.` / `multicast.`); membership and the KV check their own on construction.
     pub fn validate(&self) -> Result<(), String> {
         self.gm.validate()?;
-        self.multicast.validate()
+        self.multicast.validate().map_err(|e| e.to_string())
     }
 }
 
@@ -107,11 +107,11 @@ impl Stack {
         Ok(Stack {
             membership: Membership::new(config.membership, contacts, recovered)?,
             membership_runs: 0,
-            kv: Kv::new(config.kv, recovered).map_err(ConfigError)?,
+            kv: Kv::new(config.kv, recovered).map_err(|e| ConfigError(e.to_string()))?,
             gm: GlobalMembership::new(config.gm, contacts_for_gm, recovered)
                 .map_err(ConfigError)?,
             multicast: Multicast::new(config.multicast)
-                .map_err(ConfigError)?
+                .map_err(|e| ConfigError(e.to_string()))?
                 .self_repairing(KV_TOPIC),
         })
     }

@@ -54,7 +54,9 @@ fn section<T: serde::de::DeserializeOwned + Default>(
 
 impl Target for Stack {
     fn check_config(config: &toml::Table) -> Result<(), TargetError> {
-        stack_config(config).map(|_| ()).map_err(TargetError::Config)
+        stack_config(config)
+            .map(|_| ())
+            .map_err(TargetError::Config)
     }
 
     fn build(_node: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {

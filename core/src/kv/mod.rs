@@ -93,50 +93,71 @@ impl Default for KvConfig {
 }
 
 impl KvConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), KvConfigError> {
         if self.max_key == 0 || self.max_key > 4096 {
-            return Err(format!("kv max_key = {}: must be 1..=4096", self.max_key));
+            return Err(KvConfigError::MaxKey(self.max_key));
         }
         if !(1024..=(2 << 20)).contains(&self.max_value) {
-            return Err(format!(
-                "kv max_value = {}: must be 1 KiB..=2 MiB (a value must fit a frame)",
-                self.max_value
-            ));
+            return Err(KvConfigError::MaxValue(self.max_value));
         }
         if self.max_pending == 0 {
-            return Err("kv max_pending must be at least 1".into());
+            return Err(KvConfigError::NoPending);
         }
         if self.max_repair_value < self.max_value {
-            return Err(format!(
-                "kv max_repair_value = {}: must be at least max_value ({})",
-                self.max_repair_value, self.max_value
-            ));
+            return Err(KvConfigError::RepairBelowValue {
+                max_repair_value: self.max_repair_value,
+                max_value: self.max_value,
+            });
         }
         if self.ae_period_ms < 100 {
-            return Err(format!(
-                "kv ae_period_ms = {}: must be at least 100",
-                self.ae_period_ms
-            ));
+            return Err(KvConfigError::AePeriod(self.ae_period_ms));
         }
         Ok(())
     }
 }
 
-/// Names a local op *within its key*: the op's dot in that key's causal context. Every
-/// key has its own context, so the first op on two keys can carry the same dot: name an
-/// op by `(key, ticket)`. Also what [`Kv::seen`] takes, to ask whether a replica holds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ticket(pub Dot);
-
-#[derive(Debug)]
-pub enum KvTimer {
-    /// The periodic round with a random neighbour.
-    AntiEntropy,
-    /// The first round with a neighbour that just came up.
-    Greet(NodeId),
-    /// A round with a neighbour that may lack what a round just repaired here.
-    Push(NodeId),
+/// The first field of a [`KvConfig`] out of its bounds, with its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvConfigError {
+    /// `max_key`: must be 1..=4096.
+    MaxKey(usize),
+    /// `max_value`: must be 1 KiB..=2 MiB.
+    MaxValue(usize),
+    /// `max_pending` is 0: no op could ever be accepted.
+    NoPending,
+    /// `max_repair_value` below `max_value`: a value a local op wrote could not be
+    /// repaired.
+    RepairBelowValue {
+        max_repair_value: usize,
+        max_value: usize,
+    },
+    /// `ae_period_ms`: must be at least 100.
+    AePeriod(u64),
 }
+
+impl std::fmt::Display for KvConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvConfigError::MaxKey(v) => write!(f, "kv max_key = {v}: must be 1..=4096"),
+            KvConfigError::MaxValue(v) => write!(
+                f,
+                "kv max_value = {v}: must be 1 KiB..=2 MiB (a value must fit a frame)"
+            ),
+            KvConfigError::NoPending => f.write_str("kv max_pending must be at least 1"),
+            KvConfigError::RepairBelowValue {
+                max_repair_value,
+                max_value,
+            } => write!(
+                f,
+                "kv max_repair_value = {max_repair_value}: must be at least max_value \
+                 ({max_value})"
+            ),
+            KvConfigError::AePeriod(v) => write!(f, "kv ae_period_ms = {v}: must be at least 100"),
+        }
+    }
+}
+
+impl std::error::Error for KvConfigError {}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvEvent {
@@ -240,7 +261,7 @@ pub struct Kv {
 
 impl Kv {
     /// The store as the node's disk held it.
-    pub fn new(cfg: KvConfig, recovered: &Snapshot) -> Result<Kv, String> {
+    pub fn new(cfg: KvConfig, recovered: &Snapshot) -> Result<Kv, KvConfigError> {
         cfg.validate()?;
         let mut store = Store::default();
         let mut counters = KvCounters::default();
@@ -747,4 +768,51 @@ impl Layered for Kv {
         self.neighbors.remove(&peer);
         self.assembling.remove(&peer);
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bad_field_is_named_with_its_value() {
+        assert_eq!(KvConfig::default().validate(), Ok(()));
+        let small = KvConfig {
+            max_repair_value: 1024,
+            ..KvConfig::default()
+        };
+        let err = small.validate().unwrap_err();
+        assert_eq!(
+            err,
+            KvConfigError::RepairBelowValue {
+                max_repair_value: 1024,
+                max_value: 1 << 20
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "kv max_repair_value = 1024: must be at least max_value (1048576)"
+        );
+        let none = KvConfig {
+            max_pending: 0,
+            ..KvConfig::default()
+        };
+        assert_eq!(none.validate(), Err(KvConfigError::NoPending));
+    }
+}
+
+/// Names a local op *within its key*: the op's dot in that key's causal context. Every
+/// key has its own context, so the first op on two keys can carry the same dot: name an
+/// op by `(key, ticket)`. Also what [`Kv::seen`] takes, to ask whether a replica holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub Dot);
+
+#[derive(Debug)]
+pub enum KvTimer {
+    /// The periodic round with a random neighbour.
+    AntiEntropy,
+    /// The first round with a neighbour that just came up.
+    Greet(NodeId),
+    /// A round with a neighbour that may lack what a round just repaired here.
+    Push(NodeId),
 }

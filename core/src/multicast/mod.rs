@@ -34,7 +34,7 @@ mod repair;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use config::MulticastConfig;
+pub use config::{MulticastConfig, MulticastConfigError};
 pub use message::{MAX_PAYLOAD, MAX_TOPIC, MAX_TREES, Packet};
 pub use over::{GraphView, MulticastOver};
 
@@ -155,7 +155,7 @@ pub struct Multicast {
 }
 
 impl Multicast {
-    pub fn new(config: MulticastConfig) -> Result<Multicast, String> {
+    pub fn new(config: MulticastConfig) -> Result<Multicast, MulticastConfigError> {
         config.validate()?;
         Ok(Multicast {
             seen: Seen::new(config.dedup_window),
