@@ -35,7 +35,7 @@ pub use link::{
 };
 pub use node::{Event, Identity, Node, Observed};
 pub use persist::{PersistSeq, Record, Snapshot};
-pub use protocol::{Ctx, Protocol, TimerId};
+pub use protocol::{Ctx, Layered, Protocol, TimerId};
 pub use rng::{NodeRng, RngSeed};
 pub use stats::Stats;
 pub use time::{Duration, Instant};

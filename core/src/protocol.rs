@@ -88,6 +88,20 @@ pub trait Protocol {
     }
 }
 
+/// A protocol that runs over links another protocol keeps: in hawser's stack, global
+/// membership, the KV and multicast run over the overlay membership maintains. Such a
+/// protocol does not care about every link (membership dials peers it never keeps, to
+/// probe or shuffle), only about the peers the owner calls neighbours, so its parent
+/// hands it the owner's decisions, through these two methods, instead of
+/// [`Protocol::link_up`] / [`Protocol::link_down`].
+pub trait Layered: Protocol {
+    /// `peer` became a neighbour (there is a link to it).
+    fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Ctx<'_, Self::Timer, Self::Event>);
+
+    /// `peer` is no longer a neighbour (its link may be gone already).
+    fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Ctx<'_, Self::Timer, Self::Event>);
+}
+
 /// A scheduled timer; also the handle to cancel it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerId {

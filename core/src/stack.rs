@@ -13,6 +13,13 @@
 //! Global membership hears of every neighbour change (it publishes the node's
 //! adjacency), and may ask membership to probe an unreachable member (de-partitioning).
 //! Multicast derives its trees from global membership's graph.
+//!
+//! Every sub-protocol has one shape, the one a user's protocol has: a [`Protocol`]
+//! with its own timer and event types, driven in its own scope (`*_scope` below), and
+//! those above membership also [`Layered`] on its neighbours. What one needs of another
+//! goes through the stack, never through a reference one holds to the other: the KV
+//! asks for dissemination with an event, and multicast reads global membership's graph
+//! through [`Multicast::over`], which binds the two for one call.
 
 use std::convert::Infallible;
 
@@ -24,9 +31,11 @@ use crate::link::{ConnectError, DownReason};
 use crate::membership::{
     ConfigError, Membership, MembershipConfig, MembershipEvent, Timer as MembershipTimer,
 };
-use crate::multicast::{Delivery, Multicast, MulticastConfig, MulticastError, NoTimer};
+use crate::multicast::{
+    Delivery, Multicast, MulticastConfig, MulticastError, MulticastOver, NoTimer,
+};
 use crate::persist::{PersistSeq, Snapshot};
-use crate::protocol::{Ctx, Protocol};
+use crate::protocol::{Ctx, Layered, Protocol};
 use crate::wire::{self, WireError};
 
 /// Channel of membership messages.
@@ -71,7 +80,7 @@ impl StackConfig {
     /// `gm.` / `multicast.`); membership and the KV check their own on construction.
     pub fn validate(&self) -> Result<(), String> {
         self.gm.validate()?;
-        self.multicast.validate()
+        self.multicast.validate().map_err(|e| e.to_string())
     }
 }
 
@@ -98,11 +107,11 @@ impl Stack {
         Ok(Stack {
             membership: Membership::new(config.membership, contacts, recovered)?,
             membership_runs: 0,
-            kv: Kv::new(config.kv, recovered).map_err(ConfigError)?,
+            kv: Kv::new(config.kv, recovered).map_err(|e| ConfigError(e.to_string()))?,
             gm: GlobalMembership::new(config.gm, contacts_for_gm, recovered)
                 .map_err(ConfigError)?,
             multicast: Multicast::new(config.multicast)
-                .map_err(ConfigError)?
+                .map_err(|e| ConfigError(e.to_string()))?
                 .self_repairing(KV_TOPIC),
         })
     }
@@ -153,18 +162,18 @@ impl Stack {
         topic: &str,
         payload: Vec<u8>,
     ) -> Result<(NodeId, u64), MulticastError> {
-        self.multicast_scope(ctx, |mc, gm, c| mc.send(gm, topic, payload, c))
+        self.multicast_scope(ctx, |mc, c| mc.send(topic, payload, c))
     }
 
-    /// Run `f` on multicast in its own scope, with global membership's graph to read;
-    /// then hand on what it delivered.
+    /// Run `f` on multicast, over global membership's graph, in its own scope; then
+    /// hand on what it delivered.
     fn multicast_scope<R>(
         &mut self,
         ctx: &mut Cx<'_, '_>,
-        f: impl FnOnce(&mut Multicast, &GlobalMembership, &mut Ctx<'_, NoTimer, Delivery>) -> R,
+        f: impl FnOnce(&mut MulticastOver<'_, GlobalMembership>, &mut Ctx<'_, NoTimer, Delivery>) -> R,
     ) -> R {
-        let (mc, gm) = (&mut self.multicast, &self.gm);
-        let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| f(mc, gm, c));
+        let mut mc = self.multicast.over(&self.gm);
+        let (r, events) = ctx.scope(MULTICAST, never, no_timer, |c| f(&mut mc, c));
         self.after_multicast(ctx, events);
         r
     }
@@ -173,7 +182,7 @@ impl Stack {
     fn after_multicast(&mut self, ctx: &mut Cx<'_, '_>, deliveries: Vec<Delivery>) {
         for d in deliveries {
             if d.topic == KV_TOPIC {
-                self.kv_scope(ctx, |kv, c| kv.deliver(c, &d.payload));
+                self.kv_scope(ctx, |kv, c| kv.deliver(&d.payload, c));
             } else {
                 ctx.emit(StackEvent::Multicast(d));
             }
@@ -188,7 +197,7 @@ impl Stack {
         key: &str,
         op: &MapOp,
     ) -> Result<Ticket, KvError> {
-        self.kv_scope(ctx, |kv, c| kv.op(c, key, op))
+        self.kv_scope(ctx, |kv, c| kv.op(key, op, c))
     }
 
     /// Leave the cluster, just before the node stops: every node learns this one left
@@ -237,13 +246,13 @@ impl Stack {
                 MembershipEvent::NeighborUp(peer) => {
                     self.kv_scope(ctx, |kv, c| kv.neighbor_up(peer, c));
                     self.gm_scope(ctx, |g, c| g.neighbor_up(peer, c));
-                    self.multicast_scope(ctx, |mc, gm, c| mc.link_up(gm, peer, c));
+                    self.multicast_scope(ctx, |mc, c| mc.neighbor_up(peer, c));
                 }
                 // Global membership first: multicast's repair floods to its neighbours.
                 MembershipEvent::NeighborDown { peer, .. } => {
-                    self.kv.neighbor_down(peer);
+                    self.kv_scope(ctx, |kv, c| kv.neighbor_down(peer, c));
                     self.gm_scope(ctx, |g, c| g.neighbor_down(peer, c));
-                    self.multicast_scope(ctx, |mc, gm, c| mc.link_lost(gm, peer, c));
+                    self.multicast_scope(ctx, |mc, c| mc.neighbor_down(peer, c));
                 }
                 MembershipEvent::Suspected(peer) => {
                     self.gm_scope(ctx, |g, c| g.suspect(peer, true, c));
@@ -293,15 +302,6 @@ impl Stack {
         }
     }
 
-    fn multicast_message(
-        &mut self,
-        from: NodeId,
-        body: &[u8],
-        ctx: &mut Cx<'_, '_>,
-    ) -> Result<(), WireError> {
-        self.multicast_scope(ctx, |mc, gm, c| mc.message(gm, from, body, c))
-    }
-
     /// Run `f` on the KV in its own scope; multicast what it disseminates, and pass its
     /// answers and changes on to the user.
     fn kv_scope<R>(
@@ -342,7 +342,7 @@ impl Protocol for Stack {
     type Event = StackEvent;
 
     fn start(&mut self, ctx: &mut Cx<'_, '_>) {
-        self.multicast.start(ctx.now());
+        self.multicast_scope(ctx, |mc, c| mc.start(c));
         self.kv_scope(ctx, |kv, c| kv.start(c));
         // Before membership, whose first neighbours global membership must hear of.
         self.gm_scope(ctx, |g, c| g.start(c));
@@ -384,7 +384,9 @@ impl Protocol for Stack {
             }
             Some((&KV, rest)) => self.kv_scope(ctx, |kv, c| kv.message(from, rest, c)),
             Some((&GM, rest)) => self.gm_scope(ctx, |g, c| g.message(from, rest, c)),
-            Some((&MULTICAST, rest)) => self.multicast_message(from, rest, ctx),
+            Some((&MULTICAST, rest)) => {
+                self.multicast_scope(ctx, |mc, c| mc.message(from, rest, c))
+            }
             Some((other, _)) => Err(WireError::Payload(format!(
                 "unknown protocol channel {other}"
             ))),
@@ -395,12 +397,12 @@ impl Protocol for Stack {
     /// A message is named by its channel's protocol. A multicast packet carrying a KV
     /// delta (topic [`KV_TOPIC`]) is named by what it carries, `kv.delta`.
     fn message_kind(body: &[u8]) -> Option<&'static str> {
-        use crate::{gm::GmMessage, kv::KvMessage, membership::Message, multicast::Packet};
+        use crate::{kv::KvMessage, multicast::Packet};
         let (&channel, rest) = body.split_first()?;
         match channel {
-            MEMBERSHIP => Message::decode(rest).ok().map(|m| m.kind_name()),
-            KV => wire::decode::<KvMessage>(rest).ok().map(|m| m.kind_name()),
-            GM => GmMessage::decode(rest).ok().map(|m| m.kind_name()),
+            MEMBERSHIP => Membership::message_kind(rest),
+            KV => Kv::message_kind(rest),
+            GM => GlobalMembership::message_kind(rest),
             MULTICAST => {
                 let packet = Packet::decode(rest).ok()?;
                 Some(if packet.topic == KV_TOPIC {

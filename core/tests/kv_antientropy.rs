@@ -14,7 +14,9 @@ use hawser_core::crdt::{Actor, CounterOp, FieldOp, Map, MapOp, SetOp, TypedOp};
 use hawser_core::kv::{BUCKETS, Kv, KvConfig, KvEvent, KvMessage, KvTimer, MAX_BATCH, bucket_of};
 use hawser_core::loopback;
 use hawser_core::wire::{self, WireError};
-use hawser_core::{Addr, Ctx, DownReason, Instant, LinkConfig, Node, NodeId, Protocol, Snapshot};
+use hawser_core::{
+    Addr, Ctx, DownReason, Instant, Layered, LinkConfig, Node, NodeId, Protocol, Snapshot,
+};
 
 const KEYS: usize = 10_000;
 const DIFFERING: usize = 10;
@@ -37,8 +39,8 @@ impl Protocol for Host {
     fn link_up(&mut self, peer: NodeId, _: &Addr, ctx: &mut C<'_>) {
         self.kv.neighbor_up(peer, ctx);
     }
-    fn link_down(&mut self, peer: NodeId, _: DownReason, _: &mut C<'_>) {
-        self.kv.neighbor_down(peer);
+    fn link_down(&mut self, peer: NodeId, _: DownReason, ctx: &mut C<'_>) {
+        self.kv.neighbor_down(peer, ctx);
     }
     fn message(&mut self, from: NodeId, body: &[u8], ctx: &mut C<'_>) -> Result<(), WireError> {
         let kind = match KvMessage::decode(body, usize::MAX)? {

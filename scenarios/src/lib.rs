@@ -29,4 +29,4 @@ pub use invariant::{Invariant, Invariants, Verdict, Violation};
 pub use plan::check;
 pub use report::{Outcome, Report};
 pub use runner::{Options, RunError, run, run_stack, run_with};
-pub use target::Target;
+pub use target::{Target, TargetError};

@@ -6,7 +6,8 @@ use hawser_core::{Addr, NodeId, Snapshot};
 use hawser_sim::{TraceField, TraceNote};
 
 use crate::file::ExpectKind;
-use crate::target::Target;
+use crate::invariant::Violation;
+use crate::target::{Target, TargetError};
 
 fn config(table: &toml::Table) -> Result<MembershipConfig, String> {
     let cfg = MembershipConfig::from_overrides(None, toml::Value::Table(table.clone()))?;
@@ -15,8 +16,10 @@ fn config(table: &toml::Table) -> Result<MembershipConfig, String> {
 }
 
 impl Target for Membership {
-    fn check_config(table: &toml::Table) -> Result<(), String> {
-        config(table).map(|_| ())
+    fn check_config(table: &toml::Table) -> Result<(), TargetError> {
+        config(table)
+            .map(|_| ())
+            .map_err(|e| TargetError::Config(e.into()))
     }
 
     fn build(_node: usize, table: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
@@ -35,8 +38,8 @@ impl Target for Membership {
         Membership::active_view(self)
     }
 
-    fn check_views(&self, me: NodeId) -> Result<(), String> {
-        Membership::check_views(self, me)
+    fn check_views(&self, me: NodeId) -> Result<(), Violation> {
+        Membership::check_views(self, me).map_err(Violation)
     }
 
     fn trace_event(event: &MembershipEvent) -> Option<TraceNote> {

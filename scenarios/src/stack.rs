@@ -2,6 +2,7 @@
 //! its protocols' read-only accessors.
 
 use std::collections::BTreeSet;
+use std::error::Error;
 
 use hawser_core::crdt::{Map, MapOp};
 use hawser_core::gm::GmEvent;
@@ -13,13 +14,15 @@ use hawser_core::{Addr, Ctx, NodeId, Snapshot};
 use hawser_sim::{TraceField, TraceNote};
 
 use crate::file::ExpectKind;
-use crate::target::Target;
+use crate::invariant::Violation;
+use crate::target::{Target, TargetError};
 
 /// `[config]` overrides as the stack's config: membership fields at the top level (the
 /// format's first settings, on top of the detector profile `profile = "lan" | "fast"`
 /// names, `lan` by default), each other protocol's in its own table (`[config.kv]`,
 /// `[config.gm]`, `[config.multicast]`). Unknown names are refused, every part validated.
-fn stack_config(config: &toml::Table) -> Result<StackConfig, String> {
+/// The error is each protocol's own (or the TOML reader's).
+fn stack_config(config: &toml::Table) -> Result<StackConfig, Box<dyn Error + Send + Sync>> {
     let mut rest = config.clone();
     let kv: KvConfig = section(&mut rest, "kv")?;
     let gm = section(&mut rest, "gm")?;
@@ -50,8 +53,10 @@ fn section<T: serde::de::DeserializeOwned + Default>(
 }
 
 impl Target for Stack {
-    fn check_config(config: &toml::Table) -> Result<(), String> {
-        stack_config(config).map(|_| ())
+    fn check_config(config: &toml::Table) -> Result<(), TargetError> {
+        stack_config(config)
+            .map(|_| ())
+            .map_err(TargetError::Config)
     }
 
     fn build(_node: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
@@ -81,8 +86,8 @@ impl Target for Stack {
         self.membership().active_view()
     }
 
-    fn check_views(&self, me: NodeId) -> Result<(), String> {
-        self.membership().check_views(me)
+    fn check_views(&self, me: NodeId) -> Result<(), Violation> {
+        self.membership().check_views(me).map_err(Violation)
     }
 
     fn views_generation(&self) -> Option<u64> {
@@ -94,8 +99,8 @@ impl Target for Stack {
         ctx: &mut Ctx<'_, StackTimer, StackEvent>,
         key: &str,
         op: &MapOp,
-    ) -> Result<Ticket, String> {
-        self.kv_op(ctx, key, op).map_err(|e| e.to_string())
+    ) -> Result<Ticket, TargetError> {
+        Ok(self.kv_op(ctx, key, op)?)
     }
 
     fn kv_map(&self, key: &str) -> Option<&Map> {
@@ -185,8 +190,8 @@ impl Target for Stack {
         ctx: &mut Ctx<'_, StackTimer, StackEvent>,
         topic: &str,
         payload: Vec<u8>,
-    ) -> Result<(NodeId, u64), String> {
-        Stack::multicast(self, ctx, topic, payload).map_err(|e| e.to_string())
+    ) -> Result<(NodeId, u64), TargetError> {
+        Ok(Stack::multicast(self, ctx, topic, payload)?)
     }
 
     fn multicast_delivered(event: &StackEvent) -> Option<(NodeId, u64)> {

@@ -1,21 +1,81 @@
 //! What a protocol must offer to be run from scenario files.
 
 use std::collections::BTreeSet;
+use std::error::Error;
+use std::fmt;
 
-use hawser_core::crdt::{Map, MapOp};
-use hawser_core::kv::Ticket;
+use hawser_core::crdt::{Map, MapOp, ParseError};
+use hawser_core::kv::{KvError, Ticket};
+use hawser_core::multicast::MulticastError;
 use hawser_core::{Addr, Ctx, NodeId, Protocol, Snapshot};
 use hawser_sim::TraceNote;
 
 use crate::file::ExpectKind;
+use crate::invariant::Violation;
+
+/// Why a target refused what a scenario asked of it. Its text is what the report (and
+/// the trace log) says after "refused:".
+#[derive(Debug)]
+pub enum TargetError {
+    /// The scenario's `[config]` is not what the target takes. The target's own error,
+    /// whatever its type: its text names the field and what is wrong.
+    Config(Box<dyn Error + Send + Sync>),
+    /// The target has no KV: it refuses every `kv-op` step and overlay write.
+    NoKv,
+    /// The target has no multicast: it refuses every `multicast` step.
+    NoMulticast,
+    /// A `kv-op` step's JSON is not an op.
+    BadOp(ParseError),
+    /// The KV refused the op; nothing was applied.
+    Kv(KvError),
+    /// Multicast refused the message; nothing was sent.
+    Multicast(MulticastError),
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::Config(e) => e.fmt(f),
+            TargetError::NoKv => f.write_str("this stack has no KV"),
+            TargetError::NoMulticast => f.write_str("this stack has no multicast"),
+            TargetError::BadOp(e) => e.fmt(f),
+            TargetError::Kv(e) => e.fmt(f),
+            TargetError::Multicast(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Error for TargetError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            TargetError::Config(e) => Some(&**e),
+            TargetError::NoKv | TargetError::NoMulticast => None,
+            TargetError::BadOp(e) => Some(e),
+            TargetError::Kv(e) => Some(e),
+            TargetError::Multicast(e) => Some(e),
+        }
+    }
+}
+
+impl From<KvError> for TargetError {
+    fn from(e: KvError) -> Self {
+        TargetError::Kv(e)
+    }
+}
+
+impl From<MulticastError> for TargetError {
+    fn from(e: MulticastError) -> Self {
+        TargetError::Multicast(e)
+    }
+}
 
 /// A protocol the scenario runner can build, configure and observe. Observers are
 /// read-only; an expectation kind the target cannot answer is refused before the run
 /// starts (see [`Target::supports`]).
 pub trait Target: Protocol + Sized + 'static {
     /// Check the scenario's `[config]` overrides (field names are the protocol config's).
-    /// The error names the field and what is wrong.
-    fn check_config(config: &toml::Table) -> Result<(), String>;
+    /// The error ([`TargetError::Config`]) names the field and what is wrong.
+    fn check_config(config: &toml::Table) -> Result<(), TargetError>;
 
     /// Build node `i`'s protocol from the (checked) overrides, the contacts' addresses and
     /// what its disk holds.
@@ -29,7 +89,7 @@ pub trait Target: Protocol + Sized + 'static {
     fn active_view(&self) -> Vec<NodeId>;
 
     /// `Err(why)` if the views of node `me` break their bounds or invariants.
-    fn check_views(&self, me: NodeId) -> Result<(), String>;
+    fn check_views(&self, me: NodeId) -> Result<(), Violation>;
 
     /// A number that moves whenever the membership views may have changed (`None`: no
     /// such number, the views are read again after every event). With it, the runner
@@ -42,15 +102,16 @@ pub trait Target: Protocol + Sized + 'static {
     fn evicted(event: &Self::Event) -> Option<NodeId>;
 
     /// Apply a KV op on this node (a write of an `[[overlay]]` member). `Err(why)` when
-    /// the op is refused. A target without a KV (the default) refuses every op, and must
-    /// not claim to support `kv-converged` or `subnets-unique`.
+    /// the op is refused. A target without a KV (the default) refuses every op
+    /// ([`TargetError::NoKv`]), and must not claim to support `kv-converged` or
+    /// `subnets-unique`.
     fn kv_apply(
         &mut self,
         _ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
         _key: &str,
         _op: &MapOp,
-    ) -> Result<Ticket, String> {
-        Err("this stack has no KV".into())
+    ) -> Result<Ticket, TargetError> {
+        Err(TargetError::NoKv)
     }
 
     /// Apply a KV op given as its JSON text (a `kv-op` step): parsed, then
@@ -60,8 +121,8 @@ pub trait Target: Protocol + Sized + 'static {
         ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
         key: &str,
         op_json: &str,
-    ) -> Result<Ticket, String> {
-        let op = MapOp::from_json_str(op_json).map_err(|e| e.to_string())?;
+    ) -> Result<Ticket, TargetError> {
+        let op = MapOp::from_json_str(op_json).map_err(TargetError::BadOp)?;
         self.kv_apply(ctx, key, &op)
     }
 
@@ -128,14 +189,15 @@ pub trait Target: Protocol + Sized + 'static {
 
     /// Multicast `payload` on `topic` from this node (a `multicast` step): its
     /// `(origin, seq)`, or why it was refused. A target without multicast (the default)
-    /// refuses, and must not claim to support `multicast-delivered`.
+    /// refuses ([`TargetError::NoMulticast`]), and must not claim to support
+    /// `multicast-delivered`.
     fn multicast(
         &mut self,
         _ctx: &mut Ctx<'_, Self::Timer, Self::Event>,
         _topic: &str,
         _payload: Vec<u8>,
-    ) -> Result<(NodeId, u64), String> {
-        Err("this stack has no multicast".into())
+    ) -> Result<(NodeId, u64), TargetError> {
+        Err(TargetError::NoMulticast)
     }
 
     /// The `(origin, seq)` an event says this node delivered, if it is such an event.

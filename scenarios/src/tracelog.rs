@@ -7,7 +7,7 @@ use hawser_core::kv::Ticket;
 use hawser_core::{Ctx, NodeId};
 use hawser_sim::{Sim, TraceField};
 
-use crate::target::Target;
+use crate::target::{Target, TargetError};
 
 /// `sim.command(i, apply)` for a KV op on `key`, noted as a `kv.op` line with the op
 /// (`op()`, called only when logging) and its ticket or why it was refused.
@@ -16,8 +16,8 @@ pub(crate) fn kv_op<T: Target>(
     i: usize,
     key: &str,
     op: impl FnOnce() -> serde_json::Value,
-    apply: impl FnOnce(&mut T, &mut Ctx<'_, T::Timer, T::Event>) -> Result<Ticket, String>,
-) -> Option<Result<Ticket, String>> {
+    apply: impl FnOnce(&mut T, &mut Ctx<'_, T::Timer, T::Event>) -> Result<Ticket, TargetError>,
+) -> Option<Result<Ticket, TargetError>> {
     let result = sim.command(i, apply);
     if sim.trace_logging() {
         let fields = [
@@ -39,8 +39,8 @@ pub(crate) fn multicast<T: Target>(
     i: usize,
     topic: &str,
     size: usize,
-    send: impl FnOnce(&mut T, &mut Ctx<'_, T::Timer, T::Event>) -> Result<(NodeId, u64), String>,
-) -> Option<Result<(NodeId, u64), String>> {
+    send: impl FnOnce(&mut T, &mut Ctx<'_, T::Timer, T::Event>) -> Result<(NodeId, u64), TargetError>,
+) -> Option<Result<(NodeId, u64), TargetError>> {
     let result = sim.command(i, send);
     if sim.trace_logging() {
         let fields = [
@@ -55,12 +55,12 @@ pub(crate) fn multicast<T: Target>(
 
 /// A command's outcome as a field: `ok`'s, or `refused` with why.
 fn outcome<R>(
-    result: &Option<Result<R, String>>,
+    result: &Option<Result<R, TargetError>>,
     ok: impl FnOnce(&R) -> (&'static str, TraceField),
 ) -> (&'static str, TraceField) {
     match result {
         Some(Ok(r)) => ok(r),
-        Some(Err(why)) => ("refused", TraceField::Str(why.clone())),
+        Some(Err(why)) => ("refused", TraceField::Str(why.to_string())),
         None => ("refused", TraceField::Str("the node is not up".into())),
     }
 }

@@ -10,6 +10,7 @@
 
 use hawser_sim::Sim;
 
+use crate::invariant::Violation;
 use crate::runner::live;
 use crate::target::Target;
 
@@ -20,7 +21,7 @@ pub(crate) struct ViewCache {
 #[derive(Default)]
 struct Cached {
     /// The generation the verdict was read at, and the verdict.
-    verdict: Option<(u64, Result<(), String>)>,
+    verdict: Option<(u64, Result<(), Violation>)>,
     /// The generation the view was read at, and the view.
     view: Option<(u64, Vec<usize>)>,
 }
@@ -39,7 +40,7 @@ impl ViewCache {
     }
 
     /// `check_views` of node `i`'s protocol, read again only if its generation moved.
-    pub(crate) fn verdict<T: Target>(&mut self, i: usize, node: &T) -> Result<(), String> {
+    pub(crate) fn verdict<T: Target>(&mut self, i: usize, node: &T) -> Result<(), Violation> {
         let c = &mut self.nodes[i];
         match (node.views_generation(), &c.verdict) {
             (Some(g), Some((at, verdict))) if *at == g => verdict.clone(),

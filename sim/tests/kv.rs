@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use hawser_core::crdt::{Map, MapOp};
 use hawser_core::kv::{Kv, KvConfig, KvError, KvEvent, KvTimer, Ticket};
 use hawser_core::wire::WireError;
-use hawser_core::{Addr, Ctx, Duration, Event, Instant, NodeId, PersistSeq, Protocol, Snapshot};
+use hawser_core::{
+    Addr, Ctx, Duration, Event, Instant, Layered, NodeId, PersistSeq, Protocol, Snapshot,
+};
 use hawser_sim::{Sim, SimConfig};
 use serde_json::json;
 
@@ -64,14 +66,14 @@ impl Protocol for KvMesh {
     fn link_up(&mut self, peer: NodeId, _: &Addr, ctx: &mut C<'_>) {
         self.scoped(ctx, |kv, c| kv.neighbor_up(peer, c));
     }
-    fn link_down(&mut self, peer: NodeId, _: hawser_core::DownReason, _: &mut C<'_>) {
-        self.kv.neighbor_down(peer);
+    fn link_down(&mut self, peer: NodeId, _: hawser_core::DownReason, ctx: &mut C<'_>) {
+        self.scoped(ctx, |kv, c| kv.neighbor_down(peer, c));
     }
     fn message(&mut self, from: NodeId, body: &[u8], ctx: &mut C<'_>) -> Result<(), WireError> {
         match body.split_first() {
             Some((&AE, rest)) => self.scoped(ctx, |kv, c| kv.message(from, rest, c)),
             Some((&DELTA, rest)) => {
-                self.scoped(ctx, |kv, c| kv.deliver(c, rest));
+                self.scoped(ctx, |kv, c| kv.deliver(rest, c));
                 Ok(())
             }
             _ => Err(WireError::Payload("bad channel".into())),
@@ -115,7 +117,7 @@ fn at(ms: u64) -> Instant {
 
 fn op(sim: &mut Sim<KvMesh>, node: usize, key: &str, json: &str) -> Result<Ticket, KvError> {
     let op = MapOp::from_json_str(json).unwrap();
-    sim.command(node, |p, ctx| p.scoped(ctx, |kv, c| kv.op(c, key, &op)))
+    sim.command(node, |p, ctx| p.scoped(ctx, |kv, c| kv.op(key, &op, c)))
         .expect("node is up")
 }
 

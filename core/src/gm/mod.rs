@@ -60,7 +60,7 @@ use pull::Pulls;
 
 use crate::id::{Addr, NodeId};
 use crate::persist::Snapshot;
-use crate::protocol::{Ctx, Protocol, TimerId};
+use crate::protocol::{Ctx, Layered, Protocol, TimerId};
 use crate::routing::Routing;
 use crate::time::{Duration, Instant};
 use crate::wire::WireError;
@@ -207,9 +207,13 @@ impl GlobalMembership {
     pub fn take_probe(&mut self) -> Option<(NodeId, Addr)> {
         self.probe.take()
     }
+}
 
+/// Global membership runs over membership's overlay: it publishes this node's adjacency,
+/// which is the neighbours membership keeps.
+impl Layered for GlobalMembership {
     /// Membership made `peer` a neighbour: publish the new adjacency, and swap digests.
-    pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx) {
+    fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx) {
         if self.table.is_some() && self.neighbors.insert(peer) {
             self.isolated_since = None;
             self.publish(ctx);
@@ -220,7 +224,7 @@ impl GlobalMembership {
 
     /// Membership dropped `peer`: publish the new adjacency, and ask another holder for
     /// what was asked of it.
-    pub fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Cx) {
+    fn neighbor_down(&mut self, peer: NodeId, ctx: &mut Cx) {
         if self.table.is_some() && self.neighbors.remove(&peer) {
             if self.neighbors.is_empty() {
                 self.isolated_since = Some(ctx.now());
@@ -233,7 +237,9 @@ impl GlobalMembership {
             self.settle(ctx);
         }
     }
+}
 
+impl GlobalMembership {
     /// Our failure detector started (`true`) or stopped suspecting neighbour `peer`:
     /// publish it, so the suspect's other neighbours check it at once (the stack hands
     /// them a `GmEvent::Suspected`). A silent failure is then known to all of its
@@ -735,6 +741,10 @@ impl Protocol for GlobalMembership {
             GmMessage::Want(members) => self.on_want(from, members.0, ctx),
         }
         Ok(())
+    }
+
+    fn message_kind(body: &[u8]) -> Option<&'static str> {
+        GmMessage::decode(body).ok().map(|m| m.kind_name())
     }
 
     fn timer(&mut self, timer: GmTimer, ctx: &mut Cx) {

@@ -20,8 +20,18 @@
 //! - Bad input is refused whole with a typed error: invalid key, value too large,
 //!   CRDT precondition or malformed op, and `Busy` when too many ops await durability.
 //!
-//! `Kv` is a component of the stack rather than a protocol of its own: it needs the
-//! membership's neighbours and a way to reach every node, which the stack provides.
+//! `Kv` has the shape of every protocol in the stack: a [`Protocol`] (`start`,
+//! `message`, `timer`, `persisted`, with its own [`KvTimer`] and [`KvEvent`]) that is
+//! [`Layered`] on membership's neighbours (`neighbor_up`, `neighbor_down`). Two things
+//! are its own, both with the context last like the rest:
+//! - [`Kv::op`], a local write. It answers at once with a [`Ticket`] (or a [`KvError`]:
+//!   nothing applied), and later with [`KvEvent::Committed`] naming that ticket, once
+//!   durable: the caller needs the synchronous refusal, and cannot have the answer
+//!   before the disk does.
+//! - Reaching every node. The KV does not multicast itself: it asks its parent to, with
+//!   [`KvEvent::Disseminate`], and is handed what arrived with [`Kv::deliver`]. So it
+//!   needs nothing from global membership, and works over any way of reaching every
+//!   node (the stack's multicast; a test's send to every peer).
 
 mod message;
 mod store;
@@ -37,7 +47,7 @@ use crate::crdt::{Actor, Dot, Error as CrdtError, Map, MapOp};
 use crate::id::NodeId;
 use crate::persist::{PersistSeq, Snapshot};
 use crate::planted::{self, Bug};
-use crate::protocol::{Ctx, TimerId};
+use crate::protocol::{Ctx, Layered, Protocol, TimerId};
 use crate::time::Duration;
 use crate::wire::{self, WireError};
 use store::Store;
@@ -83,50 +93,71 @@ impl Default for KvConfig {
 }
 
 impl KvConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), KvConfigError> {
         if self.max_key == 0 || self.max_key > 4096 {
-            return Err(format!("kv max_key = {}: must be 1..=4096", self.max_key));
+            return Err(KvConfigError::MaxKey(self.max_key));
         }
         if !(1024..=(2 << 20)).contains(&self.max_value) {
-            return Err(format!(
-                "kv max_value = {}: must be 1 KiB..=2 MiB (a value must fit a frame)",
-                self.max_value
-            ));
+            return Err(KvConfigError::MaxValue(self.max_value));
         }
         if self.max_pending == 0 {
-            return Err("kv max_pending must be at least 1".into());
+            return Err(KvConfigError::NoPending);
         }
         if self.max_repair_value < self.max_value {
-            return Err(format!(
-                "kv max_repair_value = {}: must be at least max_value ({})",
-                self.max_repair_value, self.max_value
-            ));
+            return Err(KvConfigError::RepairBelowValue {
+                max_repair_value: self.max_repair_value,
+                max_value: self.max_value,
+            });
         }
         if self.ae_period_ms < 100 {
-            return Err(format!(
-                "kv ae_period_ms = {}: must be at least 100",
-                self.ae_period_ms
-            ));
+            return Err(KvConfigError::AePeriod(self.ae_period_ms));
         }
         Ok(())
     }
 }
 
-/// Names a local op *within its key*: the op's dot in that key's causal context. Every
-/// key has its own context, so the first op on two keys can carry the same dot: name an
-/// op by `(key, ticket)`. Also what [`Kv::seen`] takes, to ask whether a replica holds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ticket(pub Dot);
-
-#[derive(Debug)]
-pub enum KvTimer {
-    /// The periodic round with a random neighbour.
-    AntiEntropy,
-    /// The first round with a neighbour that just came up.
-    Greet(NodeId),
-    /// A round with a neighbour that may lack what a round just repaired here.
-    Push(NodeId),
+/// The first field of a [`KvConfig`] out of its bounds, with its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvConfigError {
+    /// `max_key`: must be 1..=4096.
+    MaxKey(usize),
+    /// `max_value`: must be 1 KiB..=2 MiB.
+    MaxValue(usize),
+    /// `max_pending` is 0: no op could ever be accepted.
+    NoPending,
+    /// `max_repair_value` below `max_value`: a value a local op wrote could not be
+    /// repaired.
+    RepairBelowValue {
+        max_repair_value: usize,
+        max_value: usize,
+    },
+    /// `ae_period_ms`: must be at least 100.
+    AePeriod(u64),
 }
+
+impl std::fmt::Display for KvConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvConfigError::MaxKey(v) => write!(f, "kv max_key = {v}: must be 1..=4096"),
+            KvConfigError::MaxValue(v) => write!(
+                f,
+                "kv max_value = {v}: must be 1 KiB..=2 MiB (a value must fit a frame)"
+            ),
+            KvConfigError::NoPending => f.write_str("kv max_pending must be at least 1"),
+            KvConfigError::RepairBelowValue {
+                max_repair_value,
+                max_value,
+            } => write!(
+                f,
+                "kv max_repair_value = {max_repair_value}: must be at least max_value \
+                 ({max_value})"
+            ),
+            KvConfigError::AePeriod(v) => write!(f, "kv ae_period_ms = {v}: must be at least 100"),
+        }
+    }
+}
+
+impl std::error::Error for KvConfigError {}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvEvent {
@@ -230,7 +261,7 @@ pub struct Kv {
 
 impl Kv {
     /// The store as the node's disk held it.
-    pub fn new(cfg: KvConfig, recovered: &Snapshot) -> Result<Kv, String> {
+    pub fn new(cfg: KvConfig, recovered: &Snapshot) -> Result<Kv, KvConfigError> {
         cfg.validate()?;
         let mut store = Store::default();
         let mut counters = KvCounters::default();
@@ -300,22 +331,6 @@ impl Kv {
         self.pending.len()
     }
 
-    /// Start: a new incarnation, persisted before any op can be answered (records are
-    /// durable in order), and the anti-entropy clock.
-    pub fn start(&mut self, ctx: &mut Cx<'_, '_>) {
-        self.incarnation = match self.incarnation {
-            // Fresh or wiped disk: a random base in the lower half of u64, so it can grow.
-            0 => ctx.rng().u64() >> 1 | 1,
-            i => i + 1,
-        };
-        ctx.persist(
-            INCARNATION_KEY.to_vec(),
-            Some(self.incarnation.to_be_bytes().to_vec()),
-        );
-        self.actor = Some(Actor::new(ctx.id(), self.incarnation));
-        self.arm_round(ctx);
-    }
-
     fn arm_round(&mut self, ctx: &mut Cx<'_, '_>) {
         let period = Duration::from_millis(self.cfg.ae_period_ms);
         let delay = ctx.rng().jitter(period, period / 5);
@@ -337,7 +352,7 @@ impl Kv {
     }
 
     /// Apply `op` to `key` locally. The answer comes as `Committed` once durable.
-    pub fn op(&mut self, ctx: &mut Cx<'_, '_>, key: &str, op: &MapOp) -> Result<Ticket, KvError> {
+    pub fn op(&mut self, key: &str, op: &MapOp, ctx: &mut Cx<'_, '_>) -> Result<Ticket, KvError> {
         let refused = |kv: &mut Kv, e: KvError| {
             kv.counters.ops_refused += 1;
             Err(e)
@@ -389,22 +404,6 @@ impl Kv {
         ctx.persist(k, Some(wire::encode(value)))
     }
 
-    /// Records up to `seq` are durable: answer the ops they carried, then disseminate.
-    pub fn persisted(&mut self, seq: PersistSeq, ctx: &mut Cx<'_, '_>) {
-        let later = self.pending.split_off(&PersistSeq(seq.0 + 1));
-        for (_, (ticket, key, delta)) in std::mem::replace(&mut self.pending, later) {
-            let value = self.get(&key).cloned().unwrap_or_default();
-            ctx.emit(KvEvent::Committed {
-                ticket,
-                key: key.clone(),
-                value,
-            });
-            ctx.emit(KvEvent::Disseminate(
-                KvMessage::Delta { key, delta }.encode(),
-            ));
-        }
-    }
-
     fn merge(&mut self, ctx: &mut Cx<'_, '_>, key: &str, remote: &Map) -> bool {
         let Some(value) = self.store.merge(key, remote).cloned() else {
             return false;
@@ -420,7 +419,7 @@ impl Kv {
     /// A disseminated delta arrived (the multicast that carried it may have come
     /// through any node, so one that does not decode is counted, not blamed on the
     /// link it came over).
-    pub fn deliver(&mut self, ctx: &mut Cx<'_, '_>, payload: &[u8]) {
+    pub fn deliver(&mut self, payload: &[u8], ctx: &mut Cx<'_, '_>) {
         match KvMessage::decode(payload, self.cfg.max_key) {
             Ok(KvMessage::Delta { key, delta }) => {
                 self.counters.deltas_merged += 1;
@@ -433,13 +432,6 @@ impl Kv {
     /// The stack could not disseminate a local delta; see `KvCounters::undisseminated`.
     pub fn undisseminated(&mut self) {
         self.counters.undisseminated += 1;
-    }
-
-    pub fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx<'_, '_>) {
-        if self.neighbors.insert(peer) {
-            let delay = self.soon(ctx);
-            ctx.set_timer(delay, KvTimer::Greet(peer));
-        }
     }
 
     /// The delay of a round started by an event rather than the clock: `ae_first_ms`
@@ -466,11 +458,6 @@ impl Kv {
         }
     }
 
-    pub fn neighbor_down(&mut self, peer: NodeId) {
-        self.neighbors.remove(&peer);
-        self.assembling.remove(&peer);
-    }
-
     fn send(&self, ctx: &mut Cx<'_, '_>, peer: NodeId, msg: &KvMessage) {
         // A neighbour that just went away misses this round; the next one repairs it.
         let _ = ctx.send(peer, &msg.encode());
@@ -480,28 +467,6 @@ impl Kv {
         self.counters.ae_rounds += 1;
         let buckets = self.store.buckets().to_vec();
         self.send(ctx, peer, &KvMessage::Digest { buckets });
-    }
-
-    pub fn timer(&mut self, timer: KvTimer, ctx: &mut Cx<'_, '_>) {
-        match timer {
-            KvTimer::AntiEntropy => {
-                let peers: Vec<NodeId> = self.neighbors.iter().copied().collect();
-                if !peers.is_empty() {
-                    let peer = peers[ctx.rng().index(peers.len())];
-                    self.start_round(ctx, peer);
-                }
-                self.arm_round(ctx);
-            }
-            KvTimer::Greet(peer) if self.neighbors.contains(&peer) => self.start_round(ctx, peer),
-            KvTimer::Greet(_) => {}
-            KvTimer::Push(peer) => {
-                self.pushing.remove(&peer);
-                if self.neighbors.contains(&peer) {
-                    self.counters.push_rounds += 1;
-                    self.start_round(ctx, peer);
-                }
-            }
-        }
     }
 
     /// Send `entries` in batches no bigger than a frame allows; a value larger than that
@@ -615,9 +580,75 @@ impl Kv {
         self.counters.pieced_received += 1;
         Ok(self.merge(ctx, &key, &map))
     }
+}
+
+/// The KV is a protocol of its own, on its own channel (anti-entropy). What the stack
+/// adds is dissemination, which the KV asks for with [`KvEvent::Disseminate`] and whose
+/// deliveries come back through [`Kv::deliver`].
+impl Protocol for Kv {
+    type Timer = KvTimer;
+    type Event = KvEvent;
+
+    /// Start: a new incarnation, persisted before any op can be answered (records are
+    /// durable in order), and the anti-entropy clock.
+    fn start(&mut self, ctx: &mut Cx<'_, '_>) {
+        self.incarnation = match self.incarnation {
+            // Fresh or wiped disk: a random base in the lower half of u64, so it can grow.
+            0 => ctx.rng().u64() >> 1 | 1,
+            i => i + 1,
+        };
+        ctx.persist(
+            INCARNATION_KEY.to_vec(),
+            Some(self.incarnation.to_be_bytes().to_vec()),
+        );
+        self.actor = Some(Actor::new(ctx.id(), self.incarnation));
+        self.arm_round(ctx);
+    }
+
+    fn timer(&mut self, timer: KvTimer, ctx: &mut Cx<'_, '_>) {
+        match timer {
+            KvTimer::AntiEntropy => {
+                let peers: Vec<NodeId> = self.neighbors.iter().copied().collect();
+                if !peers.is_empty() {
+                    let peer = peers[ctx.rng().index(peers.len())];
+                    self.start_round(ctx, peer);
+                }
+                self.arm_round(ctx);
+            }
+            KvTimer::Greet(peer) if self.neighbors.contains(&peer) => self.start_round(ctx, peer),
+            KvTimer::Greet(_) => {}
+            KvTimer::Push(peer) => {
+                self.pushing.remove(&peer);
+                if self.neighbors.contains(&peer) {
+                    self.counters.push_rounds += 1;
+                    self.start_round(ctx, peer);
+                }
+            }
+        }
+    }
+
+    /// Records up to `seq` are durable: answer the ops they carried, then disseminate.
+    fn persisted(&mut self, seq: PersistSeq, ctx: &mut Cx<'_, '_>) {
+        let later = self.pending.split_off(&PersistSeq(seq.0 + 1));
+        for (_, (ticket, key, delta)) in std::mem::replace(&mut self.pending, later) {
+            let value = self.get(&key).cloned().unwrap_or_default();
+            ctx.emit(KvEvent::Committed {
+                ticket,
+                key: key.clone(),
+                value,
+            });
+            ctx.emit(KvEvent::Disseminate(
+                KvMessage::Delta { key, delta }.encode(),
+            ));
+        }
+    }
+
+    fn message_kind(body: &[u8]) -> Option<&'static str> {
+        wire::decode::<KvMessage>(body).ok().map(|m| m.kind_name())
+    }
 
     /// An anti-entropy message from a neighbour.
-    pub fn message(
+    fn message(
         &mut self,
         from: NodeId,
         body: &[u8],
@@ -722,4 +753,66 @@ impl Kv {
             }
         }
     }
+}
+
+/// Anti-entropy runs with membership's neighbours.
+impl Layered for Kv {
+    fn neighbor_up(&mut self, peer: NodeId, ctx: &mut Cx<'_, '_>) {
+        if self.neighbors.insert(peer) {
+            let delay = self.soon(ctx);
+            ctx.set_timer(delay, KvTimer::Greet(peer));
+        }
+    }
+
+    fn neighbor_down(&mut self, peer: NodeId, _ctx: &mut Cx<'_, '_>) {
+        self.neighbors.remove(&peer);
+        self.assembling.remove(&peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bad_field_is_named_with_its_value() {
+        assert_eq!(KvConfig::default().validate(), Ok(()));
+        let small = KvConfig {
+            max_repair_value: 1024,
+            ..KvConfig::default()
+        };
+        let err = small.validate().unwrap_err();
+        assert_eq!(
+            err,
+            KvConfigError::RepairBelowValue {
+                max_repair_value: 1024,
+                max_value: 1 << 20
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "kv max_repair_value = 1024: must be at least max_value (1048576)"
+        );
+        let none = KvConfig {
+            max_pending: 0,
+            ..KvConfig::default()
+        };
+        assert_eq!(none.validate(), Err(KvConfigError::NoPending));
+    }
+}
+
+/// Names a local op *within its key*: the op's dot in that key's causal context. Every
+/// key has its own context, so the first op on two keys can carry the same dot: name an
+/// op by `(key, ticket)`. Also what [`Kv::seen`] takes, to ask whether a replica holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub Dot);
+
+#[derive(Debug)]
+pub enum KvTimer {
+    /// The periodic round with a random neighbour.
+    AntiEntropy,
+    /// The first round with a neighbour that just came up.
+    Greet(NodeId),
+    /// A round with a neighbour that may lack what a round just repaired here.
+    Push(NodeId),
 }

@@ -1,6 +1,8 @@
 //! Multicast's knobs, with documented defaults; [`MulticastConfig::validate`] names the
 //! first bad field.
 
+use std::fmt;
+
 use serde::Deserialize;
 
 use super::message::{MAX_PAYLOAD, MAX_TREES};
@@ -39,12 +41,15 @@ impl Default for MulticastConfig {
 }
 
 impl MulticastConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let between = |name: &str, v: u64, lo: u64, hi: u64| {
-            if v < lo || v > hi {
-                Err(format!(
-                    "multicast.{name} = {v}: must be between {lo} and {hi}"
-                ))
+    pub fn validate(&self) -> Result<(), MulticastConfigError> {
+        let between = |field: &'static str, value: u64, min: u64, max: u64| {
+            if value < min || value > max {
+                Err(MulticastConfigError {
+                    field,
+                    value,
+                    min,
+                    max,
+                })
             } else {
                 Ok(())
             }
@@ -59,5 +64,60 @@ impl MulticastConfig {
         between("dedup_window", self.dedup_window as u64, 1, 65_536)?;
         between("repair_window_ms", self.repair_window_ms, 0, 600_000)?;
         between("repair_buffer", self.repair_buffer as u64, 0, 4_096)
+    }
+}
+
+/// The first field of a [`MulticastConfig`] out of its range, with its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MulticastConfigError {
+    pub field: &'static str,
+    pub value: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl fmt::Display for MulticastConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let MulticastConfigError {
+            field,
+            value,
+            min,
+            max,
+        } = self;
+        write!(
+            f,
+            "multicast.{field} = {value}: must be between {min} and {max}"
+        )
+    }
+}
+
+impl std::error::Error for MulticastConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_field_out_of_range_is_named_with_its_value() {
+        assert_eq!(MulticastConfig::default().validate(), Ok(()));
+        let bad = MulticastConfig {
+            trees: 9,
+            dedup_window: 0,
+            ..MulticastConfig::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert_eq!(
+            err,
+            MulticastConfigError {
+                field: "trees",
+                value: 9,
+                min: 1,
+                max: 8
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "multicast.trees = 9: must be between 1 and 8"
+        );
     }
 }

@@ -22,23 +22,26 @@
 //!   carried. Both within a window of the message's age (see `repair`).
 //!
 //! Files: `config`, `message` (the packet), `dedup` (bounded exactly-once state),
-//! `repair` (recent sends, by link).
+//! `repair` (recent sends, by link), `over` (multicast bound to the graph it routes
+//! over: the [`Protocol`](crate::Protocol) the stack drives).
 
 mod config;
 mod dedup;
 mod message;
+mod over;
 mod repair;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use config::MulticastConfig;
+pub use config::{MulticastConfig, MulticastConfigError};
 pub use message::{MAX_PAYLOAD, MAX_TOPIC, MAX_TREES, Packet};
+pub use over::{GraphView, MulticastOver};
 
 use dedup::Seen;
 use repair::Recent;
 
-use crate::gm::{Bounded, GlobalMembership};
+use crate::gm::Bounded;
 use crate::id::NodeId;
 use crate::protocol::Ctx;
 use crate::routing::{Bfs, Packed};
@@ -54,7 +57,7 @@ pub struct Delivery {
     pub payload: Vec<u8>,
 }
 
-/// Why [`Multicast::send`] refused a message.
+/// Why [`MulticastOver::send`] refused a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MulticastError {
     PayloadTooLarge {
@@ -152,7 +155,7 @@ pub struct Multicast {
 }
 
 impl Multicast {
-    pub fn new(config: MulticastConfig) -> Result<Multicast, String> {
+    pub fn new(config: MulticastConfig) -> Result<Multicast, MulticastConfigError> {
         config.validate()?;
         Ok(Multicast {
             seen: Seen::new(config.dedup_window),
@@ -176,11 +179,6 @@ impl Multicast {
         self
     }
 
-    /// The node (re)started at `now`.
-    pub fn start(&mut self, now: Instant) {
-        self.started = now;
-    }
-
     pub fn config(&self) -> &MulticastConfig {
         &self.cfg
     }
@@ -188,11 +186,10 @@ impl Multicast {
         &self.counters
     }
 
-    /// Send `payload` under `topic` to every node reachable from this one. Returns the
-    /// message's `(origin, seq)`, as receivers will report it.
-    pub fn send(
+    /// See [`MulticastOver::send`].
+    fn send(
         &mut self,
-        gm: &GlobalMembership,
+        gm: &impl GraphView,
         topic: &str,
         payload: Vec<u8>,
         ctx: &mut Cx,
@@ -222,7 +219,7 @@ impl Multicast {
             .checked_add(1)
             .ok_or(MulticastError::SequenceExhausted)?;
         self.next = n;
-        let seq = (gm.version().incarnation << 32) | u64::from(n);
+        let seq = (gm.incarnation() << 32) | u64::from(n);
         let origin = ctx.id();
         let packet = Packet {
             origin,
@@ -241,9 +238,9 @@ impl Multicast {
     }
 
     /// A copy from `from`: deliver it if new, and pass it on.
-    pub fn message(
+    fn message(
         &mut self,
-        gm: &GlobalMembership,
+        gm: &impl GraphView,
         from: NodeId,
         body: &[u8],
         ctx: &mut Cx,
@@ -303,7 +300,7 @@ impl Multicast {
 
     /// A link to `peer` came up: offer it what this node holds for repair and never
     /// sent it (see `repair`).
-    pub fn link_up(&mut self, gm: &GlobalMembership, peer: NodeId, ctx: &mut Cx) {
+    fn offer(&mut self, gm: &impl GraphView, peer: NodeId, ctx: &mut Cx) {
         for p in self.recent.offer_to(peer, ctx.now()) {
             let offer = Packet {
                 trees: 0,
@@ -321,7 +318,7 @@ impl Multicast {
     /// The link to `peer` went down: flood again what went on it within the repair
     /// window, since those copies, and the subtrees they were for, may be lost.
     /// Call it after global membership has dropped `peer` from its neighbours.
-    pub fn link_lost(&mut self, gm: &GlobalMembership, peer: NodeId, ctx: &mut Cx) {
+    fn repair(&mut self, gm: &impl GraphView, peer: NodeId, ctx: &mut Cx) {
         for mut p in self.recent.lost_with(peer, ctx.now()) {
             self.counters.repairs += 1;
             if p.origin != ctx.id()
@@ -342,7 +339,7 @@ impl Multicast {
     /// every tree in which it is our child); flood instead if our graph cannot.
     fn along_trees(
         &mut self,
-        gm: &GlobalMembership,
+        gm: &impl GraphView,
         p: &Packet,
         trees: u8,
         from: Option<NodeId>,
@@ -380,13 +377,7 @@ impl Multicast {
     }
 
     /// The flood fallback, marking the message flooded so this node floods it once.
-    fn flood_once(
-        &mut self,
-        gm: &GlobalMembership,
-        p: &Packet,
-        from: Option<NodeId>,
-        ctx: &mut Cx,
-    ) {
+    fn flood_once(&mut self, gm: &impl GraphView, p: &Packet, from: Option<NodeId>, ctx: &mut Cx) {
         if p.origin != ctx.id() {
             match self.seen.get(p.origin, p.seq) {
                 Some(s) if !s.flooded => s.flooded = true,
@@ -397,7 +388,7 @@ impl Multicast {
         self.flood(gm, &mut p, from, ctx);
     }
 
-    fn flood(&mut self, gm: &GlobalMembership, p: &mut Packet, from: Option<NodeId>, ctx: &mut Cx) {
+    fn flood(&mut self, gm: &impl GraphView, p: &mut Packet, from: Option<NodeId>, ctx: &mut Cx) {
         self.counters.floods += 1;
         p.flood = true;
         p.view = gm.view();
@@ -422,7 +413,7 @@ impl Multicast {
     /// builds every configured tree, and any higher one a packet asks for).
     fn children(
         &mut self,
-        gm: &GlobalMembership,
+        gm: &impl GraphView,
         origin: NodeId,
         k: u8,
         me: NodeId,

@@ -6,48 +6,89 @@
 //! `[config]` takes the protocol's settings: `period` and `silence` (times, like
 //! `"500ms"`), and `planted_bug = "incarnation-not-bumped"` (see [`PlantedBug`]).
 
+use std::fmt;
+
 use hawser_core::{Addr, Duration, NodeId, Snapshot};
-use hawser_scenarios::Target;
 use hawser_scenarios::file::{ExpectKind, parse_duration};
+use hawser_scenarios::{Target, TargetError, Violation};
 
 use crate::protocol::{Heartbeat, HeartbeatEvent, PlantedBug, Settings};
 
+/// What is wrong with a scenario's `[config]` for the heartbeat.
+#[derive(Debug)]
+enum SettingsError {
+    /// Every setting is a string; this one is not.
+    NotAString {
+        key: String,
+        found: &'static str,
+    },
+    /// `period` or `silence` is not a time (the parser says why).
+    BadTime {
+        key: String,
+        why: String,
+    },
+    UnknownBug(String),
+    UnknownField(String),
+    /// A silence no longer than a beat period (or a zero period) reports every peer.
+    SilenceTooShort,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingsError::NotAString { key, found } => write!(f, "{key}: a string, not {found}"),
+            SettingsError::BadTime { key, why } => write!(f, "{key}: {why}"),
+            SettingsError::UnknownBug(name) => write!(f, "planted_bug: no bug is called {name:?}"),
+            SettingsError::UnknownField(name) => write!(
+                f,
+                "unknown field {name:?}: the heartbeat takes period, silence and planted_bug"
+            ),
+            SettingsError::SilenceTooShort => {
+                f.write_str("the silence must be longer than a beat period, and the period above 0")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
 /// The settings a scenario's `[config]` asks for, or what is wrong with it.
-fn settings(config: &toml::Table) -> Result<Settings, String> {
+fn settings(config: &toml::Table) -> Result<Settings, SettingsError> {
     let mut settings = Settings::default();
     for (key, value) in config {
-        let text = value
-            .as_str()
-            .ok_or_else(|| format!("{key}: a string, not {}", value.type_str()))?;
+        let text = value.as_str().ok_or_else(|| SettingsError::NotAString {
+            key: key.clone(),
+            found: value.type_str(),
+        })?;
+        let time = |text| {
+            parse_duration(text).map_err(|why| SettingsError::BadTime {
+                key: key.clone(),
+                why,
+            })
+        };
         match key.as_str() {
-            "period" => {
-                settings.period = parse_duration(text).map_err(|e| format!("{key}: {e}"))?
-            }
-            "silence" => {
-                settings.silence = parse_duration(text).map_err(|e| format!("{key}: {e}"))?
-            }
+            "period" => settings.period = time(text)?,
+            "silence" => settings.silence = time(text)?,
             "planted_bug" => match text {
                 "incarnation-not-bumped" => {
                     settings.planted_bug = Some(PlantedBug::IncarnationNotBumped)
                 }
-                other => return Err(format!("planted_bug: no bug is called {other:?}")),
+                other => return Err(SettingsError::UnknownBug(other.to_owned())),
             },
-            other => {
-                return Err(format!(
-                    "unknown field {other:?}: the heartbeat takes period, silence and planted_bug"
-                ));
-            }
+            other => return Err(SettingsError::UnknownField(other.to_owned())),
         }
     }
     if settings.period == Duration::ZERO || settings.silence <= settings.period {
-        return Err("the silence must be longer than a beat period, and the period above 0".into());
+        return Err(SettingsError::SilenceTooShort);
     }
     Ok(settings)
 }
 
 impl Target for Heartbeat {
-    fn check_config(config: &toml::Table) -> Result<(), String> {
-        settings(config).map(|_| ())
+    fn check_config(config: &toml::Table) -> Result<(), TargetError> {
+        settings(config)
+            .map(|_| ())
+            .map_err(|e| TargetError::Config(Box::new(e)))
     }
 
     fn build(i: usize, config: &toml::Table, contacts: &[Addr], snapshot: &Snapshot) -> Self {
@@ -71,9 +112,9 @@ impl Target for Heartbeat {
         self.alive().iter().copied().collect()
     }
 
-    fn check_views(&self, me: NodeId) -> Result<(), String> {
+    fn check_views(&self, me: NodeId) -> Result<(), Violation> {
         match self.alive().contains(&me) {
-            true => Err("hears itself".into()),
+            true => Err(Violation::new("hears itself")),
             false => Ok(()),
         }
     }
