@@ -24,12 +24,12 @@
 use std::convert::Infallible;
 
 use crate::crdt::MapOp;
-use crate::gm::{ForceLeaveError, GlobalMembership, GmConfig, GmEvent, GmTimer};
+use crate::gm::{ForceLeaveError, GlobalMembership, GmConfig, GmEvent, GmTimer, Status};
 use crate::id::{Addr, NodeId};
 use crate::kv::{Kv, KvConfig, KvError, KvEvent, KvTimer, Ticket};
 use crate::link::{ConnectError, DownReason};
 use crate::membership::{
-    ConfigError, Membership, MembershipConfig, MembershipEvent, Timer as MembershipTimer,
+    ConfigError, Membership, MembershipConfig, MembershipEvent, PeerAddr, Timer as MembershipTimer,
 };
 use crate::multicast::{
     Delivery, Multicast, MulticastConfig, MulticastError, MulticastOver, NoTimer,
@@ -263,6 +263,33 @@ impl Stack {
             }
             ctx.emit(StackEvent::Membership(e));
         }
+        if self.membership.wants_peers() {
+            let (reachable, others) = self.known_peers();
+            self.membership_scope(ctx, |m, c| m.learn_peers(reachable, others, c));
+        }
+    }
+
+    /// Every member global membership knows that did not leave, for membership's
+    /// passive view (see [`Membership::wants_peers`]): those reachable from this node,
+    /// and the others.
+    fn known_peers(&self) -> (Vec<PeerAddr>, Vec<PeerAddr>) {
+        let mut reachable = Vec::new();
+        let mut others = Vec::new();
+        for (id, m) in self.gm.members() {
+            if m.status == Status::Left {
+                continue;
+            }
+            let peer = PeerAddr {
+                id,
+                addr: m.addr.clone(),
+            };
+            if self.gm.is_reachable(id) {
+                reachable.push(peer);
+            } else {
+                others.push(peer);
+            }
+        }
+        (reachable, others)
     }
 
     /// Run `f` on global membership in its own scope, then see to what it reported.

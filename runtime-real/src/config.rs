@@ -152,17 +152,15 @@ pub struct AgentArgs {
     /// still probed, in case it comes back.
     #[arg(long, value_name = "DURATION")]
     pub reap_after: Option<String>,
-    /// Failure detector profile [default: lan]. lan: each link pinged about once per
-    /// 1.7 s from whichever end, a silent neighbour suspect for 2.5 s before it is
-    /// marked failed (a pause of up to 2 s is only suspected). quiet: lan's suspicion,
-    /// but each node pings one neighbour (the one heard from longest ago) about once a
-    /// second and shuffles every 30 s: half the idle bytes, slower to re-form the
-    /// overlay when the network splits. fast: every link pinged from both ends every
-    /// 400 ms, a silent failure known within ~1.2 s, but a 1–2 s pause is marked
-    /// failed and an idle agent sends several times the bytes. The config file's
-    /// [membership] fields override the profile's (there, `profile = "fast"` also
-    /// names it).
-    #[arg(long, value_name = "lan|quiet|fast")]
+    /// Failure detector profile [default: lan]. lan: each node pings one neighbour
+    /// (the one heard from longest ago) about once a second, and a silent neighbour is
+    /// suspect for 2.5 s before it is marked failed (a pause of up to 2 s is only
+    /// suspected). fast: every link pinged from both ends every 400 ms, a silent
+    /// failure known within ~1.2 s, but a 1–2 s pause is marked failed and an idle
+    /// agent sends several times the bytes. The config file's [membership] fields
+    /// override the profile's (there, `profile = "fast"` also names it). `quiet` is
+    /// accepted as lan's former name.
+    #[arg(long, value_name = "lan|fast")]
     pub profile: Option<Profile>,
 }
 

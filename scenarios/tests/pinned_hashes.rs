@@ -14,16 +14,16 @@ use std::path::Path;
 
 /// (file under `scenarios/`, seed, `--nodes` override, trace hash, events).
 const PINS: &[(&str, u64, Option<usize>, &str, u64)] = &[
-    ("lashup-bootstrap.toml", 1, None, "2972482adf4db6bf", 6588),
-    ("lashup-bootstrap.toml", 2, None, "76e8e53e5c31c233", 6781),
-    ("lashup-partition.toml", 1, None, "f1b1ee57bf3c3599", 16143),
-    ("lashup-kv.toml", 1, None, "d222c25c6a5b5d58", 7787),
-    ("asymmetric.toml", 3, None, "561b812b9a88cd01", 6565),
-    ("cookie-break.toml", 2, None, "34fec7452df185fe", 14634),
-    ("restart-durable.toml", 1, None, "e74a490f7c48fd9d", 3508),
-    ("seed-demo.toml", 1, None, "7c6b9eee530181b3", 942),
+    ("lashup-bootstrap.toml", 1, None, "4e8dc1700f10f7e9", 4864),
+    ("lashup-bootstrap.toml", 2, None, "b276345e26b7db2e", 5044),
+    ("lashup-partition.toml", 1, None, "55c05bb835d901f4", 11860),
+    ("lashup-kv.toml", 1, None, "44da6ed601e3afe8", 5897),
+    ("asymmetric.toml", 3, None, "26e5c4fd697ea707", 4530),
+    ("cookie-break.toml", 2, None, "9c1ce92118efcde2", 10808),
+    ("restart-durable.toml", 1, None, "c2886d25f50cbc80", 2905),
+    ("seed-demo.toml", 1, None, "30e51bd0ef231a01", 961),
     // The membership-only stack, scaled down so a debug build runs it in a second.
-    ("join-1000.toml", 1, Some(20), "be54f8a55418cbb0", 15871),
+    ("join-1000.toml", 1, Some(20), "df90d9d4b94299a8", 9156),
 ];
 
 #[test]

@@ -42,7 +42,9 @@ pub struct MembershipConfig {
     /// answered over a link of its own (a TCP and a cookie handshake): in an idle
     /// cluster it was a fifth of what a node sent. A passive view needs no fresher
     /// peers than that: forward-joins and every repair refresh it too, and a failed
-    /// peer in it is backed off, not trusted. `quiet` 30 s, `lan` and `fast` 10 s.
+    /// peer in it is backed off, not trusted; and a short active view refills it from
+    /// global membership's table (`refill`), which does not wait for a shuffle. `lan`
+    /// 30 s, `fast` 10 s.
     pub shuffle_period_ms: u64,
     /// Active-view members in a shuffle sample. Default 3.
     pub shuffle_active: usize,
@@ -90,8 +92,7 @@ pub struct MembershipConfig {
     /// 100 detect-1000 seeds still were. The silence window cannot give the time back
     /// (see `indirect_timeout_factor`). It is also nearly all an idle cluster sends: at
     /// 400 ms, 7 neighbours pinged both ways cost ~4 kB/s per agent on loopback.
-    /// `lan` 1.5 s (with `traffic_is_liveness`, one exchange per link per ~1.7 s);
-    /// `quiet` 1 s, but with `rotate_pings` that is one ping per node per interval, not
+    /// `lan` 1 s, but with `rotate_pings` that is one ping per node per interval, not
     /// per link (about one exchange per link per 4 s with 7 neighbours); `fast` 400 ms
     /// per link.
     pub ping_interval_ms: u64,
@@ -108,8 +109,8 @@ pub struct MembershipConfig {
     /// pinged. A silent neighbour is still found about as soon: it goes stale for all
     /// of its neighbours at once, and each picks it within a tick or two, and the first
     /// suspicion has the others check it at once. A new neighbour is pinged at once
-    /// either way (its first round trip sets the link's timeout). `quiet` true, `lan`
-    /// and `fast` false.
+    /// either way (its first round trip sets the link's timeout). `lan` true, `fast`
+    /// false.
     pub rotate_pings: bool,
     /// Ping timeout before any round trip has been measured (Lashup: 1 s). Default 1 s.
     pub ping_timeout_initial_ms: u64,
@@ -169,7 +170,7 @@ impl Default for MembershipConfig {
             arwl: 8,
             prwl: 5,
             jitter_percent: 50,
-            shuffle_period_ms: 10_000,
+            shuffle_period_ms: 30_000,
             shuffle_active: 3,
             shuffle_passive: 4,
             repair_period_ms: 500,
@@ -182,9 +183,9 @@ impl Default for MembershipConfig {
             join_retry_max_ms: 8_000,
             join_burst: 4,
             join_refill_ms: 250,
-            ping_interval_ms: 1_500,
+            ping_interval_ms: 1_000,
             traffic_is_liveness: true,
-            rotate_pings: false,
+            rotate_pings: true,
             ping_timeout_initial_ms: 1_000,
             ping_timeout_floor_ms: 250,
             ping_timeout_ceiling_ms: 1_000,

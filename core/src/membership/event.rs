@@ -72,6 +72,9 @@ pub struct Counters {
     pub refuted: u64,
     /// The persisted passive view did not decode and was ignored (0 or 1).
     pub passive_restore_failed: u64,
+    /// Peers taken into the passive view from the cluster's member list (see `refill`).
+    #[serde(default)]
+    pub peers_learned: u64,
     sent: [u64; Kind::ALL.len()],
     received: [u64; Kind::ALL.len()],
 }

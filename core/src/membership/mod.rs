@@ -29,7 +29,8 @@
 //!   them (see `profile`).
 //!
 //! Files: `config` (knobs), `profile` (named sets of them), `message` (wire), `views`
-//! (passive view, sampling), `rtt`
+//! (passive view, sampling), `refill` (the passive view topped up from the member
+//! list), `rtt`
 //! and `health` (detector state), `links` (which links we hold and why), `join`
 //! (contacts), `overlay` (the rest of HyParView), `detector` (probing), `event` (what
 //! is reported).
@@ -43,6 +44,7 @@ mod links;
 mod message;
 mod overlay;
 mod profile;
+mod refill;
 mod rtt;
 mod views;
 
@@ -60,6 +62,7 @@ pub use views::PASSIVE_KEY;
 use health::{LocalHealth, NeighborHealth, Probe};
 use join::JoinState;
 use links::{LinkInfo, Pending, Relay};
+use refill::RefillState;
 use views::PassiveView;
 
 use crate::id::{Addr, NodeId};
@@ -131,6 +134,7 @@ pub struct Membership {
     relays: BTreeMap<u64, Relay>,
     join: JoinState,
     repair: RepairState,
+    refill: RefillState,
     /// Neighbours whose link the transport dropped, until when a link coming back up is
     /// taken for a flap (see `links.rs`).
     recently_lost: BTreeMap<NodeId, Instant>,
@@ -170,6 +174,7 @@ impl Membership {
                 backoff: Duration::from_millis(config.repair_period_ms),
                 top_up_at: Instant::ZERO,
             },
+            refill: RefillState::default(),
             recently_lost: BTreeMap::new(),
             cfg: config,
             active: BTreeMap::new(),

@@ -69,6 +69,7 @@ impl Membership {
             self.repair.credit = self.cfg.active_view as u32;
             self.repair.backoff = Duration::from_millis(self.cfg.repair_period_ms);
             self.repair.top_up_at = ctx.now();
+            self.want_peers_if_short(ctx);
         }
         if reason.is_eviction() {
             self.counters.evictions += 1;
@@ -241,6 +242,7 @@ impl Membership {
     }
 
     pub(super) fn on_repair_tick(&mut self, ctx: &mut Cx) {
+        self.want_peers_if_short(ctx);
         self.repair(ctx);
         self.top_up(ctx);
         self.sweep_links(ctx);

@@ -1,24 +1,25 @@
 //! Named detector profiles: one choice of how much an idle cluster may send against how
 //! soon, and how surely, a silent failure is told from a pause.
 //!
-//! - `lan` (the default): each link exchanges about one ping per 1.7 s, whichever end's
-//!   timer fires first (a message from a neighbour counts as its answer), and a
-//!   neighbour that misses a ping is `suspect` for 2.5 s before it is evicted. A pause
-//!   of up to 2 s is at most suspected; a silent failure is suspected within about a
-//!   second and marked failed about 2.5–3.5 s after it. A crash whose connections reset
-//!   (a kill, a reboot) is known at once either way.
-//! - `quiet`: `lan`'s suspicion, but each node pings one neighbour per second or so —
-//!   the one it heard from longest ago, and none if it heard from all of them within
-//!   the second — so an idle node sends one ping a second whatever its view size; and
-//!   shuffles every 30 s. Half `lan`'s idle bytes (1.6–1.75× serf's against 3.15×), but
-//!   not the default: with passive views refreshed a third as often, the side of a
-//!   partition whose nodes had known only the other side took more than 10 s to form
-//!   its own overlay in 2 of 8 seeds (an 8-node 4/4 split; `lan`: 0 of 8).
-//! - `fast`: the detector as it was before profiles (byte for byte: the same messages
-//!   and the same random draws): every neighbour pinged from both ends every 400 ms,
-//!   evicted after ~900 ms of silence. A silent failure is known everywhere within
-//!   about 1.2 s, but a pause of a second or two is marked failed, and an idle agent
-//!   sends ~8× the frames.
+//! - `lan` (the default): each node pings one neighbour per second or so — the one it
+//!   heard from longest ago, and none if it heard from all of them within the second
+//!   (any message from a neighbour counts as its answer) — so an idle node sends one
+//!   ping a second whatever its view size; a neighbour that misses a ping is `suspect`
+//!   for 2.5 s before it is evicted; shuffles every 30 s. A pause of up to 2 s is at
+//!   most suspected; a silent failure is suspected within a second or two and marked
+//!   failed about 2.5 s after that. A crash whose connections reset (a kill, a reboot)
+//!   is known at once either way. 1.5–1.75× serf's idle bytes on the wire. Passive
+//!   views refreshed every 30 s alone left a partition's side without an overlay of its
+//!   own for over 10 s now and then; a short active view now also refills its passive
+//!   view from global membership's table (see `refill`), and that side re-forms as fast
+//!   as with 10 s shuffles. (For one day this was `quiet`, next to a `lan` that pinged
+//!   each link on its own ~1.7 s schedule and shuffled every 10 s, at 3.15× serf's
+//!   bytes; `quiet` is still accepted, as `lan`.)
+//! - `fast`: the detector as it was before profiles (the same messages and the same
+//!   random draws, until a short active view learns peers from the member list): every
+//!   neighbour pinged from both ends every 400 ms, evicted after ~900 ms of silence. A
+//!   silent failure is known everywhere within about 1.2 s, but a pause of a second or
+//!   two is marked failed, and an idle agent sends ~8× the frames.
 //!
 //! `docs/benchmarks.md` ("Detector profiles") has the measured trade-off.
 
@@ -33,18 +34,17 @@ use super::config::MembershipConfig;
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     #[default]
+    #[serde(alias = "quiet")]
     Lan,
-    Quiet,
     Fast,
 }
 
 impl Profile {
-    pub const ALL: [Profile; 3] = [Profile::Lan, Profile::Quiet, Profile::Fast];
+    pub const ALL: [Profile; 2] = [Profile::Lan, Profile::Fast];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Profile::Lan => "lan",
-            Profile::Quiet => "quiet",
             Profile::Fast => "fast",
         }
     }
@@ -54,12 +54,6 @@ impl Profile {
         let lan = MembershipConfig::default();
         match self {
             Profile::Lan => lan,
-            Profile::Quiet => MembershipConfig {
-                ping_interval_ms: 1_000,
-                rotate_pings: true,
-                shuffle_period_ms: 30_000,
-                ..lan
-            },
             Profile::Fast => MembershipConfig {
                 ping_interval_ms: 400,
                 traffic_is_liveness: false,
@@ -80,21 +74,28 @@ impl fmt::Display for Profile {
     }
 }
 
-/// A profile name that is neither `lan` nor `fast`.
+/// A profile name that is neither `lan` (or its former name `quiet`) nor `fast`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownProfile(pub String);
 
 impl fmt::Display for UnknownProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown profile {:?}: use lan, quiet or fast", self.0)
+        write!(f, "unknown profile {:?}: use lan or fast", self.0)
     }
 }
 
 impl std::error::Error for UnknownProfile {}
 
+/// What `lan`'s settings were called while they were not yet the default (2026-12-04/05):
+/// configs written then still load.
+const QUIET: &str = "quiet";
+
 impl FromStr for Profile {
     type Err = UnknownProfile;
     fn from_str(s: &str) -> Result<Profile, UnknownProfile> {
+        if s == QUIET {
+            return Ok(Profile::Lan);
+        }
         Profile::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
@@ -145,7 +146,12 @@ mod tests {
                 .parse::<Profile>()
                 .unwrap_err()
                 .to_string()
-                .contains("lan, quiet or fast")
+                .contains("lan or fast")
+        );
+        assert_eq!(
+            "quiet".parse::<Profile>(),
+            Ok(Profile::Lan),
+            "lan's former name"
         );
     }
 

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::link::{ConnId, Cookie, LinkConfig, Transmit};
-use crate::membership::{Membership, MembershipConfig, MembershipEvent};
+use crate::membership::{Membership, MembershipConfig, MembershipEvent, PeerAddr};
 use crate::node::{Event, Identity, Node};
 use crate::persist::Snapshot;
 use crate::time::{Duration, Instant};
@@ -345,6 +345,23 @@ impl Net {
         self.with(i, |n, now| n.command(now, |m, c| m.leave(c)));
         self.drain();
         self.kill(i);
+    }
+
+    /// Hand node `i` the member list the stack would (global membership's table):
+    /// `reachable` and `others`, by node index.
+    pub fn learn(&mut self, i: usize, reachable: &[usize], others: &[usize]) {
+        let peers = |of: &[usize]| -> Vec<PeerAddr> {
+            of.iter()
+                .map(|&j| PeerAddr {
+                    id: id(j),
+                    addr: self.hosts[j].addr.clone(),
+                })
+                .collect()
+        };
+        let (reachable, others) = (peers(reachable), peers(others));
+        self.with(i, |n, now| {
+            n.command(now, |m, c| m.learn_peers(reachable, others, c))
+        });
     }
 
     /// Deliver raw bytes to node `to` as if node `from` had sent them over their link.
