@@ -266,7 +266,11 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
                 };
                 ids.iter()
                     .for_each(|&i| prims.push((at, Prim::DiskFault(i, fault))));
-                format!("{} {} (at its next sync)", step.action.name(), summary(&ids))
+                format!(
+                    "{} {} (at its next sync)",
+                    step.action.name(),
+                    summary(&ids)
+                )
             }
             Action::KvOp { node, key, op } => {
                 let ids = each(node, &mut pick);

@@ -1292,7 +1292,8 @@ impl<P: Protocol> Sim<P> {
     /// in, so a burst (a join storm, an anti-entropy exchange) arrives late.
     pub fn limit_bandwidth(&mut self, i: usize, bytes_per_sec: Option<u64>) {
         if let Some(line) = self.trace.line(self.now, "bandwidth") {
-            line.node("node", i).num("bytes_per_sec", bytes_per_sec.unwrap_or(0));
+            line.node("node", i)
+                .num("bytes_per_sec", bytes_per_sec.unwrap_or(0));
         }
         let now = self.now;
         let n = &mut self.nodes[i];
