@@ -234,12 +234,8 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
                 duration,
             } => {
                 let ids = each(nodes, &mut pick);
-                for &i in &ids {
-                    prims.push((at, Prim::Bandwidth(i, Some(*bytes_per_sec))));
-                    if let Some(d) = duration {
-                        prims.push((at + *d, Prim::Bandwidth(i, None)));
-                    }
-                }
+                let set = |i, on: bool| Prim::Bandwidth(i, on.then_some(*bytes_per_sec));
+                for_a_while(&mut prims, &ids, at, *duration, set);
                 let until = duration.map_or(String::new(), |d| format!(" for {d}"));
                 format!("bandwidth {}: {bytes_per_sec} B/s{until}", summary(&ids))
             }
@@ -249,12 +245,8 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
                 duration,
             } => {
                 let ids = each(nodes, &mut pick);
-                for &i in &ids {
-                    prims.push((at, Prim::DiskSlow(i, Some(*latency))));
-                    if let Some(d) = duration {
-                        prims.push((at + *d, Prim::DiskSlow(i, None)));
-                    }
-                }
+                let set = |i, on: bool| Prim::DiskSlow(i, on.then_some(*latency));
+                for_a_while(&mut prims, &ids, at, *duration, set);
                 let until = duration.map_or(String::new(), |d| format!(" for {d}"));
                 format!("disk-slow {}: syncs take {latency}{until}", summary(&ids))
             }
@@ -308,6 +300,23 @@ pub(crate) fn expand(scenario: &Scenario, rng: &mut NodeRng) -> Expanded {
     }
     prims.sort_by_key(|(t, _)| *t); // stable: same-instant actions keep file order
     (prims, timeline)
+}
+
+/// A setting that holds on each of `ids` from `at`, and is undone `duration` later if
+/// given: `set(i, true)` and `set(i, false)`.
+fn for_a_while(
+    prims: &mut Vec<(Instant, Prim)>,
+    ids: &[usize],
+    at: Instant,
+    duration: Option<Duration>,
+    set: impl Fn(usize, bool) -> Prim,
+) {
+    for &i in ids {
+        prims.push((at, set(i, true)));
+        if let Some(d) = duration {
+            prims.push((at + d, set(i, false)));
+        }
+    }
 }
 
 /// `n0..n9`, `n3`, or `n1,n4,n7` (shortened past eight names).
