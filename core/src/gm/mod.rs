@@ -3,7 +3,9 @@
 //! derives who is reachable, and multicast its trees.
 //!
 //! - **Versions.** A member's entry carries `(incarnation, counter)`. The incarnation is
-//!   persisted (`gm/incarnation`) and bumped at every start, never read from a clock; the
+//!   persisted (`gm/incarnation`) and bumped at every start, never read from a clock (a
+//!   fresh disk starts from a random base below 2^31, so that a wiped node is not
+//!   mistaken for its previous life); the
 //!   counter is bumped at every change of the active view. If the cluster turns out to
 //!   hold a version of our own entry at least as new as ours (the incarnation record was
 //!   lost with a wiped disk, or before it was durable), we move past it at once.
@@ -718,7 +720,15 @@ impl Protocol for GlobalMembership {
 
     fn start(&mut self, ctx: &mut Cx) {
         self.version = Version {
-            incarnation: self.recovered + 1,
+            incarnation: match self.recovered {
+                // A fresh or wiped disk: a random base, so a wiped node's versions, and
+                // the multicast sequence numbers made from its incarnation, are not its
+                // previous life's (found by the swarm, seed 208945: a wiped node's
+                // first multicast was dropped as its old life's). Below 2^31, so the
+                // 32 bits multicast keeps of it have room to grow.
+                0 => 1 + ctx.rng().u64() % (1 << 31),
+                last => last + 1,
+            },
             counter: 0,
         };
         self.persist_incarnation(ctx);
