@@ -14,14 +14,14 @@ use std::path::Path;
 
 /// (file under `scenarios/`, seed, `--nodes` override, trace hash, events).
 const PINS: &[(&str, u64, Option<usize>, &str, u64)] = &[
-    ("lashup-bootstrap.toml", 1, None, "4e8dc1700f10f7e9", 4864),
-    ("lashup-bootstrap.toml", 2, None, "b276345e26b7db2e", 5044),
-    ("lashup-partition.toml", 1, None, "55c05bb835d901f4", 11860),
-    ("lashup-kv.toml", 1, None, "44da6ed601e3afe8", 5897),
-    ("asymmetric.toml", 3, None, "26e5c4fd697ea707", 4530),
-    ("cookie-break.toml", 2, None, "9c1ce92118efcde2", 10808),
-    ("restart-durable.toml", 1, None, "c2886d25f50cbc80", 2905),
-    ("seed-demo.toml", 1, None, "30e51bd0ef231a01", 961),
+    ("lashup-bootstrap.toml", 1, None, "88837bb6c3882ef1", 4848),
+    ("lashup-bootstrap.toml", 2, None, "218639e9a56160d3", 5054),
+    ("lashup-partition.toml", 1, None, "388cf3a892c625b6", 11827),
+    ("lashup-kv.toml", 1, None, "06f7aa56b6406652", 6762),
+    ("asymmetric.toml", 3, None, "f0fc4007634ec94a", 4466),
+    ("cookie-break.toml", 2, None, "481820a643e13e37", 10642),
+    ("restart-durable.toml", 1, None, "41577af267f39423", 2922),
+    ("seed-demo.toml", 1, None, "255efc063e8fc0cb", 975),
     // The membership-only stack, scaled down so a debug build runs it in a second.
     ("join-1000.toml", 1, Some(20), "df90d9d4b94299a8", 9156),
 ];
