@@ -113,7 +113,13 @@ fn everyone_learns_the_graph_and_a_killed_node_is_unreachable_everywhere() {
     sim.drain_events().for_each(drop);
 
     let victim = 13;
-    let first = sim.node(victim).unwrap().protocol().gm().version().incarnation;
+    let first = sim
+        .node(victim)
+        .unwrap()
+        .protocol()
+        .gm()
+        .version()
+        .incarnation;
     let killed_at = sim.now();
     sim.kill(victim);
     sim.run_until(killed_at + Duration::from_secs(3));
@@ -139,7 +145,11 @@ fn everyone_learns_the_graph_and_a_killed_node_is_unreachable_everywhere() {
     sim.run_until(sim.now() + Duration::from_secs(15));
     agrees(&sim, |_| all.clone()).unwrap();
     let v = sim.node(victim).unwrap().protocol().gm().version();
-    assert_eq!(v.incarnation, first + 1, "the incarnation continued from disk");
+    assert_eq!(
+        v.incarnation,
+        first + 1,
+        "the incarnation continued from disk"
+    );
 }
 
 #[test]
