@@ -1053,7 +1053,7 @@ impl<P: Protocol> Sim<P> {
                     self.stats.torn_dropped += 1;
                     (
                         21,
-                        format!("{written} of {of} records, checksum failed: dropped"),
+                        format!("{written} of {of} records on disk, checksum failed: dropped"),
                     )
                 }
             };
